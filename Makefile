@@ -1,0 +1,58 @@
+# Framewire: every target installs and builds what it needs first (Debian
+# packages, FFmpeg 7.1.5 into build/ffmpeg, CUDA headers into build/cuda),
+# each step stamped so that a rerun is a no-op.
+
+SHELL := /bin/bash
+BUILD := $(CURDIR)/build
+PREFIX := $(BUILD)/ffmpeg
+CUDA_DIR := $(BUILD)/cuda
+FFMPEG_STAMP := $(PREFIX)/.stamp-7.1.5
+CUDA_STAMP := $(CUDA_DIR)/.stamp
+
+export PATH := /usr/local/go/bin:$(PATH)
+export PKG_CONFIG_PATH := $(PREFIX)/lib/pkgconfig
+export CGO_LDFLAGS := -Wl,-rpath,$(PREFIX)/lib
+export BUILD
+
+CUDA_ENV := CGO_CFLAGS="-I$(CUDA_DIR)/include" CGO_LDFLAGS="$(CGO_LDFLAGS) -L$(CUDA_DIR)/lib"
+
+GO_TEST_FLAGS ?= -count=1 -timeout 20m
+ADDR ?= :8080
+
+.PHONY: all deps run test test-go check-cuda bench vet clean
+
+all: deps
+	go build ./...
+
+$(FFMPEG_STAMP):
+	.ci/deps.sh ffmpeg
+
+$(CUDA_STAMP):
+	.ci/deps.sh cuda
+
+deps: $(FFMPEG_STAMP)
+
+## run: build what is missing and serve the demo model on $(ADDR).
+run: deps
+	go run ./cmd/framewire -addr $(ADDR)
+
+## test: build what is missing and run every test, the CUDA compile check included.
+test: deps vet test-go check-cuda
+
+vet: deps
+	go vet ./...
+
+test-go: deps
+	go test $(GO_TEST_FLAGS) ./...
+
+## check-cuda: build and vet every package with -tags cuda (no GPU needed).
+check-cuda: deps $(CUDA_STAMP)
+	$(CUDA_ENV) go build -tags cuda ./...
+	$(CUDA_ENV) go vet -tags cuda ./...
+
+## bench: run the benchmarks and print the ratio table.
+bench: deps
+	go test -run '^$$' -bench . -benchtime 2s ./bench/
+
+clean:
+	go clean -testcache
