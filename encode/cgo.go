@@ -59,9 +59,11 @@ import (
 	"github.com/asticode/go-astiav"
 )
 
-func cFrame(f *astiav.Frame) *C.AVFrame         { return (*C.AVFrame)(f.UnsafePointer()) }
-func cPacket(p *astiav.Packet) *C.AVPacket      { return (*C.AVPacket)(packetPointer(p)) }
-func cCodec(cc *astiav.CodecContext) *C.AVCodecContext { return (*C.AVCodecContext)(cc.UnsafePointer()) }
+func cFrame(f *astiav.Frame) *C.AVFrame    { return (*C.AVFrame)(f.UnsafePointer()) }
+func cPacket(p *astiav.Packet) *C.AVPacket { return (*C.AVPacket)(packetPointer(p)) }
+func cCodec(cc *astiav.CodecContext) *C.AVCodecContext {
+	return (*C.AVCodecContext)(cc.UnsafePointer())
+}
 
 // packetPointer returns the AVPacket behind p. go-astiav v0.39.0 has no
 // Packet.UnsafePointer; its only field is the C pointer.
