@@ -1,7 +1,6 @@
 package encode
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/asticode/go-astiav"
@@ -57,17 +56,17 @@ func (d *VideoDecoder) Decode(au []byte, fn func(Frame) error) error {
 	if err := fillPacket(d.pkt, au); err != nil {
 		return fmt.Errorf("encode: packet: %w", err)
 	}
-	err := d.cc.SendPacket(d.pkt)
+	st := sendPacket(d.cc, d.pkt)
 	d.pkt.Unref()
-	if err != nil && !errors.Is(err, astiav.ErrEagain) {
-		return fmt.Errorf("encode: %s decode: %w", d.codec, err)
+	if st < 0 && st != statusAgain {
+		return fmt.Errorf("encode: %s decode: %w", d.codec, st.err())
 	}
 	for {
-		if err := d.cc.ReceiveFrame(d.frame); err != nil {
-			if errors.Is(err, astiav.ErrEagain) || errors.Is(err, astiav.ErrEof) {
+		if st := receiveFrame(d.cc, d.frame); st < 0 {
+			if st.done() {
 				return nil
 			}
-			return fmt.Errorf("encode: %s receive frame: %w", d.codec, err)
+			return fmt.Errorf("encode: %s receive frame: %w", d.codec, st.err())
 		}
 		var ferr error
 		if fn != nil {
@@ -95,7 +94,7 @@ func (f Frame) RGB(dst []byte) (int, error) {
 		return n, fmt.Errorf("%w: need %d bytes for %dx%d RGB24, have %d", ErrShortBuffer, n, w, h, len(dst))
 	}
 	fr := f.d.frame
-	if err := f.d.sws.ensure(w, h, fr.PixelFormat(), w, h, astiav.PixelFormatRgb24); err != nil {
+	if err := f.d.sws.ensure(w, h, fr.PixelFormat(), w, h, astiav.PixelFormatRgb24, colourOf(fr)); err != nil {
 		return 0, err
 	}
 	if err := f.d.sws.fromFrame(fr, dst, w*3); err != nil {

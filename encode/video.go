@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 
 	"github.com/asticode/go-astiav"
@@ -18,6 +19,14 @@ const (
 	BackendX264  Backend = "libx264"    // CPU H.264, constrained baseline.
 	BackendVP8   Backend = "libvpx_vp8" // CPU VP8, realtime.
 )
+
+// ffmpegName is the FFmpeg encoder's name.
+func (b Backend) ffmpegName() string {
+	if b == BackendVP8 {
+		return "libvpx" // FFmpeg's VP8 encoder; VP9's is libvpx-vp9
+	}
+	return string(b)
+}
 
 // Codec is the RTP-level codec a backend produces.
 func (b Backend) Codec() Codec {
@@ -45,13 +54,33 @@ type VideoConfig struct {
 	Height  int     // Picture height in pixels; odd sizes are padded to even.
 	FPS     int     // Nominal frame rate, for rate control. Default 30.
 	Bitrate int     // Target bitrate in bit/s. Default 2.5 Mbit/s.
-	Threads int     // Encoder threads; 0 lets the codec choose.
-	Logger  *slog.Logger
+	// Threads is the encoder's thread count. 0 picks the measured default:
+	// one thread (one slice per frame) for libx264, see DefaultX264Threads.
+	// More than one makes libx264 use sliced threads (one slice per thread).
+	Threads int
+	// Pixel is the planar format fed to the codec. Default PixelNV12 for
+	// NVENC and PixelI420 otherwise (libx264 and libvpx take only I420 here).
+	Pixel  PixelFormat
+	Logger *slog.Logger
 }
+
+// DefaultX264Threads is libx264's thread count when VideoConfig.Threads is
+// 0. bench/BenchmarkX264Threads measures one slice (1 thread) against
+// sliced threads (2 threads, 2 slices): on the 2-core CI host sliced
+// threads cut the per-frame latency at 720p only when a core is idle, and
+// lose throughput when every core is busy (several sessions encoding at
+// once), so one thread per encoder is the default; the engine scales over
+// sessions, not within a frame.
+const DefaultX264Threads = 1
 
 func (c *VideoConfig) defaults() error {
 	if c.Backend == "" {
 		c.Backend = BackendX264
+	}
+	switch c.Backend {
+	case BackendX264, BackendNVENC, BackendVP8:
+	default:
+		return fmt.Errorf("encode: unknown backend %q, want %s, %s or %s", c.Backend, BackendNVENC, BackendX264, BackendVP8)
 	}
 	if c.Width <= 0 || c.Height <= 0 {
 		return fmt.Errorf("%w: size %dx%d, want positive width and height", ErrBadImage, c.Width, c.Height)
@@ -61,6 +90,15 @@ func (c *VideoConfig) defaults() error {
 	}
 	if c.Bitrate <= 0 {
 		c.Bitrate = 2_500_000
+	}
+	if c.Threads <= 0 && c.Backend == BackendX264 {
+		c.Threads = DefaultX264Threads
+	}
+	if c.Pixel == PixelI420 && c.Backend == BackendNVENC {
+		c.Pixel = PixelNV12
+	}
+	if c.Pixel != PixelI420 && c.Backend != BackendNVENC {
+		return fmt.Errorf("encode: %s takes %s input here, not %s", c.Backend, PixelI420, c.Pixel)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -99,15 +137,16 @@ func (im Image) Validate() error {
 }
 
 // VideoEncoder converts RGB24 pictures with swscale and encodes them with
-// one FFmpeg encoder. It is not safe for concurrent use: one goroutine (the
-// track's pipeline) owns it. SetBitrate and RequestKeyframe take effect on
-// the next Encode. The caller must call Close.
+// one FFmpeg encoder: one encoder per output track, its packets shared by
+// every peer. It is not safe for concurrent use: one goroutine (the track's
+// pipeline) owns it, and SetBitrate and RequestKeyframe take effect on the
+// next Encode of that goroutine. The caller must call Close.
 type VideoEncoder struct {
 	cfg    VideoConfig
+	codec  *astiav.Codec
 	cc     *astiav.CodecContext
-	frame  *astiav.Frame
 	pkt    *astiav.Packet
-	sws    scaler
+	conv   *Converter
 	encW   int // padded (even) coded size
 	encH   int
 	pts    int64
@@ -118,12 +157,19 @@ type VideoEncoder struct {
 
 // NewVideoEncoder opens the configured backend. It returns an error
 // wrapping ErrUnavailable when the codec is missing or refuses to open
-// (no GPU, no NVENC, old driver).
+// (no GPU, no NVENC, old driver). The caller must call Close.
 func NewVideoEncoder(cfg VideoConfig) (*VideoEncoder, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	e := &VideoEncoder{cfg: cfg}
+	// H.264 signals BT.709 in its VUI; VP8 cannot signal a matrix and
+	// browsers decode it as BT.601.
+	cs := colour{bt709: cfg.Backend != BackendVP8}
+	conv, err := newConverter(cfg.Pixel, cs)
+	if err != nil {
+		return nil, err
+	}
+	e := &VideoEncoder{cfg: cfg, conv: conv, pkt: astiav.AllocPacket()}
 	if err := e.open(cfg.Width, cfg.Height); err != nil {
 		e.Close()
 		return nil, err
@@ -139,8 +185,12 @@ func (e *VideoEncoder) Size() (w, h int) { return e.encW, e.encH }
 
 func even(n int) int { return (n + 1) &^ 1 }
 
+// vbvBuffer is the rate-control buffer: two frames' worth of bits, so a
+// keyframe cannot queue much more than a frame of delay in the network.
+func (e *VideoEncoder) vbvBuffer(bps int) int { return bps / e.cfg.FPS * 2 }
+
 func (e *VideoEncoder) open(w, h int) error {
-	codec := astiav.FindEncoderByName(string(e.cfg.Backend))
+	codec := astiav.FindEncoderByName(e.cfg.Backend.ffmpegName())
 	if codec == nil {
 		return fmt.Errorf("%w: %s is not in this FFmpeg build", ErrUnavailable, e.cfg.Backend)
 	}
@@ -152,15 +202,17 @@ func (e *VideoEncoder) open(w, h int) error {
 	e.cc = cc
 	cc.SetWidth(e.encW)
 	cc.SetHeight(e.encH)
-	cc.SetPixelFormat(astiav.PixelFormatYuv420P)
+	cc.SetPixelFormat(e.cfg.Pixel.av())
 	cc.SetTimeBase(astiav.NewRational(1, 90000))
 	cc.SetFramerate(astiav.NewRational(e.cfg.FPS, 1))
 	cc.SetBitRate(int64(e.cfg.Bitrate))
 	cc.SetMaxBFrames(0)
 	cc.SetColorRange(astiav.ColorRangeMpeg)
-	cc.SetColorSpace(astiav.ColorSpaceBt709)
-	cc.SetColorPrimaries(astiav.ColorPrimariesBt709)
-	cc.SetColorTransferCharacteristic(astiav.ColorTransferCharacteristicBt709)
+	if e.cfg.Backend != BackendVP8 {
+		cc.SetColorSpace(astiav.ColorSpaceBt709)
+		cc.SetColorPrimaries(astiav.ColorPrimariesBt709)
+		cc.SetColorTransferCharacteristic(astiav.ColorTransferCharacteristicBt709)
+	}
 	if e.cfg.Threads > 0 {
 		cc.SetThreadCount(e.cfg.Threads)
 	}
@@ -169,20 +221,32 @@ func (e *VideoEncoder) open(w, h int) error {
 	switch e.cfg.Backend {
 	case BackendX264:
 		// Constrained baseline, no B-frames, no lookahead; without
-		// AV_CODEC_FLAG_GLOBAL_HEADER libx264 repeats SPS/PPS on every
-		// keyframe, which a browser joining mid-stream needs.
+		// AV_CODEC_FLAG_GLOBAL_HEADER libx264 writes SPS/PPS in-band, and
+		// repeat-headers puts them before every keyframe, which a browser
+		// joining mid-stream needs. Keyframes come on request (PLI/FIR).
 		cc.SetProfile(astiav.ProfileH264ConstrainedBaseline)
-		cc.SetGopSize(-1) // x264 default keyint: keyframes on request (PLI) and when scenecut says so
+		cc.SetGopSize(-1) // leave keyint to x264-params below
 		cc.SetRateControlMaxRate(int64(e.cfg.Bitrate))
-		cc.SetRateControlBufferSize(e.cfg.Bitrate / e.cfg.FPS * 2)
+		cc.SetRateControlBufferSize(e.vbvBuffer(e.cfg.Bitrate))
 		_ = opts.Set("preset", "ultrafast", 0)
 		_ = opts.Set("tune", "zerolatency", 0)
 		_ = opts.Set("profile", "baseline", 0)
 		_ = opts.Set("forced-idr", "1", 0)
-		_ = opts.Set("x264-params", "keyint=infinite:scenecut=0:repeat-headers=1:aud=0", 0)
+		params := "keyint=infinite:scenecut=0:repeat-headers=1:aud=0"
+		if e.cfg.Threads > 1 {
+			params += ":sliced-threads=1"
+		} else {
+			params += ":sliced-threads=0"
+		}
+		_ = opts.Set("x264-params", params, 0)
 	case BackendNVENC:
 		cc.SetProfile(astiav.ProfileH264ConstrainedBaseline)
-		cc.SetGopSize(-1) // infinite GOP: keyframes on request
+		// NVENC takes gop_size literally (-1 would keep the preset's GOP):
+		// the largest GOP it accepts is as good as infinite, keyframes
+		// then come only on request.
+		cc.SetGopSize(math.MaxInt32)
+		cc.SetRateControlMaxRate(int64(e.cfg.Bitrate))
+		cc.SetRateControlBufferSize(e.vbvBuffer(e.cfg.Bitrate))
 		_ = opts.Set("preset", "p1", 0)
 		_ = opts.Set("tune", "ull", 0)
 		_ = opts.Set("rc", "cbr", 0)
@@ -190,71 +254,88 @@ func (e *VideoEncoder) open(w, h int) error {
 		_ = opts.Set("delay", "0", 0)
 		_ = opts.Set("forced-idr", "1", 0)
 		_ = opts.Set("profile", "baseline", 0)
-		cc.SetRateControlMaxRate(int64(e.cfg.Bitrate))
-		cc.SetRateControlBufferSize(e.cfg.Bitrate / e.cfg.FPS * 2)
 	case BackendVP8:
-		cc.SetGopSize(-1)
+		cc.SetGopSize(math.MaxInt32) // keyframes on request (libvpx: kf_max_dist)
+		cc.SetRateControlMaxRate(int64(e.cfg.Bitrate))
+		cc.SetRateControlMinRate(int64(e.cfg.Bitrate))
+		cc.SetRateControlBufferSize(e.cfg.Bitrate)
+		cc.SetQmin(4)
 		_ = opts.Set("deadline", "realtime", 0)
 		_ = opts.Set("cpu-used", "8", 0)
 		_ = opts.Set("lag-in-frames", "0", 0)
 		_ = opts.Set("error-resilient", "default", 0)
 		_ = opts.Set("auto-alt-ref", "0", 0)
-		cc.SetRateControlMaxRate(int64(e.cfg.Bitrate))
-		cc.SetRateControlMinRate(int64(e.cfg.Bitrate))
-		cc.SetRateControlBufferSize(e.cfg.Bitrate)
-		cc.SetQmin(4)
-	default:
-		return fmt.Errorf("encode: unknown backend %q, want %s, %s or %s", e.cfg.Backend, BackendNVENC, BackendX264, BackendVP8)
 	}
 	if err := cc.Open(codec, opts); err != nil {
 		return fmt.Errorf("%w: open %s %dx%d: %w", ErrUnavailable, e.cfg.Backend, e.encW, e.encH, err)
 	}
-	e.frame = astiav.AllocFrame()
-	e.frame.SetWidth(e.encW)
-	e.frame.SetHeight(e.encH)
-	e.frame.SetPixelFormat(astiav.PixelFormatYuv420P)
-	if err := e.frame.AllocBuffer(0); err != nil {
-		return fmt.Errorf("encode: frame buffer: %w", err)
-	}
-	if e.pkt == nil {
-		e.pkt = astiav.AllocPacket()
-	}
+	e.codec = codec
 	e.key = true
 	return nil
 }
 
 func (e *VideoEncoder) freeCodec() {
-	if e.frame != nil {
-		e.frame.Free()
-		e.frame = nil
-	}
 	if e.cc != nil {
 		e.cc.Free()
 		e.cc = nil
 	}
 }
 
-// RequestKeyframe makes the next encoded frame an IDR frame that carries
-// the parameter sets.
+// RequestKeyframe makes the next encoded frame an IDR frame (a VP8 key
+// frame) that carries the parameter sets.
 func (e *VideoEncoder) RequestKeyframe() { e.key = true }
 
-// SetBitrate changes the target bitrate (bit/s) from the next frame on,
-// without reopening the codec: libx264 and h264_nvenc reconfigure in place.
+// SetBitrate changes the target bitrate (bit/s) from the next Encode on.
+// libx264 and h264_nvenc reconfigure in place (FFmpeg's wrappers compare
+// avctx->bit_rate on every frame). FFmpeg's libvpx wrapper cannot change
+// the bitrate of an open encoder, so VP8 reopens, which costs a keyframe:
+// it does so only for changes of at least a fifth of the current rate.
+// Non-positive values are ignored.
 func (e *VideoEncoder) SetBitrate(bps int) {
 	if bps > 0 {
 		e.rate = bps
 	}
 }
 
-// Bitrate reports the current target bitrate in bit/s.
+// Bitrate reports the target bitrate in bit/s.
 func (e *VideoEncoder) Bitrate() int { return e.cfg.Bitrate }
+
+func (e *VideoEncoder) applyBitrate() error {
+	bps := e.rate
+	e.rate = 0
+	if bps == e.cfg.Bitrate {
+		return nil
+	}
+	if e.cfg.Backend == BackendVP8 {
+		d := bps - e.cfg.Bitrate
+		if d < 0 {
+			d = -d
+		}
+		if d*5 < e.cfg.Bitrate {
+			return nil
+		}
+		e.cfg.Bitrate = bps
+		e.cfg.Logger.Debug("reopening encoder for a new bitrate", "backend", e.cfg.Backend, "bitrate", bps)
+		e.freeCodec()
+		return e.open(e.encW, e.encH)
+	}
+	e.cfg.Bitrate = bps
+	e.cc.SetBitRate(int64(bps))
+	e.cc.SetRateControlMaxRate(int64(bps))
+	e.cc.SetRateControlBufferSize(e.vbvBuffer(bps))
+	return nil
+}
 
 // Encode converts img, encodes it with presentation time pts (90 kHz
 // units) and copies the resulting packet into out. It returns the number of
 // bytes written (0 when the encoder produced no packet for this frame) and
-// whether the packet is a keyframe. A change of image size reopens the
-// encoder and the next packet is a keyframe. img is only read during the
-// call. In steady state Encode does not allocate Go memory.
+// whether the packet is a keyframe. When out is too small it returns
+// ErrShortBuffer and the size needed; that packet is lost, and the next
+// Encode is made a keyframe so the stream stays decodable. A change of
+// image size reopens the encoder and its first packet is a keyframe. pts
+// must increase; a pts not above the previous one is moved just past it.
+// img is only read during the call. In steady state Encode does not
+// allocate Go memory.
 func (e *VideoEncoder) Encode(img Image, pts int64, out []byte) (n int, key bool, err error) {
 	if e.closed {
 		return 0, false, ErrClosed
@@ -262,60 +343,62 @@ func (e *VideoEncoder) Encode(img Image, pts int64, out []byte) (n int, key bool
 	if err := img.Validate(); err != nil {
 		return 0, false, err
 	}
-	if even(img.Width) != e.encW || even(img.Height) != e.encH {
-		e.cfg.Logger.Info("frame size changed; reopening encoder", "backend", e.cfg.Backend,
-			"from", strconv.Itoa(e.encW)+"x"+strconv.Itoa(e.encH), "to", strconv.Itoa(img.Width)+"x"+strconv.Itoa(img.Height))
+	if e.cc == nil || even(img.Width) != e.encW || even(img.Height) != e.encH {
+		if e.cc != nil {
+			e.cfg.Logger.Info("frame size changed; reopening encoder", "backend", e.cfg.Backend,
+				"from", strconv.Itoa(e.encW)+"x"+strconv.Itoa(e.encH), "to", strconv.Itoa(img.Width)+"x"+strconv.Itoa(img.Height))
+		}
 		e.freeCodec()
 		if err := e.open(img.Width, img.Height); err != nil {
 			return 0, false, err
 		}
 	}
 	if e.rate != 0 {
-		e.cfg.Bitrate = e.rate
-		e.cc.SetBitRate(int64(e.rate))
-		e.cc.SetRateControlMaxRate(int64(e.rate))
-		if e.cfg.Backend == BackendVP8 {
-			e.cc.SetRateControlMinRate(int64(e.rate))
+		if err := e.applyBitrate(); err != nil {
+			return 0, false, err
 		}
-		e.rate = 0
-	}
-	if err := e.frame.MakeWritable(); err != nil {
-		return 0, false, fmt.Errorf("encode: make frame writable: %w", err)
 	}
 	// Odd sizes: scale into the even picture (a one-pixel stretch is
 	// invisible and keeps the chroma planes aligned).
-	if err := e.sws.ensure(img.Width, img.Height, astiav.PixelFormatRgb24, e.encW, e.encH, astiav.PixelFormatYuv420P); err != nil {
+	if err := e.conv.Convert(img, e.encW, e.encH); err != nil {
 		return 0, false, err
 	}
-	if err := e.sws.toFrame(img.Pix, img.stride(), img.Height, e.frame); err != nil {
-		return 0, false, fmt.Errorf("encode: swscale: %w", err)
-	}
+	frame := e.conv.picture()
 	if pts <= e.pts && e.pts != 0 {
 		pts = e.pts + 1 // encoders need strictly increasing pts
 	}
 	e.pts = pts
-	e.frame.SetPts(pts)
-	setKeyRequest(e.frame, e.key)
+	frame.SetPts(pts)
+	setKeyRequest(frame, e.key)
 	e.key = false
-	if err := e.cc.SendFrame(e.frame); err != nil {
-		return 0, false, fmt.Errorf("encode: %s send frame: %w", e.cfg.Backend, err)
+	if st := sendFrame(e.cc, frame); st < 0 {
+		return 0, false, fmt.Errorf("encode: %s send frame: %w", e.cfg.Backend, st.err())
 	}
-	return e.drain(out)
+	n, key, err = e.drain(out)
+	if errors.Is(err, ErrShortBuffer) {
+		e.key = true
+	}
+	return n, key, err
 }
 
 // drain collects every packet the encoder has ready into out.
 func (e *VideoEncoder) drain(out []byte) (n int, key bool, err error) {
 	for {
-		if err := e.cc.ReceivePacket(e.pkt); err != nil {
-			if errors.Is(err, astiav.ErrEagain) || errors.Is(err, astiav.ErrEof) {
+		if st := receivePacket(e.cc, e.pkt); st < 0 {
+			if st.done() {
 				return n, key, nil
 			}
-			return n, key, fmt.Errorf("encode: %s receive packet: %w", e.cfg.Backend, err)
+			return n, key, fmt.Errorf("encode: %s receive packet: %w", e.cfg.Backend, st.err())
 		}
 		m, k, err := packetInto(e.pkt, out[n:])
 		e.pkt.Unref()
 		if err != nil {
-			return n + m, key, err
+			// Drop the rest of this frame's packets, report the size needed.
+			for receivePacket(e.cc, e.pkt) >= 0 {
+				m += e.pkt.Size()
+				e.pkt.Unref()
+			}
+			return n + m, key, fmt.Errorf("%w: packet of %d bytes, buffer holds %d", ErrShortBuffer, n+m, len(out))
 		}
 		n += m
 		key = key || k
@@ -333,6 +416,8 @@ func (e *VideoEncoder) Close() error {
 		e.pkt.Free()
 		e.pkt = nil
 	}
-	e.sws.close()
+	if e.conv != nil {
+		e.conv.Close()
+	}
 	return nil
 }

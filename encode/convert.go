@@ -1,0 +1,125 @@
+package encode
+
+import (
+	"fmt"
+
+	"github.com/asticode/go-astiav"
+)
+
+// PixelFormat is a planar YUV layout an encoder is fed.
+type PixelFormat int
+
+// The planar formats the converter produces.
+const (
+	PixelI420 PixelFormat = iota // Planar Y, U, V at 4:2:0 (yuv420p); libx264 and libvpx.
+	PixelNV12                    // Planar Y, interleaved UV at 4:2:0; NVENC's native input.
+)
+
+func (p PixelFormat) String() string {
+	switch p {
+	case PixelI420:
+		return "I420"
+	case PixelNV12:
+		return "NV12"
+	}
+	return fmt.Sprintf("PixelFormat(%d)", int(p))
+}
+
+func (p PixelFormat) av() astiav.PixelFormat {
+	if p == PixelNV12 {
+		return astiav.PixelFormatNv12
+	}
+	return astiav.PixelFormatYuv420P
+}
+
+// Converter converts packed RGB24 images into one planar YUV picture with
+// swscale (limited range, BT.709 coefficients; see NewConverter). The swscale context and the picture are
+// allocated on the first Convert and reused; a change of input or output
+// size reinitialises them. It is not safe for concurrent use. The caller
+// must call Close.
+type Converter struct {
+	format PixelFormat
+	cs     colour
+	frame  *astiav.Frame
+	sws    scaler
+	closed bool
+}
+
+// NewConverter returns a converter producing format with BT.709
+// coefficients, what the H.264 encoders here signal in their VUI. It
+// allocates nothing native until the first Convert.
+func NewConverter(format PixelFormat) (*Converter, error) {
+	return newConverter(format, colour{bt709: true})
+}
+
+func newConverter(format PixelFormat, cs colour) (*Converter, error) {
+	if format != PixelI420 && format != PixelNV12 {
+		return nil, fmt.Errorf("encode: cannot convert to %s, want %s or %s", format, PixelI420, PixelNV12)
+	}
+	return &Converter{format: format, cs: cs}, nil
+}
+
+// Format reports the planar format the converter produces.
+func (c *Converter) Format() PixelFormat { return c.format }
+
+// Convert converts img into the converter's picture of size w×h (both
+// even; img is scaled when its size differs). img is only read during the
+// call. In steady state it does not allocate.
+func (c *Converter) Convert(img Image, w, h int) error {
+	if c.closed {
+		return ErrClosed
+	}
+	if err := img.Validate(); err != nil {
+		return err
+	}
+	if w <= 0 || h <= 0 || w%2 != 0 || h%2 != 0 {
+		return fmt.Errorf("%w: output size %dx%d, want positive even width and height", ErrBadImage, w, h)
+	}
+	if c.frame == nil || c.frame.Width() != w || c.frame.Height() != h {
+		if c.frame != nil {
+			c.frame.Free()
+		}
+		c.frame = astiav.AllocFrame()
+		c.frame.SetWidth(w)
+		c.frame.SetHeight(h)
+		c.frame.SetPixelFormat(c.format.av())
+		c.frame.SetColorRange(astiav.ColorRangeMpeg)
+		if c.cs.bt709 {
+			c.frame.SetColorSpace(astiav.ColorSpaceBt709)
+		} else {
+			c.frame.SetColorSpace(astiav.ColorSpaceSmpte170M)
+		}
+		if err := c.frame.AllocBuffer(0); err != nil {
+			c.frame.Free()
+			c.frame = nil
+			return fmt.Errorf("encode: %dx%d %s picture: %w", w, h, c.format, err)
+		}
+	} else if err := c.frame.MakeWritable(); err != nil {
+		// The encoder may still hold a reference to the last picture.
+		return fmt.Errorf("encode: make picture writable: %w", err)
+	}
+	if err := c.sws.ensure(img.Width, img.Height, astiav.PixelFormatRgb24, w, h, c.format.av(), c.cs); err != nil {
+		return err
+	}
+	if err := c.sws.toFrame(img.Pix, img.stride(), img.Height, c.frame); err != nil {
+		return fmt.Errorf("encode: swscale: %w", err)
+	}
+	return nil
+}
+
+// picture is the last converted picture, nil before the first Convert.
+func (c *Converter) picture() *astiav.Frame { return c.frame }
+
+// Close frees the swscale context and the picture. It is idempotent.
+func (c *Converter) Close() error {
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	if c.frame != nil {
+		c.frame.Free()
+		c.frame = nil
+	}
+	c.sws.close()
+	return nil
+}

@@ -1,0 +1,95 @@
+package encode
+
+/*
+#cgo pkg-config: libavutil
+#include <stdarg.h>
+#include <libavutil/log.h>
+
+extern void fwGoLog(int level, char *line, int n);
+
+static void fw_log_callback(void *avcl, int level, const char *fmt, va_list vl) {
+	if (level > av_log_get_level()) return;
+	char line[1024];
+	int prefix = 1;
+	int n = av_log_format_line2(avcl, level, fmt, vl, line, sizeof line, &prefix);
+	if (n < 0) return;
+	if (n >= (int)sizeof line) n = sizeof line - 1;
+	fwGoLog(level, line, n);
+}
+
+static void fw_log_route(int level) {
+	av_log_set_level(level);
+	av_log_set_callback(fw_log_callback);
+}
+
+static void fw_log_default(int level) {
+	av_log_set_level(level);
+	av_log_set_callback(av_log_default_callback);
+}
+*/
+import "C"
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+)
+
+// ffmpegLogger is where FFmpeg's log lines go once RouteFFmpegLog has been
+// called. It is package-level state because FFmpeg's log callback
+// (av_log_set_callback) is itself one per process: there is nowhere else
+// to keep it.
+var ffmpegLogger atomic.Pointer[slog.Logger]
+
+func init() {
+	// FFmpeg's default level (info) prints libx264's statistics and codec
+	// chatter to stderr on every open and close. Until RouteFFmpegLog is
+	// called, keep only errors. This is the only side effect of importing
+	// the package; it touches no hardware.
+	C.av_log_set_level(C.AV_LOG_ERROR)
+}
+
+// RouteFFmpegLog sends FFmpeg's own log (codec warnings, libx264's
+// statistics, NVENC errors) to logger: FFmpeg errors as slog.LevelError,
+// warnings as slog.LevelWarn, and informational lines as slog.LevelDebug.
+// FFmpeg's verbose and debug output is not collected. A nil logger restores
+// FFmpeg's default stderr output at error level.
+//
+// FFmpeg keeps one log callback per process (av_log_set_callback), so this
+// is process-wide: the last call wins. Call it once, from cmd/ or the
+// engine's constructor. It is safe for concurrent use; FFmpeg may call the
+// callback from its codec threads.
+func RouteFFmpegLog(logger *slog.Logger) {
+	if logger == nil {
+		ffmpegLogger.Store(nil)
+		C.fw_log_default(C.AV_LOG_ERROR)
+		return
+	}
+	ffmpegLogger.Store(logger.With("component", "ffmpeg"))
+	C.fw_log_route(C.AV_LOG_INFO)
+}
+
+//export fwGoLog
+func fwGoLog(level C.int, line *C.char, n C.int) {
+	l := ffmpegLogger.Load()
+	if l == nil {
+		return
+	}
+	lvl := slog.LevelDebug
+	switch {
+	case level <= C.AV_LOG_ERROR:
+		lvl = slog.LevelError
+	case level <= C.AV_LOG_WARNING:
+		lvl = slog.LevelWarn
+	}
+	ctx := context.Background()
+	if !l.Enabled(ctx, lvl) {
+		return
+	}
+	msg := strings.TrimRight(C.GoStringN(line, n), "\n")
+	if msg == "" {
+		return
+	}
+	l.Log(ctx, lvl, msg)
+}
