@@ -74,9 +74,9 @@ import (
 
 // Audio on the wire: Opus at 48 kHz, mono, 20 ms frames.
 const (
-	AudioRate         = 48000              // Samples per second on the wire.
-	AudioFrameSamples = AudioRate / 50     // Samples in one 20 ms frame (960).
-	MaxOpusPacket     = 1275 * 3           // Largest Opus packet (RFC 6716 §3.2.1, 3 frames).
+	AudioRate         = 48000          // Samples per second on the wire.
+	AudioFrameSamples = AudioRate / 50 // Samples in one 20 ms frame (960).
+	MaxOpusPacket     = 1275 * 3       // Largest Opus packet (RFC 6716 §3.2.1, 3 frames).
 	audioFrameMillis  = 1000 * AudioFrameSamples / AudioRate
 )
 

@@ -21,7 +21,7 @@ func scene(pix []byte, w, h, i int) {
 			o := (y*w + x) * 3
 			r := byte((x + 2*i) * 255 / (w + 64))
 			g := byte((y + i) * 255 / (h + 32))
-			b := byte(((x/8 + y/8 + i/4) % 2) * 60 + 90)
+			b := byte(((x/8+y/8+i/4)%2)*60 + 90)
 			if x >= (i*7)%w && x < (i*7)%w+w/6 && y > h/3 && y < h/2 {
 				r, g, b = 240, 240, 30
 			}
