@@ -1,0 +1,188 @@
+package peer
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/webrtc/v4"
+)
+
+// ICEServer is a STUN or TURN server offered to both sides.
+type ICEServer struct {
+	URLs       []string `json:"uris" yaml:"uris"`
+	Username   string   `json:"username,omitempty" yaml:"username"`
+	Credential string   `json:"password,omitempty" yaml:"password"`
+}
+
+// Config configures the peers a server creates. The zero value is usable:
+// host candidates on every interface except loopback, no STUN/TURN, GCC
+// between 300 kbit/s and 8 Mbit/s starting at 2.5 Mbit/s.
+type Config struct {
+	// ICEServers are used for gathering (STUN/TURN) and are what the
+	// ice_servers route hands to the client.
+	ICEServers []ICEServer
+	// Loopback adds loopback host candidates (needed on a host whose only
+	// reachable address is 127.0.0.1, and for tests).
+	Loopback bool
+	// Interfaces, when non-empty, restricts host candidates to these
+	// network interface names.
+	Interfaces []string
+	// PublicIPs are announced as host candidates in place of the local
+	// addresses (1:1 NAT, e.g. a cloud VM).
+	PublicIPs []string
+	// UDPPortMin and UDPPortMax bound the ephemeral UDP ports (0 = any).
+	UDPPortMin, UDPPortMax uint16
+	// GatherTimeout bounds candidate gathering before the answer is
+	// returned with what was gathered. Default 3 s.
+	GatherTimeout time.Duration
+	// StartBitrate, MinBitrate and MaxBitrate configure the GCC estimator
+	// (bit/s). Defaults 2.5 M, 300 k, 8 M.
+	StartBitrate, MinBitrate, MaxBitrate int
+	// DisconnectedTimeout and FailedTimeout are ICE consent timeouts.
+	// Defaults 5 s and 10 s.
+	DisconnectedTimeout, FailedTimeout time.Duration
+	// SCTPMaxMessageSize is the a=max-message-size advertised (and the
+	// largest message accepted). Default 262144 (256 KiB).
+	SCTPMaxMessageSize uint32
+	// Logger receives connection-level events; default discards.
+	Logger *slog.Logger
+}
+
+func (c *Config) withDefaults() Config {
+	d := *c
+	if d.GatherTimeout <= 0 {
+		d.GatherTimeout = 3 * time.Second
+	}
+	if d.StartBitrate <= 0 {
+		d.StartBitrate = 2_500_000
+	}
+	if d.MinBitrate <= 0 {
+		d.MinBitrate = 300_000
+	}
+	if d.MaxBitrate <= 0 {
+		d.MaxBitrate = 8_000_000
+	}
+	if d.DisconnectedTimeout <= 0 {
+		d.DisconnectedTimeout = 5 * time.Second
+	}
+	if d.FailedTimeout <= 0 {
+		d.FailedTimeout = 10 * time.Second
+	}
+	if d.SCTPMaxMessageSize == 0 {
+		d.SCTPMaxMessageSize = 262144
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return d
+}
+
+// Validate reports a configuration that cannot work.
+func (c *Config) Validate() error {
+	d := c.withDefaults()
+	if d.MinBitrate > d.MaxBitrate || d.StartBitrate < d.MinBitrate || d.StartBitrate > d.MaxBitrate {
+		return fmt.Errorf("peer: bitrates min %d <= start %d <= max %d do not hold", d.MinBitrate, d.StartBitrate, d.MaxBitrate)
+	}
+	if d.UDPPortMax < d.UDPPortMin {
+		return fmt.Errorf("peer: UDP port range %d-%d is empty", d.UDPPortMin, d.UDPPortMax)
+	}
+	if d.SCTPMaxMessageSize < 262144 {
+		return fmt.Errorf("peer: SCTP max message size %d is below the SDK's 262144", d.SCTPMaxMessageSize)
+	}
+	for _, s := range d.ICEServers {
+		if len(s.URLs) == 0 {
+			return fmt.Errorf("peer: an ICE server has no URLs")
+		}
+	}
+	return nil
+}
+
+func (c *Config) pionICEServers() []webrtc.ICEServer {
+	out := make([]webrtc.ICEServer, 0, len(c.ICEServers))
+	for _, s := range c.ICEServers {
+		is := webrtc.ICEServer{URLs: s.URLs, Username: s.Username}
+		if s.Credential != "" {
+			is.Credential = s.Credential
+		}
+		out = append(out, is)
+	}
+	return out
+}
+
+// newAPI builds a pion API for one PeerConnection: codecs we can send and
+// receive, NACK/RTCP reports/TWCC interceptors and a GCC estimator that
+// reports through bwe once the connection is created.
+func (c *Config) newAPI(bwe chan<- cc.BandwidthEstimator) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	video := []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: h264Fmtp, RTCPFeedback: fb}, PayloadType: 102},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", RTCPFeedback: fb}, PayloadType: 104},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640c1f", RTCPFeedback: fb}, PayloadType: 106},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb}, PayloadType: 96},
+	}
+	for _, p := range video {
+		if err := m.RegisterCodec(p, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, fmt.Errorf("peer: register %s: %w", p.MimeType, err)
+		}
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("peer: register opus: %w", err)
+	}
+	reg := &interceptor.Registry{}
+	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		return gcc.NewSendSideBWE(
+			gcc.SendSideBWEInitialBitrate(c.StartBitrate),
+			gcc.SendSideBWEMinBitrate(c.MinBitrate),
+			gcc.SendSideBWEMaxBitrate(c.MaxBitrate),
+			// No pacing queue: frames leave as soon as they are encoded;
+			// the estimate still drives the encoder's bitrate.
+			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),
+		)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("peer: congestion controller: %w", err)
+	}
+	ccf.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) {
+		select {
+		case bwe <- e:
+		default:
+		}
+	})
+	reg.Add(ccf)
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(m, reg); err != nil {
+		return nil, fmt.Errorf("peer: twcc: %w", err)
+	}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		return nil, fmt.Errorf("peer: interceptors: %w", err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetSCTPMaxMessageSize(c.SCTPMaxMessageSize)
+	se.SetIncludeLoopbackCandidate(c.Loopback)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeQueryOnly)
+	se.SetICETimeouts(c.DisconnectedTimeout, c.FailedTimeout, time.Second)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	if len(c.Interfaces) > 0 {
+		allow := map[string]bool{}
+		for _, n := range c.Interfaces {
+			allow[n] = true
+		}
+		se.SetInterfaceFilter(func(n string) bool { return allow[n] })
+	}
+	if len(c.PublicIPs) > 0 {
+		se.SetNAT1To1IPs(c.PublicIPs, webrtc.ICECandidateTypeHost)
+	}
+	if c.UDPPortMin != 0 || c.UDPPortMax != 0 {
+		if err := se.SetEphemeralUDPPortRange(c.UDPPortMin, c.UDPPortMax); err != nil {
+			return nil, fmt.Errorf("peer: UDP port range: %w", err)
+		}
+	}
+	se.LoggerFactory = loggerFactory{c.Logger}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}

@@ -1,0 +1,131 @@
+package peer
+
+import (
+	"strings"
+	"time"
+
+	"github.com/pion/opus"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
+
+	"github.com/framewire/framewire/encode"
+)
+
+// Jitter buffer bounds for inbound media: a sample waits for missing
+// packets at most this long (or this many packets) before it is dropped.
+const (
+	jitterMaxLate  = 256
+	jitterMaxDelay = 300 * time.Millisecond
+	pliMinInterval = 500 * time.Millisecond
+)
+
+// receive starts the goroutine that depacketizes, decodes and delivers one
+// inbound track until the PeerConnection closes.
+func (p *Peer) receive(tm TrackMapping, remote *webrtc.TrackRemote, vin VideoInput, ain AudioInput) {
+	if !p.track() {
+		return
+	}
+	go func() {
+		defer p.wg.Done()
+		mime := strings.ToLower(remote.Codec().MimeType)
+		switch {
+		case tm.Kind == KindVideo && vin != nil && (mime == strings.ToLower(webrtc.MimeTypeH264) || mime == strings.ToLower(webrtc.MimeTypeVP8)):
+			p.receiveVideo(tm, remote, vin, mime)
+		case tm.Kind == KindAudio && ain != nil && mime == strings.ToLower(webrtc.MimeTypeOpus):
+			p.receiveAudio(tm, remote, ain)
+		default:
+			p.log.Warn("inbound track has no consumer or an unsupported codec; discarding it", "track", tm.Name, "codec", mime)
+			for {
+				if _, _, err := remote.ReadRTP(); err != nil {
+					return
+				}
+			}
+		}
+	}()
+}
+
+// requestKeyframe sends a PLI for the remote track, at most every 500 ms.
+func (p *Peer) requestKeyframe(ssrc webrtc.SSRC, last *time.Time) {
+	if now := time.Now(); now.Sub(*last) >= pliMinInterval {
+		*last = now
+		if err := p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(ssrc)}}); err == nil {
+			p.plisSent.Add(1)
+		}
+	}
+}
+
+func (p *Peer) receiveVideo(tm TrackMapping, remote *webrtc.TrackRemote, in VideoInput, mime string) {
+	codec := encode.CodecH264
+	var dep rtp.Depacketizer = &codecs.H264Packet{}
+	if mime == strings.ToLower(webrtc.MimeTypeVP8) {
+		codec, dep = encode.CodecVP8, &codecs.VP8Packet{}
+	}
+	dec, err := encode.NewVideoDecoder(codec)
+	if err != nil {
+		p.log.Error("inbound video decoder", "track", tm.Name, "err", err)
+		return
+	}
+	defer dec.Close()
+	sb := samplebuilder.New(jitterMaxLate, dep, 90000, samplebuilder.WithMaxTimeDelay(jitterMaxDelay))
+	var rgb []byte
+	var lastPLI time.Time
+	p.requestKeyframe(remote.SSRC(), &lastPLI)
+	deliver := func(f encode.Frame) error {
+		w, h := f.Size()
+		if n := w * h * 3; cap(rgb) < n {
+			rgb = make([]byte, n)
+		}
+		n, err := f.RGB(rgb[:cap(rgb)])
+		if err != nil {
+			return err
+		}
+		p.inFrames.Add(1)
+		in.Deliver(rgb[:n], w, h, time.Now())
+		return nil
+	}
+	for {
+		pkt, _, err := remote.ReadRTP()
+		if err != nil {
+			return
+		}
+		sb.Push(pkt)
+		for s := sb.Pop(); s != nil; s = sb.Pop() {
+			if s.PrevDroppedPackets > 0 {
+				p.requestKeyframe(remote.SSRC(), &lastPLI)
+			}
+			if err := dec.Decode(s.Data, deliver); err != nil {
+				p.log.Debug("inbound video decode", "track", tm.Name, "err", err)
+				p.requestKeyframe(remote.SSRC(), &lastPLI)
+			}
+		}
+	}
+}
+
+func (p *Peer) receiveAudio(tm TrackMapping, remote *webrtc.TrackRemote, in AudioInput) {
+	dec, err := opus.NewDecoderWithOutput(48000, 1)
+	if err != nil {
+		p.log.Error("inbound opus decoder", "track", tm.Name, "err", err)
+		return
+	}
+	sb := samplebuilder.New(jitterMaxLate, &codecs.OpusPacket{}, 48000, samplebuilder.WithMaxTimeDelay(jitterMaxDelay))
+	pcm := make([]int16, 5760) // 120 ms at 48 kHz, the longest Opus packet
+	for {
+		pkt, _, err := remote.ReadRTP()
+		if err != nil {
+			return
+		}
+		sb.Push(pkt)
+		for s := sb.Pop(); s != nil; s = sb.Pop() {
+			n, err := dec.DecodeToInt16(s.Data, pcm)
+			if err != nil {
+				p.log.Debug("inbound opus decode", "track", tm.Name, "err", err)
+				continue
+			}
+			p.inAudio.Add(1)
+			in.Deliver(pcm[:n], time.Now())
+		}
+	}
+}

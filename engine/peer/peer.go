@@ -1,0 +1,375 @@
+package peer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// VideoInput receives decoded frames of one inbound video track. Deliver
+// gets packed RGB24 that is only valid during the call.
+type VideoInput interface {
+	Deliver(rgb []byte, w, h int, at time.Time)
+}
+
+// AudioInput receives decoded PCM (mono, 48 kHz) of one inbound audio
+// track, only valid during the call.
+type AudioInput interface {
+	Deliver(pcm []int16, at time.Time)
+}
+
+// Handlers are the callbacks of one Peer. Any may be nil. They run on pion's
+// goroutines and must not block or call Peer.Close.
+type Handlers struct {
+	// OnMessage gets each text frame of the client's "data" channel; text is
+	// valid only during the call.
+	OnMessage func(p *Peer, text []byte)
+	// OnReady is called once when the connection is up and the data
+	// channel open.
+	OnReady func(p *Peer)
+	// OnLost is called at most once, when the connection fails, closes or
+	// disconnects without the server having closed it.
+	OnLost func(p *Peer, reason string)
+}
+
+// Binding is what Answer binds a new PeerConnection to.
+type Binding struct {
+	Offer   *Offer
+	Mapping []TrackMapping
+	// Outputs by name: the session's output tracks (client recvonly).
+	Outputs map[string]*Output
+	// VideoInputs and AudioInputs by name (client sendonly).
+	VideoInputs map[string]VideoInput
+	AudioInputs map[string]AudioInput
+	Handlers    Handlers
+}
+
+// Peer is one client connection. Its methods are safe for concurrent use.
+// The caller must call Close.
+type Peer struct {
+	cfg     Config
+	pc      *webrtc.PeerConnection
+	h       Handlers
+	maxMsg  int
+	log     *slog.Logger
+	outputs []*Output
+
+	dc        atomic.Pointer[webrtc.DataChannel]
+	connected atomic.Bool
+	dcOpen    atomic.Bool
+	readyOnce sync.Once
+	lostOnce  sync.Once
+	closing   atomic.Bool
+
+	mu     sync.Mutex // guards wg.Add against Close
+	closed bool
+	wg     sync.WaitGroup
+
+	bwe atomic.Pointer[cc.BandwidthEstimator]
+
+	dropped   atomic.Uint64 // undecodable data-channel frames (binary, other channels)
+	inFrames  atomic.Uint64 // decoded inbound video frames
+	inAudio   atomic.Uint64 // decoded inbound audio frames
+	plisSent  atomic.Uint64
+	plisRecvd atomic.Uint64
+	bitrate   atomic.Int64
+}
+
+// Answer creates a PeerConnection for b.Offer, binds the session's outputs
+// and inputs to the offer's m-sections by mid, waits for candidate gathering
+// (up to GatherTimeout) and returns the answer SDP with every local
+// candidate in it. It blocks for the gathering time. On error nothing is
+// left running.
+func (c *Config) Answer(ctx context.Context, b Binding) (*Peer, string, error) {
+	cfg := c.withDefaults()
+	if b.Offer == nil {
+		return nil, "", fmt.Errorf("%w: no offer", ErrBadOffer)
+	}
+	if err := b.Offer.Check(b.Mapping); err != nil {
+		return nil, "", err
+	}
+	bwe := make(chan cc.BandwidthEstimator, 1)
+	api, err := cfg.newAPI(bwe)
+	if err != nil {
+		return nil, "", err
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: cfg.pionICEServers()})
+	if err != nil {
+		return nil, "", fmt.Errorf("peer: new peer connection: %w", err)
+	}
+	p := &Peer{cfg: cfg, pc: pc, h: b.Handlers, maxMsg: b.Offer.MaxMessageSize(), log: cfg.Logger}
+	select {
+	case e := <-bwe:
+		p.bwe.Store(&e)
+		p.bitrate.Store(int64(e.GetTargetBitrate()))
+	default:
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			p.Close()
+		}
+	}()
+
+	byMid := map[string]TrackMapping{}
+	for _, tm := range b.Mapping {
+		byMid[tm.MID] = tm
+	}
+	pc.OnDataChannel(p.onDataChannel)
+	pc.OnConnectionStateChange(p.onState)
+	pc.OnTrack(func(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+		mid := ""
+		for _, t := range pc.GetTransceivers() {
+			if t.Receiver() == recv {
+				mid = t.Mid()
+				break
+			}
+		}
+		tm, found := byMid[mid]
+		if !found || tm.Direction != DirSendonly {
+			p.log.Warn("inbound track on an unmapped mid; ignoring it", "mid", mid)
+			return
+		}
+		p.receive(tm, remote, b.VideoInputs[tm.Name], b.AudioInputs[tm.Name])
+	})
+
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: b.Offer.SDP}); err != nil {
+		return nil, "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+	}
+	for _, tm := range b.Mapping {
+		if tm.Direction != DirRecvonly {
+			continue
+		}
+		out := b.Outputs[tm.Name]
+		if out == nil {
+			return nil, "", fmt.Errorf("%w: track_mapping names output %q, which the session does not have", ErrBadOffer, tm.Name)
+		}
+		var tr *webrtc.RTPTransceiver
+		for _, t := range pc.GetTransceivers() {
+			if t.Mid() == tm.MID {
+				tr = t
+				break
+			}
+		}
+		if tr == nil {
+			return nil, "", fmt.Errorf("%w: no transceiver for mid %q", ErrBadOffer, tm.MID)
+		}
+		sender, err := api.NewRTPSender(out.track, pc.SCTP().Transport())
+		if err != nil {
+			return nil, "", fmt.Errorf("peer: sender for %q: %w", tm.Name, err)
+		}
+		if err := tr.SetSender(sender, out.track); err != nil {
+			return nil, "", fmt.Errorf("peer: bind %q to mid %q: %w", tm.Name, tm.MID, err)
+		}
+		p.outputs = append(p.outputs, out)
+		p.goRTCP(sender, out)
+	}
+	if e := p.bwe.Load(); e != nil {
+		(*e).OnTargetBitrateChange(p.onBitrate)
+	}
+
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("peer: create answer: %w", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return nil, "", fmt.Errorf("peer: set local description: %w", err)
+	}
+	t := time.NewTimer(cfg.GatherTimeout)
+	defer t.Stop()
+	select {
+	case <-gathered:
+	case <-t.C:
+		p.log.Warn("ICE gathering incomplete; answering with the candidates gathered so far", "timeout", cfg.GatherTimeout)
+	case <-ctx.Done():
+		return nil, "", context.Cause(ctx)
+	}
+	ok = true
+	return p, pc.LocalDescription().SDP, nil
+}
+
+// goRTCP reads the sender's RTCP: PLI and FIR ask the output's encoder for
+// a keyframe. It also drains the interceptors (NACK responder, TWCC/GCC).
+func (p *Peer) goRTCP(sender *webrtc.RTPSender, out *Output) {
+	if !p.track() {
+		return
+	}
+	go func() {
+		defer p.wg.Done()
+		for {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, pkt := range pkts {
+				switch pkt.(type) {
+				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+					p.plisRecvd.Add(1)
+					out.RequestKeyframe()
+				}
+			}
+		}
+	}()
+}
+
+// track registers a goroutine with the peer; false once closed.
+func (p *Peer) track() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.wg.Add(1)
+	return true
+}
+
+func (p *Peer) onBitrate(bps int) {
+	p.bitrate.Store(int64(bps))
+	var video []*Output
+	for _, o := range p.outputs {
+		if o.kind == KindVideo {
+			video = append(video, o)
+		}
+	}
+	if len(video) == 0 {
+		return
+	}
+	share := bps
+	if len(p.outputs) > len(video) { // leave room for audio
+		share -= 64_000 * (len(p.outputs) - len(video))
+	}
+	share /= len(video)
+	for _, o := range video {
+		o.setBitrate(max(share, p.cfg.MinBitrate/len(video)))
+	}
+}
+
+func (p *Peer) onState(s webrtc.PeerConnectionState) {
+	p.log.Debug("peer connection state", "state", s.String())
+	switch s {
+	case webrtc.PeerConnectionStateConnected:
+		p.connected.Store(true)
+		for _, o := range p.outputs {
+			o.RequestKeyframe() // a new viewer needs a keyframe first
+		}
+		p.maybeReady()
+	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed, webrtc.PeerConnectionStateDisconnected:
+		p.connected.Store(false)
+		p.lost("peer connection " + s.String())
+	}
+}
+
+func (p *Peer) lost(reason string) {
+	if p.closing.Load() {
+		return
+	}
+	p.lostOnce.Do(func() {
+		if p.h.OnLost != nil {
+			p.h.OnLost(p, reason)
+		}
+	})
+}
+
+func (p *Peer) maybeReady() {
+	if p.connected.Load() && p.dcOpen.Load() {
+		p.readyOnce.Do(func() {
+			if p.h.OnReady != nil {
+				p.h.OnReady(p)
+			}
+		})
+	}
+}
+
+func (p *Peer) onDataChannel(dc *webrtc.DataChannel) {
+	if dc.Label() != "data" {
+		p.log.Warn("client opened a data channel other than \"data\"; its messages are dropped", "label", dc.Label())
+		dc.OnMessage(func(webrtc.DataChannelMessage) { p.dropped.Add(1) })
+		return
+	}
+	p.dc.Store(dc)
+	dc.OnOpen(func() {
+		p.dcOpen.Store(true)
+		p.maybeReady()
+	})
+	dc.OnClose(func() { p.dcOpen.Store(false) })
+	dc.OnMessage(func(m webrtc.DataChannelMessage) {
+		if !m.IsString {
+			p.dropped.Add(1)
+			return
+		}
+		if p.h.OnMessage != nil {
+			p.h.OnMessage(p, m.Data)
+		}
+	})
+}
+
+// MaxMessageSize is the largest message Send accepts: the client's
+// a=max-message-size.
+func (p *Peer) MaxMessageSize() int { return p.maxMsg }
+
+// Send sends one UTF-8 text frame on the client's "data" channel. It fails
+// with ErrMessageTooLarge for a message the client would not accept and
+// ErrChannelNotOpen when the channel is not open. It does not block on the
+// network.
+func (p *Peer) Send(text []byte) error {
+	if len(text) > p.maxMsg {
+		return fmt.Errorf("%w: %d bytes, client accepts at most %d", ErrMessageTooLarge, len(text), p.maxMsg)
+	}
+	dc := p.dc.Load()
+	if dc == nil || dc.ReadyState() != webrtc.DataChannelStateOpen {
+		return ErrChannelNotOpen
+	}
+	if err := dc.SendText(string(text)); err != nil {
+		return fmt.Errorf("peer: send: %w", err)
+	}
+	return nil
+}
+
+// Stats is a snapshot of a peer's counters.
+type Stats struct {
+	Connected       bool
+	DroppedMessages uint64 // binary frames and frames on other channels
+	VideoFramesIn   uint64 // decoded inbound video frames
+	AudioFramesIn   uint64 // decoded inbound Opus frames
+	PLIsSent        uint64 // keyframe requests sent to the client
+	PLIsReceived    uint64 // PLI/FIR received from the client
+	TargetBitrate   int    // GCC's latest estimate, bit/s
+}
+
+// Stats returns the peer's counters.
+func (p *Peer) Stats() Stats {
+	return Stats{
+		Connected:       p.connected.Load(),
+		DroppedMessages: p.dropped.Load(),
+		VideoFramesIn:   p.inFrames.Load(),
+		AudioFramesIn:   p.inAudio.Load(),
+		PLIsSent:        p.plisSent.Load(),
+		PLIsReceived:    p.plisRecvd.Load(),
+		TargetBitrate:   int(p.bitrate.Load()),
+	}
+}
+
+// Close closes the PeerConnection and waits for the peer's goroutines. It
+// does not touch the session's outputs. It is idempotent and must not be
+// called from a Handlers callback.
+func (p *Peer) Close() error {
+	p.closing.Store(true)
+	p.mu.Lock()
+	already := p.closed
+	p.closed = true
+	p.mu.Unlock()
+	var err error
+	if !already {
+		err = p.pc.Close()
+	}
+	p.wg.Wait()
+	return err
+}

@@ -1,0 +1,16 @@
+package protocol
+
+import (
+	"testing"
+	"time"
+)
+
+func TestFlowSmoke(t *testing.T) {
+	ts := newTestServer(t, testConfig())
+	_, c := ts.connectClient(t)
+	c.waitFrames(15, 5*time.Second)
+	wh := c.frameWH.Load()
+	if int(wh>>16) != testW || int(wh&0xffff) != testH {
+		t.Fatalf("frame %dx%d", wh>>16, wh&0xffff)
+	}
+}

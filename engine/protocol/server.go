@@ -1,0 +1,461 @@
+package protocol
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/framewire/framewire/engine/peer"
+)
+
+// Config configures a Server. The zero value is usable.
+type Config struct {
+	// ServerVersion is reported as server_info.server_version.
+	ServerVersion string
+	// Peer configures the WebRTC peers (ICE, STUN/TURN, bitrates).
+	Peer peer.Config
+	// OrphanGrace is how long a session without a connected peer (never
+	// connected, or lost) is kept for a reconnect. Default 60 s.
+	OrphanGrace time.Duration
+	// PingTimeout: a connected peer that sends no data-channel message for
+	// this long is treated as lost. Default 20 s.
+	PingTimeout time.Duration
+	// NegotiationTimeout bounds building an answer. Default 5 s.
+	NegotiationTimeout time.Duration
+	// MaxUploadSize is the largest single upload. Default 100 MB.
+	MaxUploadSize int64
+	// UploadQuota bounds the bytes of all uploads of one session. Default 512 MB.
+	UploadQuota int64
+	// UploadWait bounds how long a command waits for an upload whose PUT is
+	// still in flight. Default 10 s.
+	UploadWait time.Duration
+	// CommandQueue is how many application commands may wait for the model;
+	// more are dropped and counted. Default 64.
+	CommandQueue int
+	// Logger receives session-level events; default discards.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.ServerVersion == "" {
+		c.ServerVersion = "0.1.0"
+	}
+	if c.OrphanGrace <= 0 {
+		c.OrphanGrace = 60 * time.Second
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = 20 * time.Second
+	}
+	if c.NegotiationTimeout <= 0 {
+		c.NegotiationTimeout = 5 * time.Second
+	}
+	if c.MaxUploadSize <= 0 {
+		c.MaxUploadSize = 100 << 20
+	}
+	if c.UploadQuota <= 0 {
+		c.UploadQuota = 512 << 20
+	}
+	if c.UploadWait <= 0 {
+		c.UploadWait = 10 * time.Second
+	}
+	if c.CommandQueue <= 0 {
+		c.CommandQueue = 64
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Peer.Logger == nil {
+		c.Peer.Logger = c.Logger
+	}
+	return c
+}
+
+// Server serves the Reactor local-mode protocol for one Engine: at most one
+// live session at a time, replaced by a new start_session. It is an
+// http.Handler; CORS is answered on every path. Its methods are safe for
+// concurrent use. The caller must call Close.
+type Server struct {
+	cfg Config
+	eng Engine
+	log *slog.Logger
+
+	ctx    context.Context // parent of every session's context
+	cancel context.CancelFunc
+	mux    *http.ServeMux
+
+	mu     sync.Mutex // guards cur and closed
+	cur    *session
+	closed bool
+	wg     sync.WaitGroup // session goroutines
+
+	stats counters
+}
+
+type counters struct {
+	sessions          atomic.Uint64
+	droppedMessages   atomic.Uint64
+	commands          atomic.Uint64
+	commandsRejected  atomic.Uint64
+	commandsDropped   atomic.Uint64
+	refusedSends      atomic.Uint64
+	capabilityReplies atomic.Uint64
+}
+
+// Stats is a snapshot of the server's counters.
+type Stats struct {
+	Sessions          uint64 // sessions started
+	DroppedMessages   uint64 // malformed or unknown data-channel messages
+	Commands          uint64 // application commands the model accepted
+	CommandsRejected  uint64 // refused by the model (unknown command, bad arguments, missing upload)
+	CommandsDropped   uint64 // dropped because the command queue was full
+	RefusedSends      uint64 // model messages not sent (too large, no client)
+	CapabilityReplies uint64 // modelCapabilities sent
+	State             string // state of the current session, or "ready"
+}
+
+// NewServer returns a server for eng.
+func NewServer(eng Engine, cfg Config) (*Server, error) {
+	if eng == nil {
+		return nil, errors.New("protocol: nil engine")
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.Peer.Validate(); err != nil {
+		return nil, err
+	}
+	caps := eng.Capabilities()
+	if err := checkCapabilities(caps); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, eng: eng, log: cfg.Logger.With("component", "protocol")}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("/start_session", s.handleStart)
+	s.mux.HandleFunc("/stop_session", s.handleStop)
+	s.mux.HandleFunc("/sessions/{sid}/transport/webrtc/ice_servers", s.handleICEServers)
+	s.mux.HandleFunc("/sessions/{sid}/transport/webrtc/sdp_params", s.handleSDP)
+	s.mux.HandleFunc("/sessions/{sid}/uploads", s.handleCreateUpload)
+	s.mux.HandleFunc("/uploads/{id}", s.handlePutUpload)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
+	})
+	return s, nil
+}
+
+func checkCapabilities(c Capabilities) error {
+	if c.ProtocolVersion == "" {
+		return errors.New("protocol: capabilities need a protocol_version")
+	}
+	if len(c.Tracks) == 0 {
+		return errors.New("protocol: capabilities declare no tracks")
+	}
+	for _, t := range c.Tracks {
+		if t.Name == "" || (t.Kind != peer.KindVideo && t.Kind != peer.KindAudio) || (t.Direction != peer.DirRecvonly && t.Direction != peer.DirSendonly) {
+			return fmt.Errorf("protocol: capability track %+v: want a name, kind video|audio, direction recvonly|sendonly", t)
+		}
+	}
+	return nil
+}
+
+// ServeHTTP answers CORS preflights on every path before routing, adds
+// Access-Control-Allow-Origin to every response and routes the request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Add("Vary", "Origin")
+	if r.Method == http.MethodOptions {
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+		allow := "Authorization, Content-Type, Reactor-API-Version, Reactor-API-Accept-Version, Reactor-WebRTC-Version"
+		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+			allow += ", " + req
+		}
+		h.Set("Access-Control-Allow-Headers", allow)
+		h.Set("Access-Control-Max-Age", "600")
+		if strings.EqualFold(r.Header.Get("Access-Control-Request-Private-Network"), "true") {
+			h.Set("Access-Control-Allow-Private-Network", "true")
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// Close ends the current session and waits for every goroutine the server
+// started. It is idempotent. It does not stop an http.Server using s.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	cur := s.cur
+	s.cur = nil
+	s.closed = true
+	s.mu.Unlock()
+	if cur != nil {
+		cur.end("server closing")
+	}
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		Sessions:          s.stats.sessions.Load(),
+		DroppedMessages:   s.stats.droppedMessages.Load(),
+		Commands:          s.stats.commands.Load(),
+		CommandsRejected:  s.stats.commandsRejected.Load(),
+		CommandsDropped:   s.stats.commandsDropped.Load(),
+		RefusedSends:      s.stats.refusedSends.Load(),
+		CapabilityReplies: s.stats.capabilityReplies.Load(),
+		State:             "ready",
+	}
+	s.mu.Lock()
+	cur := s.cur
+	s.mu.Unlock()
+	if cur != nil {
+		st.State = cur.currentState().String()
+	}
+	return st
+}
+
+// writeJSON writes v with status code.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError writes {"detail": detail}.
+func writeError(w http.ResponseWriter, code int, detail string) {
+	writeJSON(w, code, map[string]string{"detail": detail})
+}
+
+func allowMethods(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", ")+", OPTIONS")
+	writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s; want %s", r.Method, r.URL.Path, strings.Join(methods, " or ")))
+	return false
+}
+
+// checkVersion accepts a missing header or major version 1 of header.
+// An older major is answered 426, a newer 501.
+func checkVersion(w http.ResponseWriter, r *http.Request, header string) bool {
+	v := strings.TrimSpace(r.Header.Get(header))
+	if v == "" {
+		return true
+	}
+	majorText, _, _ := strings.Cut(v, ".")
+	major, err := strconv.Atoi(majorText)
+	switch {
+	case err != nil:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: %q is not a version; want 1 or 1.x", header, v))
+		return false
+	case major < 1:
+		writeError(w, http.StatusUpgradeRequired, fmt.Sprintf("%s %s is too old; this server speaks 1", header, v))
+		return false
+	case major > 1:
+		writeError(w, http.StatusNotImplemented, fmt.Sprintf("%s %s is newer than this server's 1", header, v))
+		return false
+	}
+	return true
+}
+
+// readJSON decodes the body (at most limit bytes) into v. An empty body is
+// allowed when emptyOK.
+func readJSON(r *http.Request, limit int64, v any, emptyOK bool) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return fmt.Errorf("reading body: %v", err)
+	}
+	if int64(len(body)) > limit {
+		return fmt.Errorf("body larger than %d bytes", limit)
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		if emptyOK {
+			return nil
+		}
+		return errors.New("empty body; want a JSON object")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("body is not the expected JSON: %v", err)
+	}
+	return nil
+}
+
+// session returns the current session if its id is sid, else writes the
+// error: 400 when none runs, 404 for another id.
+func (s *Server) session(w http.ResponseWriter, sid string) *session {
+	s.mu.Lock()
+	cur := s.cur
+	s.mu.Unlock()
+	if cur == nil {
+		writeError(w, http.StatusBadRequest, "no session is running; POST /start_session first")
+		return nil
+	}
+	if cur.id != sid {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown session %q", sid))
+		return nil
+	}
+	return cur
+}
+
+func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
+	if !allowMethods(w, r, http.MethodPost) {
+		return
+	}
+	var req struct {
+		ExtraArgs map[string]any `json:"extra_args"`
+	}
+	if err := readJSON(r, 1<<20, &req, true); err != nil {
+		writeError(w, http.StatusBadRequest, "start_session: "+err.Error())
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		writeError(w, http.StatusServiceUnavailable, "server is shutting down")
+		return
+	}
+	old := s.cur
+	s.cur = nil
+	s.mu.Unlock()
+	if old != nil {
+		s.log.Info("start_session replaces the previous session", "old", old.id)
+		old.end("replaced by a new session")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	es, err := s.eng.StartSession(ctx)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "start_session: model could not start a session: "+err.Error())
+		return
+	}
+	sess := s.newSession(es)
+	s.mu.Lock()
+	if s.closed || s.cur != nil { // closed, or a concurrent start won
+		s.mu.Unlock()
+		sess.end("superseded")
+		writeError(w, http.StatusConflict, "another start_session won the race")
+		return
+	}
+	s.cur = sess
+	s.mu.Unlock()
+	s.stats.sessions.Add(1)
+	s.log.Info("session started", "session", sess.id)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"session_id":         sess.id,
+		"state":              stateWaiting.String(),
+		"cluster":            "local",
+		"model":              map[string]string{"name": s.eng.ModelName()},
+		"server_info":        map[string]string{"server_version": s.cfg.ServerVersion},
+		"selected_transport": map[string]string{"protocol": "webrtc", "version": "1.0"},
+		"capabilities":       sess.caps,
+	})
+}
+
+func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
+	if !allowMethods(w, r, http.MethodPost) {
+		return
+	}
+	s.mu.Lock()
+	cur := s.cur
+	s.cur = nil
+	s.mu.Unlock()
+	if cur == nil {
+		writeError(w, http.StatusConflict, "no session is running")
+		return
+	}
+	cur.end("stop_session")
+	writeJSON(w, http.StatusOK, map[string]string{"session_id": cur.id, "state": "closed"})
+}
+
+// removeIfCurrent clears cur when it is sess.
+func (s *Server) removeIfCurrent(sess *session) {
+	s.mu.Lock()
+	if s.cur == sess {
+		s.cur = nil
+	}
+	s.mu.Unlock()
+}
+
+type iceServerJSON struct {
+	URIs        []string          `json:"uris"`
+	Credentials map[string]string `json:"credentials,omitempty"`
+}
+
+func (s *Server) handleICEServers(w http.ResponseWriter, r *http.Request) {
+	if !allowMethods(w, r, http.MethodGet) || !checkVersion(w, r, "Reactor-WebRTC-Version") {
+		return
+	}
+	if s.session(w, r.PathValue("sid")) == nil {
+		return
+	}
+	out := make([]iceServerJSON, 0, len(s.cfg.Peer.ICEServers))
+	for _, is := range s.cfg.Peer.ICEServers {
+		e := iceServerJSON{URIs: is.URLs}
+		if is.Username != "" || is.Credential != "" {
+			e.Credentials = map[string]string{"username": is.Username, "password": is.Credential}
+		}
+		out = append(out, e)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ice_servers": out})
+}
+
+type sdpRequest struct {
+	SDPOffer     string              `json:"sdp_offer"`
+	ClientInfo   map[string]any      `json:"client_info"`
+	TrackMapping []peer.TrackMapping `json:"track_mapping"`
+}
+
+func (s *Server) handleSDP(w http.ResponseWriter, r *http.Request) {
+	if !allowMethods(w, r, http.MethodGet, http.MethodPost, http.MethodPut) || !checkVersion(w, r, "Reactor-WebRTC-Version") {
+		return
+	}
+	sess := s.session(w, r.PathValue("sid"))
+	if sess == nil {
+		return
+	}
+	if r.Method == http.MethodGet {
+		code, body := sess.answerStatus()
+		if body == nil {
+			w.WriteHeader(code)
+			return
+		}
+		writeJSON(w, code, body)
+		return
+	}
+	var req sdpRequest
+	if err := readJSON(r, 1<<20, &req, false); err != nil {
+		writeError(w, http.StatusBadRequest, "sdp_params: "+err.Error())
+		return
+	}
+	if req.SDPOffer == "" {
+		writeError(w, http.StatusBadRequest, "sdp_params: sdp_offer is required (the client's complete SDP offer)")
+		return
+	}
+	if req.TrackMapping == nil {
+		writeError(w, http.StatusBadRequest, "sdp_params: track_mapping is required: one {mid, name, kind, direction} per capability track")
+		return
+	}
+	offer, err := peer.ParseOffer(req.SDPOffer)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "sdp_params: "+err.Error())
+		return
+	}
+	if err := sess.negotiate(offer, req.TrackMapping); err != nil {
+		writeError(w, http.StatusBadRequest, "sdp_params: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "pending"})
+}
