@@ -2,28 +2,72 @@
 
 package gpu
 
+// #include <stdlib.h>
+// #include "shim_cuda.h"
+import "C"
+
 import (
+	_ "embed"
 	"fmt"
 	"runtime"
+	"strconv"
 	"sync"
+	"unsafe"
 
 	"gorgonia.org/cu"
 )
 
-// Device owns one CUDA device's primary context. One goroutine, locked to
-// its OS thread with the context current, runs every CUDA call made
-// through Do. The caller must call Close; Close is idempotent.
-type Device struct {
-	dev   cu.Device
-	name  string
-	work  chan func()
-	done  chan struct{}
-	once  sync.Once
-	ready chan error
+//go:embed kernels/kernels.ptx
+var kernelsPTX string
+
+// task is one unit of work for a device's owner goroutine. Hot paths keep
+// one preallocated task per encoder or decoder, so submitting allocates
+// nothing.
+type task interface{ run() }
+
+type funcTask struct {
+	f    func() error
+	errc chan error
 }
 
-// Open retains device ordinal's primary context and starts its owner
-// goroutine.
+func (t *funcTask) run() { t.errc <- t.f() }
+
+// closer is something a Device closes when it is closed first.
+type closer interface{ Close() error }
+
+// Device owns one CUDA device's primary context. One goroutine, locked to
+// its OS thread with the context current, makes every CUDA call of the
+// device, its buffers, encoders and decoders. FFmpeg's CUDA device context
+// (created on first use by an Encoder or Decoder) uses the same primary
+// context (AV_CUDA_USE_PRIMARY_CONTEXT).
+//
+// Methods are safe for concurrent use. The caller must call Close; Close
+// closes every Buffer, Pinned, Encoder and Decoder still open on the
+// device, waits for the work in progress, releases the primary context and
+// is idempotent.
+type Device struct {
+	ordinal int
+	name    string
+	work    chan task
+	quit    chan struct{}
+	done    chan struct{}
+
+	mu       sync.Mutex
+	children []closer
+	closed   bool
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// Owned by the device goroutine.
+	module   C.CUmodule
+	fnToNV12 C.CUfunction
+	fnToRGB  C.CUfunction
+	hwdev    *C.AVBufferRef
+}
+
+// Open retains device ordinal's primary context, loads the kernels and
+// starts the device's owner goroutine. The caller must call Close.
 func Open(ordinal int) (*Device, error) {
 	n, err := cu.NumDevices()
 	if err != nil {
@@ -32,58 +76,183 @@ func Open(ordinal int) (*Device, error) {
 	if ordinal < 0 || ordinal >= n {
 		return nil, fmt.Errorf("gpu: device %d does not exist (%d devices)", ordinal, n)
 	}
-	d := &Device{dev: cu.Device(ordinal), work: make(chan func()), done: make(chan struct{}), ready: make(chan error, 1)}
-	go d.run()
-	if err := <-d.ready; err != nil {
+	d := &Device{ordinal: ordinal, work: make(chan task), quit: make(chan struct{}), done: make(chan struct{})}
+	ready := make(chan error, 1)
+	go d.run(ready)
+	if err := <-ready; err != nil {
+		<-d.done
 		return nil, err
 	}
 	return d, nil
 }
 
-func (d *Device) run() {
+func (d *Device) run(ready chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer close(d.done)
-	ctx, err := d.dev.RetainPrimaryCtx()
+	dev := cu.Device(d.ordinal)
+	ctx, err := dev.RetainPrimaryCtx()
 	if err != nil {
-		d.ready <- fmt.Errorf("gpu: retain primary context of device %d: %w", int(d.dev), err)
+		ready <- fmt.Errorf("gpu: retain primary context of device %d: %w", d.ordinal, err)
 		return
 	}
-	defer func() { _ = d.dev.ReleasePrimaryCtx() }()
+	defer func() {
+		if err := dev.ReleasePrimaryCtx(); err != nil && d.closeErr == nil {
+			d.closeErr = fmt.Errorf("gpu: release primary context: %w", err)
+		}
+	}()
 	if err := cu.SetCurrentContext(ctx); err != nil {
-		d.ready <- fmt.Errorf("gpu: make context current: %w", err)
+		ready <- fmt.Errorf("gpu: make context current: %w", err)
 		return
 	}
-	if d.name, err = d.dev.Name(); err != nil {
-		d.ready <- fmt.Errorf("gpu: device name: %w", err)
+	if d.name, err = dev.Name(); err != nil {
+		ready <- fmt.Errorf("gpu: device name: %w", err)
 		return
 	}
-	d.ready <- nil
-	for f := range d.work {
-		f()
+	if err := d.loadKernels(); err != nil {
+		ready <- err
+		return
+	}
+	defer d.unload()
+	ready <- nil
+	for {
+		select {
+		case t := <-d.work:
+			t.run()
+		case <-d.quit:
+			return
+		}
+	}
+}
+
+func (d *Device) loadKernels() error {
+	ptx := C.CString(kernelsPTX)
+	defer C.free(unsafe.Pointer(ptx))
+	if err := cuErr("load kernels (cuModuleLoadData)", C.fw_module_load(&d.module, ptx)); err != nil {
+		return err
+	}
+	for _, k := range []struct {
+		name string
+		fn   *C.CUfunction
+	}{{kernelRGBToNV12, &d.fnToNV12}, {kernelNV12ToRGB, &d.fnToRGB}} {
+		name := C.CString(k.name)
+		r := C.fw_module_function(k.fn, d.module, name)
+		C.free(unsafe.Pointer(name))
+		if err := cuErr("find kernel "+k.name, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Device) unload() {
+	if d.hwdev != nil {
+		C.fw_buffer_unref(&d.hwdev)
+	}
+	if d.module != nil {
+		_ = C.fw_module_unload(d.module)
+		d.module = nil
+	}
+}
+
+// hwDevice returns FFmpeg's CUDA device context on the primary context,
+// creating it on first use. Device goroutine only.
+func (d *Device) hwDevice() (*C.AVBufferRef, error) {
+	if d.hwdev != nil {
+		return d.hwdev, nil
+	}
+	ord := C.CString(strconv.Itoa(d.ordinal))
+	defer C.free(unsafe.Pointer(ord))
+	if err := avErr("create FFmpeg CUDA device (primary context)", C.fw_hwdevice_create(&d.hwdev, ord)); err != nil {
+		d.hwdev = nil
+		return nil, err
+	}
+	return d.hwdev, nil
+}
+
+// submit hands t to the owner goroutine; t reports its own completion.
+// It returns ErrClosed when the device is closed.
+func (d *Device) submit(t task) error {
+	select {
+	case d.work <- t:
+		return nil
+	case <-d.done:
+		return ErrClosed
 	}
 }
 
 // Do runs f on the device's owner thread with its context current and
-// returns f's error. It blocks until f has run.
+// returns f's error. It blocks until f has run, and returns ErrClosed
+// without running f once the device is closed. f must not call Do.
 func (d *Device) Do(f func() error) error {
-	errc := make(chan error, 1)
-	select {
-	case d.work <- func() { errc <- f() }:
-	case <-d.done:
-		return fmt.Errorf("gpu: device closed")
+	t := &funcTask{f: f, errc: make(chan error, 1)}
+	if err := d.submit(t); err != nil {
+		return err
 	}
-	return <-errc
+	return <-t.errc
 }
 
 // Name reports the device's name.
 func (d *Device) Name() string { return d.name }
 
-// Close stops the owner goroutine and releases the primary context.
+// Ordinal reports the device's index.
+func (d *Device) Ordinal() int { return d.ordinal }
+
+// MemInfo reports the device's free and total memory in bytes
+// (cuMemGetInfo).
+func (d *Device) MemInfo() (free, total int64, err error) {
+	err = d.Do(func() error {
+		var e error
+		free, total, e = cu.MemInfo()
+		return e
+	})
+	return free, total, err
+}
+
+// adopt records c so that Close closes it; it fails once the device is
+// closing.
+func (d *Device) adopt(c closer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	d.children = append(d.children, c)
+	return nil
+}
+
+// forget removes c from the children Close would close.
+func (d *Device) forget(c closer) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, x := range d.children {
+		if x == c {
+			d.children = append(d.children[:i], d.children[i+1:]...)
+			return
+		}
+	}
+}
+
+// Close closes every Buffer, Pinned, Encoder and Decoder still open on the
+// device (newest first), waits for the work in progress, unloads the
+// kernels, frees FFmpeg's device context, releases the primary context and
+// stops the owner goroutine. Calls racing with Close either run or return
+// ErrClosed. It is idempotent and safe on a nil Device.
 func (d *Device) Close() error {
 	if d == nil {
 		return nil
 	}
-	d.once.Do(func() { close(d.work); <-d.done })
-	return nil
+	d.closeOnce.Do(func() {
+		d.mu.Lock()
+		d.closed = true
+		kids := d.children
+		d.children = nil
+		d.mu.Unlock()
+		for i := len(kids) - 1; i >= 0; i-- {
+			_ = kids[i].Close()
+		}
+		close(d.quit)
+		<-d.done
+	})
+	return d.closeErr
 }

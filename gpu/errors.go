@@ -6,3 +6,18 @@ import "errors"
 // cuda build tag. Rebuild with `go build -tags cuda` on a host with an
 // NVIDIA driver to use device frames, NVENC zero-copy and NVDEC.
 var ErrNoCUDA = errors.New("gpu: built without CUDA (rebuild with -tags cuda on a host with an NVIDIA driver)")
+
+var (
+	// ErrClosed is returned by every method called after Close (of the
+	// value or of its Device).
+	ErrClosed = errors.New("gpu: closed")
+	// ErrUnavailable is returned when a backend cannot open on this host
+	// (h264_nvenc on a GPU without NVENC, NVDEC missing, FFmpeg built
+	// without it).
+	ErrUnavailable = errors.New("gpu: backend unavailable")
+	// ErrNoFrame is returned by Decoder.Latest before the first picture.
+	ErrNoFrame = errors.New("gpu: no picture decoded yet")
+	// ErrShortBuffer is returned when the caller's buffer cannot hold the
+	// result; the returned length says how much is needed.
+	ErrShortBuffer = errors.New("gpu: buffer too small")
+)

@@ -1,0 +1,332 @@
+//go:build cuda
+
+package gpu
+
+// #include "shim_cuda.h"
+import "C"
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"gorgonia.org/cu"
+)
+
+// Decoder decodes H.264 with NVDEC (FFmpeg's h264 decoder with the nvdec
+// hwaccel, on the device's primary context) into CUDA NV12 frames,
+// converts each picture to RGB24 with a kernel into a device buffer (the
+// device-side latest picture) and copies it asynchronously into a pinned
+// host buffer (the host-side latest picture). Readers get copies: Latest
+// for host memory, LatestDevice for device memory of the same GPU.
+//
+// Decode is not safe for concurrent use (one goroutine, the track's
+// receiver, owns it); Latest, LatestDevice and Seq are safe to call from
+// any goroutine at any time. The caller must call Close (or close the
+// Device).
+type Decoder struct {
+	d    *Device
+	c    *C.fw_dec
+	st   stream
+	task decTask
+
+	// Device goroutine: the device-side latest picture.
+	rgb    cu.DevicePtr
+	rgbCap int
+	pinCap int
+	dw, dh int // size of the picture in rgb
+
+	mu    sync.Mutex // guards pin, front, w, h, seq, have
+	pin   [2]unsafe.Pointer
+	front int
+	w, h  int
+	seq   uint64
+	have  bool
+
+	use    sync.Mutex // held by Decode, LatestDevice and Close
+	closed atomic.Bool
+	once   sync.Once
+}
+
+// decTask is the decoder's one device task, reused for every access unit.
+type decTask struct {
+	dec  *Decoder
+	au   []byte
+	dst  Frame // LatestDevice
+	copy bool  // LatestDevice rather than Decode
+	n    int
+	err  error
+	done chan struct{}
+}
+
+func (t *decTask) run() {
+	if t.copy {
+		t.err = t.dec.copyLatest(t.dst)
+	} else {
+		t.n, t.err = t.dec.decode(t.au)
+	}
+	t.done <- struct{}{}
+}
+
+// NewDecoder opens an NVDEC H.264 decoder on d. It returns an error
+// wrapping ErrUnavailable when FFmpeg cannot create the CUDA device or
+// open the decoder. The caller must call Close.
+func NewDecoder(d *Device) (*Decoder, error) {
+	if d == nil {
+		return nil, fmt.Errorf("gpu: NewDecoder on a nil Device")
+	}
+	dec := &Decoder{d: d}
+	dec.task = decTask{dec: dec, done: make(chan struct{}, 1)}
+	err := d.Do(func() error {
+		if err := dec.st.open(); err != nil {
+			return err
+		}
+		hw, err := d.hwDevice()
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		if dec.c = C.fw_dec_alloc(); dec.c == nil {
+			return fmt.Errorf("gpu: out of memory")
+		}
+		if r := C.fw_dec_open(dec.c, hw); r < 0 {
+			return fmt.Errorf("%w: %w", ErrUnavailable, avErr("open h264 decoder with NVDEC", r))
+		}
+		return nil
+	})
+	if err == nil {
+		err = d.adopt(dec)
+	}
+	if err != nil {
+		_ = d.Do(func() error { dec.free(); return nil })
+		return nil, err
+	}
+	return dec, nil
+}
+
+// Decode feeds one H.264 access unit (Annex-B) and converts every picture
+// it completes; it returns how many. When it returns, the pictures are in
+// the latest buffers. au is only read during the call. In steady state
+// Decode allocates nothing. NVDEC decoding and the conversion run on the
+// device's goroutine.
+func (dec *Decoder) Decode(au []byte) (pictures int, err error) {
+	dec.use.Lock()
+	defer dec.use.Unlock()
+	if dec.closed.Load() {
+		return 0, ErrClosed
+	}
+	if len(au) == 0 {
+		return 0, nil
+	}
+	if len(au) > 1<<30 {
+		return 0, fmt.Errorf("gpu: access unit of %d bytes, want < 1 GiB", len(au))
+	}
+	dec.task.copy, dec.task.au = false, au
+	if err := dec.d.submit(&dec.task); err != nil {
+		return 0, err
+	}
+	<-dec.task.done
+	dec.task.au = nil
+	return dec.task.n, dec.task.err
+}
+
+// decode runs on the device goroutine.
+func (dec *Decoder) decode(au []byte) (int, error) {
+	if r := C.fw_dec_send(dec.c, (*C.uint8_t)(unsafe.Pointer(&au[0])), C.int(len(au))); r < 0 {
+		return 0, avErr("NVDEC h264 decode", r)
+	}
+	n := 0
+	for {
+		var y, uv C.CUdeviceptr
+		var yl, uvl, w, h C.int
+		r := C.fw_dec_receive(dec.c, &y, &yl, &uv, &uvl, &w, &h)
+		if r == 1 {
+			return n, nil
+		}
+		if r < 0 {
+			return n, avErr("NVDEC h264 receive frame (want CUDA NV12 pictures)", r)
+		}
+		err := dec.convert(uintptr(y), int(yl), uintptr(uv), int(uvl), int(w), int(h))
+		C.fw_dec_release(dec.c)
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+}
+
+// convert turns one NV12 picture into the device and pinned latest
+// buffers. Device goroutine.
+func (dec *Decoder) convert(y uintptr, yl int, uv uintptr, uvl int, w, h int) error {
+	need := w * h * 3
+	if need > dec.rgbCap {
+		if dec.rgb != 0 {
+			_ = dec.st.sync()
+			_ = cu.MemFree(dec.rgb)
+			dec.rgb, dec.rgbCap = 0, 0
+		}
+		p, err := cu.MemAlloc(int64(need))
+		if err != nil {
+			return fmt.Errorf("gpu: allocate %d bytes for an RGB picture: %w", need, err)
+		}
+		dec.rgb, dec.rgbCap = p, need
+	}
+	if need > dec.pinCap {
+		dec.mu.Lock()
+		dec.have = false
+		for i := range 2 {
+			if dec.pin[i] != nil {
+				_ = C.fw_host_free(dec.pin[i])
+				dec.pin[i] = nil
+			}
+		}
+		dec.pinCap = 0
+		var err error
+		for i := 0; i < 2 && err == nil; i++ {
+			err = cuErr("cuMemHostAlloc", C.fw_host_alloc(&dec.pin[i], C.size_t(need)))
+		}
+		if err == nil {
+			dec.pinCap = need
+		}
+		dec.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	dst := Frame{Ptr: uintptr(dec.rgb), Width: w, Height: h, Format: RGB24}
+	// The stream is blocking: it waits for NVDEC's copy into the frame,
+	// which FFmpeg issues on the legacy default stream.
+	if err := dec.d.toRGB(&dec.st, y, yl, uv, uvl, dst); err != nil {
+		return err
+	}
+	dec.dw, dec.dh = w, h
+	back := dec.front ^ 1
+	if err := cuErr("cuMemcpyDtoHAsync", C.fw_dtoh_async(dec.pin[back], C.CUdeviceptr(dec.rgb), C.size_t(need), dec.st.s)); err != nil {
+		return err
+	}
+	if err := dec.st.sync(); err != nil {
+		return err
+	}
+	dec.mu.Lock()
+	dec.front, dec.w, dec.h, dec.have = back, w, h, true
+	dec.seq++
+	dec.mu.Unlock()
+	return nil
+}
+
+// Latest copies the most recent picture (packed RGB24, w*h*3 bytes) into
+// dst and returns its size and sequence number (1 for the first picture
+// decoded, counting up). It returns ErrNoFrame before the first picture
+// and ErrShortBuffer (with the size) when dst is too small. It never
+// waits for the device and allocates nothing.
+func (dec *Decoder) Latest(dst []byte) (w, h int, seq uint64, err error) {
+	dec.mu.Lock()
+	defer dec.mu.Unlock()
+	if !dec.have {
+		return 0, 0, 0, ErrNoFrame
+	}
+	n := dec.w * dec.h * 3
+	if len(dst) < n {
+		return dec.w, dec.h, dec.seq, ErrShortBuffer
+	}
+	copy(dst, pinnedSlice(dec.pin[dec.front], n))
+	return dec.w, dec.h, dec.seq, nil
+}
+
+// Seq reports the sequence number of the most recent picture (0 before
+// the first).
+func (dec *Decoder) Seq() uint64 {
+	dec.mu.Lock()
+	defer dec.mu.Unlock()
+	return dec.seq
+}
+
+// LatestDevice copies the most recent picture into dst, device memory of
+// the same GPU: an RGB24 Frame of the picture's size (its Pitch may be
+// larger than Width*3). The copy is ordered after dst's Event or Stream
+// (the consumer's earlier use of dst); when dst.Stream is set, it is made
+// to wait for the copy and LatestDevice returns without waiting, else
+// LatestDevice returns when the copy is complete. It returns ErrNoFrame
+// before the first picture.
+func (dec *Decoder) LatestDevice(dst Frame) error {
+	if err := dst.Validate(); err != nil {
+		return err
+	}
+	if dst.Format != RGB24 || dst.Frames() != 1 {
+		return fmt.Errorf("%w: LatestDevice writes one RGB24 picture, got %d %v", ErrBadFrame, dst.Frames(), dst.Format)
+	}
+	dec.use.Lock()
+	defer dec.use.Unlock()
+	if dec.closed.Load() {
+		return ErrClosed
+	}
+	dec.task.copy, dec.task.dst = true, dst
+	if err := dec.d.submit(&dec.task); err != nil {
+		return err
+	}
+	<-dec.task.done
+	return dec.task.err
+}
+
+// copyLatest runs on the device goroutine.
+func (dec *Decoder) copyLatest(dst Frame) error {
+	if dec.dw == 0 {
+		return ErrNoFrame
+	}
+	if dst.Width != dec.dw || dst.Height != dec.dh {
+		return fmt.Errorf("%w: LatestDevice into %dx%d, latest picture is %dx%d", ErrBadFrame, dst.Width, dst.Height, dec.dw, dec.dh)
+	}
+	if err := dec.st.waitFor(dst); err != nil {
+		return err
+	}
+	if err := cuErr("cuMemcpy2DAsync", C.fw_dtod_2d_async(devptr(dst.Ptr), C.size_t(dst.RowPitch()), C.CUdeviceptr(dec.rgb), C.size_t(dec.dw*3), C.size_t(dec.dw*3), C.size_t(dec.dh), dec.st.s)); err != nil {
+		return err
+	}
+	if dst.Stream != 0 {
+		return cuErr("order the consumer's stream after the copy", C.fw_signal_consumer(dec.st.s, dec.st.ev, C.uintptr_t(dst.Stream)))
+	}
+	return dec.st.sync()
+}
+
+// free releases everything. Device goroutine; idempotent.
+func (dec *Decoder) free() {
+	_ = dec.st.sync()
+	if dec.c != nil {
+		C.fw_dec_free(dec.c)
+		dec.c = nil
+	}
+	if dec.rgb != 0 {
+		_ = cu.MemFree(dec.rgb)
+		dec.rgb, dec.rgbCap = 0, 0
+	}
+	dec.mu.Lock()
+	dec.have = false
+	for i := range 2 {
+		if dec.pin[i] != nil {
+			_ = C.fw_host_free(dec.pin[i])
+			dec.pin[i] = nil
+		}
+	}
+	dec.pinCap = 0
+	dec.mu.Unlock()
+	dec.st.close()
+}
+
+// Close frees the decoder and its buffers; it waits for a Decode in
+// progress and is idempotent.
+func (dec *Decoder) Close() error {
+	if dec == nil {
+		return nil
+	}
+	var err error
+	dec.once.Do(func() {
+		dec.use.Lock()
+		defer dec.use.Unlock()
+		dec.closed.Store(true)
+		dec.d.forget(dec)
+		if e := dec.d.Do(func() error { dec.free(); return nil }); e != nil && e != ErrClosed {
+			err = e
+		}
+	})
+	return err
+}

@@ -1,0 +1,392 @@
+//go:build cuda
+
+package gpu
+
+// #include "shim_cuda.h"
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"gorgonia.org/cu"
+)
+
+// Encoder encodes device frames to H.264 (constrained baseline, Annex-B,
+// parameter sets on every keyframe). Which backend it runs is chosen when
+// it opens, by probing: BackendNVENC where h264_nvenc opens on a CUDA
+// frames context of the device, else BackendX264 (the colour conversion
+// stays on the GPU; libx264 encodes on the CPU). The choice is logged once
+// and reported by Backend. When neither opens, NewEncoder fails and the
+// caller encodes on the CPU (BackendCPU).
+//
+// Encode is not safe for concurrent use: one goroutine (the track's
+// pipeline) owns the encoder. RequestKeyframe and SetBitrate may be called
+// from any goroutine and take effect on the next Encode. The caller must
+// call Close (or close the Device).
+type Encoder struct {
+	d       *Device
+	cfg     EncoderConfig
+	log     *slog.Logger
+	backend string
+	ow, oh  int // coded size (even)
+
+	// Owned by the device goroutine while open; the C structs are also
+	// used by the owning goroutine between device tasks.
+	c      *C.fw_enc
+	st     stream
+	kev    [2]C.CUevent // libx264: kernel of the slot done
+	dev    [2]cu.DevicePtr
+	pin    [2]unsafe.Pointer
+	pitch  int // NV12 row pitch of dev and pin (libx264)
+	slot   int
+	staged int // pipelined: slot waiting to be encoded, -1 when none
+	spts   [2]int64
+
+	mu      sync.Mutex // held by Encode, Flush and Close
+	task    encTask
+	pts     int64
+	key     atomic.Bool
+	rate    atomic.Int64
+	closed  atomic.Bool
+	once    sync.Once
+	lastErr error
+}
+
+// encTask is the encoder's one device task, reused for every frame.
+type encTask struct {
+	e    *Encoder
+	f    Frame
+	err  error
+	done chan struct{}
+}
+
+func (t *encTask) run() {
+	t.err = t.e.deviceStep(t.f)
+	t.done <- struct{}{}
+}
+
+// NewEncoder opens an encoder of cfg.Width x cfg.Height frames on d. It
+// returns an error wrapping ErrUnavailable when no backend opens (or the
+// forced one does not). log may be nil. The caller must call Close.
+func NewEncoder(d *Device, cfg EncoderConfig, log *slog.Logger) (*Encoder, error) {
+	if d == nil {
+		return nil, fmt.Errorf("gpu: NewEncoder on a nil Device")
+	}
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Encoder{d: d, cfg: cfg, log: log, staged: -1}
+	e.task = encTask{e: e, done: make(chan struct{}, 1)}
+	if err := d.Do(func() error { return e.open(cfg.Width, cfg.Height) }); err != nil {
+		_ = d.Do(func() error { e.free(); return nil })
+		return nil, err
+	}
+	if err := d.adopt(e); err != nil {
+		_ = d.Do(func() error { e.free(); return nil })
+		return nil, err
+	}
+	log.Info("gpu encoder opened", "backend", e.backend, "device", d.name, "size", fmt.Sprintf("%dx%d", e.ow, e.oh))
+	return e, nil
+}
+
+// open probes and opens a backend for w x h. Device goroutine.
+func (e *Encoder) open(w, h int) error {
+	e.ow, e.oh = even(w), even(h)
+	if err := e.st.open(); err != nil {
+		return err
+	}
+	var nvErr error
+	if e.cfg.Backend == "" || e.cfg.Backend == BackendNVENC {
+		if nvErr = e.openNVENC(); nvErr == nil {
+			e.backend = BackendNVENC
+			return nil
+		}
+		e.freeCodec()
+		if e.cfg.Backend == BackendNVENC {
+			return nvErr
+		}
+		e.log.Info("h264_nvenc does not open on a CUDA frames context; using GPU conversion + libx264", "device", e.d.name, "reason", nvErr)
+	}
+	if err := e.openX264(); err != nil {
+		if nvErr != nil {
+			return fmt.Errorf("%w; and %w", nvErr, err)
+		}
+		return err
+	}
+	e.backend = BackendX264
+	return nil
+}
+
+func (e *Encoder) openNVENC() error {
+	hw, err := e.d.hwDevice()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	e.c = C.fw_enc_alloc()
+	if e.c == nil {
+		return errors.New("gpu: out of memory")
+	}
+	if r := C.fw_nvenc_open(e.c, hw, C.int(e.ow), C.int(e.oh), C.int(e.cfg.FPS), C.longlong(e.cfg.Bitrate)); r < 0 {
+		return fmt.Errorf("%w: %w", ErrUnavailable, avErr(fmt.Sprintf("open h264_nvenc %dx%d on a CUDA frames context", e.ow, e.oh), r))
+	}
+	return nil
+}
+
+func (e *Encoder) openX264() error {
+	e.pitch = align(e.ow, 64)
+	n := e.pitch * e.oh * 3 / 2
+	for i := range 2 {
+		p, err := cu.MemAlloc(int64(n))
+		if err != nil {
+			return fmt.Errorf("gpu: allocate %d bytes for an NV12 picture: %w", n, err)
+		}
+		e.dev[i] = p
+		if err := cuErr("cuMemHostAlloc", C.fw_host_alloc(&e.pin[i], C.size_t(n))); err != nil {
+			return err
+		}
+		if err := cuErr("cuEventCreate", C.fw_event_create(&e.kev[i])); err != nil {
+			return err
+		}
+	}
+	e.c = C.fw_enc_alloc()
+	if e.c == nil {
+		return errors.New("gpu: out of memory")
+	}
+	if r := C.fw_x264_open(e.c, C.int(e.ow), C.int(e.oh), C.int(e.cfg.FPS), C.longlong(e.cfg.Bitrate), C.int(e.cfg.Threads), e.pin[0], e.pin[1], C.int(e.pitch)); r < 0 {
+		return fmt.Errorf("%w: %w", ErrUnavailable, avErr(fmt.Sprintf("open libx264 %dx%d NV12", e.ow, e.oh), r))
+	}
+	e.slot, e.staged = 0, -1
+	return nil
+}
+
+func (e *Encoder) freeCodec() {
+	if e.c != nil {
+		C.fw_enc_free(e.c)
+		e.c = nil
+	}
+}
+
+// free releases everything open allocated. Device goroutine; idempotent.
+func (e *Encoder) free() {
+	e.freeCodec()
+	for i := range 2 {
+		if e.dev[i] != 0 {
+			_ = cu.MemFree(e.dev[i])
+			e.dev[i] = 0
+		}
+		if e.pin[i] != nil {
+			_ = C.fw_host_free(e.pin[i])
+			e.pin[i] = nil
+		}
+		if e.kev[i] != nil {
+			_ = C.fw_event_destroy(e.kev[i])
+			e.kev[i] = nil
+		}
+	}
+	e.st.close()
+}
+
+// Backend reports BackendNVENC or BackendX264.
+func (e *Encoder) Backend() string { return e.backend }
+
+// Size reports the coded size (the configured size padded to even).
+func (e *Encoder) Size() (w, h int) { return e.ow, e.oh }
+
+// RequestKeyframe makes the next encoded frame an IDR frame.
+func (e *Encoder) RequestKeyframe() { e.key.Store(true) }
+
+// SetBitrate changes the target bitrate (bit/s) from the next frame on.
+func (e *Encoder) SetBitrate(bps int) {
+	if bps > 0 {
+		e.rate.Store(int64(bps))
+	}
+}
+
+// Encode encodes f (a single picture; see EncodeBatch for batches) with
+// presentation time pts (90 kHz units) and copies the resulting access
+// unit into out. It returns the bytes written (0 when no packet came out:
+// the first call of a pipelined encoder) and whether it is a keyframe;
+// with ErrShortBuffer n is the size needed.
+//
+// Encode returns only after the conversion kernel that reads f has
+// completed (ordered after f's Event or Stream, see Frame): the caller may
+// write f's memory again as soon as Encode returns. Nothing of f is
+// retained. A frame whose size differs from the encoder's reopens it (the
+// next packet is a keyframe). In steady state Encode allocates nothing.
+func (e *Encoder) Encode(f DeviceFrame, pts int64, out []byte) (n int, key bool, err error) {
+	return e.EncodeBatch(f, 0, pts, out)
+}
+
+// EncodeBatch is Encode of picture index of a batch frame.
+func (e *Encoder) EncodeBatch(f DeviceFrame, index int, pts int64, out []byte) (n int, key bool, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed.Load() {
+		return 0, false, ErrClosed
+	}
+	fr, err := frameOf(f, index)
+	if err != nil {
+		return 0, false, err
+	}
+	if even(fr.Width) != e.ow || even(fr.Height) != e.oh {
+		if err := e.reopen(fr.Width, fr.Height); err != nil {
+			return 0, false, err
+		}
+	}
+	if bps := e.rate.Swap(0); bps != 0 {
+		e.cfg.Bitrate = int(bps)
+		C.fw_enc_set_bitrate(e.c, C.longlong(bps))
+	}
+	if pts <= e.pts && e.pts != 0 {
+		pts = e.pts + 1 // encoders need strictly increasing pts
+	}
+	e.pts = pts
+	e.task.f = fr
+	if err := e.d.submit(&e.task); err != nil {
+		return 0, false, err
+	}
+	<-e.task.done
+	if e.task.err != nil {
+		return 0, false, e.task.err
+	}
+	which := -1 // NVENC: the pool frame the kernel filled
+	if e.backend == BackendX264 {
+		s := e.slot
+		e.slot ^= 1
+		if e.cfg.Pipelined {
+			prev := e.staged
+			e.staged, e.spts[s] = s, pts
+			if prev < 0 {
+				return 0, false, nil
+			}
+			which, pts = prev, e.spts[prev]
+		} else {
+			which = s
+		}
+	}
+	return e.encodeC(which, pts, out)
+}
+
+// deviceStep runs on the device goroutine: order after the producer, run
+// the kernel into the backend's NV12 planes and, for libx264, start the
+// copy to pinned memory; wait until the source has been read.
+func (e *Encoder) deviceStep(f Frame) error {
+	if err := e.st.waitFor(f); err != nil {
+		return err
+	}
+	if e.backend == BackendNVENC {
+		var y, uv C.CUdeviceptr
+		var yl, uvl C.int
+		if r := C.fw_nvenc_frame(e.c, &y, &yl, &uv, &uvl); r < 0 {
+			return avErr("get a CUDA frame from FFmpeg's pool", r)
+		}
+		if err := e.d.toNV12(&e.st, f, uintptr(y), int(yl), uintptr(uv), int(uvl), e.ow, e.oh); err != nil {
+			return err
+		}
+		return e.st.sync() // NVENC reads the frame after this; f is free
+	}
+	s := e.slot
+	y := uintptr(e.dev[s])
+	if err := e.d.toNV12(&e.st, f, y, e.pitch, y+uintptr(e.pitch*e.oh), e.pitch, e.ow, e.oh); err != nil {
+		return err
+	}
+	if err := cuErr("cuEventRecord", C.fw_event_record(e.kev[s], e.st.s)); err != nil {
+		return err
+	}
+	if err := cuErr("cuMemcpyDtoHAsync", C.fw_dtoh_async(e.pin[s], C.CUdeviceptr(e.dev[s]), C.size_t(e.pitch*e.oh*3/2), e.st.s)); err != nil {
+		return err
+	}
+	if !e.cfg.Pipelined {
+		return e.st.sync()
+	}
+	// Pipelined: wait for the kernel only (f is free). The copy of the
+	// previous slot was issued before this kernel on the same stream, so
+	// it is complete too; this slot's copy overlaps the libx264 encode of
+	// the previous slot.
+	return cuErr("cuEventSynchronize", C.fw_event_sync(e.kev[s]))
+}
+
+// encodeC sends frame which (see fw_enc_encode) and drains the packets.
+func (e *Encoder) encodeC(which int, pts int64, out []byte) (int, bool, error) {
+	var n, k C.int
+	var dst *C.uint8_t
+	if len(out) > 0 {
+		dst = (*C.uint8_t)(unsafe.Pointer(&out[0]))
+	}
+	key := C.int(0)
+	if e.key.Swap(false) {
+		key = 1
+	}
+	r := C.fw_enc_encode(e.c, C.int(which), C.longlong(pts), key, dst, C.int(len(out)), &n, &k)
+	if r < 0 {
+		if key != 0 {
+			e.key.Store(true)
+		}
+		return 0, false, avErr(e.backend+" encode", r)
+	}
+	if r == 1 {
+		return int(n), k != 0, fmt.Errorf("%w: access unit of %d bytes, buffer holds %d", ErrShortBuffer, int(n), len(out))
+	}
+	return int(n), k != 0, nil
+}
+
+// Flush encodes the frame a pipelined encoder still holds (n is 0 when
+// none). Without Pipelined it returns 0.
+func (e *Encoder) Flush(out []byte) (n int, key bool, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed.Load() {
+		return 0, false, ErrClosed
+	}
+	if e.staged < 0 {
+		return 0, false, nil
+	}
+	s := e.staged
+	e.staged = -1
+	if err := e.d.Do(e.st.sync); err != nil {
+		return 0, false, err
+	}
+	return e.encodeC(s, e.spts[s], out)
+}
+
+func (e *Encoder) reopen(w, h int) error {
+	if w > 16384 || h > 16384 {
+		return fmt.Errorf("%w: size %dx%d", ErrBadFrame, w, h)
+	}
+	e.log.Info("frame size changed; reopening gpu encoder", "backend", e.backend, "from", fmt.Sprintf("%dx%d", e.ow, e.oh), "to", fmt.Sprintf("%dx%d", w, h))
+	forced := e.cfg.Backend
+	e.cfg.Backend = e.backend // keep the probed backend
+	defer func() { e.cfg.Backend = forced }()
+	e.key.Store(true)
+	return e.d.Do(func() error {
+		e.free()
+		return e.open(w, h)
+	})
+}
+
+// Close frees the codec, frames, device and pinned buffers. It is
+// idempotent and waits for an Encode in progress.
+func (e *Encoder) Close() error {
+	if e == nil {
+		return nil
+	}
+	e.once.Do(func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.closed.Store(true)
+		e.d.forget(e)
+		err := e.d.Do(func() error { e.free(); return nil })
+		if err != nil && err != ErrClosed {
+			e.lastErr = err
+		}
+	})
+	return e.lastErr
+}

@@ -1,0 +1,57 @@
+package gpu
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestFrameValidate(t *testing.T) {
+	good := Frame{Ptr: 0x1000, Width: 64, Height: 48, Format: RGB24}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("valid frame: %v", err)
+	}
+	if good.RowPitch() != 192 || good.FrameStride() != 192*48 || good.Frames() != 1 {
+		t.Errorf("defaults: pitch %d stride %d frames %d", good.RowPitch(), good.FrameStride(), good.Frames())
+	}
+	for name, f := range map[string]Frame{
+		"nil pointer":   {Width: 64, Height: 48, Format: RGB24},
+		"no format":     {Ptr: 1, Width: 64, Height: 48},
+		"zero width":    {Ptr: 1, Height: 48, Format: RGBA},
+		"huge":          {Ptr: 1, Width: 20000, Height: 48, Format: RGBA},
+		"short pitch":   {Ptr: 1, Width: 64, Height: 48, Format: RGBA, Pitch: 200},
+		"short stride":  {Ptr: 1, Width: 64, Height: 48, Format: RGB24, Count: 2, Stride: 100},
+		"negative size": {Ptr: 1, Width: 64, Height: 48, Format: RGB24, Count: -1},
+	} {
+		if err := f.Validate(); !errors.Is(err, ErrBadFrame) {
+			t.Errorf("%s: Validate() = %v, want ErrBadFrame", name, err)
+		}
+	}
+}
+
+func TestFrameAt(t *testing.T) {
+	b := Frame{Ptr: 0x10000, Width: 64, Height: 48, Format: RGBA, Pitch: 512, Count: 3, Stride: 512 * 64, Event: 7}
+	f, err := b.At(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Ptr != 0x10000+2*512*64 || f.Frames() != 1 || f.Pitch != 512 || f.Event != 7 {
+		t.Errorf("At(2) = %+v", f)
+	}
+	if _, err := b.At(3); !errors.Is(err, ErrBadFrame) {
+		t.Errorf("At(3) of 3: %v, want ErrBadFrame", err)
+	}
+	if _, err := frameOf(nil, 0); !errors.Is(err, ErrBadFrame) {
+		t.Errorf("frameOf(nil): %v", err)
+	}
+	if _, err := frameOf(fakeFrame{}, 0); !errors.Is(err, ErrBadFrame) {
+		t.Errorf("frameOf(foreign type): %v", err)
+	}
+	if g, err := frameOf(&b, 1); err != nil || g.Ptr != 0x10000+512*64 {
+		t.Errorf("frameOf(*Frame, 1) = %+v, %v", g, err)
+	}
+}
+
+type fakeFrame struct{}
+
+func (fakeFrame) Size() (int, int) { return 1, 1 }
+func (fakeFrame) Frames() int      { return 1 }

@@ -1,0 +1,332 @@
+//go:build cuda
+
+// C shim of package gpu: the CUDA driver calls gorgonia.org/cu lacks or
+// makes awkward, and the FFmpeg glue. Declarations in shim_cuda.h.
+#include "shim_cuda.h"
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cuda.h>
+#include <libavcodec/avcodec.h>
+#include <libavutil/hwcontext.h>
+#include <libavutil/hwcontext_cuda.h>
+#include <libavutil/opt.h>
+
+// ---- CUDA driver API: what gorgonia.org/cu lacks or gets wrong for us.
+// Every function returns the CUresult (0 = success). Foreign handles
+// (streams, events of other code) travel as uintptr_t.
+
+const char *fw_cu_error(int r) {
+	const char *s = NULL;
+	if (cuGetErrorString((CUresult)r, &s) != CUDA_SUCCESS || s == NULL) return "unknown CUDA error";
+	return s;
+}
+
+int fw_host_alloc(void **p, size_t n) { return cuMemHostAlloc(p, n, 0); }
+int fw_host_free(void *p) { return cuMemFreeHost(p); }
+int fw_stream_create(CUstream *s) { return cuStreamCreate(s, CU_STREAM_DEFAULT); }
+int fw_stream_destroy(CUstream s) { return cuStreamDestroy(s); }
+int fw_stream_sync(CUstream s) { return cuStreamSynchronize(s); }
+int fw_event_create(CUevent *e) { return cuEventCreate(e, CU_EVENT_DISABLE_TIMING); }
+int fw_event_destroy(CUevent e) { return cuEventDestroy(e); }
+int fw_event_sync(CUevent e) { return cuEventSynchronize(e); }
+int fw_event_record(CUevent e, CUstream s) { return cuEventRecord(e, s); }
+
+// fw_wait_producer makes s wait for a producer's writes: for its event ev
+// when set, else for everything issued so far on its stream ps (through
+// our event tmp), else nothing (s is a blocking stream: it already waits
+// for the legacy default stream).
+int fw_wait_producer(CUstream s, CUevent tmp, uintptr_t ev, uintptr_t ps) {
+	if (ev != 0) return cuStreamWaitEvent(s, (CUevent)ev, 0);
+	if (ps != 0) {
+		int r = cuEventRecord(tmp, (CUstream)ps);
+		if (r != CUDA_SUCCESS) return r;
+		return cuStreamWaitEvent(s, tmp, 0);
+	}
+	return CUDA_SUCCESS;
+}
+
+// fw_signal_consumer makes a consumer's stream cs wait for everything
+// issued so far on s, through our event tmp.
+int fw_signal_consumer(CUstream s, CUevent tmp, uintptr_t cs) {
+	int r = cuEventRecord(tmp, s);
+	if (r != CUDA_SUCCESS) return r;
+	return cuStreamWaitEvent((CUstream)cs, tmp, 0);
+}
+
+int fw_module_load(CUmodule *m, const char *ptx) { return cuModuleLoadData(m, ptx); }
+int fw_module_unload(CUmodule m) { return cuModuleUnload(m); }
+int fw_module_function(CUfunction *f, CUmodule m, const char *name) { return cuModuleGetFunction(f, m, name); }
+
+int fw_dtoh_async(void *dst, CUdeviceptr src, size_t n, CUstream s) { return cuMemcpyDtoHAsync(dst, src, n, s); }
+
+int fw_dtod_2d_async(CUdeviceptr dst, size_t dpitch, CUdeviceptr src, size_t spitch, size_t width, size_t height, CUstream s) {
+	CUDA_MEMCPY2D c;
+	memset(&c, 0, sizeof c);
+	c.srcMemoryType = CU_MEMORYTYPE_DEVICE;
+	c.srcDevice = src;
+	c.srcPitch = spitch;
+	c.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+	c.dstDevice = dst;
+	c.dstPitch = dpitch;
+	c.WidthInBytes = width;
+	c.Height = height;
+	return cuMemcpy2DAsync(&c, s);
+}
+
+// Kernel launches with exact parameter sizes: every parameter of the
+// kernels is 8 bytes (pointer or long long), passed by address from this
+// stack frame; nothing is allocated per launch.
+int fw_launch_rgb_to_nv12(CUfunction f, CUstream s, CUdeviceptr src, long long src_pitch, long long bpp,
+                                 long long w, long long h, CUdeviceptr y, long long y_pitch,
+                                 CUdeviceptr uv, long long uv_pitch, long long ow, long long oh) {
+	void *args[] = {&src, &src_pitch, &bpp, &w, &h, &y, &y_pitch, &uv, &uv_pitch, &ow, &oh};
+	unsigned bx = 32, by = 8;
+	unsigned gx = (unsigned)((ow / 2 + bx - 1) / bx), gy = (unsigned)((oh / 2 + by - 1) / by);
+	return cuLaunchKernel(f, gx, gy, 1, bx, by, 1, 0, s, args, NULL);
+}
+
+int fw_launch_nv12_to_rgb(CUfunction f, CUstream s, CUdeviceptr y, long long y_pitch, CUdeviceptr uv,
+                                 long long uv_pitch, long long w, long long h, CUdeviceptr dst,
+                                 long long dst_pitch, long long bpp) {
+	void *args[] = {&y, &y_pitch, &uv, &uv_pitch, &w, &h, &dst, &dst_pitch, &bpp};
+	unsigned bx = 32, by = 8;
+	unsigned gx = (unsigned)((w + bx - 1) / bx), gy = (unsigned)((h + by - 1) / by);
+	return cuLaunchKernel(f, gx, gy, 1, bx, by, 1, 0, s, args, NULL);
+}
+
+// ---- FFmpeg: the CUDA hardware device on the primary context, encoders
+// and the NVDEC decoder. Functions return an AVERROR (< 0) or >= 0.
+
+int fw_hwdevice_create(AVBufferRef **out, const char *ordinal) {
+	return av_hwdevice_ctx_create(out, AV_HWDEVICE_TYPE_CUDA, ordinal, NULL, AV_CUDA_USE_PRIMARY_CONTEXT);
+}
+
+void fw_buffer_unref(AVBufferRef **r) { av_buffer_unref(r); }
+
+fw_enc *fw_enc_alloc(void) { return calloc(1, sizeof(fw_enc)); }
+
+void fw_enc_free(fw_enc *e) {
+	if (!e) return;
+	avcodec_free_context(&e->cc);
+	av_frame_free(&e->frame);
+	av_frame_free(&e->slot[0]);
+	av_frame_free(&e->slot[1]);
+	av_packet_free(&e->pkt);
+	av_buffer_unref(&e->frames);
+	free(e);
+}
+
+static void fw_set_common(AVCodecContext *cc, int w, int h, int fps, long long bitrate) {
+	cc->width = w;
+	cc->height = h;
+	cc->time_base = (AVRational){1, 90000};
+	cc->framerate = (AVRational){fps, 1};
+	cc->bit_rate = bitrate;
+	cc->rc_max_rate = bitrate;
+	cc->rc_buffer_size = (int)(bitrate / fps * 2);
+	cc->max_b_frames = 0;
+	cc->gop_size = -1;
+	cc->profile = AV_PROFILE_H264_CONSTRAINED_BASELINE;
+	cc->color_range = AVCOL_RANGE_MPEG;
+	cc->colorspace = AVCOL_SPC_BT709;
+	cc->color_primaries = AVCOL_PRI_BT709;
+	cc->color_trc = AVCOL_TRC_BT709;
+}
+
+// fw_nvenc_open opens h264_nvenc on a CUDA NV12 frames context of hwdev.
+int fw_nvenc_open(fw_enc *e, AVBufferRef *hwdev, int w, int h, int fps, long long bitrate) {
+	const AVCodec *c = avcodec_find_encoder_by_name("h264_nvenc");
+	if (!c) return AVERROR_ENCODER_NOT_FOUND;
+	e->frames = av_hwframe_ctx_alloc(hwdev);
+	if (!e->frames) return AVERROR(ENOMEM);
+	AVHWFramesContext *fc = (AVHWFramesContext *)e->frames->data;
+	fc->format = AV_PIX_FMT_CUDA;
+	fc->sw_format = AV_PIX_FMT_NV12;
+	fc->width = w;
+	fc->height = h;
+	int r = av_hwframe_ctx_init(e->frames);
+	if (r < 0) return r;
+	e->cc = avcodec_alloc_context3(c);
+	if (!e->cc) return AVERROR(ENOMEM);
+	fw_set_common(e->cc, w, h, fps, bitrate);
+	e->cc->pix_fmt = AV_PIX_FMT_CUDA;
+	e->cc->sw_pix_fmt = AV_PIX_FMT_NV12;
+	e->cc->hw_frames_ctx = av_buffer_ref(e->frames);
+	if (!e->cc->hw_frames_ctx) return AVERROR(ENOMEM);
+	AVDictionary *o = NULL;
+	av_dict_set(&o, "preset", "p1", 0);
+	av_dict_set(&o, "tune", "ull", 0);
+	av_dict_set(&o, "rc", "cbr", 0);
+	av_dict_set(&o, "zerolatency", "1", 0);
+	av_dict_set(&o, "delay", "0", 0);
+	av_dict_set(&o, "forced-idr", "1", 0);
+	av_dict_set(&o, "profile", "baseline", 0);
+	r = avcodec_open2(e->cc, c, &o);
+	av_dict_free(&o);
+	if (r < 0) return r;
+	e->frame = av_frame_alloc();
+	e->pkt = av_packet_alloc();
+	return (e->frame && e->pkt) ? 0 : AVERROR(ENOMEM);
+}
+
+// fw_nvenc_frame takes a CUDA frame from the pool and reports its planes.
+int fw_nvenc_frame(fw_enc *e, CUdeviceptr *y, int *ylin, CUdeviceptr *uv, int *uvlin) {
+	av_frame_unref(e->frame);
+	int r = av_hwframe_get_buffer(e->frames, e->frame, 0);
+	if (r < 0) return r;
+	*y = (CUdeviceptr)(uintptr_t)e->frame->data[0];
+	*uv = (CUdeviceptr)(uintptr_t)e->frame->data[1];
+	*ylin = e->frame->linesize[0];
+	*uvlin = e->frame->linesize[1];
+	return 0;
+}
+
+static void fw_noop_free(void *opaque, uint8_t *data) { (void)opaque; (void)data; }
+
+// fw_x264_open opens libx264 for NV12 input and wraps the two pinned
+// NV12 buffers (pitch bytes per row, luma then chroma) as frames.
+int fw_x264_open(fw_enc *e, int w, int h, int fps, long long bitrate, int threads, void *pin0, void *pin1, int pitch) {
+	const AVCodec *c = avcodec_find_encoder_by_name("libx264");
+	if (!c) return AVERROR_ENCODER_NOT_FOUND;
+	e->cc = avcodec_alloc_context3(c);
+	if (!e->cc) return AVERROR(ENOMEM);
+	fw_set_common(e->cc, w, h, fps, bitrate);
+	e->cc->pix_fmt = AV_PIX_FMT_NV12;
+	if (threads > 0) e->cc->thread_count = threads;
+	AVDictionary *o = NULL;
+	av_dict_set(&o, "preset", "ultrafast", 0);
+	av_dict_set(&o, "tune", "zerolatency", 0);
+	av_dict_set(&o, "profile", "baseline", 0);
+	av_dict_set(&o, "forced-idr", "1", 0);
+	av_dict_set(&o, "x264-params", "keyint=infinite:scenecut=0:repeat-headers=1:aud=0", 0);
+	int r = avcodec_open2(e->cc, c, &o);
+	av_dict_free(&o);
+	if (r < 0) return r;
+	void *pins[2] = {pin0, pin1};
+	for (int i = 0; i < 2; i++) {
+		AVFrame *f = av_frame_alloc();
+		if (!f) return AVERROR(ENOMEM);
+		e->slot[i] = f;
+		f->format = AV_PIX_FMT_NV12;
+		f->width = w;
+		f->height = h;
+		f->buf[0] = av_buffer_create(pins[i], (size_t)pitch * h * 3 / 2, fw_noop_free, NULL, 0);
+		if (!f->buf[0]) return AVERROR(ENOMEM);
+		f->data[0] = pins[i];
+		f->data[1] = (uint8_t *)pins[i] + (size_t)pitch * h;
+		f->linesize[0] = pitch;
+		f->linesize[1] = pitch;
+		f->color_range = AVCOL_RANGE_MPEG;
+		f->colorspace = AVCOL_SPC_BT709;
+	}
+	e->pkt = av_packet_alloc();
+	return e->pkt ? 0 : AVERROR(ENOMEM);
+}
+
+// fw_enc_set_bitrate changes the target in place (libx264 and h264_nvenc
+// reconfigure on the next frame).
+void fw_enc_set_bitrate(fw_enc *e, long long bps) {
+	e->cc->bit_rate = bps;
+	e->cc->rc_max_rate = bps;
+}
+
+// fw_enc_encode sends frame (slot 0/1 for libx264, -1 for the NVENC pool
+// frame, -2 for a flush) and copies every packet ready into dst (cap
+// bytes). *n gets the payload size (which may exceed cap: then 1 is
+// returned and the packets past cap are lost), *key whether one is a
+// keyframe.
+int fw_enc_encode(fw_enc *e, int which, long long pts, int key, uint8_t *dst, int cap, int *n, int *key_out) {
+	*n = 0;
+	*key_out = 0;
+	int r;
+	if (which == -2) {
+		r = 0;
+	} else {
+		AVFrame *f = which < 0 ? e->frame : e->slot[which];
+		f->pts = pts;
+		f->pict_type = key ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
+		r = avcodec_send_frame(e->cc, f);
+		if (which < 0) av_frame_unref(f);
+		if (r < 0) return r;
+	}
+	int short_buf = 0;
+	for (;;) {
+		r = avcodec_receive_packet(e->cc, e->pkt);
+		if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) break;
+		if (r < 0) return r;
+		if (*n + e->pkt->size <= cap) memcpy(dst + *n, e->pkt->data, e->pkt->size);
+		else short_buf = 1;
+		*n += e->pkt->size;
+		if (e->pkt->flags & AV_PKT_FLAG_KEY) *key_out = 1;
+		av_packet_unref(e->pkt);
+	}
+	return short_buf;
+}
+
+static enum AVPixelFormat fw_get_cuda_format(AVCodecContext *cc, const enum AVPixelFormat *f) {
+	(void)cc;
+	for (; *f != AV_PIX_FMT_NONE; f++)
+		if (*f == AV_PIX_FMT_CUDA) return *f;
+	return AV_PIX_FMT_NONE;
+}
+
+fw_dec *fw_dec_alloc(void) { return calloc(1, sizeof(fw_dec)); }
+
+void fw_dec_free(fw_dec *d) {
+	if (!d) return;
+	avcodec_free_context(&d->cc);
+	av_frame_free(&d->frame);
+	av_packet_free(&d->pkt);
+	free(d);
+}
+
+// fw_dec_open opens FFmpeg's h264 decoder with the NVDEC hwaccel on hwdev:
+// pictures come out as CUDA NV12 frames.
+int fw_dec_open(fw_dec *d, AVBufferRef *hwdev) {
+	const AVCodec *c = avcodec_find_decoder(AV_CODEC_ID_H264);
+	if (!c) return AVERROR_DECODER_NOT_FOUND;
+	d->cc = avcodec_alloc_context3(c);
+	d->frame = av_frame_alloc();
+	d->pkt = av_packet_alloc();
+	if (!d->cc || !d->frame || !d->pkt) return AVERROR(ENOMEM);
+	d->cc->hw_device_ctx = av_buffer_ref(hwdev);
+	if (!d->cc->hw_device_ctx) return AVERROR(ENOMEM);
+	d->cc->get_format = fw_get_cuda_format;
+	d->cc->thread_count = 1; // frame threads add latency
+	return avcodec_open2(d->cc, c, NULL);
+}
+
+int fw_dec_send(fw_dec *d, const uint8_t *au, int n) {
+	av_packet_unref(d->pkt);
+	int r = av_new_packet(d->pkt, n);
+	if (r < 0) return r;
+	memcpy(d->pkt->data, au, n);
+	r = avcodec_send_packet(d->cc, d->pkt);
+	av_packet_unref(d->pkt);
+	return r == AVERROR(EAGAIN) ? 0 : r;
+}
+
+// fw_dec_receive returns 0 with the next picture's planes, 1 when none is
+// ready, or an AVERROR. The picture stays valid until the next call.
+int fw_dec_receive(fw_dec *d, CUdeviceptr *y, int *ylin, CUdeviceptr *uv, int *uvlin, int *w, int *h) {
+	av_frame_unref(d->frame);
+	int r = avcodec_receive_frame(d->cc, d->frame);
+	if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return 1;
+	if (r < 0) return r;
+	if (d->frame->format != AV_PIX_FMT_CUDA) return AVERROR(ENOSYS);
+	if (d->frame->hw_frames_ctx) {
+		AVHWFramesContext *fc = (AVHWFramesContext *)d->frame->hw_frames_ctx->data;
+		if (fc->sw_format != AV_PIX_FMT_NV12) return AVERROR_PATCHWELCOME;
+	}
+	*y = (CUdeviceptr)(uintptr_t)d->frame->data[0];
+	*uv = (CUdeviceptr)(uintptr_t)d->frame->data[1];
+	*ylin = d->frame->linesize[0];
+	*uvlin = d->frame->linesize[1];
+	*w = d->frame->width;
+	*h = d->frame->height;
+	return 0;
+}
+
+void fw_dec_release(fw_dec *d) { av_frame_unref(d->frame); }
