@@ -19,7 +19,7 @@ CUDA_ENV := CGO_CFLAGS="-I$(CUDA_DIR)/include" CGO_LDFLAGS="$(CGO_LDFLAGS) -L$(C
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 ADDR ?= :8080
 
-.PHONY: all deps run test test-go check-cuda bench vet clean
+.PHONY: all deps run test test-go check-cuda bench vet clean web
 
 all: deps
 	go build ./...
@@ -42,8 +42,19 @@ test: deps vet test-go check-cuda
 vet: deps
 	go vet ./...
 
-test-go: deps
-	go test $(GO_TEST_FLAGS) ./...
+test-go: deps web
+	FRAMEWIRE_E2E=1 go test $(GO_TEST_FLAGS) ./...
+
+## web: Chromium, Node, the pinned npm packages (package-lock.json) and the
+## esbuild bundle of the browser end-to-end page (the real @reactor-team/js-sdk).
+WEB := cmd/framewire/web
+web:
+	.ci/deps.sh chromium
+	.ci/deps.sh node
+	@if [ ! -f $(WEB)/node_modules/.stamp ] || [ $(WEB)/package-lock.json -nt $(WEB)/node_modules/.stamp ]; then \
+		cd $(WEB) && npm ci --no-audit --no-fund && touch node_modules/.stamp; fi
+	cd $(WEB) && ./node_modules/.bin/esbuild e2e.js --bundle --format=iife --target=chrome110 \
+		--define:process.env.NODE_ENV='"production"' --outfile=dist/e2e.bundle.js --log-level=warning
 
 ## check-cuda: build and vet every package with -tags cuda (no GPU needed).
 check-cuda: deps $(CUDA_STAMP)

@@ -4,7 +4,7 @@
 # $PREFIX, and the CUDA driver header and stub library for `-tags cuda`
 # compile checks. Every step is stamped: a rerun is a no-op.
 #
-# usage: .ci/deps.sh apt|ffmpeg|cuda|chromium|all   (BUILD=<dir>, default ./build)
+# usage: .ci/deps.sh apt|ffmpeg|cuda|chromium|node|all   (BUILD=<dir>, default ./build)
 set -euo pipefail
 
 BUILD=${BUILD:-$(pwd)/build}
@@ -133,11 +133,19 @@ step_chromium() {
 	need_pkgs chromium
 }
 
+# step_node makes sure node and npm exist (any install counts; Debian's
+# packages otherwise).
+step_node() {
+	command -v node >/dev/null && command -v npm >/dev/null && return
+	need_pkgs nodejs npm
+}
+
 case "${1:-all}" in
 apt) step_apt ;;
 ffmpeg) step_ffmpeg ;;
 cuda) step_cuda ;;
 chromium) step_chromium ;;
+node) step_node ;;
 all) step_apt; step_ffmpeg; step_cuda ;;
-*) echo "usage: $0 apt|ffmpeg|cuda|chromium|all" >&2; exit 2 ;;
+*) echo "usage: $0 apt|ffmpeg|cuda|chromium|node|all" >&2; exit 2 ;;
 esac

@@ -1,5 +1,7 @@
 // Command framewire serves a Framewire model over the Reactor local-mode
-// protocol. Without flags it serves the built-in demo model on :8080.
+// protocol, so the published @reactor-team/js-sdk (with local: true)
+// connects to it unmodified. Without flags it serves the built-in demo model
+// "framewire-demo" on :8080.
 package main
 
 import (
@@ -12,34 +14,122 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/framewire/framewire/engine/peer"
+	"github.com/framewire/framewire/engine/protocol"
 )
 
+// options are the command-line settings.
+type options struct {
+	addr        string
+	loopback    bool
+	ifaces      string
+	publicIPs   string
+	stun        string
+	turn        string
+	turnUser    string
+	turnPass    string
+	orphanGrace time.Duration
+	pingTimeout time.Duration
+	maxUpload   int64
+	logLevel    string
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("framewire", flag.ContinueOnError)
+	fs.StringVar(&o.addr, "addr", ":8080", "HTTP listen address")
+	fs.BoolVar(&o.loopback, "loopback", true, "offer loopback ICE candidates (browser on the same host)")
+	fs.StringVar(&o.ifaces, "interfaces", "", "comma-separated network interfaces for host candidates (default all)")
+	fs.StringVar(&o.publicIPs, "public-ip", "", "comma-separated public IPs announced as host candidates (1:1 NAT)")
+	fs.StringVar(&o.stun, "stun", "", "comma-separated STUN URLs (stun:host:port), also handed to the client")
+	fs.StringVar(&o.turn, "turn", "", "comma-separated TURN URLs, also handed to the client")
+	fs.StringVar(&o.turnUser, "turn-user", "", "TURN username")
+	fs.StringVar(&o.turnPass, "turn-password", "", "TURN password")
+	fs.DurationVar(&o.orphanGrace, "orphan-grace", 60*time.Second, "keep a session without a client this long for reconnect()")
+	fs.DurationVar(&o.pingTimeout, "ping-timeout", 20*time.Second, "a client silent on the data channel this long is treated as lost")
+	fs.Int64Var(&o.maxUpload, "max-upload", 100<<20, "largest upload in bytes")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+func split(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (o options) serverConfig(log *slog.Logger) protocol.Config {
+	pc := peer.Config{
+		Loopback:   o.loopback,
+		Interfaces: split(o.ifaces),
+		PublicIPs:  split(o.publicIPs),
+		Logger:     log,
+	}
+	if s := split(o.stun); len(s) > 0 {
+		pc.ICEServers = append(pc.ICEServers, peer.ICEServer{URLs: s})
+	}
+	if t := split(o.turn); len(t) > 0 {
+		pc.ICEServers = append(pc.ICEServers, peer.ICEServer{URLs: t, Username: o.turnUser, Credential: o.turnPass})
+	}
+	return protocol.Config{
+		Peer:          pc,
+		OrphanGrace:   o.orphanGrace,
+		PingTimeout:   o.pingTimeout,
+		MaxUploadSize: o.maxUpload,
+		Logger:        log,
+	}
+}
+
 func main() {
-	addr := flag.String("addr", ":8080", "HTTP listen address")
-	flag.Parse()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*addr, log); err != nil {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		os.Exit(2)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		fmt.Fprintln(os.Stderr, "framewire: -log-level:", err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		log.Error("framewire", "err", fmt.Errorf("listen on %s: %w", o.addr, err))
+		os.Exit(1)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	fmt.Printf("framewire: serving model framewire-demo on http://localhost:%s/ (Reactor SDK: new Reactor({modelName: \"framewire-demo\", local: true}))\n", port)
+	if err := serve(ctx, ln, o, log); err != nil {
 		log.Error("framewire", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string, log *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// serve runs the protocol server for the demo model on ln until ctx ends.
+func serve(ctx context.Context, ln net.Listener, o options, log *slog.Logger) error {
+	srv, err := protocol.NewServer(newDemoEngine(log), o.serverConfig(log))
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	fmt.Printf("framewire: serving on http://localhost:%s/\n", port)
+	mux.Handle("/", srv)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return err
@@ -47,7 +137,7 @@ func run(addr string, log *slog.Logger) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := hs.Shutdown(sctx); err != nil {
 		return err
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {

@@ -1,0 +1,148 @@
+// Browser harness for the end-to-end test: the real @reactor-team/js-sdk,
+// driven by the Go test through window.fw. Bundled with esbuild (see the
+// Makefile's web target); served from another origin than the engine.
+import { Reactor } from "@reactor-team/js-sdk";
+
+const state = { statuses: [], messages: [], runtime: [], errors: [], tracks: [], console: [] };
+for (const level of ["warn", "error"]) {
+  const orig = console[level].bind(console);
+  console[level] = (...args) => {
+    state.console.push(level + ": " + args.map((a) => (a instanceof Error ? a.message : typeof a === "object" ? JSON.stringify(a) : String(a))).join(" "));
+    orig(...args);
+  };
+}
+let reactor;
+let video;
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function waitFor(what, cond, ms) {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`timeout after ${ms} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function attach(name, track, stream) {
+  state.tracks.push(name);
+  if (name !== "main_video") return;
+  if (!video) {
+    video = document.createElement("video");
+    video.muted = true;
+    video.autoplay = true;
+    video.playsInline = true;
+    document.body.appendChild(video);
+  }
+  video.srcObject = stream;
+  video.play().catch(() => {});
+}
+
+window.fw = {
+  state,
+
+  // connect runs connect() and resolves with the ms from connect() to ready.
+  async connect(apiUrl) {
+    reactor = new Reactor({ modelName: "framewire-demo", local: true, apiUrl });
+    state.statuses.push(reactor.getStatus());
+    reactor.on("statusChanged", (s) => state.statuses.push(s));
+    reactor.on("message", (m) => state.messages.push(m));
+    reactor.on("runtimeMessage", (m) => state.runtime.push(m));
+    reactor.on("error", (e) => state.errors.push(e));
+    reactor.on("trackReceived", attach);
+    const t0 = performance.now();
+    await reactor.connect();
+    await waitFor("status ready", () => reactor.getStatus() === "ready", 10000);
+    return performance.now() - t0;
+  },
+
+  status() {
+    return reactor ? reactor.getStatus() : "none";
+  },
+
+  sessionId() {
+    return reactor.getSessionId();
+  },
+
+  // frames waits for decoded frames on main_video and measures the frame
+  // rate the page presents over ms.
+  async frames(ms) {
+    await waitFor("a main_video element", () => video, 5000);
+    await waitFor("decoded main_video frames", () => video.videoWidth > 0 && video.readyState >= 2, 5000);
+    let count = 0;
+    let done = false;
+    const onFrame = () => {
+      count++;
+      if (!done) video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);
+    const t0 = performance.now();
+    await sleep(ms);
+    done = true;
+    const secs = (performance.now() - t0) / 1000;
+    return { fps: count / secs, width: video.videoWidth, height: video.videoHeight };
+  },
+
+  // pixel returns the RGB of the decoded picture at (x, y).
+  pixel(x, y) {
+    const c = document.createElement("canvas");
+    c.width = video.videoWidth;
+    c.height = video.videoHeight;
+    const g = c.getContext("2d");
+    g.drawImage(video, 0, 0);
+    const d = g.getImageData(x, y, 1, 1).data;
+    return [d[0], d[1], d[2]];
+  },
+
+  async publishWebcam() {
+    const s = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    await reactor.publishTrack("webcam", s.getVideoTracks()[0]);
+  },
+
+  async command(name, data) {
+    await reactor.sendCommand(name, data);
+  },
+
+  // waitMessage resolves with the first application message of type typ
+  // received after index from.
+  async waitMessage(typ, from, ms) {
+    let found;
+    await waitFor(`application message ${typ}`, () => (found = state.messages.slice(from).find((m) => m && m.type === typ)), ms);
+    return found;
+  },
+
+  async requestCapabilities() {
+    const from = state.runtime.length;
+    await reactor.sendCommand("requestCapabilities", {}, "runtime");
+    let found;
+    await waitFor("modelCapabilities", () => (found = state.runtime.slice(from).find((m) => m && m.type === "modelCapabilities")), 5000);
+    return found;
+  },
+
+  // upload uploads text as a file and sends inspect_file with its FileRef.
+  async upload(text) {
+    const ref = await reactor.uploadFile(new Blob([text], { type: "text/plain" }), { name: "../hello world.txt" });
+    await reactor.sendCommand("inspect_file", { file: ref });
+    return { id: ref.uploadId, size: ref.size };
+  },
+
+  // drop closes the transport without stop_session (a recoverable
+  // disconnect, as when the network goes away).
+  async drop() {
+    await reactor.disconnect(true);
+  },
+
+  async reconnect() {
+    const t0 = performance.now();
+    await reactor.reconnect();
+    await waitFor("status ready after reconnect", () => reactor.getStatus() === "ready", 10000);
+    return performance.now() - t0;
+  },
+
+  async disconnect() {
+    await reactor.disconnect();
+  },
+};
+document.title = "framewire-e2e-ready";
