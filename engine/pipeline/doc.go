@@ -1,0 +1,23 @@
+// Package pipeline carries one output track's media from the track's
+// queue to the wire: pacer → colour conversion → encoder → Sink, and one
+// input track's media from the wire to the track: decoder → latest
+// buffer.
+//
+// An output track gets one pipeline per session, whatever the number of
+// peers: it encodes once and its Sink (a pion TrackLocalStaticSample in
+// engine/peer) fans the packets out.
+//
+// Lifecycle: NewVideo (or NewAudio) builds a pipeline without touching
+// native resources; Run drives it on the calling goroutine (and, for
+// audio, one goroutine of its own that it waits for) until ctx ends or
+// the source fails, then closes its encoder and returns. RunVideo and
+// RunAudio do both in one call. RequestKeyframe, SetBitrate and Stats may
+// be called from any goroutine at any time, before, during or after Run.
+//
+// Timing follows a Clock (the system clock unless the config supplies a
+// fake): video leaves at the track's rate, or, for rate 0, each emitted
+// batch is spread over the model's measured push interval; after a stall
+// the pacer never bursts to catch up. Audio leaves as a continuous stream
+// of 20 ms Opus frames, silence filling any gap. In steady state a frame
+// costs no Go allocation from the track's queue to the Sink.
+package pipeline

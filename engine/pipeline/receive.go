@@ -1,0 +1,111 @@
+package pipeline
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/framewire/framewire/encode"
+)
+
+// VideoDeliverer is an input video track as a receiver feeds it;
+// *tracks.VideoIn implements it. Deliver copies rgb.
+type VideoDeliverer interface {
+	Deliver(rgb []byte, w, h int, at time.Time) error
+}
+
+// AudioDeliverer is an input audio track as a receiver feeds it;
+// *tracks.AudioIn implements it. Deliver copies pcm (48 kHz mono).
+type AudioDeliverer interface {
+	Deliver(pcm []int16, at time.Time) error
+}
+
+// VideoReceiver decodes one inbound video stream (H.264 access units or
+// VP8 frames, as a depacketizer produces them) and delivers each picture
+// as RGB24 to an input track. It is not safe for concurrent use: the
+// track's receive loop owns it. The caller must call Close. In steady
+// state our code allocates nothing per frame from the decoder's output to
+// the track's latest buffer.
+type VideoReceiver struct {
+	dec *encode.VideoDecoder
+	in  VideoDeliverer
+	rgb []byte
+	at  time.Time
+	fn  func(encode.Frame) error
+
+	Frames, Errors uint64 // delivered pictures; undecodable units
+}
+
+// NewVideoReceiver opens a software decoder for codec.
+func NewVideoReceiver(codec encode.Codec, in VideoDeliverer) (*VideoReceiver, error) {
+	if in == nil {
+		return nil, fmt.Errorf("pipeline: NewVideoReceiver needs an input track")
+	}
+	dec, err := encode.NewVideoDecoder(codec)
+	if err != nil {
+		return nil, err
+	}
+	r := &VideoReceiver{dec: dec, in: in}
+	r.fn = r.picture
+	return r, nil
+}
+
+// WriteAccessUnit decodes au, which arrived at at, and delivers what it
+// completes. A unit that does not decode (loss before the next keyframe)
+// is counted and reported; the receiver keeps going.
+func (r *VideoReceiver) WriteAccessUnit(au []byte, at time.Time) error {
+	r.at = at
+	if err := r.dec.Decode(au, r.fn); err != nil {
+		r.Errors++
+		return err
+	}
+	return nil
+}
+
+func (r *VideoReceiver) picture(f encode.Frame) error {
+	w, h := f.Size()
+	if n := w * h * 3; len(r.rgb) < n {
+		r.rgb = make([]byte, n)
+	}
+	n, err := f.RGB(r.rgb)
+	if err != nil {
+		return err
+	}
+	r.Frames++
+	return r.in.Deliver(r.rgb[:n], w, h, r.at)
+}
+
+// Close frees the decoder. It is idempotent.
+func (r *VideoReceiver) Close() error { return r.dec.Close() }
+
+// AudioReceiver decodes inbound Opus packets with pion/opus and delivers
+// 48 kHz mono PCM to an input track. It is not safe for concurrent use.
+type AudioReceiver struct {
+	dec *encode.OpusDecoder
+	in  AudioDeliverer
+	pcm []int16
+
+	Frames, Errors uint64
+}
+
+// NewAudioReceiver returns a receiver delivering to in.
+func NewAudioReceiver(in AudioDeliverer) (*AudioReceiver, error) {
+	if in == nil {
+		return nil, fmt.Errorf("pipeline: NewAudioReceiver needs an input track")
+	}
+	dec, err := encode.NewOpusDecoder()
+	if err != nil {
+		return nil, err
+	}
+	return &AudioReceiver{dec: dec, in: in, pcm: make([]int16, 5760)}, nil
+}
+
+// WritePacket decodes one Opus packet that arrived at at and delivers it.
+func (r *AudioReceiver) WritePacket(pkt []byte, at time.Time) error {
+	n, err := r.dec.Decode(pkt, r.pcm)
+	if err != nil {
+		r.Errors++
+		return err
+	}
+	r.Frames++
+	return r.in.Deliver(r.pcm[:n], at)
+}

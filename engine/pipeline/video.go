@@ -1,0 +1,379 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/tracks"
+)
+
+// Sink receives encoded media, one access unit (video) or one Opus frame
+// (audio) at a time: engine/peer implements it over a pion sample track.
+// data is valid only during the call. duration is the sample's length on
+// the wire (the RTP timestamp advances by it); capture is when the model
+// emitted the media (zero for generated silence); key marks a video
+// keyframe. WriteSample is called from one goroutine at a time and should
+// not block for long: it delays the next frame.
+type Sink interface {
+	WriteSample(data []byte, duration time.Duration, capture time.Time, key bool) error
+}
+
+// SinkFunc adapts a function to Sink.
+type SinkFunc func(data []byte, duration time.Duration, capture time.Time, key bool) error
+
+// WriteSample calls f.
+func (f SinkFunc) WriteSample(data []byte, duration time.Duration, capture time.Time, key bool) error {
+	return f(data, duration, capture, key)
+}
+
+// VideoSource is an output video track as the pipeline consumes it;
+// *tracks.VideoOut implements it. Next blocks until a frame is queued or
+// ctx ends; the pipeline releases every frame it gets.
+type VideoSource interface {
+	Name() string
+	Rate() float64 // frames per second; 0 = automatic pacing
+	Next(ctx context.Context) (*tracks.VideoFrame, error)
+}
+
+// trackStats is implemented by sources that count what their queue did
+// (*tracks.VideoOut, *tracks.AudioOut).
+type trackStats interface{ Stats() tracks.Stats }
+
+// DeviceEncoder encodes frames that live in GPU memory (package gpu
+// implements it). It is used by the pipeline's goroutine only. Its owner
+// (the engine) closes it after Run returns.
+type DeviceEncoder interface {
+	Encode(f tracks.DeviceFrame, pts int64, out []byte) (n int, key bool, err error)
+	RequestKeyframe()
+	SetBitrate(bps int)
+}
+
+// ErrNoDeviceEncoder is counted (VideoStats.DeviceErrors) and logged once
+// when a device frame reaches a pipeline configured without a
+// DeviceEncoder.
+var ErrNoDeviceEncoder = errors.New("pipeline: device frame but no device encoder configured")
+
+// VideoConfig configures a video pipeline. The zero value works: libx264
+// at 2.5 Mbit/s on the system clock.
+type VideoConfig struct {
+	// Backend is the host-frame encoder, as chosen by encode.Probe.
+	// Default encode.BackendX264.
+	Backend encode.Backend
+	// Bitrate is the initial target in bit/s. Default 2.5 Mbit/s.
+	Bitrate int
+	// Device encodes device frames (VideoFrame.Device != nil); without it
+	// such frames are dropped and counted as DeviceErrors.
+	Device DeviceEncoder
+	// Clock paces the frames. Default: the system clock.
+	Clock  Clock
+	Logger *slog.Logger
+}
+
+// VideoStats is a snapshot of one video pipeline.
+type VideoStats struct {
+	Track   string
+	Backend string // encoder in use ("" before the first frame)
+	// From the track's queue (zero when the source does not count).
+	Emitted, Dropped uint64
+	QueueDepth       int
+	// Encoded counts frames that reached the encoder; Sent counts access
+	// units written to the sink; Keyframes is how many were keyframes.
+	Encoded, Sent, Keyframes uint64
+	// EncodeErrors counts frames the encoder refused (bad size, …);
+	// SinkErrors counts failed writes; DeviceErrors counts device frames
+	// that could not be encoded.
+	EncodeErrors, SinkErrors, DeviceErrors uint64
+	// Encode time (conversion included) and emit→wire latency over the
+	// last 256 frames.
+	EncodeP50, EncodeP99   time.Duration
+	LatencyP50, LatencyP99 time.Duration
+	// Bitrate is the measured output over the last 256 frames, bit/s;
+	// TargetBitrate is what the encoder aims at.
+	Bitrate, TargetBitrate int
+}
+
+// Video is one output video track's pipeline. Create it with NewVideo,
+// drive it with Run; the other methods are safe for concurrent use.
+type Video struct {
+	src  VideoSource
+	sink Sink
+	cfg  VideoConfig
+	log  *slog.Logger
+
+	keyReq  atomic.Bool
+	rateReq atomic.Int64
+	target  atomic.Int64
+	backend atomic.Pointer[string]
+	running atomic.Bool
+
+	encoded, sent, keys, encErrs, sinkErrs, devErrs atomic.Uint64
+	win                                             window
+
+	// Owned by Run's goroutine.
+	enc      *encode.VideoEncoder
+	pace     pacer
+	out      []byte
+	t0       time.Time
+	rtpNext  int64 // 90 kHz ticks handed to the sink so far
+	warned   sync.Once
+	devWarn  sync.Once
+	sinkWarn sync.Once
+}
+
+// NewVideo builds a pipeline for src writing to sink. It opens nothing:
+// the encoder is opened on the first frame, when the size is known.
+func NewVideo(src VideoSource, sink Sink, cfg VideoConfig) (*Video, error) {
+	if src == nil || sink == nil {
+		return nil, fmt.Errorf("pipeline: NewVideo needs a source and a sink (got %v, %v)", src, sink)
+	}
+	if cfg.Backend == "" {
+		cfg.Backend = encode.BackendX264
+	}
+	if cfg.Bitrate <= 0 {
+		cfg.Bitrate = 2_500_000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	v := &Video{src: src, sink: sink, cfg: cfg, log: cfg.Logger.With("component", "pipeline", "track", src.Name())}
+	v.target.Store(int64(cfg.Bitrate))
+	return v, nil
+}
+
+// RunVideo builds a video pipeline and runs it until ctx ends or the
+// source fails. Use NewVideo and Run to keep a handle for RequestKeyframe,
+// SetBitrate and Stats.
+func RunVideo(ctx context.Context, src VideoSource, sink Sink, cfg VideoConfig) error {
+	v, err := NewVideo(src, sink, cfg)
+	if err != nil {
+		return err
+	}
+	return v.Run(ctx)
+}
+
+// RequestKeyframe makes the next encoded frame a keyframe (PLI/FIR, a new
+// peer). Safe for concurrent use; it does not block.
+func (v *Video) RequestKeyframe() { v.keyReq.Store(true) }
+
+// SetBitrate sets the target bitrate in bit/s from the next frame on
+// (congestion control). Non-positive values are ignored. Safe for
+// concurrent use; it does not block.
+func (v *Video) SetBitrate(bps int) {
+	if bps > 0 {
+		v.rateReq.Store(int64(bps))
+		v.target.Store(int64(bps))
+	}
+}
+
+// Stats returns a snapshot. Safe for concurrent use.
+func (v *Video) Stats() VideoStats {
+	s := VideoStats{
+		Track:         v.src.Name(),
+		Encoded:       v.encoded.Load(),
+		Sent:          v.sent.Load(),
+		Keyframes:     v.keys.Load(),
+		EncodeErrors:  v.encErrs.Load(),
+		SinkErrors:    v.sinkErrs.Load(),
+		DeviceErrors:  v.devErrs.Load(),
+		TargetBitrate: int(v.target.Load()),
+	}
+	if b := v.backend.Load(); b != nil {
+		s.Backend = *b
+	}
+	if ts, ok := v.src.(trackStats); ok {
+		t := ts.Stats()
+		s.Emitted, s.Dropped, s.QueueDepth = t.Emitted, t.Dropped, t.QueueDepth
+	}
+	s.EncodeP50, s.EncodeP99, s.LatencyP50, s.LatencyP99, s.Bitrate = v.win.summary()
+	return s
+}
+
+// Run pulls frames from the source, paces, encodes and writes them until
+// ctx ends (it then returns context.Cause(ctx)) or the source or encoder
+// fails. It closes its encoder before returning. Run may be called once.
+func (v *Video) Run(ctx context.Context) error {
+	if !v.running.CompareAndSwap(false, true) {
+		return errors.New("pipeline: Video.Run called twice")
+	}
+	clock := v.cfg.Clock
+	if clock == nil {
+		clock = newSystemClock()
+	}
+	v.pace = newPacer(v.src.Rate())
+	defer func() {
+		if v.enc != nil {
+			v.enc.Close()
+		}
+	}()
+	for {
+		f, err := v.src.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			if errors.Is(err, tracks.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("pipeline: %s: next frame: %w", v.src.Name(), err)
+		}
+		err = v.frame(ctx, clock, f)
+		f.Release()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// frame paces, encodes and sends one frame. It does not release f.
+func (v *Video) frame(ctx context.Context, clock Clock, f *tracks.VideoFrame) error {
+	slot, gap := v.pace.schedule(clock.Now(), f.Capture, f.Batch, f.BatchSize)
+	if err := clock.SleepUntil(ctx, slot); err != nil {
+		return err
+	}
+	if v.t0.IsZero() {
+		v.t0 = slot
+	}
+	pts := ticks90k(slot.Sub(v.t0))
+	start := time.Now()
+	var (
+		n       int
+		key, ok bool
+		fatal   error
+	)
+	if f.Device != nil {
+		n, key, ok = v.encodeDevice(f, pts)
+	} else {
+		n, key, ok, fatal = v.encodeHost(f, pts)
+	}
+	if fatal != nil {
+		return fmt.Errorf("pipeline: %s: %w", v.src.Name(), fatal)
+	}
+	if !ok {
+		return nil // counted and logged by the encode helpers
+	}
+	encodeTime := time.Since(start)
+	v.encoded.Add(1)
+	if n == 0 {
+		return nil
+	}
+	// The sink advances the RTP clock by each duration. Aim the next
+	// frame's timestamp at its planned slot, and absorb any lag from a
+	// stall, so RTP time stays on the presentation clock.
+	dur := pts + ticks90k(gap) - v.rtpNext
+	if dur < 1 {
+		dur = 1
+	}
+	v.rtpNext += dur
+	if err := v.sink.WriteSample(v.out[:n], time.Duration(dur)*time.Second/90000, f.Capture, key); err != nil {
+		v.sinkErrs.Add(1)
+		v.sinkWarn.Do(func() { v.log.Warn("sink write failed; counting further failures in stats", "err", err) })
+		return nil
+	}
+	wire := clock.Now()
+	v.sent.Add(1)
+	if key {
+		v.keys.Add(1)
+	}
+	v.win.record(encodeTime, wire.Sub(f.Capture), wire, n)
+	return nil
+}
+
+func ticks90k(d time.Duration) int64 { return int64(d) * 90000 / int64(time.Second) }
+
+// encodeHost encodes a host frame. ok is false when the frame was not
+// encoded (counted and logged); fatal is set when the encoder cannot be
+// opened at all.
+func (v *Video) encodeHost(f *tracks.VideoFrame, pts int64) (n int, key, ok bool, fatal error) {
+	if v.enc == nil {
+		enc, err := encode.NewVideoEncoder(encode.VideoConfig{
+			Backend: v.cfg.Backend, Width: f.Width, Height: f.Height,
+			Bitrate: int(v.target.Load()), Logger: v.log,
+		})
+		if errors.Is(err, encode.ErrBadImage) {
+			v.encErrs.Add(1)
+			v.warned.Do(func() { v.log.Warn("frame rejected by the encoder", "err", err) })
+			return 0, false, false, nil
+		}
+		if err != nil {
+			return 0, false, false, err
+		}
+		v.enc = enc
+		b := string(enc.Backend())
+		v.backend.Store(&b)
+		v.log.Info("video encoder opened", "backend", b, "width", f.Width, "height", f.Height)
+		v.rateReq.Store(0)
+	}
+	if bps := v.rateReq.Swap(0); bps > 0 {
+		v.enc.SetBitrate(int(bps))
+	}
+	if v.keyReq.Swap(false) {
+		v.enc.RequestKeyframe()
+	}
+	v.ensureOut(f.Width*f.Height*3/2 + 4096)
+	n, key, err := v.enc.Encode(encode.Image{Pix: f.Pix, Width: f.Width, Height: f.Height}, pts, v.out)
+	if errors.Is(err, encode.ErrShortBuffer) {
+		// That packet is lost; the encoder makes the next one a keyframe.
+		v.ensureOut(2 * n)
+	}
+	if errors.Is(err, encode.ErrUnavailable) {
+		return 0, false, false, err // a reopen (new size, VP8 bitrate) failed
+	}
+	if err != nil {
+		v.encErrs.Add(1)
+		v.warned.Do(func() { v.log.Warn("encode failed; counting further failures in stats", "err", err) })
+		return 0, false, false, nil
+	}
+	return n, key, true, nil
+}
+
+// encodeDevice encodes a device frame; ok is false when it was not
+// (counted and logged).
+func (v *Video) encodeDevice(f *tracks.VideoFrame, pts int64) (n int, key, ok bool) {
+	d := v.cfg.Device
+	if d == nil {
+		v.devErrs.Add(1)
+		v.devWarn.Do(func() { v.log.Error("dropping device frames", "err", ErrNoDeviceEncoder) })
+		return 0, false, false
+	}
+	if v.backend.Load() == nil {
+		b := "device"
+		if bk, ok := d.(interface{ Backend() encode.Backend }); ok {
+			b = string(bk.Backend())
+		} else if bs, ok := d.(interface{ Backend() string }); ok {
+			b = bs.Backend()
+		}
+		v.backend.Store(&b)
+	}
+	if bps := v.rateReq.Swap(0); bps > 0 {
+		d.SetBitrate(int(bps))
+	}
+	if v.keyReq.Swap(false) {
+		d.RequestKeyframe()
+	}
+	w, h := f.Device.Size()
+	v.ensureOut(w*h*3/2 + 4096)
+	n, key, err := d.Encode(f.Device, pts, v.out)
+	if errors.Is(err, encode.ErrShortBuffer) {
+		v.ensureOut(2 * n)
+	}
+	if err != nil {
+		v.devErrs.Add(1)
+		v.devWarn.Do(func() { v.log.Error("device encode failed; counting further failures in stats", "err", err) })
+		return 0, false, false
+	}
+	return n, key, true
+}
+
+// ensureOut grows the packet buffer to at least n bytes (allocates only
+// when the picture grows).
+func (v *Video) ensureOut(n int) {
+	if len(v.out) < n {
+		v.out = make([]byte, n)
+	}
+}
