@@ -19,7 +19,7 @@ CUDA_ENV := CGO_CFLAGS="-I$(CUDA_DIR)/include" CGO_LDFLAGS="$(CGO_LDFLAGS) -L$(C
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 ADDR ?= :8080
 
-.PHONY: all deps run test test-go check-cuda bench vet clean web
+.PHONY: all deps run test test-go check-cuda gpu-check bench vet clean web
 
 all: deps
 	go build ./...
@@ -60,6 +60,12 @@ web:
 check-cuda: deps $(CUDA_STAMP)
 	$(CUDA_ENV) go build -tags cuda ./...
 	$(CUDA_ENV) go vet -tags cuda ./...
+
+## gpu-check: build package gpu's CUDA tests and benchmarks with the libraries
+## they need into build/gpu-check (under 64 MiB) and print the command that
+## runs them on a GPU host (build/gpu-check/run.sh).
+gpu-check: deps $(CUDA_STAMP)
+	$(CUDA_ENV) gpu/gpucheck.sh $(BUILD)/gpu-check $(PREFIX)
 
 ## bench: run the benchmarks and print the ratio table.
 bench: deps

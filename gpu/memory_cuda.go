@@ -195,3 +195,9 @@ func (d *Device) toRGB(s *stream, y uintptr, yPitch int, uv uintptr, uvPitch int
 func even(n int) int { return (n + 1) &^ 1 }
 
 func align(n, a int) int { return (n + a - 1) / a * a }
+
+// copyToPinned starts an async copy of the start of src into pin on s.
+// Device goroutine.
+func copyToPinned(s *stream, pin *Pinned, src *Buffer) error {
+	return cuErr("cuMemcpyDtoHAsync", C.fw_dtoh_async(pin.p, C.CUdeviceptr(src.ptr), C.size_t(min(pin.n, src.n)), s.s))
+}

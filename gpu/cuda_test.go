@@ -1,0 +1,596 @@
+//go:build cuda
+
+package gpu
+
+// GPU tests: they need an NVIDIA driver and GPU (a cuda binary exits at
+// init without one). Build and package them with `make gpu-check`; run
+// build/gpu-check/run.sh on the GPU host.
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+)
+
+func openDevice(tb testing.TB) *Device {
+	tb.Helper()
+	d, err := Open(0)
+	if err != nil {
+		tb.Fatalf("open CUDA device 0: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			tb.Errorf("close device: %v", err)
+		}
+	})
+	return d
+}
+
+// upload copies b into a new device buffer.
+func upload(tb testing.TB, d *Device, b []byte) *Buffer {
+	tb.Helper()
+	buf, err := d.Alloc(len(b))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := buf.Upload(b); err != nil {
+		tb.Fatal(err)
+	}
+	return buf
+}
+
+// reusable is a device task that allocates nothing per submission.
+type reusable struct {
+	f    func() error
+	err  error
+	done chan struct{}
+}
+
+func (r *reusable) run() { r.err = r.f(); r.done <- struct{}{} }
+
+func newReusable(f func() error) *reusable { return &reusable{f: f, done: make(chan struct{}, 1)} }
+
+func (r *reusable) do(d *Device) error {
+	if err := d.submit(r); err != nil {
+		return err
+	}
+	<-r.done
+	return r.err
+}
+
+// withStream runs f on the device goroutine with a fresh stream.
+func withStream(d *Device, f func(s *stream) error) error {
+	return d.Do(func() error {
+		var s stream
+		if err := s.open(); err != nil {
+			return err
+		}
+		defer s.close()
+		if err := f(&s); err != nil {
+			return err
+		}
+		return s.sync()
+	})
+}
+
+func TestDeviceDoReturnsEachCallsError(t *testing.T) {
+	d := openDevice(t)
+	t.Logf("device 0: %s", d.Name())
+	boom := errors.New("boom")
+	if err := d.Do(func() error { return boom }); err != boom {
+		t.Errorf("Do = %v, want boom", err)
+	}
+	if err := d.Do(func() error { return nil }); err != nil {
+		t.Errorf("Do after a failed Do = %v, want nil", err)
+	}
+	free, total, err := d.MemInfo()
+	if err != nil || free <= 0 || total < free {
+		t.Errorf("MemInfo = %d, %d, %v", free, total, err)
+	}
+}
+
+func TestDeviceCloseClosesChildren(t *testing.T) {
+	d, err := Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, err := d.Alloc(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := NewEncoder(d, EncoderConfig{Width: 64, Height: 64}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := buf.Close(); err != nil {
+		t.Errorf("Buffer.Close after Device.Close: %v", err)
+	}
+	f := Frame{Ptr: buf.Ptr(), Width: 64, Height: 64, Format: RGB24}
+	if _, _, err := enc.Encode(f, 0, make([]byte, 1<<16)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Encode after Device.Close: %v, want ErrClosed", err)
+	}
+	if err := d.Do(func() error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Errorf("Do after Close: %v, want ErrClosed", err)
+	}
+}
+
+// The RGB→NV12 kernel equals the CPU reference (±2; the same integer
+// arithmetic makes it exact in practice) for RGB24 and RGBA, even and odd
+// sizes, pitched sources and a picture inside a batch.
+func TestKernelRGBToNV12MatchesReference(t *testing.T) {
+	d := openDevice(t)
+	for _, tc := range []struct {
+		w, h   int
+		format PixelFormat
+		pad    int // extra bytes per row
+		index  int // picture of a 2-batch
+	}{
+		{1280, 720, RGB24, 0, 0},
+		{1280, 720, RGBA, 0, 0},
+		{321, 241, RGB24, 64, 1},
+		{333, 200, RGBA, 12, 1},
+	} {
+		t.Run(fmt.Sprintf("%dx%d-%v-pad%d-at%d", tc.w, tc.h, tc.format, tc.pad, tc.index), func(t *testing.T) {
+			bpp := tc.format.BytesPerPixel()
+			pitch := tc.w*bpp + tc.pad
+			pic := [2][]byte{testImage(tc.w, tc.h, bpp, 11), testImage(tc.w, tc.h, bpp, 200)}
+			host := make([]byte, 2*pitch*tc.h)
+			for i := range 2 {
+				for row := 0; row < tc.h; row++ {
+					copy(host[(i*tc.h+row)*pitch:], pic[i][row*tc.w*bpp:(row+1)*tc.w*bpp])
+				}
+			}
+			src := upload(t, d, host)
+			ow, oh := even(tc.w), even(tc.h)
+			dst, err := d.Alloc(ow * oh * 3 / 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch := Frame{Ptr: src.Ptr(), Pitch: pitch, Width: tc.w, Height: tc.h, Format: tc.format, Count: 2}
+			f, err := batch.At(tc.index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := withStream(d, func(s *stream) error {
+				return d.toNV12(s, f, dst.Ptr(), ow, dst.Ptr()+uintptr(ow*oh), ow, ow, oh)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, ow*oh*3/2)
+			if err := dst.Download(got); err != nil {
+				t.Fatal(err)
+			}
+			y, uv := refRGBToNV12(pic[tc.index], tc.w*bpp, bpp, tc.w, tc.h, ow, oh)
+			if dy, at := maxDiff(got[:ow*oh], y); dy > 2 {
+				t.Errorf("luma differs from the reference by %d at (%d,%d)", dy, at%ow, at/ow)
+			}
+			if dc, at := maxDiff(got[ow*oh:], uv); dc > 2 {
+				t.Errorf("chroma differs from the reference by %d at byte %d of the UV plane", dc, at)
+			}
+		})
+	}
+}
+
+// The NV12→RGB kernel equals the CPU reference (±2) for RGB24 and RGBA
+// output with a pitched destination.
+func TestKernelNV12ToRGBMatchesReference(t *testing.T) {
+	d := openDevice(t)
+	const w, h = 1280, 720
+	y, uv := refRGBToNV12(testImage(w, h, 3, 33), w*3, 3, w, h, w, h)
+	src := upload(t, d, append(append([]byte(nil), y...), uv...))
+	for _, format := range []PixelFormat{RGB24, RGBA} {
+		bpp := format.BytesPerPixel()
+		pitch := w*bpp + 32
+		dst, err := d.Alloc(pitch * h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := Frame{Ptr: dst.Ptr(), Pitch: pitch, Width: w, Height: h, Format: format}
+		if err := withStream(d, func(s *stream) error {
+			return d.toRGB(s, src.Ptr(), w, src.Ptr()+uintptr(w*h), w, f)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		raw := make([]byte, pitch*h)
+		if err := dst.Download(raw); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, 0, w*h*bpp)
+		for row := 0; row < h; row++ {
+			got = append(got, raw[row*pitch:row*pitch+w*bpp]...)
+		}
+		want := refNV12ToRGB(y, w, uv, w, w, h, bpp)
+		if dd, at := maxDiff(got, want); dd > 2 {
+			t.Errorf("%v: differs from the reference by %d at pixel (%d,%d) channel %d", format, dd, at/bpp%w, at/bpp/w, at%bpp)
+		}
+	}
+}
+
+// NVDEC round trip: a libx264 stream decoded by NVDEC and converted by the
+// kernel into the pinned latest buffer equals FFmpeg's software decode
+// converted by the CPU reference (±2) and matches the source (PSNR >= 35
+// dB); the device-side latest equals the host-side latest.
+func TestNVDECRoundTrip(t *testing.T) {
+	d := openDevice(t)
+	const w, h, n = 640, 360, 30
+	aus, pics, _ := x264Stream(t, w, h, n)
+	soft := newSoftDecoder(t)
+	dec, err := NewDecoder(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	if _, _, _, err := dec.Latest(make([]byte, w*h*3)); !errors.Is(err, ErrNoFrame) {
+		t.Errorf("Latest before any picture: %v, want ErrNoFrame", err)
+	}
+	got := make([]byte, w*h*3)
+	devOut, err := d.Alloc(w * h * 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromDev := make([]byte, w*h*3)
+	worst := 1000.0
+	for i, au := range aus {
+		k, err := dec.Decode(au)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if k != 1 {
+			t.Fatalf("frame %d: Decode returned %d pictures, want 1 (no decoder delay)", i, k)
+		}
+		gw, gh, seq, err := dec.Latest(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gw != w || gh != h || seq != uint64(i+1) {
+			t.Fatalf("frame %d: Latest = %dx%d seq %d, want %dx%d seq %d", i, gw, gh, seq, w, h, i+1)
+		}
+		nv := soft.decode(t, au)[0]
+		if dd, at := maxDiff(got, refNV12ToRGB(nv[:w*h], w, nv[w*h:], w, w, h, 3)); dd > 2 {
+			t.Errorf("frame %d: NVDEC+kernel differs from software decode + CPU reference by %d at byte %d", i, dd, at)
+		}
+		p := psnr(pics[i], got)
+		worst = min(worst, p)
+		if p < 35 {
+			t.Errorf("frame %d: PSNR %.1f dB, want >= 35", i, p)
+		}
+		if i == n-1 {
+			if err := dec.LatestDevice(Frame{Ptr: devOut.Ptr(), Width: w, Height: h, Format: RGB24}); err != nil {
+				t.Fatal(err)
+			}
+			if err := devOut.Download(fromDev); err != nil {
+				t.Fatal(err)
+			}
+			if dd, at := maxDiff(fromDev, got); dd != 0 {
+				t.Errorf("device latest differs from host latest by %d at byte %d", dd, at)
+			}
+		}
+	}
+	t.Logf("NVDEC 640x360 round trip: worst PSNR %.1f dB over %d frames", worst, n)
+	allocs := testing.AllocsPerRun(20, func() {
+		if _, err := dec.Decode(aus[0]); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := dec.Latest(got); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Decode+Latest allocate %.1f times per frame, want 0", allocs)
+	}
+}
+
+// roundTrip encodes n device pictures with enc and decodes the stream with
+// FFmpeg's software decoder (BT.709 reference conversion); it returns the
+// worst PSNR against the source.
+func roundTrip(t *testing.T, d *Device, enc *Encoder, w, h, n int, format PixelFormat) float64 {
+	t.Helper()
+	bpp := format.BytesPerPixel()
+	var pics [][]byte
+	var bufs []*Buffer
+	for i := range n {
+		pic := testImage(w, h, bpp, 5*i)
+		pics = append(pics, pic)
+		bufs = append(bufs, upload(t, d, pic))
+	}
+	soft := newSoftDecoder(t)
+	out := make([]byte, 1<<21)
+	decoded := 0
+	worst := 1000.0
+	feed := func(m int) {
+		if m == 0 {
+			return
+		}
+		for _, nv := range soft.decode(t, out[:m]) {
+			if len(nv) != w*h*3/2 {
+				t.Fatalf("decoded %d bytes of NV12, want %dx%d", len(nv), w, h)
+			}
+			rgb := refNV12ToRGB(nv[:w*h], w, nv[w*h:], w, w, h, 3)
+			src := pics[decoded]
+			if bpp == 4 {
+				src = make([]byte, 0, w*h*3)
+				for px := 0; px < w*h; px++ {
+					src = append(src, pics[decoded][4*px:4*px+3]...)
+				}
+			}
+			worst = min(worst, psnr(src, rgb))
+			decoded++
+		}
+	}
+	for i := range n {
+		f := Frame{Ptr: bufs[i].Ptr(), Width: w, Height: h, Format: format}
+		m, key, err := enc.Encode(f, int64(i)*3000, out)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if i == 0 && m > 0 && !key {
+			t.Errorf("first packet is not a keyframe")
+		}
+		feed(m)
+	}
+	m, _, err := enc.Flush(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(m)
+	if decoded != n {
+		t.Fatalf("decoded %d pictures of %d", decoded, n)
+	}
+	return worst
+}
+
+// The no-NVENC path end to end: device frame → kernel → NV12 → pinned →
+// libx264 → H.264 → FFmpeg decode, PSNR >= 30 dB; plain and pipelined,
+// RGB24 and RGBA.
+func TestEncoderX264EndToEnd(t *testing.T) {
+	d := openDevice(t)
+	const w, h, n = 640, 360, 30
+	for _, tc := range []struct {
+		format    PixelFormat
+		pipelined bool
+	}{{RGB24, false}, {RGBA, false}, {RGB24, true}} {
+		t.Run(fmt.Sprintf("%v-pipelined=%v", tc.format, tc.pipelined), func(t *testing.T) {
+			enc, err := NewEncoder(d, EncoderConfig{Width: w, Height: h, Backend: BackendX264, Pipelined: tc.pipelined, Bitrate: 4_000_000}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer enc.Close()
+			if enc.Backend() != BackendX264 {
+				t.Fatalf("Backend() = %q", enc.Backend())
+			}
+			p := roundTrip(t, d, enc, w, h, n, tc.format)
+			t.Logf("%s: worst PSNR %.1f dB", enc.Backend(), p)
+			if p < 30 {
+				t.Errorf("worst PSNR %.1f dB, want >= 30", p)
+			}
+		})
+	}
+}
+
+// NVENC zero-copy, where h264_nvenc opens on a CUDA frames context.
+func TestEncoderNVENCZeroCopy(t *testing.T) {
+	d := openDevice(t)
+	const w, h, n = 640, 360, 30
+	enc, err := NewEncoder(d, EncoderConfig{Width: w, Height: h, Backend: BackendNVENC, Bitrate: 4_000_000}, nil)
+	if errors.Is(err, ErrUnavailable) {
+		t.Skipf("no NVENC on %s (H100/H200/A100 have none): %v", d.Name(), err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	p := roundTrip(t, d, enc, w, h, n, RGB24)
+	t.Logf("%s: worst PSNR %.1f dB", enc.Backend(), p)
+	if p < 30 {
+		t.Errorf("worst PSNR %.1f dB, want >= 30", p)
+	}
+}
+
+// Probing picks a backend and says which.
+func TestEncoderProbe(t *testing.T) {
+	d := openDevice(t)
+	enc, err := NewEncoder(d, EncoderConfig{Width: 320, Height: 240}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	if b := enc.Backend(); b != BackendNVENC && b != BackendX264 {
+		t.Fatalf("Backend() = %q", b)
+	}
+	t.Logf("%s: probed backend %s", d.Name(), enc.Backend())
+}
+
+// 10,000 frames through the probed encoder and the NVDEC decoder leave
+// device memory where it was, and allocate no Go memory per frame.
+func TestNoDeviceMemoryGrowth(t *testing.T) {
+	d := openDevice(t)
+	const w, h = 320, 240
+	enc, err := NewEncoder(d, EncoderConfig{Width: w, Height: h}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	dec, err := NewDecoder(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	src := upload(t, d, testImage(w, h, 3, 1))
+	var df DeviceFrame = Frame{Ptr: src.Ptr(), Width: w, Height: h, Format: RGB24}
+	out := make([]byte, 1<<20)
+	rgb := make([]byte, w*h*3)
+	pts := int64(0)
+	step := func() {
+		pts += 3000
+		m, _, err := enc.Encode(df, pts, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dec.Decode(out[:m]); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := dec.Latest(rgb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 200 {
+		step()
+	}
+	before, _, err := d.MemInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10_000 {
+		step()
+	}
+	after, _, err := d.MemInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: device free memory %d → %d bytes over 10000 frames", enc.Backend(), before, after)
+	if before-after > 1<<20 {
+		t.Errorf("device memory grew by %d bytes over 10000 frames", before-after)
+	}
+	if a := testing.AllocsPerRun(100, step); a != 0 {
+		t.Errorf("Encode+Decode+Latest allocate %.1f times per frame, want 0", a)
+	}
+}
+
+// p50 reports the median of ds in microseconds.
+func p50(ds []time.Duration) float64 {
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return float64(ds[len(ds)/2].Nanoseconds()) / 1e3
+}
+
+// 1280x720 RGB24 → NV12 on the device, kernel only (launch + stream sync).
+func BenchmarkRGBToNV12_720p(b *testing.B) {
+	d := openDevice(b)
+	const w, h = 1280, 720
+	src := upload(b, d, testImage(w, h, 3, 0))
+	dst, err := d.Alloc(w * h * 3 / 2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := Frame{Ptr: src.Ptr(), Width: w, Height: h, Format: RGB24}
+	var s stream
+	if err := d.Do(s.open); err != nil {
+		b.Fatal(err)
+	}
+	defer d.Do(func() error { s.close(); return nil })
+	op := newReusable(func() error {
+		if err := d.toNV12(&s, f, dst.Ptr(), w, dst.Ptr()+w*h, w, w, h); err != nil {
+			return err
+		}
+		return s.sync()
+	})
+	ds := make([]time.Duration, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		t0 := time.Now()
+		if err := op.do(d); err != nil {
+			b.Fatal(err)
+		}
+		ds[i] = time.Since(t0)
+	}
+	b.StopTimer()
+	b.ReportMetric(p50(ds), "p50-µs")
+}
+
+// The 1280x720 NV12 picture (1.38 MB) from device to pinned host memory.
+func BenchmarkCopyNV12ToPinned_720p(b *testing.B) {
+	d := openDevice(b)
+	const n = 1280 * 720 * 3 / 2
+	src, err := d.Alloc(n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pin, err := d.AllocPinned(n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var s stream
+	if err := d.Do(s.open); err != nil {
+		b.Fatal(err)
+	}
+	defer d.Do(func() error { s.close(); return nil })
+	op := newReusable(func() error {
+		if err := copyToPinned(&s, pin, src); err != nil {
+			return err
+		}
+		return s.sync()
+	})
+	ds := make([]time.Duration, b.N)
+	b.ReportAllocs()
+	b.SetBytes(n)
+	b.ResetTimer()
+	for i := range b.N {
+		t0 := time.Now()
+		if err := op.do(d); err != nil {
+			b.Fatal(err)
+		}
+		ds[i] = time.Since(t0)
+	}
+	b.StopTimer()
+	b.ReportMetric(p50(ds), "p50-µs")
+}
+
+// One device frame through the probed encoder at 1280x720 (kernel, and
+// for libx264 the copy to pinned memory and the CPU encode).
+func BenchmarkEncode_720p(b *testing.B) {
+	d := openDevice(b)
+	const w, h = 1280, 720
+	src := upload(b, d, testImage(w, h, 3, 0))
+	enc, err := NewEncoder(d, EncoderConfig{Width: w, Height: h}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer enc.Close()
+	var df DeviceFrame = Frame{Ptr: src.Ptr(), Width: w, Height: h, Format: RGB24}
+	out := make([]byte, 1<<21)
+	ds := make([]time.Duration, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		t0 := time.Now()
+		if _, _, err := enc.Encode(df, int64(i+1)*3000, out); err != nil {
+			b.Fatal(err)
+		}
+		ds[i] = time.Since(t0)
+	}
+	b.StopTimer()
+	b.ReportMetric(p50(ds), "p50-µs")
+	b.Logf("backend %s", enc.Backend())
+}
+
+// One 1280x720 H.264 access unit: NVDEC → kernel → RGB24 → pinned latest.
+func BenchmarkNVDECToPinnedLatest_720p(b *testing.B) {
+	d := openDevice(b)
+	const w, h, n = 1280, 720, 60
+	aus, _, _ := x264Stream(b, w, h, n) // frame 0 is an IDR: cycling restarts cleanly
+	dec, err := NewDecoder(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dec.Close()
+	ds := make([]time.Duration, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		t0 := time.Now()
+		if _, err := dec.Decode(aus[i%n]); err != nil {
+			b.Fatal(err)
+		}
+		ds[i] = time.Since(t0)
+	}
+	b.StopTimer()
+	b.ReportMetric(p50(ds), "p50-µs")
+}
