@@ -47,6 +47,7 @@ func newTestEngine() *testEngine {
 			{Name: "set_color", Description: "", Schema: json.RawMessage(`{"level":{"type":"number","minimum":0,"maximum":255,"required":true},"label":{"type":"string","enum":["red","green"],"required":true}}`)},
 			{Name: "read_file", Description: "", Schema: json.RawMessage(`{"image":{"type":"file","required":true}}`)},
 			{Name: "big", Description: "", Schema: json.RawMessage(`{"n":{"type":"integer","required":true}}`)},
+			{Name: "blob", Description: "", Schema: json.RawMessage(`{"blob":{"type":"string","required":true}}`)},
 		},
 	}}
 }
@@ -122,6 +123,13 @@ func (s *testSession) Dispatch(name string, args json.RawMessage, ups map[string
 		}
 		sum := sha256.Sum256(u.Data)
 		return s.Send(map[string]any{"type": "file", "name": u.Name, "size": len(u.Data), "sha256": hex.EncodeToString(sum[:])})
+	case "blob":
+		var a struct{ Blob string }
+		if err := json.Unmarshal(args, &a); err != nil {
+			return err
+		}
+		sum := sha256.Sum256([]byte(a.Blob))
+		return s.Send(map[string]any{"type": "blob", "size": len(a.Blob), "sha256": hex.EncodeToString(sum[:])})
 	case "big":
 		var a struct{ N int }
 		_ = json.Unmarshal(args, &a)
@@ -225,6 +233,7 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 	t.Cleanup(func() {
 		hs.Close()
 		srv.Close()
+		http.DefaultClient.CloseIdleConnections()
 	})
 	return &testServer{Server: hs, srv: srv, eng: eng}
 }
@@ -301,7 +310,10 @@ type client struct {
 	frames       atomic.Int64
 	lastLuma     atomic.Int32
 	frameWH      atomic.Int64
-	firstKey     atomic.Int32 // 1: first decodable sample was a keyframe, 2: not
+	samples      atomic.Int64
+	keySamples   atomic.Int64
+	firstKey     atomic.Int32 // 1: the first sample was a keyframe, 2: not
+	serverDC     atomic.Bool  // the server opened a data channel
 	wg           sync.WaitGroup
 }
 
@@ -358,6 +370,7 @@ func (ts *testServer) dial(t *testing.T, sid string, caps []TrackCap, method str
 		}
 	})
 	c.pc.OnTrack(c.onTrack)
+	c.pc.OnDataChannel(func(*webrtc.DataChannel) { c.serverDC.Store(true) })
 	for _, tr := range caps {
 		dir := webrtc.RTPTransceiverDirectionRecvonly
 		if tr.Direction == peer.DirSendonly {
@@ -461,14 +474,23 @@ func (c *client) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		}
 		sb.Push(pkt)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {
+			key := codec == encode.CodecH264 && isH264Key(s.Data) || codec == encode.CodecVP8 && len(s.Data) > 0 && s.Data[0]&1 == 0
+			if c.samples.Add(1) == 1 {
+				if key {
+					c.firstKey.Store(1)
+				} else {
+					c.firstKey.Store(2)
+				}
+			}
+			if key {
+				c.keySamples.Add(1)
+			}
 			_ = dec.Decode(s.Data, func(f encode.Frame) error {
 				w, h := f.Size()
 				if _, err := f.RGB(rgb); err != nil {
 					return err
 				}
-				if c.frames.Add(1) == 1 {
-					c.firstKey.Store(1)
-				}
+				c.frames.Add(1)
 				c.frameWH.Store(int64(w)<<16 | int64(h))
 				c.lastLuma.Store(int32(rgb[(h/2*w+w/2)*3]))
 				return nil
@@ -592,4 +614,17 @@ func (ts *testServer) connectClient(t *testing.T) (descriptor, *client) {
 	c := ts.dial(t, d.SessionID, d.Capabilities.Tracks, "POST")
 	c.waitReady()
 	return d, c
+}
+
+// isH264Key reports whether an Annex-B access unit holds an IDR slice.
+func isH264Key(au []byte) bool {
+	for i := 0; i+3 < len(au); i++ {
+		if au[i] == 0 && au[i+1] == 0 && au[i+2] == 1 {
+			if au[i+3]&0x1f == 5 {
+				return true
+			}
+			i += 2
+		}
+	}
+	return false
 }
