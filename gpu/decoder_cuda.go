@@ -137,16 +137,15 @@ func (dec *Decoder) decode(au []byte) (int, error) {
 	}
 	n := 0
 	for {
-		var y, uv C.CUdeviceptr
-		var yl, uvl, w, h C.int
-		r := C.fw_dec_receive(dec.c, &y, &yl, &uv, &uvl, &w, &h)
+		r := C.fw_dec_receive(dec.c)
 		if r == 1 {
 			return n, nil
 		}
 		if r < 0 {
 			return n, avErr("NVDEC h264 receive frame (want CUDA NV12 pictures)", r)
 		}
-		err := dec.convert(uintptr(y), int(yl), uintptr(uv), int(uvl), int(w), int(h))
+		c := dec.c
+		err := dec.convert(uintptr(c.y), int(c.ylin), uintptr(c.uv), int(c.uvlin), int(c.w), int(c.h))
 		C.fw_dec_release(dec.c)
 		if err != nil {
 			return n, err

@@ -1,11 +1,48 @@
 // Package gpu owns Framewire's CUDA resources: one goroutine per device,
 // locked to its OS thread, holding the device's primary context (shared
-// with FFmpeg's CUDA hardware device context), device and pinned host
-// buffers, and the colour-conversion kernels.
+// with FFmpeg's CUDA hardware device context through
+// AV_CUDA_USE_PRIMARY_CONTEXT), device and pinned host buffers, and the
+// colour-conversion kernels.
 //
-// The package is built two ways. With the cuda build tag it uses
-// gorgonia.org/cu and the driver API (a CUDA driver must be present: the cu
-// package exits the process at init without one). Without it, the same API
-// exists and every constructor returns ErrNoCUDA, so the default build and
-// its tests run on any machine.
+// # Pieces
+//
+//   - Device (Open): the context owner. Every CUDA call runs on its
+//     goroutine; Do runs a function there and returns its own error; Close
+//     closes everything still open on the device, drains and waits.
+//   - Frame: pictures in someone else's device memory (a raw CUdeviceptr as
+//     a uintptr, pitch, size, RGB24 or RGBA, a batch of N at a stride) plus
+//     the CUstream or CUevent that orders the producer's writes. It has the
+//     method set of tracks.DeviceFrame. See Frame for when the memory may be
+//     reused.
+//   - Encoder (NewEncoder): device frames to H.264. Probing picks
+//     BackendNVENC (the kernel writes NV12 straight into a CUDA frame of
+//     FFmpeg's pool; h264_nvenc encodes it; no host memory per frame) where
+//     h264_nvenc opens on a CUDA frames context, else BackendX264 (kernel
+//     → NV12 on the device → async copy into pinned memory → libx264 with
+//     NV12 input, optionally pipelined so the copy of frame n+1 overlaps
+//     the encode of frame n). When neither opens the caller encodes on the
+//     CPU (BackendCPU). The choice is logged and reported by Backend.
+//   - Decoder (NewDecoder): H.264 through NVDEC into CUDA NV12 frames →
+//     kernel → RGB24 on the device (the device-side latest picture,
+//     LatestDevice) → async copy into a pinned double buffer (Latest).
+//   - Buffer, Pinned: device memory and page-locked host memory owned by
+//     this package.
+//
+// Colour: BT.709, limited range, both directions (kernels/kernels.cu).
+// The kernels are compiled to PTX with clang-14 (`go generate ./gpu`),
+// committed, embedded and loaded with cuModuleLoadData: building needs no
+// CUDA compiler, and ptx_test.go checks the committed PTX matches its
+// source. Kernel launches go through a small C shim (shim_cuda.c) with
+// exact 8-byte parameters and no per-launch allocation; the shim also
+// provides pinned memory, streams and events, which gorgonia.org/cu lacks.
+//
+// # Builds
+//
+// With the cuda build tag the package uses gorgonia.org/cu and the driver
+// API; a CUDA driver must be present (the cu package exits the process at
+// init without one). Without the tag the same API exists, Open,
+// NewEncoder and NewDecoder return ErrNoCUDA, and the default build and
+// its tests run on any machine. `make check-cuda` compiles and vets the
+// cuda build without a GPU; `make gpu-check` packages the cuda tests and
+// benchmarks for a GPU host.
 package gpu

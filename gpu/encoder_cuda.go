@@ -283,12 +283,11 @@ func (e *Encoder) deviceStep(f Frame) error {
 		return err
 	}
 	if e.backend == BackendNVENC {
-		var y, uv C.CUdeviceptr
-		var yl, uvl C.int
-		if r := C.fw_nvenc_frame(e.c, &y, &yl, &uv, &uvl); r < 0 {
+		if r := C.fw_nvenc_frame(e.c); r < 0 {
 			return avErr("get a CUDA frame from FFmpeg's pool", r)
 		}
-		if err := e.d.toNV12(&e.st, f, uintptr(y), int(yl), uintptr(uv), int(uvl), e.ow, e.oh); err != nil {
+		c := e.c
+		if err := e.d.toNV12(&e.st, f, uintptr(c.y), int(c.ylin), uintptr(c.uv), int(c.uvlin), e.ow, e.oh); err != nil {
 			return err
 		}
 		return e.st.sync() // NVENC reads the frame after this; f is free
@@ -316,7 +315,6 @@ func (e *Encoder) deviceStep(f Frame) error {
 
 // encodeC sends frame which (see fw_enc_encode) and drains the packets.
 func (e *Encoder) encodeC(which int, pts int64, out []byte) (int, bool, error) {
-	var n, k C.int
 	var dst *C.uint8_t
 	if len(out) > 0 {
 		dst = (*C.uint8_t)(unsafe.Pointer(&out[0]))
@@ -325,7 +323,8 @@ func (e *Encoder) encodeC(which int, pts int64, out []byte) (int, bool, error) {
 	if e.key.Swap(false) {
 		key = 1
 	}
-	r := C.fw_enc_encode(e.c, C.int(which), C.longlong(pts), key, dst, C.int(len(out)), &n, &k)
+	r := C.fw_enc_encode(e.c, C.int(which), C.longlong(pts), key, dst, C.int(len(out)))
+	n, k := e.c.n, e.c.key
 	if r < 0 {
 		if key != 0 {
 			e.key.Store(true)

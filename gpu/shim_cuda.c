@@ -171,15 +171,16 @@ int fw_nvenc_open(fw_enc *e, AVBufferRef *hwdev, int w, int h, int fps, long lon
 	return (e->frame && e->pkt) ? 0 : AVERROR(ENOMEM);
 }
 
-// fw_nvenc_frame takes a CUDA frame from the pool and reports its planes.
-int fw_nvenc_frame(fw_enc *e, CUdeviceptr *y, int *ylin, CUdeviceptr *uv, int *uvlin) {
+// fw_nvenc_frame takes a CUDA frame from the pool and reports its planes
+// in e->y, e->uv, e->ylin, e->uvlin.
+int fw_nvenc_frame(fw_enc *e) {
 	av_frame_unref(e->frame);
 	int r = av_hwframe_get_buffer(e->frames, e->frame, 0);
 	if (r < 0) return r;
-	*y = (CUdeviceptr)(uintptr_t)e->frame->data[0];
-	*uv = (CUdeviceptr)(uintptr_t)e->frame->data[1];
-	*ylin = e->frame->linesize[0];
-	*uvlin = e->frame->linesize[1];
+	e->y = (CUdeviceptr)(uintptr_t)e->frame->data[0];
+	e->uv = (CUdeviceptr)(uintptr_t)e->frame->data[1];
+	e->ylin = e->frame->linesize[0];
+	e->uvlin = e->frame->linesize[1];
 	return 0;
 }
 
@@ -234,10 +235,11 @@ void fw_enc_set_bitrate(fw_enc *e, long long bps) {
 
 // fw_enc_encode sends frame (slot 0/1 for libx264, -1 for the NVENC pool
 // frame, -2 for a flush) and copies every packet ready into dst (cap
-// bytes). *n gets the payload size (which may exceed cap: then 1 is
-// returned and the packets past cap are lost), *key whether one is a
+// bytes). e->n gets the payload size (which may exceed cap: then 1 is
+// returned and the packets past cap are lost), e->key whether one is a
 // keyframe.
-int fw_enc_encode(fw_enc *e, int which, long long pts, int key, uint8_t *dst, int cap, int *n, int *key_out) {
+int fw_enc_encode(fw_enc *e, int which, long long pts, int key, uint8_t *dst, int cap) {
+	int *n = &e->n, *key_out = &e->key;
 	*n = 0;
 	*key_out = 0;
 	int r;
@@ -308,9 +310,9 @@ int fw_dec_send(fw_dec *d, const uint8_t *au, int n) {
 	return r == AVERROR(EAGAIN) ? 0 : r;
 }
 
-// fw_dec_receive returns 0 with the next picture's planes, 1 when none is
+// fw_dec_receive returns 0 with the next picture's planes in d->y..d->h, 1 when none is
 // ready, or an AVERROR. The picture stays valid until the next call.
-int fw_dec_receive(fw_dec *d, CUdeviceptr *y, int *ylin, CUdeviceptr *uv, int *uvlin, int *w, int *h) {
+int fw_dec_receive(fw_dec *d) {
 	av_frame_unref(d->frame);
 	int r = avcodec_receive_frame(d->cc, d->frame);
 	if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return 1;
@@ -320,12 +322,12 @@ int fw_dec_receive(fw_dec *d, CUdeviceptr *y, int *ylin, CUdeviceptr *uv, int *u
 		AVHWFramesContext *fc = (AVHWFramesContext *)d->frame->hw_frames_ctx->data;
 		if (fc->sw_format != AV_PIX_FMT_NV12) return AVERROR_PATCHWELCOME;
 	}
-	*y = (CUdeviceptr)(uintptr_t)d->frame->data[0];
-	*uv = (CUdeviceptr)(uintptr_t)d->frame->data[1];
-	*ylin = d->frame->linesize[0];
-	*uvlin = d->frame->linesize[1];
-	*w = d->frame->width;
-	*h = d->frame->height;
+	d->y = (CUdeviceptr)(uintptr_t)d->frame->data[0];
+	d->uv = (CUdeviceptr)(uintptr_t)d->frame->data[1];
+	d->ylin = d->frame->linesize[0];
+	d->uvlin = d->frame->linesize[1];
+	d->w = d->frame->width;
+	d->h = d->frame->height;
 	return 0;
 }
 

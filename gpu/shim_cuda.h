@@ -13,12 +13,20 @@ typedef struct {
 	AVFrame *frame;      // NVENC: the pool frame being filled
 	AVFrame *slot[2];    // libx264: NV12 frames over pinned memory
 	AVPacket *pkt;
+	// Results of the last call, kept here (C memory) so Go passes no
+	// pointers to its own stack, which would move them to the heap.
+	CUdeviceptr y, uv; // NVENC: planes of the pool frame
+	int ylin, uvlin;
+	int n, key;        // fw_enc_encode: payload bytes, keyframe
 } fw_enc;
 
 typedef struct {
 	AVCodecContext *cc;
 	AVFrame *frame;
 	AVPacket *pkt;
+	// fw_dec_receive's picture (C memory, see fw_enc).
+	CUdeviceptr y, uv;
+	int ylin, uvlin, w, h;
 } fw_dec;
 
 const char *fw_cu_error(int r);
@@ -45,15 +53,15 @@ void fw_buffer_unref(AVBufferRef **r);
 fw_enc *fw_enc_alloc(void);
 void fw_enc_free(fw_enc *e);
 int fw_nvenc_open(fw_enc *e, AVBufferRef *hwdev, int w, int h, int fps, long long bitrate);
-int fw_nvenc_frame(fw_enc *e, CUdeviceptr *y, int *ylin, CUdeviceptr *uv, int *uvlin);
+int fw_nvenc_frame(fw_enc *e);
 int fw_x264_open(fw_enc *e, int w, int h, int fps, long long bitrate, int threads, void *pin0, void *pin1, int pitch);
 void fw_enc_set_bitrate(fw_enc *e, long long bps);
-int fw_enc_encode(fw_enc *e, int which, long long pts, int key, uint8_t *dst, int cap, int *n, int *key_out);
+int fw_enc_encode(fw_enc *e, int which, long long pts, int key, uint8_t *dst, int cap);
 fw_dec *fw_dec_alloc(void);
 void fw_dec_free(fw_dec *d);
 int fw_dec_open(fw_dec *d, AVBufferRef *hwdev);
 int fw_dec_send(fw_dec *d, const uint8_t *au, int n);
-int fw_dec_receive(fw_dec *d, CUdeviceptr *y, int *ylin, CUdeviceptr *uv, int *uvlin, int *w, int *h);
+int fw_dec_receive(fw_dec *d);
 void fw_dec_release(fw_dec *d);
 
 #endif
