@@ -37,7 +37,7 @@ run: deps
 	go run ./cmd/framewire -addr $(ADDR)
 
 ## test: build what is missing and run every test, the CUDA compile check included.
-test: deps vet test-go check-cuda
+test: deps vet test-go check-cuda bench-gate
 
 vet: deps
 	go vet ./...
@@ -70,6 +70,11 @@ gpu-check: deps $(CUDA_STAMP)
 ## bench: run the benchmarks and print the ratio table.
 bench: deps
 	go test -run '^$$' -bench . -benchtime 2s ./bench/
+
+## bench-gate: fail when a hot path allocates per frame or runs below 0.85x
+## its same-run go-astiav baseline (median of interleaved rounds).
+bench-gate: deps
+	go test -count=1 -run '^TestGate$$' ./bench/ -gate
 
 clean:
 	go clean -testcache
