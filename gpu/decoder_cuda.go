@@ -221,6 +221,9 @@ func (dec *Decoder) convert(y uintptr, yl int, uv uintptr, uvl int, w, h int) er
 func (dec *Decoder) Latest(dst []byte) (w, h int, seq uint64, err error) {
 	dec.mu.Lock()
 	defer dec.mu.Unlock()
+	if dec.closed.Load() {
+		return 0, 0, 0, ErrClosed
+	}
 	if !dec.have {
 		return 0, 0, 0, ErrNoFrame
 	}

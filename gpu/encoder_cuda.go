@@ -55,6 +55,7 @@ type Encoder struct {
 	closed  atomic.Bool
 	once    sync.Once
 	lastErr error
+	broken  error // a failed reopen left no codec
 }
 
 // encTask is the encoder's one device task, reused for every frame.
@@ -236,8 +237,12 @@ func (e *Encoder) EncodeBatch(f DeviceFrame, index int, pts int64, out []byte) (
 	if err != nil {
 		return 0, false, err
 	}
+	if e.broken != nil {
+		return 0, false, e.broken
+	}
 	if even(fr.Width) != e.ow || even(fr.Height) != e.oh {
 		if err := e.reopen(fr.Width, fr.Height); err != nil {
+			e.broken = fmt.Errorf("gpu: encoder could not reopen at %dx%d; close it and open a new one: %w", fr.Width, fr.Height, err)
 			return 0, false, err
 		}
 	}
@@ -345,7 +350,7 @@ func (e *Encoder) Flush(out []byte) (n int, key bool, err error) {
 	if e.closed.Load() {
 		return 0, false, ErrClosed
 	}
-	if e.staged < 0 {
+	if e.staged < 0 || e.broken != nil {
 		return 0, false, nil
 	}
 	s := e.staged
