@@ -9,19 +9,28 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine/peer"
+	"github.com/framewire/framewire/engine/pipeline"
 	"github.com/framewire/framewire/engine/protocol"
+	"github.com/framewire/framewire/tracks"
 )
 
-// demoEngine serves the demo model over the protocol package's Engine
-// interface: one goroutine per output draws and encodes at 30 fps.
+// demoEngine serves the demo model through the protocol package's Engine
+// interface, on the real tracks (tracks.Set: VideoOut main_video, VideoIn
+// webcam) and the real encode pipeline (pipeline.Video per output).
+//
+// TODO(engine core): replace with an adapter from engine.Engine /
+// engine.Session once they land; the model code (demo.go) stays.
 type demoEngine struct {
 	log  *slog.Logger
 	caps protocol.Capabilities
+}
+
+func demoSpecs() []tracks.Spec {
+	return []tracks.Spec{tracks.VideoOutput("main_video", tracks.Rate(demoFPS)), tracks.VideoInput("webcam")}
 }
 
 func newDemoEngine(log *slog.Logger) *demoEngine {
@@ -46,19 +55,37 @@ func (e *demoEngine) ModelName() string                   { return "framewire-de
 func (e *demoEngine) Capabilities() protocol.Capabilities { return e.caps }
 
 func (e *demoEngine) StartSession(context.Context) (protocol.Session, error) {
+	set, err := tracks.NewSet(demoSpecs())
+	if err != nil {
+		return nil, err
+	}
+	out, err := set.VideoOut("main_video")
+	if err != nil {
+		return nil, err
+	}
+	cam, err := set.VideoIn("webcam")
+	if err != nil {
+		return nil, err
+	}
 	var id [16]byte
 	_, _ = rand.Read(id[:])
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &demoSession{id: hex.EncodeToString(id[:]), log: e.log, state: newDemoState(), ctx: ctx, cancel: cancel, done: make(chan struct{})}
-	s.wg.Add(1)
+	s := &demoSession{id: hex.EncodeToString(id[:]), log: e.log, state: newDemoState(),
+		set: set, out: out, cam: cam, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	s.wg.Add(2)
+	go s.model()
 	go s.reportWebcam()
 	return s, nil
 }
 
 type demoSession struct {
-	id     string
-	log    *slog.Logger
-	state  *demoState
+	id    string
+	log   *slog.Logger
+	state *demoState
+	set   *tracks.Set
+	out   *tracks.VideoOut
+	cam   *tracks.VideoIn
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -67,10 +94,6 @@ type demoSession struct {
 
 	sendMu sync.Mutex
 	send   func(v any) error
-
-	camMu sync.Mutex
-	cam   webcamFrame // latest webcam frame (copied in Deliver)
-	camN  atomic.Int64
 }
 
 func (s *demoSession) ID() string            { return s.id }
@@ -79,6 +102,7 @@ func (s *demoSession) Done() <-chan struct{} { return s.done }
 func (s *demoSession) Stop() {
 	s.once.Do(func() {
 		s.cancel()
+		_ = s.set.Close()
 		s.wg.Wait()
 		close(s.done)
 	})
@@ -91,6 +115,7 @@ func (s *demoSession) SetSender(f func(v any) error) {
 	s.sendMu.Unlock()
 }
 
+// Send is the model's Send.
 func (s *demoSession) Send(v any) error {
 	s.sendMu.Lock()
 	f := s.send
@@ -99,6 +124,39 @@ func (s *demoSession) Send(v any) error {
 		return protocol.ErrNoClient
 	}
 	return f(v)
+}
+
+// model is the demo's generation loop: it draws at 30 fps into main_video
+// and reads the latest webcam frame, until the session stops.
+func (s *demoSession) model() {
+	defer s.wg.Done()
+	img := make([]byte, demoW*demoH*3)
+	var camFrame tracks.VideoFrame
+	var cam webcamFrame
+	tick := time.NewTicker(time.Second / demoFPS)
+	defer tick.Stop()
+	pos := 0.0
+	for i := int64(0); ; i++ {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		hue, mode, speed := s.state.get()
+		pos += speed * 2
+		var cp *webcamFrame
+		if s.cam.LatestInto(&camFrame) {
+			cam.pix, cam.w, cam.h = camFrame.Pix, camFrame.Width, camFrame.Height
+			cp = &cam
+		}
+		draw(img, i, pos, hue, mode, cp)
+		if err := s.out.Emit(img, demoH, demoW, 3); err != nil {
+			if errors.Is(err, tracks.ErrClosed) {
+				return
+			}
+			s.log.Warn("emit", "err", err)
+		}
+	}
 }
 
 func (s *demoSession) Dispatch(name string, args json.RawMessage, ups map[string]protocol.Upload) error {
@@ -153,84 +211,34 @@ func (s *demoSession) Dispatch(name string, args json.RawMessage, ups map[string
 	return fmt.Errorf("unknown command %q; want set_color, set_speed or inspect_file", name)
 }
 
-// control forwards transport feedback to the encode goroutine.
-type control struct {
-	key  atomic.Bool
-	rate atomic.Int64
-}
-
-func (c *control) RequestKeyframe()   { c.key.Store(true) }
-func (c *control) SetBitrate(bps int) { c.rate.Store(int64(bps)) }
-
+// StartOutput runs the encode pipeline of main_video into out under the
+// session; the pipeline is the Control keyframe requests and bitrate
+// estimates go to.
 func (s *demoSession) StartOutput(name string, out *peer.Output) (peer.Control, error) {
+	if name != "main_video" {
+		return nil, fmt.Errorf("no output track %q", name)
+	}
 	backend := encode.BackendX264
 	if out.Codec() == peer.CodecVP8 {
 		backend = encode.BackendVP8
 	}
-	enc, err := encode.NewVideoEncoder(encode.VideoConfig{Backend: backend, Width: demoW, Height: demoH, FPS: demoFPS, Bitrate: 2_500_000, Logger: s.log})
+	v, err := pipeline.NewVideo(s.out, out, pipeline.VideoConfig{Backend: backend, Logger: s.log})
 	if err != nil {
 		return nil, err
 	}
-	ctl := &control{}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer enc.Close()
-		img := make([]byte, demoW*demoH*3)
-		buf := make([]byte, 2<<20)
-		var cam webcamFrame
-		tick := time.NewTicker(time.Second / demoFPS)
-		defer tick.Stop()
-		pos := 0.0
-		for i := int64(0); ; i++ {
-			select {
-			case <-s.ctx.Done():
-				return
-			case <-tick.C:
-			}
-			hue, mode, speed := s.state.get()
-			pos += speed * 2
-			s.camMu.Lock()
-			if s.cam.n != cam.n {
-				cam.pix = append(cam.pix[:0], s.cam.pix...)
-				cam.w, cam.h, cam.n = s.cam.w, s.cam.h, s.cam.n
-			}
-			s.camMu.Unlock()
-			draw(img, i, pos, hue, mode, &cam)
-			if ctl.key.Swap(false) {
-				enc.RequestKeyframe()
-			}
-			if r := ctl.rate.Swap(0); r > 0 {
-				enc.SetBitrate(int(r))
-			}
-			n, key, err := enc.Encode(encode.Image{Pix: img, Width: demoW, Height: demoH}, i*90000/demoFPS, buf)
-			if err != nil {
-				s.log.Error("encode", "err", err)
-				continue
-			}
-			if n > 0 {
-				_ = out.WriteSample(buf[:n], time.Second/demoFPS, time.Now(), key)
-			}
+		if err := v.Run(s.ctx); err != nil && s.ctx.Err() == nil {
+			s.log.Error("main_video pipeline", "err", err)
 		}
 	}()
-	return ctl, nil
-}
-
-type demoWebcam struct{ s *demoSession }
-
-func (d demoWebcam) Deliver(rgb []byte, w, h int, _ time.Time) {
-	s := d.s
-	s.camMu.Lock()
-	s.cam.pix = append(s.cam.pix[:0], rgb...)
-	s.cam.w, s.cam.h = w, h
-	s.cam.n++
-	s.camMu.Unlock()
-	s.camN.Add(1)
+	return v, nil
 }
 
 func (s *demoSession) VideoInput(name string) peer.VideoInput {
 	if name == "webcam" {
-		return demoWebcam{s}
+		return s.cam
 	}
 	return nil
 }
@@ -238,26 +246,24 @@ func (s *demoSession) VideoInput(name string) peer.VideoInput {
 func (s *demoSession) AudioInput(string) peer.AudioInput { return nil }
 
 // reportWebcam sends {type:"webcam", width, height, frames} every second
-// while webcam frames arrive.
+// while webcam frames arrive (what the model's Latest() sees).
 func (s *demoSession) reportWebcam() {
 	defer s.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	last := int64(0)
+	var last uint64
+	var f tracks.VideoFrame
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-t.C:
 		}
-		n := s.camN.Load()
-		if n == last {
+		n := s.cam.Stats().Delivered
+		if n == last || !s.cam.LatestInto(&f) {
 			continue
 		}
 		last = n
-		s.camMu.Lock()
-		w, h := s.cam.w, s.cam.h
-		s.camMu.Unlock()
-		_ = s.Send(map[string]any{"type": "webcam", "width": w, "height": h, "frames": n})
+		_ = s.Send(map[string]any{"type": "webcam", "width": f.Width, "height": f.Height, "frames": n})
 	}
 }

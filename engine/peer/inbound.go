@@ -4,7 +4,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pion/opus"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
@@ -12,6 +11,7 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 
 	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/engine/pipeline"
 )
 
 // Jitter buffer bounds for inbound media: a sample waits for missing
@@ -63,29 +63,15 @@ func (p *Peer) receiveVideo(tm TrackMapping, remote *webrtc.TrackRemote, in Vide
 	if mime == strings.ToLower(webrtc.MimeTypeVP8) {
 		codec, dep = encode.CodecVP8, &codecs.VP8Packet{}
 	}
-	dec, err := encode.NewVideoDecoder(codec)
+	rx, err := pipeline.NewVideoReceiver(codec, in)
 	if err != nil {
 		p.log.Error("inbound video decoder", "track", tm.Name, "err", err)
 		return
 	}
-	defer dec.Close()
+	defer rx.Close()
 	sb := samplebuilder.New(jitterMaxLate, dep, 90000, samplebuilder.WithMaxTimeDelay(jitterMaxDelay))
-	var rgb []byte
 	var lastPLI time.Time
 	p.requestKeyframe(remote.SSRC(), &lastPLI)
-	deliver := func(f encode.Frame) error {
-		w, h := f.Size()
-		if n := w * h * 3; cap(rgb) < n {
-			rgb = make([]byte, n)
-		}
-		n, err := f.RGB(rgb[:cap(rgb)])
-		if err != nil {
-			return err
-		}
-		p.inFrames.Add(1)
-		in.Deliver(rgb[:n], w, h, time.Now())
-		return nil
-	}
 	for {
 		pkt, _, err := remote.ReadRTP()
 		if err != nil {
@@ -96,22 +82,23 @@ func (p *Peer) receiveVideo(tm TrackMapping, remote *webrtc.TrackRemote, in Vide
 			if s.PrevDroppedPackets > 0 {
 				p.requestKeyframe(remote.SSRC(), &lastPLI)
 			}
-			if err := dec.Decode(s.Data, deliver); err != nil {
+			before := rx.Frames
+			if err := rx.WriteAccessUnit(s.Data, time.Now()); err != nil {
 				p.log.Debug("inbound video decode", "track", tm.Name, "err", err)
 				p.requestKeyframe(remote.SSRC(), &lastPLI)
 			}
+			p.inFrames.Add(rx.Frames - before)
 		}
 	}
 }
 
 func (p *Peer) receiveAudio(tm TrackMapping, remote *webrtc.TrackRemote, in AudioInput) {
-	dec, err := opus.NewDecoderWithOutput(48000, 1)
+	rx, err := pipeline.NewAudioReceiver(in)
 	if err != nil {
 		p.log.Error("inbound opus decoder", "track", tm.Name, "err", err)
 		return
 	}
 	sb := samplebuilder.New(jitterMaxLate, &codecs.OpusPacket{}, 48000, samplebuilder.WithMaxTimeDelay(jitterMaxDelay))
-	pcm := make([]int16, 5760) // 120 ms at 48 kHz, the longest Opus packet
 	for {
 		pkt, _, err := remote.ReadRTP()
 		if err != nil {
@@ -119,13 +106,11 @@ func (p *Peer) receiveAudio(tm TrackMapping, remote *webrtc.TrackRemote, in Audi
 		}
 		sb.Push(pkt)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {
-			n, err := dec.DecodeToInt16(s.Data, pcm)
-			if err != nil {
+			if err := rx.WritePacket(s.Data, time.Now()); err != nil {
 				p.log.Debug("inbound opus decode", "track", tm.Name, "err", err)
 				continue
 			}
 			p.inAudio.Add(1)
-			in.Deliver(pcm[:n], time.Now())
 		}
 	}
 }

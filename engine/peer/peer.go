@@ -11,19 +11,17 @@ import (
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/framewire/framewire/engine/pipeline"
 )
 
-// VideoInput receives decoded frames of one inbound video track. Deliver
-// gets packed RGB24 that is only valid during the call.
-type VideoInput interface {
-	Deliver(rgb []byte, w, h int, at time.Time)
-}
+// VideoInput receives decoded frames of one inbound video track (packed
+// RGB24, copied by Deliver); *tracks.VideoIn implements it.
+type VideoInput = pipeline.VideoDeliverer
 
 // AudioInput receives decoded PCM (mono, 48 kHz) of one inbound audio
-// track, only valid during the call.
-type AudioInput interface {
-	Deliver(pcm []int16, at time.Time)
-}
+// track; *tracks.AudioIn implements it.
+type AudioInput = pipeline.AudioDeliverer
 
 // Handlers are the callbacks of one Peer. Any may be nil. They run on pion's
 // goroutines and must not block or call Peer.Close.

@@ -192,9 +192,10 @@ func (s *testSession) StartOutput(name string, out *peer.Output) (peer.Control, 
 
 type webcamIn struct{ s *testSession }
 
-func (w webcamIn) Deliver(rgb []byte, width, height int, _ time.Time) {
+func (w webcamIn) Deliver(rgb []byte, width, height int, _ time.Time) error {
 	w.s.webcamN.Add(1)
 	w.s.webcamWH.Store(int64(width)<<16 | int64(height))
+	return nil
 }
 
 func (s *testSession) VideoInput(name string) peer.VideoInput {
