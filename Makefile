@@ -31,6 +31,7 @@ $(CUDA_STAMP):
 	.ci/deps.sh cuda
 
 deps: $(FFMPEG_STAMP)
+	@.ci/deps.sh apt
 
 ## run: build what is missing and serve the demo model on $(ADDR).
 run: deps

@@ -50,7 +50,7 @@ apt_source() {
 }
 
 step_apt() {
-	need_pkgs build-essential nasm pkg-config libx264-dev libvpx-dev libopus-dev zlib1g-dev xz-utils ca-certificates
+	need_pkgs build-essential nasm pkg-config libx264-dev libvpx-dev libopus-dev zlib1g-dev xz-utils ca-certificates clang-14
 }
 
 step_ffmpeg() {
