@@ -1,0 +1,238 @@
+package tracks
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Black-frame size used by Emit(nil): a real 1280×720 picture, as the Reactor
+// runtime synthesises for emit(None).
+const (
+	BlackWidth  = 1280
+	BlackHeight = 720
+)
+
+// Limits on what Emit accepts.
+const (
+	// MaxDimension is the largest width or height Emit accepts.
+	MaxDimension = 16384
+	// MaxBatch is the largest N of an (N,H,W,3) batch.
+	MaxBatch = 1024
+)
+
+// VideoOut is a model → client video track of one session. The model sends
+// frames with Emit (host RGB) or EmitDevice (GPU); the media pipeline takes
+// them with Next, one at a time, and releases each when encoded.
+//
+// Emit never waits for the network: frames go into a bounded queue. When the
+// queue is full the oldest frame is dropped and counted (Policy DropOldest,
+// the default), or, with Policy Block, Emit waits for room or for the track
+// to close. Emit copies the caller's pixels into a pooled buffer, so the
+// caller may reuse its buffer as soon as Emit returns; in steady state Emit
+// allocates nothing.
+//
+// All methods are safe for concurrent use. Next is meant for one consumer.
+// The zero value is not usable; tracks are built by NewSet.
+type VideoOut struct {
+	spec Spec
+	q    outQueue[VideoFrame]
+
+	devMu  sync.Mutex
+	devErr error // nil: device frames accepted
+}
+
+func newVideoOut(s Spec) *VideoOut {
+	t := &VideoOut{spec: s, devErr: ErrNoDevicePath}
+	t.q.init(s.QueueSize, s.Policy, func(f *VideoFrame, _ bool) { t.recycle(f) })
+	return t
+}
+
+// Name returns the track's name, exactly as declared and as used on the wire.
+func (t *VideoOut) Name() string { return t.spec.Name }
+
+// Spec returns the track's resolved declaration.
+func (t *VideoOut) Spec() Spec { return t.spec }
+
+// Rate returns the declared frame rate; 0 means automatic.
+func (t *VideoOut) Rate() float64 { return t.spec.Rate }
+
+// Stats returns a snapshot of the track's counters.
+func (t *VideoOut) Stats() Stats { return t.q.stats() }
+
+// SetDeviceSupport tells the track whether EmitDevice may queue device
+// frames: reason nil enables them; otherwise EmitDevice fails with an error
+// wrapping reason (the engine passes gpu.ErrNoCUDA in a build without CUDA).
+// Until it is called EmitDevice fails with ErrNoDevicePath.
+func (t *VideoOut) SetDeviceSupport(reason error) {
+	t.devMu.Lock()
+	t.devErr = reason
+	t.devMu.Unlock()
+}
+
+// Emit sends host RGB pixels to the client. shape is (H, W, 3) for one frame
+// or (N, H, W, 3) for a batch, which is split into N frames that the
+// pipeline paces one by one; pix holds N*H*W*3 bytes, packed RGB24 (Python:
+// an (N,H,W,3) uint8 array, values 0–255, RGB order). Emit(nil) with no
+// shape emits a real 1280×720 black frame.
+//
+// Odd widths and heights are accepted; the encoder pads to even. Bad input
+// (wrong length for the shape, zero or negative sizes, channels other than
+// 3, a shape of another rank) returns an error wrapping ErrBadFrame that
+// says what was expected; nothing is queued. After the track closes Emit
+// returns ErrClosed. Emit copies pix: the caller keeps ownership.
+func (t *VideoOut) Emit(pix []byte, shape ...int) error {
+	if t.q.isClosed() {
+		return t.closedErr()
+	}
+	var n, h, w, c int
+	switch {
+	case pix == nil && len(shape) == 0:
+		return t.emitBlack()
+	case len(shape) == 3:
+		n, h, w, c = 1, shape[0], shape[1], shape[2]
+	case len(shape) == 4:
+		n, h, w, c = shape[0], shape[1], shape[2], shape[3]
+	default:
+		t.q.rejected.Add(1)
+		return fmt.Errorf("%w: %s: shape %s has %d dimensions; want (H, W, 3) or (N, H, W, 3)", ErrBadFrame, t.spec.Name, fmtShape(shape), len(shape))
+	}
+	if err := t.checkShape(len(pix), n, h, w, c, shape); err != nil {
+		t.q.rejected.Add(1)
+		return err
+	}
+	if n > 1 {
+		t.q.grow(n)
+	}
+	now := time.Now()
+	size := h * w * 3
+	for i := 0; i < n; i++ {
+		f := t.frame(size)
+		copy(f.Pix, pix[i*size:(i+1)*size])
+		f.Width, f.Height, f.Capture, f.Batch, f.BatchSize = w, h, now, i, n
+		if err := t.q.push(f); err != nil {
+			return t.closedErr()
+		}
+	}
+	return nil
+}
+
+func (t *VideoOut) checkShape(got, n, h, w, c int, shape []int) error {
+	if n < 1 || h < 1 || w < 1 {
+		return fmt.Errorf("%w: %s: shape %s has a zero or negative size; want N, H and W of at least 1", ErrBadFrame, t.spec.Name, fmtShape(shape))
+	}
+	if c != 3 {
+		return fmt.Errorf("%w: %s: shape %s has %d channels; want 3 (RGB, uint8)", ErrBadFrame, t.spec.Name, fmtShape(shape), c)
+	}
+	if h > MaxDimension || w > MaxDimension || n > MaxBatch {
+		return fmt.Errorf("%w: %s: shape %s is too large; want H and W at most %d and N at most %d", ErrBadFrame, t.spec.Name, fmtShape(shape), MaxDimension, MaxBatch)
+	}
+	if want := n * h * w * 3; got != want {
+		return fmt.Errorf("%w: %s: pix has %d bytes; shape %s needs %d (N*H*W*3, packed RGB24)", ErrBadFrame, t.spec.Name, got, fmtShape(shape), want)
+	}
+	return nil
+}
+
+func (t *VideoOut) emitBlack() error {
+	f := t.frame(BlackWidth * BlackHeight * 3)
+	clear(f.Pix)
+	f.Width, f.Height, f.Capture, f.Batch, f.BatchSize = BlackWidth, BlackHeight, time.Now(), 0, 1
+	if err := t.q.push(f); err != nil {
+		return t.closedErr()
+	}
+	return nil
+}
+
+// EmitDevice sends a frame that lives in GPU memory. The track takes
+// ownership of f (see DeviceFrame). It fails with an error wrapping the
+// engine's reason (gpu.ErrNoCUDA in a build without CUDA, ErrNoDevicePath
+// by default) when the session has no device path, and with ErrBadFrame for
+// a nil frame or a non-positive size or batch.
+func (t *VideoOut) EmitDevice(f DeviceFrame) error {
+	if t.q.isClosed() {
+		return t.closedErr()
+	}
+	t.devMu.Lock()
+	reason := t.devErr
+	t.devMu.Unlock()
+	if reason != nil {
+		t.q.rejected.Add(1)
+		return fmt.Errorf("tracks: %s: cannot emit a device frame: %w", t.spec.Name, reason)
+	}
+	if f == nil {
+		t.q.rejected.Add(1)
+		return fmt.Errorf("%w: %s: EmitDevice(nil); use Emit(nil) for a black frame", ErrBadFrame, t.spec.Name)
+	}
+	w, h := f.Size()
+	n := f.Frames()
+	if w < 1 || h < 1 || n < 1 || w > MaxDimension || h > MaxDimension || n > MaxBatch {
+		t.q.rejected.Add(1)
+		return fmt.Errorf("%w: %s: device frame is %dx%d with %d frames; want sizes 1..%d and 1..%d frames", ErrBadFrame, t.spec.Name, w, h, n, MaxDimension, MaxBatch)
+	}
+	vf := t.frame(0)
+	vf.Pix = nil
+	vf.Device, vf.Width, vf.Height, vf.Capture, vf.Batch, vf.BatchSize = f, w, h, time.Now(), 0, n
+	if err := t.q.push(vf); err != nil {
+		return t.closedErr()
+	}
+	return nil
+}
+
+// Next returns the oldest queued frame, waiting until one is queued, ctx
+// ends (returning context.Cause(ctx)) or the track closes (ErrClosed). The
+// caller owns the frame and must Release it.
+func (t *VideoOut) Next(ctx context.Context) (*VideoFrame, error) {
+	f, err := t.q.next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.rel = t
+	return f, nil
+}
+
+// TryNext returns the oldest queued frame without waiting, or false if the
+// queue is empty.
+func (t *VideoOut) TryNext() (*VideoFrame, bool) {
+	f, ok := t.q.tryNext()
+	if ok {
+		f.rel = t
+	}
+	return f, ok
+}
+
+// Close closes the track: queued frames are discarded (device frames
+// released), waiting Emit and Next calls return ErrClosed, and so do later
+// ones. It is idempotent and always returns nil.
+func (t *VideoOut) Close() error {
+	t.q.close()
+	return nil
+}
+
+// frame returns a pooled frame whose Pix has length size.
+func (t *VideoOut) frame(size int) *VideoFrame {
+	f := t.q.get()
+	if f == nil {
+		f = &VideoFrame{}
+	}
+	if cap(f.buf) < size {
+		f.buf = make([]byte, size)
+	}
+	f.Pix = f.buf[:size]
+	return f
+}
+
+func (t *VideoOut) releaseVideo(f *VideoFrame) { t.recycle(f) }
+
+// recycle releases a device frame and returns f to the pool.
+func (t *VideoOut) recycle(f *VideoFrame) {
+	if r, ok := f.Device.(Releaser); ok {
+		r.Release()
+	}
+	*f = VideoFrame{buf: f.buf}
+	t.q.put(f)
+}
+
+func (t *VideoOut) closedErr() error {
+	return fmt.Errorf("%w: %s", ErrClosed, t.spec.Name)
+}
