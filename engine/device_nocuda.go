@@ -1,0 +1,9 @@
+//go:build !cuda
+
+package engine
+
+import "github.com/framewire/framewire/gpu"
+
+// defaultDeviceSupport is why device frames are refused unless
+// WithDeviceSupport says otherwise: this build has no CUDA.
+var defaultDeviceSupport error = gpu.ErrNoCUDA

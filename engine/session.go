@@ -1,0 +1,469 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/framewire/framewire/tracks"
+)
+
+// Session is one run of the model for one client (Python: the session
+// context returned by get_ctx()). It owns the session's tracks and every
+// goroutine of the session: the model's RunSession, the command runner, the
+// OnMedia dispatcher, and whatever the transport adds with Go; all run
+// under one errgroup. Stop cancels them, waits for each, and closes the
+// tracks.
+//
+// All methods are safe for concurrent use. Sessions are created by
+// Engine.StartSession; the zero value is not usable.
+type Session struct {
+	id     string
+	e      *Engine
+	set    *tracks.Set
+	ctx    context.Context // the errgroup's; cancelled when the session ends
+	cancel context.CancelCauseFunc
+	g      *errgroup.Group
+	log    *slog.Logger
+	media  *tracks.MediaQueue
+	cmds   chan cmdJob
+
+	mu      sync.Mutex
+	closing bool // set before g.Wait; Go refuses afterwards
+
+	ended chan struct{}
+	err   error // the cause, written before ended is closed
+
+	sender atomic.Pointer[func(v any) error]
+
+	cmdRun, cmdRejected, cmdFailed atomic.Uint64
+	mediaEvents, mediaErrors       atomic.Uint64
+	panics                         atomic.Uint64
+}
+
+type cmdJob struct {
+	name string
+	run  func() error
+	done chan error // nil for Dispatch
+}
+
+func newSession(base context.Context, e *Engine) (*Session, error) {
+	set, err := tracks.NewSet(e.specs)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	set.SetDeviceSupport(e.cfg.deviceErr)
+	sctx, cancel := context.WithCancelCause(base)
+	g, gctx := errgroup.WithContext(sctx)
+	s := &Session{
+		id:     rand.Text(),
+		e:      e,
+		set:    set,
+		ctx:    gctx,
+		cancel: cancel,
+		g:      g,
+		cmds:   make(chan cmdJob, e.cfg.cmdQueue),
+		ended:  make(chan struct{}),
+	}
+	s.log = e.log.With("session", s.id)
+	return s, nil
+}
+
+// start registers the session and launches its goroutines and supervisor.
+func (s *Session) start() {
+	register(s)
+	s.log.Info("session started")
+	if h, ok := s.e.runner.(MediaHandler); ok {
+		s.media = tracks.NewMediaQueue(s.e.cfg.mediaQueue)
+		s.set.Subscribe(s.media)
+		s.g.Go(func() error { s.dispatchMedia(h); return nil })
+	}
+	s.g.Go(func() error { s.runCommands(); return nil })
+	s.g.Go(func() error {
+		err := s.safe("RunSession", func() error { return s.e.runner.RunSession(s.ctx, s) })
+		if err == nil {
+			s.cancel(ErrModelReturned)
+		}
+		return err
+	})
+	go s.supervise()
+}
+
+func (s *Session) supervise() {
+	defer s.e.wg.Done()
+	<-s.ctx.Done()
+	_ = s.set.Close()
+	if s.media != nil {
+		_ = s.media.Close()
+	}
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	_ = s.g.Wait()
+	s.cancel(nil)
+	s.err = context.Cause(s.ctx)
+	unregister(s)
+	s.e.remove(s)
+	s.log.Info("session ended", "cause", s.err)
+	close(s.ended)
+}
+
+// safe runs fn, turning a panic into a *PanicError that is logged and
+// counted.
+func (s *Session) safe(where string, fn func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = s.panicked(where, v)
+		}
+	}()
+	return fn()
+}
+
+func (s *Session) panicked(where string, v any) error {
+	pe := &PanicError{Where: where, Value: v, Stack: debug.Stack()}
+	s.panics.Add(1)
+	s.log.Error("model code panicked", "where", where, "panic", fmt.Sprint(v), "stack", string(pe.Stack))
+	return pe
+}
+
+// ID returns the session's id: random, unguessable, fixed for its life.
+func (s *Session) ID() string { return s.id }
+
+// Engine returns the engine that runs the session.
+func (s *Session) Engine() *Engine { return s.e }
+
+// Context returns the session's context: cancelled, with the end's cause
+// (context.Cause), when the session starts ending.
+func (s *Session) Context() context.Context { return s.ctx }
+
+// ShouldStop reports whether the session is ending: a stop was requested,
+// the model returned, a session goroutine failed, or the engine is closing
+// (Python: should_stop()). A model loop checks it every iteration.
+func (s *Session) ShouldStop() bool { return s.ctx.Err() != nil }
+
+// Done is closed when the session has ended: every goroutine it owns has
+// returned and its tracks are closed.
+func (s *Session) Done() <-chan struct{} { return s.ended }
+
+// Err returns why the session ended (nil while it runs): an error wrapping
+// ErrStopped (Stop, Engine.Close), ErrModelReturned, the model's own error,
+// or a *PanicError.
+func (s *Session) Err() error {
+	select {
+	case <-s.ended:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// RequestStop makes ShouldStop true and cancels the session's context with
+// a cause wrapping ErrStopped and reason, without waiting. It is idempotent
+// (the first cause wins) and safe to call from the session's own
+// goroutines.
+func (s *Session) RequestStop(reason string) {
+	if reason == "" {
+		s.cancel(ErrStopped)
+		return
+	}
+	s.cancel(fmt.Errorf("%w: %s", ErrStopped, reason))
+}
+
+// Stop requests the stop (see RequestStop) and waits until the session has
+// ended: every goroutine returned, tracks closed. It is idempotent. It must
+// not be called from a goroutine the session owns (RunSession, a command,
+// OnMedia, a Go function): that would wait for itself; use RequestStop
+// there.
+func (s *Session) Stop(reason string) {
+	s.RequestStop(reason)
+	<-s.ended
+}
+
+// Go runs fn on a goroutine owned by the session: Stop cancels ctx and waits
+// for fn to return. If fn returns an error (or panics) the session ends with
+// it as the cause; returning nil does not end the session. After the
+// session started ending Go runs nothing and returns ErrSessionEnded.
+func (s *Session) Go(fn func(ctx context.Context) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing || s.ctx.Err() != nil {
+		return ErrSessionEnded
+	}
+	s.g.Go(func() error { return s.safe("Go", func() error { return fn(s.ctx) }) })
+	return nil
+}
+
+// Track returns the named track; "" is the default track (Python:
+// get_track()). Use the typed lookups to emit or read.
+func (s *Session) Track(name string) (tracks.Track, error) { return s.set.Track(name) }
+
+// VideoOut returns the named video output ("" for the default track).
+func (s *Session) VideoOut(name string) (*tracks.VideoOut, error) { return s.set.VideoOut(name) }
+
+// AudioOut returns the named audio output ("" for the default track).
+func (s *Session) AudioOut(name string) (*tracks.AudioOut, error) { return s.set.AudioOut(name) }
+
+// VideoIn returns the named video input.
+func (s *Session) VideoIn(name string) (*tracks.VideoIn, error) { return s.set.VideoIn(name) }
+
+// AudioIn returns the named audio input.
+func (s *Session) AudioIn(name string) (*tracks.AudioIn, error) { return s.set.AudioIn(name) }
+
+// Outputs returns the output tracks (*tracks.VideoOut, *tracks.AudioOut) in
+// declaration order.
+func (s *Session) Outputs() []tracks.Track { return s.set.Outputs() }
+
+// Inputs returns the input tracks (*tracks.VideoIn, *tracks.AudioIn) in
+// declaration order.
+func (s *Session) Inputs() []tracks.Track { return s.set.Inputs() }
+
+// SetSender installs how Send reaches the client; the transport calls it
+// when a data channel opens (and again, or with nil, when it changes). send
+// receives the message as a json.RawMessage holding the model's value,
+// already encoded; it wraps it in the application envelope and returns an
+// error if it cannot deliver it (e.g. larger than the peer accepts). send
+// must be safe for concurrent use.
+func (s *Session) SetSender(send func(v any) error) {
+	if send == nil {
+		s.sender.Store(nil)
+		return
+	}
+	s.sender.Store(&send)
+}
+
+// Send sends v to the client as one application message (Python:
+// get_ctx().send(obj)). v must be JSON-serialisable; otherwise Send returns
+// an error wrapping ErrNotSerializable. It returns ErrNoTransport while no
+// client is attached, ErrSessionEnded after the session ended, and the
+// transport's error (wrapped) when it refuses the message. Send does not
+// wait for the client. It is safe to call from any goroutine.
+func (s *Session) Send(v any) error {
+	if s.ctx.Err() != nil {
+		return ErrSessionEnded
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("%w: %T: %w", ErrNotSerializable, v, err)
+	}
+	send := s.sender.Load()
+	if send == nil {
+		return ErrNoTransport
+	}
+	if err := (*send)(json.RawMessage(data)); err != nil {
+		return fmt.Errorf("engine: send of a %d-byte message: %w", len(data), err)
+	}
+	return nil
+}
+
+// Dispatch validates a command from the client and queues it for the
+// session's command goroutine, returning without waiting for the handler.
+// args is the message's data (a JSON object, or empty); uploads maps file
+// parameters to files the protocol layer already resolved. Commands of one
+// session run one at a time, in the order Dispatch accepted them,
+// concurrently with RunSession.
+//
+// An unknown command (ErrUnknownCommand), invalid arguments (ErrInvalidArgs:
+// wrong type, out of range, not in the enum, unknown or missing
+// parameter), a full queue (ErrBusy) or an ended session (ErrSessionEnded)
+// drops the command: the reason is logged, counted in Stats, and returned.
+func (s *Session) Dispatch(name string, args json.RawMessage, uploads map[string]Upload) error {
+	j, err := s.prepare(name, args, uploads)
+	if err != nil {
+		return err
+	}
+	return s.enqueue(j)
+}
+
+// Call is Dispatch that also waits for the handler and returns its error
+// (or a *PanicError). It returns early with context.Cause(ctx), or
+// ErrSessionEnded if the session ends first.
+func (s *Session) Call(ctx context.Context, name string, args json.RawMessage, uploads map[string]Upload) error {
+	j, err := s.prepare(name, args, uploads)
+	if err != nil {
+		return err
+	}
+	j.done = make(chan error, 1)
+	if err := s.enqueue(j); err != nil {
+		return err
+	}
+	select {
+	case err := <-j.done:
+		return err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-s.ended:
+		select {
+		case err := <-j.done:
+			return err
+		default:
+			return ErrSessionEnded
+		}
+	}
+}
+
+func (s *Session) prepare(name string, args json.RawMessage, uploads map[string]Upload) (cmdJob, error) {
+	c, ok := s.e.cmds[name]
+	if !ok {
+		return cmdJob{}, s.reject(name, fmt.Errorf("%w: %q; the model declares %s", ErrUnknownCommand, name, s.e.commandList()))
+	}
+	run, err := c.prepare(s, args, uploads)
+	if err != nil {
+		return cmdJob{}, s.reject(name, err)
+	}
+	return cmdJob{name: name, run: run}, nil
+}
+
+func (s *Session) enqueue(j cmdJob) error {
+	if s.ctx.Err() != nil {
+		return s.reject(j.name, ErrSessionEnded)
+	}
+	select {
+	case s.cmds <- j:
+		return nil
+	default:
+		return s.reject(j.name, fmt.Errorf("%w: %d commands waiting", ErrBusy, cap(s.cmds)))
+	}
+}
+
+func (s *Session) reject(name string, err error) error {
+	s.cmdRejected.Add(1)
+	s.log.Warn("command dropped", "command", name, "reason", err)
+	return err
+}
+
+func (e *Engine) commandList() string {
+	if len(e.cmds) == 0 {
+		return "no commands"
+	}
+	names := make([]string, 0, len(e.cmds))
+	for n := range e.cmds {
+		names = append(names, fmt.Sprintf("%q", n))
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+func (s *Session) runCommands() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case j := <-s.cmds:
+			err := s.safe("command "+j.name, j.run)
+			if err != nil {
+				s.cmdFailed.Add(1)
+				s.log.Warn("command failed", "command", j.name, "error", err)
+			} else {
+				s.cmdRun.Add(1)
+			}
+			if j.done != nil {
+				j.done <- err
+			}
+		}
+	}
+}
+
+func (s *Session) dispatchMedia(h MediaHandler) {
+	for {
+		b, err := s.media.Next(s.ctx)
+		if err != nil {
+			return
+		}
+		s.mediaEvents.Add(1)
+		if err := s.onMedia(h, b); err != nil {
+			n := s.mediaErrors.Add(1)
+			if n&(n-1) == 0 { // log the 1st, 2nd, 4th, 8th… failure, not every frame
+				s.log.Warn("OnMedia failed", "error", err, "failures", n)
+			}
+		}
+		b.Release()
+	}
+}
+
+func (s *Session) onMedia(h MediaHandler, b *tracks.MediaBundle) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = s.panicked("OnMedia", v)
+		}
+	}()
+	return h.OnMedia(s, b)
+}
+
+// SessionStats is a snapshot of a session's counters.
+type SessionStats struct {
+	// CommandsRun and CommandsFailed count handler calls that returned nil
+	// and that returned an error or panicked; CommandsRejected counts
+	// commands dropped before their handler (unknown, invalid, queue full,
+	// session ended).
+	CommandsRun, CommandsRejected, CommandsFailed uint64
+	// MediaEvents counts OnMedia calls; MediaErrors those that returned an
+	// error or panicked.
+	MediaEvents, MediaErrors uint64
+	// Panics counts panics contained in model code.
+	Panics uint64
+	// Tracks holds each track's counters by name.
+	Tracks map[string]tracks.Stats
+}
+
+// Stats returns a snapshot of the session's counters.
+func (s *Session) Stats() SessionStats {
+	st := SessionStats{
+		CommandsRun: s.cmdRun.Load(), CommandsRejected: s.cmdRejected.Load(), CommandsFailed: s.cmdFailed.Load(),
+		MediaEvents: s.mediaEvents.Load(), MediaErrors: s.mediaErrors.Load(), Panics: s.panics.Load(),
+		Tracks: map[string]tracks.Stats{},
+	}
+	for _, t := range s.set.All() {
+		st.Tracks[t.Name()] = t.Stats()
+	}
+	return st
+}
+
+// The process-wide list of running sessions, for Current.
+var registry struct {
+	mu   sync.Mutex
+	list []*Session // in start order
+}
+
+func register(s *Session) {
+	registry.mu.Lock()
+	registry.list = append(registry.list, s)
+	registry.mu.Unlock()
+}
+
+func unregister(s *Session) {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	for i, x := range registry.list {
+		if x == s {
+			registry.list = append(registry.list[:i], registry.list[i+1:]...)
+			return
+		}
+	}
+}
+
+// Current returns the running session, for code that has no *Session at
+// hand (Python: get_ctx(), a global accessor usable from any module). With
+// no running session it returns ErrNoSession. Go has no goroutine-local
+// storage, so Current cannot know which session the calling goroutine
+// serves: with several sessions running (several engines, or an engine
+// without a session limit) it returns the most recently started one that
+// is still running. Code that may run under several sessions should use the
+// *Session passed to RunSession, commands and OnMedia instead. A session
+// stays current until it has fully ended (Done closed).
+func Current() (*Session, error) {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	if n := len(registry.list); n > 0 {
+		return registry.list[n-1], nil
+	}
+	return nil, ErrNoSession
+}
