@@ -19,7 +19,7 @@ CUDA_ENV := CGO_CFLAGS="-I$(CUDA_DIR)/include" CGO_LDFLAGS="$(CGO_LDFLAGS) -L$(C
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 ADDR ?= :8080
 
-.PHONY: all deps run test test-go check-cuda gpu-check bench vet clean web
+.PHONY: all deps run test test-go check-cuda gpu-check bench vet clean web screenshot
 
 all: deps
 	go build ./...
@@ -33,8 +33,8 @@ $(CUDA_STAMP):
 deps: $(FFMPEG_STAMP)
 	@.ci/deps.sh apt
 
-## run: build what is missing and serve the demo model on $(ADDR).
-run: deps
+## run: build what is missing and serve the demo model and its page on $(ADDR).
+run: deps web
 	go run ./cmd/framewire -addr $(ADDR)
 
 ## test: build what is missing and run every test, the CUDA compile check included.
@@ -56,6 +56,8 @@ web:
 		cd $(WEB) && npm ci --no-audit --no-fund && touch node_modules/.stamp; fi
 	cd $(WEB) && ./node_modules/.bin/esbuild e2e.js --bundle --format=iife --target=chrome110 \
 		--define:process.env.NODE_ENV='"production"' --outfile=dist/e2e.bundle.js --log-level=warning
+	cd $(WEB) && ./node_modules/.bin/esbuild app/index.jsx --bundle --minify --format=iife --target=chrome110 \
+		--jsx=automatic --define:process.env.NODE_ENV='"production"' --outfile=dist/app.js --log-level=warning
 
 ## check-cuda: build and vet every package with -tags cuda (no GPU needed).
 check-cuda: deps $(CUDA_STAMP)
@@ -76,6 +78,11 @@ bench: deps
 ## its same-run go-astiav baseline (median of interleaved rounds).
 bench-gate: deps
 	go test -count=1 -run '^TestGate$$' ./bench/ -gate
+
+## screenshot: regenerate cmd/framewire/screenshot.png with the browser test of the page.
+screenshot: deps web
+	FRAMEWIRE_E2E=1 FRAMEWIRE_SCREENSHOT=$(CURDIR)/cmd/framewire/screenshot.png \
+		go test -count=1 -run '^TestDemoPage$$' ./cmd/framewire/
 
 clean:
 	go clean -testcache

@@ -119,7 +119,8 @@ func main() {
 
 // serve runs the protocol server for the demo model on ln until ctx ends.
 func serve(ctx context.Context, ln net.Listener, o options, log *slog.Logger) error {
-	srv, err := protocol.NewServer(newDemoEngine(log), o.serverConfig(log))
+	eng := withStats(newDemoEngine(log)) // page.go: remembers pipelines for /framewire/stats
+	srv, err := protocol.NewServer(eng, o.serverConfig(log))
 	if err != nil {
 		return err
 	}
@@ -127,6 +128,7 @@ func serve(ctx context.Context, ln net.Listener, o options, log *slog.Logger) er
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("/", srv)
+	mountPage(mux, eng, srv, log) // page.go: the demo page at / and GET /framewire/stats
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

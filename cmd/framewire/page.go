@@ -1,0 +1,288 @@
+package main
+
+// The demo page: GET / serves a small HTML shell that loads the esbuild
+// bundle of web/app (React, the real @reactor-team/js-sdk), and GET
+// /framewire/stats reports the engine's per-track pipeline statistics the
+// page shows next to the SDK's own.
+//
+// The bundle is not committed and not embedded: `make web` writes it to
+// cmd/framewire/web/dist, and the binary reads it from disk at request
+// time (see pageDir), so `go build ./...` and `go vet ./...` work on a
+// fresh clone and a rebuilt bundle shows up on reload without a restart.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/framewire/framewire/engine/peer"
+	"github.com/framewire/framewire/engine/pipeline"
+	"github.com/framewire/framewire/engine/protocol"
+)
+
+// Bundle files inside the page directory.
+const (
+	pageJS  = "app.js"
+	pageCSS = "app.css"
+)
+
+// pageDirEnv overrides where the page bundle is read from.
+const pageDirEnv = "FRAMEWIRE_WEB_DIR"
+
+// pageDir returns the directory holding the built page bundle, or an error
+// naming every place it looked. In order: $FRAMEWIRE_WEB_DIR; web/dist
+// beside this source file (go run, go test and a binary built in this
+// checkout); cmd/framewire/web/dist and web/dist under the working
+// directory; web/dist beside the executable.
+func pageDir() (string, error) {
+	var cands []string
+	if d := os.Getenv(pageDirEnv); d != "" {
+		cands = append(cands, d)
+	} else {
+		if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+			cands = append(cands, filepath.Join(filepath.Dir(file), "web", "dist"))
+		}
+		cands = append(cands, filepath.Join("cmd", "framewire", "web", "dist"), filepath.Join("web", "dist"))
+		if exe, err := os.Executable(); err == nil {
+			cands = append(cands, filepath.Join(filepath.Dir(exe), "web", "dist"))
+		}
+	}
+	for _, d := range cands {
+		if st, err := os.Stat(filepath.Join(d, pageJS)); err == nil && st.Mode().IsRegular() {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("page bundle %s not found in %v; run `make web` (or set %s to the folder holding it)", pageJS, cands, pageDirEnv)
+}
+
+// statsEngine wraps the protocol engine to remember each session's output
+// pipelines (the peer.Control StartOutput returns), so their Stats can be
+// read while the session runs. Safe for concurrent use.
+type statsEngine struct {
+	protocol.Engine
+
+	mu       sync.Mutex
+	sessions []*statsSession // in start order; ended ones are pruned on read
+}
+
+// withStats returns e wrapped so that mountPage can report its pipelines.
+func withStats(e protocol.Engine) *statsEngine { return &statsEngine{Engine: e} }
+
+// StartSession starts a session of the wrapped engine and records it.
+func (e *statsEngine) StartSession(ctx context.Context) (protocol.Session, error) {
+	s, err := e.Engine.StartSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ss := &statsSession{Session: s, started: time.Now()}
+	e.mu.Lock()
+	e.sessions = append(e.sessions, ss)
+	e.mu.Unlock()
+	return ss, nil
+}
+
+// live returns the sessions that have not ended, dropping the others.
+func (e *statsEngine) live() []*statsSession {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	keep := e.sessions[:0]
+	for _, s := range e.sessions {
+		select {
+		case <-s.Done():
+			continue
+		default:
+			keep = append(keep, s)
+		}
+	}
+	clear(e.sessions[len(keep):])
+	e.sessions = keep
+	return append([]*statsSession(nil), keep...)
+}
+
+// videoStatser is what a video pipeline's control offers beyond
+// peer.Control (pipeline.Video does).
+type videoStatser interface {
+	Stats() pipeline.VideoStats
+}
+
+// statsSession is a session whose output controls are remembered.
+type statsSession struct {
+	protocol.Session
+	started time.Time
+
+	mu      sync.Mutex
+	outputs []namedControl
+}
+
+type namedControl struct {
+	name string
+	ctl  peer.Control
+}
+
+// StartOutput starts the wrapped session's pipeline and keeps its control.
+func (s *statsSession) StartOutput(name string, out *peer.Output) (peer.Control, error) {
+	ctl, err := s.Session.StartOutput(name, out)
+	if err == nil && ctl != nil {
+		s.mu.Lock()
+		s.outputs = append(s.outputs, namedControl{name, ctl})
+		s.mu.Unlock()
+	}
+	return ctl, err
+}
+
+// trackStatsJSON is one output track in the stats document. Durations are
+// milliseconds, rates bit/s.
+type trackStatsJSON struct {
+	Track         string  `json:"track"`
+	Backend       string  `json:"backend"`
+	Emitted       uint64  `json:"emitted"`
+	Dropped       uint64  `json:"dropped"`
+	QueueDepth    int     `json:"queue_depth"`
+	Encoded       uint64  `json:"encoded"`
+	Sent          uint64  `json:"sent"`
+	Keyframes     uint64  `json:"keyframes"`
+	Errors        uint64  `json:"errors"`
+	EncodeP50     float64 `json:"encode_p50_ms"`
+	EncodeP99     float64 `json:"encode_p99_ms"`
+	LatencyP50    float64 `json:"latency_p50_ms"`
+	LatencyP99    float64 `json:"latency_p99_ms"`
+	Bitrate       int     `json:"bitrate"`
+	TargetBitrate int     `json:"target_bitrate"`
+}
+
+type sessionStatsJSON struct {
+	ID      string           `json:"id"`
+	Started time.Time        `json:"started"`
+	Tracks  []trackStatsJSON `json:"tracks"`
+}
+
+type serverStatsJSON struct {
+	State            string `json:"state"`
+	Sessions         uint64 `json:"sessions"`
+	Commands         uint64 `json:"commands"`
+	CommandsRejected uint64 `json:"commands_rejected"`
+	CommandsDropped  uint64 `json:"commands_dropped"`
+	DroppedMessages  uint64 `json:"dropped_messages"`
+	RefusedSends     uint64 `json:"refused_sends"`
+}
+
+type statsJSON struct {
+	Time     time.Time          `json:"time"`
+	Model    string             `json:"model"`
+	Server   serverStatsJSON    `json:"server"`
+	Sessions []sessionStatsJSON `json:"sessions"`
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func (e *statsEngine) snapshot(srv *protocol.Server) statsJSON {
+	st := srv.Stats()
+	doc := statsJSON{Time: time.Now(), Model: e.ModelName(), Sessions: []sessionStatsJSON{}, Server: serverStatsJSON{
+		State: st.State, Sessions: st.Sessions, Commands: st.Commands, CommandsRejected: st.CommandsRejected,
+		CommandsDropped: st.CommandsDropped, DroppedMessages: st.DroppedMessages, RefusedSends: st.RefusedSends,
+	}}
+	for _, s := range e.live() {
+		ss := sessionStatsJSON{ID: s.ID(), Started: s.started, Tracks: []trackStatsJSON{}}
+		s.mu.Lock()
+		outs := append([]namedControl(nil), s.outputs...)
+		s.mu.Unlock()
+		for _, o := range outs {
+			vs, ok := o.ctl.(videoStatser)
+			if !ok {
+				ss.Tracks = append(ss.Tracks, trackStatsJSON{Track: o.name})
+				continue
+			}
+			v := vs.Stats()
+			ss.Tracks = append(ss.Tracks, trackStatsJSON{
+				Track: o.name, Backend: v.Backend,
+				Emitted: v.Emitted, Dropped: v.Dropped, QueueDepth: v.QueueDepth,
+				Encoded: v.Encoded, Sent: v.Sent, Keyframes: v.Keyframes,
+				Errors:    v.EncodeErrors + v.SinkErrors + v.DeviceErrors,
+				EncodeP50: ms(v.EncodeP50), EncodeP99: ms(v.EncodeP99),
+				LatencyP50: ms(v.LatencyP50), LatencyP99: ms(v.LatencyP99),
+				Bitrate: v.Bitrate, TargetBitrate: v.TargetBitrate,
+			})
+		}
+		doc.Sessions = append(doc.Sessions, ss)
+	}
+	return doc
+}
+
+// pageShell is the HTML the bundle mounts into.
+const pageShell = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Framewire demo</title>
+<link rel="stylesheet" href="/framewire/app.css">
+</head><body><div id="root"></div><script src="/framewire/app.js"></script></body></html>
+`
+
+// pageMissing is served at / when the bundle has not been built.
+const pageMissing = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Framewire: page not built</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 44rem; margin: 3rem auto; line-height: 1.5">
+<h1>The demo page is not built</h1>
+<p>The engine is running and serves the Reactor protocol on this address, but the page's
+JavaScript bundle is missing. Run <code>make web</code> (it installs Node packages and
+bundles <code>cmd/framewire/web/app</code>), then reload.</p>
+<pre>%s</pre>
+</body></html>
+`
+
+// mountPage registers the demo page (GET /, GET /framewire/app.js|app.css)
+// and the stats route (GET /framewire/stats) on mux. The protocol routes
+// stay where they are: mux's "/" pattern is less specific than "GET /{$}".
+func mountPage(mux *http.ServeMux, eng *statsEngine, srv *protocol.Server, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var warn sync.Once
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if _, err := pageDir(); err != nil {
+			warn.Do(func() { log.Warn("demo page", "err", err) })
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, pageMissing, html.EscapeString(err.Error()))
+			return
+		}
+		fmt.Fprint(w, pageShell)
+	})
+	asset := func(name, ctype string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			dir, err := pageDir()
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusNotFound)
+				return
+			}
+			p := filepath.Join(dir, name)
+			if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) && name == pageCSS {
+				// A bundle whose entry imports no CSS has none.
+				w.Header().Set("Content-Type", ctype)
+				return
+			}
+			w.Header().Set("Cache-Control", "no-cache")
+			w.Header().Set("Content-Type", ctype)
+			http.ServeFile(w, r, p)
+		}
+	}
+	mux.HandleFunc("GET /framewire/app.js", asset(pageJS, "text/javascript; charset=utf-8"))
+	mux.HandleFunc("GET /framewire/app.css", asset(pageCSS, "text/css; charset=utf-8"))
+	mux.HandleFunc("GET /framewire/stats", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		if err := json.NewEncoder(w).Encode(eng.snapshot(srv)); err != nil {
+			log.Debug("stats response", "err", err)
+		}
+	})
+}
