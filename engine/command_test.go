@@ -81,8 +81,8 @@ func TestCommandDeclarationErrors(t *testing.T) {
 		N float64 `json:"n" max:"1" default:"2"`
 	}
 	type bad8 struct {
-		A int `json:"x"`
-		B int `json:"x"`
+		A int `json:"X"`
+		X int
 	}
 	type bad9 struct {
 		F engine.File `json:"f" default:"x"`
@@ -101,7 +101,7 @@ func TestCommandDeclarationErrors(t *testing.T) {
 		{engine.Command("b5", "", func(*engine.Session, bad5) error { return nil }), []string{"min 5 is greater than max 1"}},
 		{engine.Command("b6", "", func(*engine.Session, bad6) error { return nil }), []string{`got "c"; want one of a, b`}},
 		{engine.Command("b7", "", func(*engine.Session, bad7) error { return nil }), []string{"want at most 1"}},
-		{engine.Command("b8", "", func(*engine.Session, bad8) error { return nil }), []string{`two fields are named "x"`}},
+		{engine.Command("b8", "", func(*engine.Session, bad8) error { return nil }), []string{`two fields are named "X"`}},
 		{engine.Command("b9", "", func(*engine.Session, bad9) error { return nil }), []string{"cannot have a default"}},
 	}
 	for _, c := range cases {
