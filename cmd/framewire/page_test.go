@@ -316,7 +316,7 @@ func TestDemoPage(t *testing.T) {
 		t.Logf("page: browser fps %s, engine fps %s", text(`[data-testid=sdk-fps]`), text(`[data-testid=engine-fps]`))
 	}
 	if os.Getenv("FRAMEWIRE_SCREENSHOT") != "" {
-		time.Sleep(8 * time.Second) // let the sparklines gather some history
+		time.Sleep(20 * time.Second) // let the sparklines gather some history
 	}
 	shot()
 

@@ -358,7 +358,12 @@ function StatsPanel() {
   const t = pickTrack(engine, sessionId);
   return (
     <div className="card stats-card" data-testid="stats">
-      <div className="card-title">Live stats</div>
+      <div className="card-title">
+        Live stats{" "}
+        <a className="muted json-link" href={new URL("/framewire/stats", API).href} target="_blank" rel="noreferrer">
+          engine JSON
+        </a>
+      </div>
       <div className="stats-cols">
         <dl className="stats">
           <dt className="stats-head">Browser · useStats</dt>
