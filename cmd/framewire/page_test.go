@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/framewire/framewire/engine/protocol"
 )
 
 // pageJSHelpers are installed in the page: grabbing the decoded main_video
@@ -384,4 +387,66 @@ func getStats(t *testing.T, base string) statsJSON {
 		t.Fatalf("GET /framewire/stats: %v", err)
 	}
 	return doc
+}
+
+// TestPageRoutes checks the page routes without a browser: a missing
+// bundle answers 503 with what to run, a present one gets the shell, the
+// stats route answers JSON naming the model.
+func TestPageRoutes(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	o, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := withStats(newDemoEngine(log))
+	srv, err := protocol.NewServer(eng, o.serverConfig(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/", srv)
+	mountPage(mux, eng, srv, log)
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	get := func(path string) (int, string, string) {
+		t.Helper()
+		resp, err := http.Get(hs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, resp.Header.Get("Content-Type"), readAll(t, resp)
+	}
+
+	dir := t.TempDir()
+	t.Setenv(pageDirEnv, dir)
+	if code, _, body := get("/"); code != http.StatusServiceUnavailable || !strings.Contains(body, "make web") || !strings.Contains(body, dir) {
+		t.Errorf("GET / without a bundle = %d %q, want 503 saying to run make web and where it looked", code, body)
+	}
+	if code, _, _ := get("/framewire/app.js"); code != http.StatusNotFound {
+		t.Errorf("GET /framewire/app.js without a bundle = %d, want 404", code)
+	}
+	if code, _, body := get("/start_session"); code != http.StatusMethodNotAllowed && code != http.StatusBadRequest {
+		t.Errorf("GET /start_session = %d %q: the protocol routes must stay the server's", code, body)
+	}
+
+	const js = "console.log('page')"
+	if err := os.WriteFile(filepath.Join(dir, pageJS), []byte(js), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, ct, body := get("/"); code != http.StatusOK || !strings.HasPrefix(ct, "text/html") || !strings.Contains(body, `<div id="root">`) {
+		t.Errorf("GET / = %d %s %q, want the HTML shell", code, ct, body)
+	}
+	if code, ct, body := get("/framewire/app.js"); code != http.StatusOK || !strings.HasPrefix(ct, "text/javascript") || body != js {
+		t.Errorf("GET /framewire/app.js = %d %s %q, want the bundle", code, ct, body)
+	}
+	if code, _, body := get("/framewire/app.css"); code != http.StatusOK || body != "" {
+		t.Errorf("GET /framewire/app.css without CSS = %d %q, want an empty stylesheet", code, body)
+	}
+	if code, _, _ := get("/nothing"); code != http.StatusNotFound {
+		t.Errorf("GET /nothing = %d, want the protocol server's 404", code)
+	}
+	if doc := getStats(t, hs.URL); doc.Model != "framewire-demo" || doc.Server.State != "ready" || len(doc.Sessions) != 0 {
+		t.Errorf("stats %+v, want model framewire-demo, state ready, no sessions", doc)
+	}
 }
