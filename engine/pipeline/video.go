@@ -45,6 +45,14 @@ type VideoSource interface {
 // (*tracks.VideoOut, *tracks.AudioOut).
 type trackStats interface{ Stats() tracks.Stats }
 
+// queuedSource is implemented by sources that can hand over a queued frame
+// without waiting (*tracks.VideoOut); the pipeline uses it to skip frames
+// that a newer one has overtaken, so latency stays bounded.
+type queuedSource interface {
+	TryNext() (*tracks.VideoFrame, bool)
+	Spec() tracks.Spec
+}
+
 // DeviceEncoder encodes frames that live in GPU memory (package gpu
 // implements it). It is used by the pipeline's goroutine only. Its owner
 // (the engine) closes it after Run returns.
@@ -85,6 +93,11 @@ type VideoStats struct {
 	// Encoded counts frames that reached the encoder; Sent counts access
 	// units written to the sink; Keyframes is how many were keyframes.
 	Encoded, Sent, Keyframes uint64
+	// Skipped counts single frames not sent because a newer frame was
+	// already queued when their slot came (the model produced faster than
+	// the track's rate or the encoder could go): sending them late would
+	// only add latency. Back-pressure tracks never skip.
+	Skipped uint64
 	// EncodeErrors counts frames the encoder refused (bad size, …);
 	// SinkErrors counts failed writes; DeviceErrors counts device frames
 	// that could not be encoded.
@@ -112,15 +125,16 @@ type Video struct {
 	backend atomic.Pointer[string]
 	running atomic.Bool
 
-	encoded, sent, keys, encErrs, sinkErrs, devErrs atomic.Uint64
-	win                                             window
+	encoded, sent, keys, skipped, encErrs, sinkErrs, devErrs atomic.Uint64
+	win                                                      window
 
 	// Owned by Run's goroutine.
 	enc      *encode.VideoEncoder
 	pace     pacer
 	out      []byte
 	t0       time.Time
-	rtpNext  int64 // 90 kHz ticks handed to the sink so far
+	rtpNext  int64              // 90 kHz ticks handed to the sink so far
+	pending  *tracks.VideoFrame // taken from the queue by freshest, not yet sent
 	warned   sync.Once
 	devWarn  sync.Once
 	sinkWarn sync.Once
@@ -178,6 +192,7 @@ func (v *Video) Stats() VideoStats {
 		Encoded:       v.encoded.Load(),
 		Sent:          v.sent.Load(),
 		Keyframes:     v.keys.Load(),
+		Skipped:       v.skipped.Load(),
 		EncodeErrors:  v.encErrs.Load(),
 		SinkErrors:    v.sinkErrs.Load(),
 		DeviceErrors:  v.devErrs.Load(),
@@ -207,12 +222,16 @@ func (v *Video) Run(ctx context.Context) error {
 	}
 	v.pace = newPacer(v.src.Rate())
 	defer func() {
+		if v.pending != nil {
+			v.pending.Release()
+			v.pending = nil
+		}
 		if v.enc != nil {
 			v.enc.Close()
 		}
 	}()
 	for {
-		f, err := v.src.Next(ctx)
+		f, err := v.next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
@@ -222,7 +241,7 @@ func (v *Video) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("pipeline: %s: next frame: %w", v.src.Name(), err)
 		}
-		err = v.frame(ctx, clock, f)
+		f, err = v.frame(ctx, clock, f)
 		f.Release()
 		if err != nil {
 			return err
@@ -230,12 +249,51 @@ func (v *Video) Run(ctx context.Context) error {
 	}
 }
 
-// frame paces, encodes and sends one frame. It does not release f.
-func (v *Video) frame(ctx context.Context, clock Clock, f *tracks.VideoFrame) error {
+// next returns the frame freshest put aside, else waits for the queue.
+func (v *Video) next(ctx context.Context) (*tracks.VideoFrame, error) {
+	if f := v.pending; f != nil {
+		v.pending = nil
+		return f, nil
+	}
+	return v.src.Next(ctx)
+}
+
+// freshest returns the newest single frame queued behind f, releasing
+// (and counting as skipped) the ones it overtakes, so a queue that built
+// up behind the pacer or a slow encode drains by skipping, not by
+// bursting or by sending every frame late. Frames of a batch are never
+// skipped (they are meant to be spread out), nor are those of a
+// back-pressure track (the model asked for every frame). A batch frame
+// found in the queue is kept for the next round.
+func (v *Video) freshest(f *tracks.VideoFrame) *tracks.VideoFrame {
+	q, ok := v.src.(queuedSource)
+	if !ok || f.BatchSize > 1 || q.Spec().Policy == tracks.Block {
+		return f
+	}
+	for {
+		nf, ok := q.TryNext()
+		if !ok {
+			return f
+		}
+		if nf.BatchSize > 1 {
+			v.pending = nf
+			return f
+		}
+		f.Release()
+		v.skipped.Add(1)
+		f = nf
+	}
+}
+
+// frame paces, encodes and sends one frame, or a newer single frame that
+// overtook it while it waited for its slot. It returns the frame it used,
+// which the caller releases.
+func (v *Video) frame(ctx context.Context, clock Clock, f *tracks.VideoFrame) (*tracks.VideoFrame, error) {
 	slot, gap := v.pace.schedule(clock.Now(), f.Capture, f.Batch, f.BatchSize)
 	if err := clock.SleepUntil(ctx, slot); err != nil {
-		return err
+		return f, err
 	}
+	f = v.freshest(f)
 	if v.t0.IsZero() {
 		v.t0 = slot
 	}
@@ -252,15 +310,15 @@ func (v *Video) frame(ctx context.Context, clock Clock, f *tracks.VideoFrame) er
 		n, key, ok, fatal = v.encodeHost(f, pts)
 	}
 	if fatal != nil {
-		return fmt.Errorf("pipeline: %s: %w", v.src.Name(), fatal)
+		return f, fmt.Errorf("pipeline: %s: %w", v.src.Name(), fatal)
 	}
 	if !ok {
-		return nil // counted and logged by the encode helpers
+		return f, nil // counted and logged by the encode helpers
 	}
 	encodeTime := time.Since(start)
 	v.encoded.Add(1)
 	if n == 0 {
-		return nil
+		return f, nil
 	}
 	// The sink advances the RTP clock by each duration. Aim the next
 	// frame's timestamp at its planned slot, and absorb any lag from a
@@ -273,7 +331,7 @@ func (v *Video) frame(ctx context.Context, clock Clock, f *tracks.VideoFrame) er
 	if err := v.sink.WriteSample(v.out[:n], time.Duration(dur)*time.Second/90000, f.Capture, key); err != nil {
 		v.sinkErrs.Add(1)
 		v.sinkWarn.Do(func() { v.log.Warn("sink write failed; counting further failures in stats", "err", err) })
-		return nil
+		return f, nil
 	}
 	wire := clock.Now()
 	v.sent.Add(1)
@@ -281,7 +339,7 @@ func (v *Video) frame(ctx context.Context, clock Clock, f *tracks.VideoFrame) er
 		v.keys.Add(1)
 	}
 	v.win.record(encodeTime, wire.Sub(f.Capture), wire, n)
-	return nil
+	return f, nil
 }
 
 func ticks90k(d time.Duration) int64 { return int64(d) * 90000 / int64(time.Second) }

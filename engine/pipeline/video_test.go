@@ -393,3 +393,74 @@ func TestReceiverDecodeToLatest(t *testing.T) {
 		t.Fatalf("decode → latest allocates %.2f times per frame, want 0", a)
 	}
 }
+
+// TestVideoSkipsOvertakenFrames: frames that queue up behind a fixed-rate
+// pacer are not sent late one by one (the latency would stay as long as
+// the queue); when the slot comes the newest single frame leaves and the
+// overtaken ones are counted as skipped. A back-pressure track sends all.
+func TestVideoSkipsOvertakenFrames(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		opts        []tracks.Option
+		wantSent    int
+		wantSkipped uint64
+		wantLast    byte // grey level of the last frame sent
+	}{
+		{"drop-oldest", []tracks.Option{tracks.Rate(30)}, 2, 2, 3 * 60},
+		{"backpressure", []tracks.Option{tracks.Rate(30), tracks.Backpressure()}, 4, 0, 3 * 60},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const w, h = 64, 48
+			clock := newFakeClock(false)
+			out := videoOut(t, tc.opts...)
+			sink := newRecordSink(clock)
+			v, err := pipeline.NewVideo(out, sink, pipeline.VideoConfig{Clock: clock})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- v.Run(ctx) }()
+			emit := func(k int) {
+				pix := bytes.Repeat([]byte{byte(k * 60)}, w*h*3)
+				if err := out.Emit(pix, h, w, 3); err != nil {
+					t.Fatal(err)
+				}
+			}
+			emit(0)
+			<-sink.got // the first frame leaves at once
+			for k := 1; k <= 3; k++ {
+				emit(k) // all three wait for the next 1/30 s slot
+			}
+			for range tc.wantSent - 1 {
+				clock.Advance(time.Second / 30)
+				<-sink.got
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("Run: %v", err)
+			}
+			got := sink.all()
+			if len(got) != tc.wantSent {
+				t.Fatalf("sent %d frames, want %d", len(got), tc.wantSent)
+			}
+			if st := v.Stats(); st.Skipped != tc.wantSkipped {
+				t.Fatalf("Skipped = %d, want %d (stats %+v)", st.Skipped, tc.wantSkipped, st)
+			}
+			dec, err := encode.NewVideoDecoder(encode.CodecH264)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dec.Close()
+			rgb := make([]byte, w*h*3)
+			for _, s := range got {
+				if err := dec.Decode(s.data, func(f encode.Frame) error { _, err := f.RGB(rgb); return err }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if d := int(rgb[w*h*3/2]) - int(tc.wantLast); d < -6 || d > 6 {
+				t.Fatalf("last frame sent has grey %d, want the newest frame's %d", rgb[w*h*3/2], tc.wantLast)
+			}
+		})
+	}
+}
