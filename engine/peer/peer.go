@@ -149,22 +149,9 @@ func (c *Config) Answer(ctx context.Context, b Binding) (*Peer, string, error) {
 		if out == nil {
 			return nil, "", fmt.Errorf("%w: track_mapping names output %q, which the session does not have", ErrBadOffer, tm.Name)
 		}
-		var tr *webrtc.RTPTransceiver
-		for _, t := range pc.GetTransceivers() {
-			if t.Mid() == tm.MID {
-				tr = t
-				break
-			}
-		}
-		if tr == nil {
-			return nil, "", fmt.Errorf("%w: no transceiver for mid %q", ErrBadOffer, tm.MID)
-		}
-		sender, err := api.NewRTPSender(out.track, pc.SCTP().Transport())
+		sender, err := p.bindOutput(tm, out)
 		if err != nil {
-			return nil, "", fmt.Errorf("peer: sender for %q: %w", tm.Name, err)
-		}
-		if err := tr.SetSender(sender, out.track); err != nil {
-			return nil, "", fmt.Errorf("peer: bind %q to mid %q: %w", tm.Name, tm.MID, err)
+			return nil, "", err
 		}
 		p.outputs = append(p.outputs, out)
 		p.goRTCP(sender, out)
@@ -192,6 +179,42 @@ func (c *Config) Answer(ctx context.Context, b Binding) (*Peer, string, error) {
 	}
 	ok = true
 	return p, pc.LocalDescription().SDP, nil
+}
+
+// bindOutput attaches out's track to the transceiver of tm.MID through
+// PeerConnection.AddTrack. A sender made with API.NewRTPSender would not do:
+// it runs on the API's no-op interceptor and un-negotiated media engine, not
+// the PeerConnection's (pion copies both per connection), so its packets
+// would carry no transport-wide sequence numbers and skip the NACK
+// responder, sender reports and the GCC estimator. AddTrack picks the first
+// transceiver of the kind that may send; when that is not tm's (an earlier
+// sendrecv input or an unmapped m-section), the track is removed from it,
+// which leaves it as it was but no longer eligible, and AddTrack tries the
+// next one.
+func (p *Peer) bindOutput(tm TrackMapping, out *Output) (*webrtc.RTPSender, error) {
+	for range len(p.pc.GetTransceivers()) {
+		sender, err := p.pc.AddTrack(out.track)
+		if err != nil {
+			return nil, fmt.Errorf("peer: bind %q to mid %q: %w", tm.Name, tm.MID, err)
+		}
+		var mid string
+		for _, t := range p.pc.GetTransceivers() {
+			if t.Sender() == sender {
+				mid = t.Mid()
+				break
+			}
+		}
+		if mid == tm.MID {
+			return sender, nil
+		}
+		if err := p.pc.RemoveTrack(sender); err != nil {
+			return nil, fmt.Errorf("peer: bind %q to mid %q: %w", tm.Name, tm.MID, err)
+		}
+		if mid == "" {
+			break // a new transceiver: no offered m-section left to try
+		}
+	}
+	return nil, fmt.Errorf("%w: mid %q (output %q) cannot send: it is not recvonly or sendrecv in the offer", ErrBadOffer, tm.MID, tm.Name)
 }
 
 // goRTCP reads the sender's RTCP: PLI and FIR ask the output's encoder for
