@@ -141,20 +141,8 @@ func (c *Config) Answer(ctx context.Context, b Binding) (*Peer, string, error) {
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: b.Offer.SDP}); err != nil {
 		return nil, "", fmt.Errorf("%w: %v", ErrBadOffer, err)
 	}
-	for _, tm := range b.Mapping {
-		if tm.Direction != DirRecvonly {
-			continue
-		}
-		out := b.Outputs[tm.Name]
-		if out == nil {
-			return nil, "", fmt.Errorf("%w: track_mapping names output %q, which the session does not have", ErrBadOffer, tm.Name)
-		}
-		sender, err := p.bindOutput(tm, out)
-		if err != nil {
-			return nil, "", err
-		}
-		p.outputs = append(p.outputs, out)
-		p.goRTCP(sender, out)
+	if err := p.bindOutputs(b); err != nil {
+		return nil, "", err
 	}
 	if e := p.bwe.Load(); e != nil {
 		(*e).OnTargetBitrateChange(p.onBitrate)
@@ -181,40 +169,80 @@ func (c *Config) Answer(ctx context.Context, b Binding) (*Peer, string, error) {
 	return p, pc.LocalDescription().SDP, nil
 }
 
-// bindOutput attaches out's track to the transceiver of tm.MID through
-// PeerConnection.AddTrack. A sender made with API.NewRTPSender would not do:
-// it runs on the API's no-op interceptor and un-negotiated media engine, not
-// the PeerConnection's (pion copies both per connection), so its packets
-// would carry no transport-wide sequence numbers and skip the NACK
-// responder, sender reports and the GCC estimator. AddTrack picks the first
-// transceiver of the kind that may send; when that is not tm's (an earlier
-// sendrecv input or an unmapped m-section), the track is removed from it,
-// which leaves it as it was but no longer eligible, and AddTrack tries the
-// next one.
-func (p *Peer) bindOutput(tm TrackMapping, out *Output) (*webrtc.RTPSender, error) {
-	for range len(p.pc.GetTransceivers()) {
-		sender, err := p.pc.AddTrack(out.track)
-		if err != nil {
-			return nil, fmt.Errorf("peer: bind %q to mid %q: %w", tm.Name, tm.MID, err)
+// bindOutputs attaches each mapped output's track to the transceiver of its
+// mid, through PeerConnection.AddTrack. A sender made with
+// API.NewRTPSender would not do: it runs on the API's no-op interceptor and
+// un-negotiated media engine, not the PeerConnection's (pion copies both per
+// connection), so its packets would carry no transport-wide sequence
+// numbers and skip the NACK responder, sender reports and the GCC
+// estimator. AddTrack picks the first transceiver of the kind that may send
+// (offered recvonly or sendrecv, no sender yet), so the transceivers are
+// filled in m-line order: an eligible one that is not an output's (an input
+// offered sendrecv, an unmapped m-section) holds a placeholder track until
+// every output is bound, and is then restored.
+func (p *Peer) bindOutputs(b Binding) error {
+	byMid := map[string]TrackMapping{}
+	left := 0
+	for _, tm := range b.Mapping {
+		if tm.Direction != DirRecvonly {
+			continue
 		}
-		var mid string
-		for _, t := range p.pc.GetTransceivers() {
-			if t.Sender() == sender {
-				mid = t.Mid()
-				break
-			}
+		if b.Outputs[tm.Name] == nil {
+			return fmt.Errorf("%w: track_mapping names output %q, which the session does not have", ErrBadOffer, tm.Name)
 		}
-		if mid == tm.MID {
-			return sender, nil
-		}
-		if err := p.pc.RemoveTrack(sender); err != nil {
-			return nil, fmt.Errorf("peer: bind %q to mid %q: %w", tm.Name, tm.MID, err)
-		}
-		if mid == "" {
-			break // a new transceiver: no offered m-section left to try
-		}
+		byMid[tm.MID] = tm
+		left++
 	}
-	return nil, fmt.Errorf("%w: mid %q (output %q) cannot send: it is not recvonly or sendrecv in the offer", ErrBadOffer, tm.MID, tm.Name)
+	var placeholders []*webrtc.RTPSender
+	defer func() {
+		for _, s := range placeholders {
+			_ = p.pc.RemoveTrack(s)
+		}
+	}()
+	for _, t := range p.pc.GetTransceivers() {
+		if left == 0 {
+			break
+		}
+		if t.Sender() != nil || !b.Offer.mayReceive(t.Mid()) {
+			continue
+		}
+		var track webrtc.TrackLocal
+		tm, isOutput := byMid[t.Mid()]
+		if isOutput {
+			track = b.Outputs[tm.Name].track
+		} else {
+			c := CodecOpus
+			if t.Kind() == webrtc.RTPCodecTypeVideo {
+				c = CodecVP8
+			}
+			ph, err := webrtc.NewTrackLocalStaticSample(capability(c), "placeholder", "framewire")
+			if err != nil {
+				return fmt.Errorf("peer: placeholder track: %w", err)
+			}
+			track = ph
+		}
+		sender, err := p.pc.AddTrack(track)
+		if err != nil {
+			return fmt.Errorf("peer: bind a track to mid %q: %w", t.Mid(), err)
+		}
+		if t.Sender() != sender {
+			_ = p.pc.RemoveTrack(sender)
+			return fmt.Errorf("peer: a track meant for mid %q went to another m-section", t.Mid())
+		}
+		if !isOutput {
+			placeholders = append(placeholders, sender)
+			continue
+		}
+		out := b.Outputs[tm.Name]
+		p.outputs = append(p.outputs, out)
+		p.goRTCP(sender, out)
+		delete(byMid, t.Mid())
+		left--
+	}
+	for mid, tm := range byMid {
+		return fmt.Errorf("%w: mid %q (output %q) cannot send: it is not recvonly or sendrecv in the offer", ErrBadOffer, mid, tm.Name)
+	}
+	return nil
 }
 
 // goRTCP reads the sender's RTCP: PLI and FIR ask the output's encoder for

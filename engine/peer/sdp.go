@@ -87,6 +87,21 @@ func (o *Offer) media(mid string) *sdp.MediaDescription {
 	return nil
 }
 
+// mayReceive reports whether the client offered to receive on mid
+// (recvonly or sendrecv; sendrecv is the default without a direction).
+func (o *Offer) mayReceive(mid string) bool {
+	m := o.media(mid)
+	if m == nil {
+		return false
+	}
+	for _, d := range []string{"sendonly", "inactive"} {
+		if _, ok := m.Attribute(d); ok {
+			return false
+		}
+	}
+	return true
+}
+
 // MaxMessageSize is the largest data-channel message the client accepts:
 // its a=max-message-size, 64 KiB when absent, unlimited (math.MaxInt) for 0.
 func (o *Offer) MaxMessageSize() int {

@@ -179,7 +179,7 @@ func TestChecklist07_StartReplacesStaleSession(t *testing.T) {
 	if d2.SessionID == d1.SessionID {
 		t.Fatal("same session id after a second start_session")
 	}
-	if !first.stopped.Load() {
+	if !first.stopped() {
 		t.Error("the replaced model session was not stopped")
 	}
 	if code, _ := ts.do(t, "GET", "/sessions/"+d1.SessionID+"/transport/webrtc/ice_servers", nil, rtcHdr); code != 404 {
@@ -232,7 +232,7 @@ func TestChecklist09_UnknownOrMissingSession(t *testing.T) {
 
 // offerFor builds an SDK-shaped offer body without posting it.
 func offerFor(t *testing.T, caps []TrackCap) (*webrtc.PeerConnection, map[string]any) {
-	pc := newPC(t)
+	pc := newPC(t, clientOptions{})
 	t.Cleanup(func() { pc.Close() })
 	if _, err := pc.CreateDataChannel("data", nil); err != nil {
 		t.Fatal(err)
@@ -391,7 +391,7 @@ func TestChecklist15_RoutedByMidNotOrder(t *testing.T) {
 	defer close(stop)
 	c.publishWebcam(160, 120, stop)
 	s := ts.eng.last()
-	eventually(t, 5*time.Second, "webcam frames delivered to the model", func() bool { return s.webcamN.Load() > 5 })
+	eventually(t, 5*time.Second, "webcam frames delivered to the model", func() bool { return s.webcamN() > 5 })
 }
 
 func TestChecklist16_ServerOpensNoDataChannel(t *testing.T) {
@@ -447,20 +447,20 @@ func TestChecklist19_WebcamReachesModelWithoutRenegotiation(t *testing.T) {
 	_, c := ts.connectClient(t)
 	s := ts.eng.last()
 	time.Sleep(300 * time.Millisecond)
-	if s.webcamN.Load() != 0 {
+	if s.webcamN() != 0 {
 		t.Fatal("webcam frames before publishing")
 	}
 	stop := make(chan struct{})
 	c.publishWebcam(176, 144, stop)
-	eventually(t, 5*time.Second, "webcam frames in the model", func() bool { return s.webcamN.Load() >= 10 })
-	if wh := s.webcamWH.Load(); wh != 176<<16|144 {
+	eventually(t, 5*time.Second, "webcam frames in the model", func() bool { return s.webcamN() >= 10 })
+	if wh := s.webcamWH(); wh != 176<<16|144 {
 		t.Errorf("webcam delivered %dx%d, want 176x144", wh>>16, wh&0xffff)
 	}
 	close(stop) // unpublish: delivery stops
 	time.Sleep(300 * time.Millisecond)
-	n := s.webcamN.Load()
+	n := s.webcamN()
 	time.Sleep(500 * time.Millisecond)
-	if s.webcamN.Load() != n {
+	if s.webcamN() != n {
 		t.Error("webcam frames still delivered after the client stopped sending")
 	}
 }
@@ -581,7 +581,6 @@ func TestChecklist26_LargeMessagesBothWays(t *testing.T) {
 	// Beyond the client's a=max-message-size (262144 here) the model's Send
 	// fails and nothing is sent.
 	s := ts.eng.last()
-	s.sendErrs = make(chan error, 1)
 	c.command("big", map[string]any{"n": 300_000}, nil)
 	select {
 	case err := <-s.sendErrs:
@@ -704,7 +703,7 @@ func TestChecklist30_StopSession(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("stop_session %d", resp.StatusCode)
 	}
-	if !s.stopped.Load() {
+	if !s.stopped() {
 		t.Error("model session not stopped")
 	}
 	eventually(t, 10*time.Second, "client sees the peer closed", func() bool {
@@ -724,7 +723,7 @@ func TestChecklist31_PeerLossOrphans(t *testing.T) {
 	c.waitFrames(3, 5*time.Second)
 	c.pc.Close()
 	eventually(t, 5*time.Second, "orphaned", func() bool { return ts.srv.Stats().State == "orphaned" })
-	if ts.eng.last().stopped.Load() {
+	if ts.eng.last().stopped() {
 		t.Fatal("model session stopped on peer loss")
 	}
 }
@@ -743,7 +742,7 @@ func TestChecklist32_ReconnectWithPut(t *testing.T) {
 	if l := c2.lastLuma.Load(); l < 180 {
 		t.Errorf("luma %d after reconnect: the model's state did not survive", l)
 	}
-	if len(ts.eng.sessions) != 1 || ts.eng.last().stopped.Load() {
+	if len(ts.eng.sessions) != 1 || ts.eng.last().stopped() {
 		t.Error("reconnect started a new model session")
 	}
 }
@@ -754,13 +753,13 @@ func TestChecklist33_GraceExpires(t *testing.T) {
 	ts := newTestServer(t, cfg)
 	d, c := ts.connectClient(t)
 	c.pc.Close()
-	eventually(t, 5*time.Second, "session closed after the grace period", func() bool { return ts.eng.last().stopped.Load() })
+	eventually(t, 5*time.Second, "session closed after the grace period", func() bool { return ts.eng.last().stopped() })
 	if code, _ := ts.do(t, "GET", "/sessions/"+d.SessionID+"/transport/webrtc/ice_servers", nil, rtcHdr); code/100 == 2 {
 		t.Errorf("route of the expired session answered %d", code)
 	}
 	// A session that never gets a peer expires too.
 	ts.start(t)
-	eventually(t, 5*time.Second, "unconnected session closed", func() bool { return ts.eng.last().stopped.Load() })
+	eventually(t, 5*time.Second, "unconnected session closed", func() bool { return ts.eng.last().stopped() })
 }
 
 func TestChecklist34_VersionHeaders(t *testing.T) {
@@ -785,7 +784,7 @@ func TestChecklist35_SilentPeerIsLost(t *testing.T) {
 	_, c := ts.connectClient(t) // connected, but never sends a message
 	_ = c
 	eventually(t, 5*time.Second, "silent peer orphaned", func() bool { return ts.srv.Stats().State == "orphaned" })
-	if ts.eng.last().stopped.Load() {
+	if ts.eng.last().stopped() {
 		t.Fatal("silent peer closed the session instead of orphaning it")
 	}
 }

@@ -36,8 +36,10 @@ type Session interface {
 	SetSender(send func(v any) error)
 	// StartOutput starts the encode pipeline of output track name, writing
 	// into out (its Sink) until the session ends, and returns the control
-	// that keyframe requests and bitrate estimates go to. It is called once
-	// per output per session, at the first offer (the codec comes from it).
+	// that keyframe requests and bitrate estimates go to. It is called at
+	// the first offer that maps the output (the codec comes from it), and
+	// again, with a new out, when a later offer drops that codec: the
+	// implementation then stops the output's previous pipeline first.
 	StartOutput(name string, out *peer.Output) (peer.Control, error)
 	// VideoInput and AudioInput return the input track called name, or nil.
 	VideoInput(name string) peer.VideoInput

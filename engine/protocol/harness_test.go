@@ -6,11 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,43 +23,146 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 
 	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/peer"
+	"github.com/framewire/framewire/engine/pipeline"
+	"github.com/framewire/framewire/tracks"
 )
 
-// ---- a small real model: draws frames, encodes them with FFmpeg ----
+// ---- a small model on the real engine, served through FromEngine ----
 
 const testW, testH = 320, 240
 
+// testState is one session's model state, shared by its RunSession and
+// command handlers.
+type testState struct {
+	level    atomic.Int32 // the grey level frames are drawn with
+	cmds     atomic.Int64 // set_color commands run
+	sendErrs chan error   // the result of each big command's Send
+}
+
+// testModel draws grey frames of the level set_color chose at 30 fps into
+// main_video (320x240); the engine's pipeline encodes them with the codec
+// the client's offer chose.
+type testModel struct{ states sync.Map } // session id -> *testState
+
+func (m *testModel) state(id string) *testState {
+	st := &testState{sendErrs: make(chan error, 1)}
+	st.level.Store(128)
+	v, _ := m.states.LoadOrStore(id, st)
+	return v.(*testState)
+}
+
+func (m *testModel) RunSession(ctx context.Context, s *engine.Session) error {
+	st := m.state(s.ID())
+	out, err := s.VideoOut("main_video")
+	if err != nil {
+		return err
+	}
+	img := make([]byte, testW*testH*3)
+	tick := time.NewTicker(time.Second / 30)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		lv := byte(st.level.Load())
+		for j := range img {
+			img[j] = lv
+		}
+		if err := out.Emit(img, testH, testW, 3); err != nil {
+			return nil // the track closed: the session is ending
+		}
+	}
+}
+
+type setColorArgs struct {
+	Level float64 `json:"level" min:"0" max:"255"`
+	Label string  `json:"label" enum:"red,green"`
+}
+
+type readFileArgs struct {
+	Image engine.File `json:"image"`
+}
+
+type bigArgs struct {
+	N int `json:"n"`
+}
+
+type blobArgs struct {
+	Blob string `json:"blob"`
+}
+
+func (m *testModel) declaration() engine.Model {
+	return engine.Model{
+		Name:   "testmodel",
+		Tracks: []tracks.Spec{tracks.VideoOutput("main_video", tracks.Rate(30)), tracks.VideoInput("webcam")},
+		Commands: []engine.CommandDef{
+			engine.Command("set_color", "", func(s *engine.Session, a setColorArgs) error {
+				st := m.state(s.ID())
+				st.level.Store(int32(a.Level))
+				st.cmds.Add(1)
+				return s.Send(map[string]any{"type": "color_set", "level": a.Level, "label": a.Label})
+			}),
+			engine.Command("read_file", "", func(s *engine.Session, a readFileArgs) error {
+				sum := sha256.Sum256(a.Image.Data)
+				return s.Send(map[string]any{"type": "file", "name": a.Image.Name, "size": len(a.Image.Data), "sha256": hex.EncodeToString(sum[:])})
+			}),
+			engine.Command("big", "", func(s *engine.Session, a bigArgs) error {
+				err := s.Send(map[string]any{"type": "big", "pad": strings.Repeat("x", a.N)})
+				select {
+				case m.state(s.ID()).sendErrs <- err:
+				default:
+				}
+				return nil
+			}),
+			engine.Command("blob", "", func(s *engine.Session, a blobArgs) error {
+				sum := sha256.Sum256([]byte(a.Blob))
+				return s.Send(map[string]any{"type": "blob", "size": len(a.Blob), "sha256": hex.EncodeToString(sum[:])})
+			}),
+		},
+		New: func(engine.Config) (engine.Runner, error) { return m, nil },
+	}
+}
+
+// testEngine is the adapter with the sessions it started remembered.
 type testEngine struct {
+	*Adapter
+	model *testModel
+	caps  Capabilities
+
 	mu       sync.Mutex
 	sessions []*testSession
-	caps     Capabilities
 }
 
-func newTestEngine() *testEngine {
-	return &testEngine{caps: Capabilities{
-		ProtocolVersion: "v0",
-		Tracks: []TrackCap{
-			{Name: "main_video", Kind: peer.KindVideo, Direction: peer.DirRecvonly},
-			{Name: "webcam", Kind: peer.KindVideo, Direction: peer.DirSendonly},
-		},
-		Commands: []CommandCap{
-			{Name: "set_color", Description: "", Schema: json.RawMessage(`{"level":{"type":"number","minimum":0,"maximum":255,"required":true},"label":{"type":"string","enum":["red","green"],"required":true}}`)},
-			{Name: "read_file", Description: "", Schema: json.RawMessage(`{"image":{"type":"file","required":true}}`)},
-			{Name: "big", Description: "", Schema: json.RawMessage(`{"n":{"type":"integer","required":true}}`)},
-			{Name: "blob", Description: "", Schema: json.RawMessage(`{"blob":{"type":"string","required":true}}`)},
-		},
-	}}
+func newTestEngine(t *testing.T, media Media) *testEngine {
+	t.Helper()
+	m := &testModel{}
+	eng, err := engine.New(m.declaration())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	a, err := FromEngine(eng, media)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testEngine{Adapter: a, model: m, caps: a.Capabilities()}
 }
 
-func (e *testEngine) ModelName() string          { return "testmodel" }
-func (e *testEngine) Capabilities() Capabilities { return e.caps }
-func (e *testEngine) StartSession(context.Context) (Session, error) {
-	s := &testSession{id: newID(), done: make(chan struct{}), level: 128}
+func (e *testEngine) StartSession(ctx context.Context) (Session, error) {
+	s, err := e.Adapter.StartSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	es := s.(*adaptedSession).s
+	ts := &testSession{Session: s, es: es, testState: e.model.state(es.ID())}
 	e.mu.Lock()
-	e.sessions = append(e.sessions, s)
+	e.sessions = append(e.sessions, ts)
 	e.mu.Unlock()
-	return s, nil
+	return ts, nil
 }
 
 func (e *testEngine) last() *testSession {
@@ -72,147 +174,64 @@ func (e *testEngine) last() *testSession {
 	return e.sessions[len(e.sessions)-1]
 }
 
+// testSession is an adapted engine session plus what tests inspect.
 type testSession struct {
-	id     string
-	done   chan struct{}
-	once   sync.Once
-	wg     sync.WaitGroup
-	level  int32 // atomic: the grey level frames are drawn with
-	sendMu sync.Mutex
-	send   func(v any) error
-
-	keyReq   atomic.Bool
-	bitrate  atomic.Int64
-	stopped  atomic.Bool
-	cmds     atomic.Int64
-	webcamN  atomic.Int64
-	webcamWH atomic.Int64 // w<<16 | h
-	sendErrs chan error
+	Session
+	es *engine.Session
+	*testState
 }
 
-func (s *testSession) ID() string            { return s.id }
-func (s *testSession) Done() <-chan struct{} { return s.done }
-func (s *testSession) Stop() {
-	s.once.Do(func() { s.stopped.Store(true); close(s.done) })
-	s.wg.Wait()
-}
-func (s *testSession) SetSender(f func(v any) error) { s.sendMu.Lock(); s.send = f; s.sendMu.Unlock() }
-func (s *testSession) Send(v any) error {
-	s.sendMu.Lock()
-	f := s.send
-	s.sendMu.Unlock()
-	return f(v)
-}
-
-func (s *testSession) Dispatch(name string, args json.RawMessage, ups map[string]Upload) error {
-	switch name {
-	case "set_color":
-		var a struct {
-			Level *float64 `json:"level"`
-			Label *string  `json:"label"`
-		}
-		if err := json.Unmarshal(args, &a); err != nil || a.Level == nil || a.Label == nil {
-			return fmt.Errorf("set_color wants {level: number, label: string}: %v", err)
-		}
-		atomic.StoreInt32(&s.level, int32(*a.Level))
-		s.cmds.Add(1)
-		return s.Send(map[string]any{"type": "color_set", "level": *a.Level, "label": *a.Label})
-	case "read_file":
-		u, ok := ups["image"]
-		if !ok {
-			return errors.New("read_file wants an image upload")
-		}
-		sum := sha256.Sum256(u.Data)
-		return s.Send(map[string]any{"type": "file", "name": u.Name, "size": len(u.Data), "sha256": hex.EncodeToString(sum[:])})
-	case "blob":
-		var a struct{ Blob string }
-		if err := json.Unmarshal(args, &a); err != nil {
-			return err
-		}
-		sum := sha256.Sum256([]byte(a.Blob))
-		return s.Send(map[string]any{"type": "blob", "size": len(a.Blob), "sha256": hex.EncodeToString(sum[:])})
-	case "big":
-		var a struct{ N int }
-		_ = json.Unmarshal(args, &a)
-		err := s.Send(map[string]any{"type": "big", "pad": string(bytes.Repeat([]byte("x"), a.N))})
-		if s.sendErrs != nil {
-			s.sendErrs <- err
-		}
-		return nil
+// stopped reports whether the engine session has ended.
+func (s *testSession) stopped() bool {
+	select {
+	case <-s.es.Done():
+		return true
+	default:
+		return false
 	}
-	return fmt.Errorf("unknown command %q", name)
 }
 
-func (s *testSession) SetBitrate(bps int) { s.bitrate.Store(int64(bps)) }
-func (s *testSession) RequestKeyframe()   { s.keyReq.Store(true) }
-
-// StartOutput runs a real encode loop: frames of the current grey level at
-// 30 fps, libx264 or libvpx as the client's offer chose.
-func (s *testSession) StartOutput(name string, out *peer.Output) (peer.Control, error) {
-	backend := encode.BackendX264
-	if out.Codec() == peer.CodecVP8 {
-		backend = encode.BackendVP8
-	}
-	enc, err := encode.NewVideoEncoder(encode.VideoConfig{Backend: backend, Width: testW, Height: testH, FPS: 30, Bitrate: 1_000_000})
+// webcamN counts webcam frames the model's input track received.
+func (s *testSession) webcamN() int64 {
+	in, err := s.es.VideoIn("webcam")
 	if err != nil {
-		return nil, err
+		return 0
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer enc.Close()
-		img := make([]byte, testW*testH*3)
-		buf := make([]byte, 1<<20)
-		tick := time.NewTicker(time.Second / 30)
-		defer tick.Stop()
-		for i := int64(0); ; i++ {
-			select {
-			case <-s.done:
-				return
-			case <-tick.C:
-			}
-			lv := byte(atomic.LoadInt32(&s.level))
-			for j := range img {
-				img[j] = lv
-			}
-			if s.keyReq.Swap(false) {
-				enc.RequestKeyframe()
-			}
-			if b := s.bitrate.Load(); b > 0 {
-				enc.SetBitrate(int(b))
-			}
-			n, key, err := enc.Encode(encode.Image{Pix: img, Width: testW, Height: testH}, i*3000, buf)
-			if err != nil || n == 0 {
-				continue
-			}
-			_ = out.WriteSample(buf[:n], time.Second/30, time.Now(), key)
+	return int64(in.Stats().Delivered)
+}
+
+// webcamWH is the latest webcam frame's size as w<<16 | h (0 before one).
+func (s *testSession) webcamWH() int64 {
+	in, err := s.es.VideoIn("webcam")
+	if err != nil {
+		return 0
+	}
+	f := in.Latest()
+	if f == nil {
+		return 0
+	}
+	return int64(f.Width)<<16 | int64(f.Height)
+}
+
+// videoStats returns the session's main_video pipeline stats.
+func (e *testEngine) videoStats(t *testing.T) pipeline.VideoStats {
+	t.Helper()
+	for _, st := range e.Stats() {
+		if st.ID == e.last().es.ID() && len(st.Video) > 0 {
+			return st.Video[0]
 		}
-	}()
-	return s, nil
-}
-
-type webcamIn struct{ s *testSession }
-
-func (w webcamIn) Deliver(rgb []byte, width, height int, _ time.Time) error {
-	w.s.webcamN.Add(1)
-	w.s.webcamWH.Store(int64(width)<<16 | int64(height))
-	return nil
-}
-
-func (s *testSession) VideoInput(name string) peer.VideoInput {
-	if name == "webcam" {
-		return webcamIn{s}
 	}
-	return nil
+	t.Fatal("no running main_video pipeline")
+	return pipeline.VideoStats{}
 }
-func (s *testSession) AudioInput(string) peer.AudioInput { return nil }
 
 // ---- server and an SDK-like pion client ----
 
 type testServer struct {
 	*httptest.Server
-	srv *Server
-	eng *testEngine
+	srv    *Server
+	eng    *testEngine
+	client clientOptions // how dial's client offers
 }
 
 func testConfig() Config {
@@ -226,7 +245,7 @@ func testConfig() Config {
 
 func newTestServer(t *testing.T, cfg Config) *testServer {
 	t.Helper()
-	eng := newTestEngine()
+	eng := newTestEngine(t, Media{})
 	srv, err := NewServer(eng, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -319,7 +338,13 @@ type client struct {
 	wg           sync.WaitGroup
 }
 
-func newPC(t *testing.T) *webrtc.PeerConnection {
+// clientOptions vary the test client's offer.
+type clientOptions struct {
+	vp8Only        bool // offer VP8 as the only video codec
+	sendrecvInputs bool // offer input tracks as sendrecv, not sendonly
+}
+
+func newPC(t *testing.T, o clientOptions) *webrtc.PeerConnection {
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetInterfaceFilter(func(n string) bool { return n == "lo" })
@@ -327,7 +352,11 @@ func newPC(t *testing.T) *webrtc.PeerConnection {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetSCTPMaxMessageSize(262144)
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	if o.vp8Only {
+		if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}, webrtc.RTPCodecTypeVideo); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
 	}
 	reg := &interceptor.Registry{} // NACK, RTCP reports and TWCC feedback, as a browser sends
@@ -351,7 +380,7 @@ func (ts *testServer) dial(t *testing.T, sid string, caps []TrackCap, method str
 	if code != 200 {
 		t.Fatalf("ice_servers: %d %s", code, body)
 	}
-	c.pc = newPC(t)
+	c.pc = newPC(t, ts.client)
 	t.Cleanup(func() { c.close() })
 	dc, err := c.pc.CreateDataChannel("data", nil)
 	if err != nil {
@@ -381,6 +410,9 @@ func (ts *testServer) dial(t *testing.T, sid string, caps []TrackCap, method str
 		dir := webrtc.RTPTransceiverDirectionRecvonly
 		if tr.Direction == peer.DirSendonly {
 			dir = webrtc.RTPTransceiverDirectionSendonly
+			if ts.client.sendrecvInputs {
+				dir = webrtc.RTPTransceiverDirectionSendrecv
+			}
 		}
 		x, err := c.pc.AddTransceiverFromKind(webrtc.NewRTPCodecType(string(tr.Kind)), webrtc.RTPTransceiverInit{Direction: dir})
 		if err != nil {

@@ -203,7 +203,8 @@ func (ss *session) negotiate(offer *peer.Offer, mapping []peer.TrackMapping) err
 		return err
 	}
 	// Outputs are created once per session, with the codec of the first
-	// offer, and started under the model session.
+	// offer, and started under the model session; a later offer that drops
+	// that codec gets a new output and a restarted pipeline.
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.st == stateClosed {
@@ -213,15 +214,18 @@ func (ss *session) negotiate(offer *peer.Offer, mapping []peer.TrackMapping) err
 		if tm.Direction != peer.DirRecvonly {
 			continue
 		}
-		if out := ss.outputs[tm.Name]; out != nil {
-			if !offer.Supports(tm.MID, out.Codec()) {
-				return fmt.Errorf("mid %q does not offer %s, the codec track %q already streams in", tm.MID, out.Codec(), tm.Name)
-			}
+		prev := ss.outputs[tm.Name]
+		if prev != nil && offer.Supports(tm.MID, prev.Codec()) {
 			continue
 		}
 		codec, err := offer.ChooseCodec(tm.MID)
 		if err != nil {
 			return err
+		}
+		if prev != nil {
+			// A reconnect whose offer drops the codec the output streams
+			// in: restart the output's pipeline with the offered one.
+			ss.log.Info("offer drops the output's codec; restarting its pipeline", "track", tm.Name, "from", prev.Codec(), "to", codec)
 		}
 		out, err := peer.NewOutput(tm.Name, tm.Kind, codec)
 		if err != nil {

@@ -1,0 +1,172 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/engine"
+)
+
+// The GCC estimate reaches the encoder: with the estimator started at
+// 1 Mbit/s and capped at 1.2 Mbit/s, the pipeline's target (2.5 Mbit/s
+// before any estimate) moves into that range, and the peer reports the
+// same estimate.
+func TestAdapterCongestionControlSetsEncoderBitrate(t *testing.T) {
+	cfg := testConfig()
+	cfg.PingTimeout = time.Minute
+	cfg.Peer.StartBitrate, cfg.Peer.MinBitrate, cfg.Peer.MaxBitrate = 1_000_000, 300_000, 1_200_000
+	ts := newTestServer(t, cfg)
+	_, c := ts.connectClient(t)
+	c.waitFrames(5, 5*time.Second)
+	if got := ts.eng.videoStats(t).TargetBitrate; got != 2_500_000 && (got < 300_000 || got > 1_200_000) {
+		t.Fatalf("target bitrate %d: neither the initial 2.5 Mbit/s nor an estimate", got)
+	}
+	eventually(t, 5*time.Second, "encoder target set from the GCC estimate", func() bool {
+		b := ts.eng.videoStats(t).TargetBitrate
+		return b >= 300_000 && b <= 1_200_000
+	})
+	ts.srv.mu.Lock()
+	cur := ts.srv.cur
+	ts.srv.mu.Unlock()
+	if cur == nil {
+		t.Fatal("no session")
+	}
+	p := cur.currentPeer()
+	if p == nil {
+		t.Fatal("no peer")
+	}
+	if est := p.Stats().TargetBitrate; est < 300_000 || est > 1_200_000 {
+		t.Errorf("peer's estimate %d outside [300k, 1.2M]", est)
+	}
+}
+
+// A reconnect whose offer drops H.264 restarts main_video's pipeline in
+// VP8 instead of refusing the offer; the model session (its state) is the
+// same one.
+func TestAdapterReconnectWithOtherCodecRestartsOutput(t *testing.T) {
+	ts := newTestServer(t, testConfig())
+	d, c := ts.connectClient(t)
+	c.waitFrames(3, 5*time.Second)
+	if b := ts.eng.videoStats(t).Backend; b != string(ts.eng.Backend()) {
+		t.Fatalf("first pipeline runs %q, want the probed %q", b, ts.eng.Backend())
+	}
+	c.command("set_color", map[string]any{"level": 200, "label": "red"}, nil)
+	c.expect("application", "color_set", 3*time.Second)
+	c.pc.Close()
+	eventually(t, 5*time.Second, "orphaned", func() bool { return ts.srv.Stats().State == "orphaned" })
+
+	ts.client = clientOptions{vp8Only: true}
+	c2 := ts.dial(t, d.SessionID, d.Capabilities.Tracks, "PUT")
+	c2.waitReady()
+	c2.waitFrames(10, 5*time.Second)
+	var mime string
+	for _, tr := range c2.pc.GetTransceivers() {
+		if r := tr.Receiver(); r != nil && r.Track() != nil {
+			mime = r.Track().Codec().MimeType
+		}
+	}
+	if mime != webrtc.MimeTypeVP8 {
+		t.Errorf("reconnected client receives %q, want VP8", mime)
+	}
+	if b := ts.eng.videoStats(t).Backend; b != string(encode.BackendVP8) {
+		t.Errorf("pipeline after the reconnect runs %q, want %q", b, encode.BackendVP8)
+	}
+	if l := c2.lastLuma.Load(); l < 180 {
+		t.Errorf("luma %d after reconnect: the model's state did not survive", l)
+	}
+	if len(ts.eng.sessions) != 1 || ts.eng.last().stopped() {
+		t.Error("the codec change started a new model session")
+	}
+	if n := len(ts.eng.Stats()); n != 1 {
+		t.Errorf("%d sessions in Stats, want 1", n)
+	}
+}
+
+// An input offered sendrecv ahead of the output does not capture the
+// output's track: main_video still goes to its own mid.
+func TestAdapterSendrecvInputBeforeOutput(t *testing.T) {
+	ts := newTestServer(t, testConfig())
+	ts.client = clientOptions{sendrecvInputs: true}
+	d := ts.start(t)
+	caps := d.Capabilities.Tracks
+	c := ts.dial(t, d.SessionID, []TrackCap{caps[1], caps[0]}, "POST") // webcam first
+	c.waitReady()
+	c.waitFrames(10, 5*time.Second)
+	for _, tr := range c.pc.GetTransceivers() {
+		if tr == c.transceivers["webcam"] && tr.Receiver() != nil && tr.Receiver().Track() != nil {
+			t.Error("the model's output arrived on the webcam's m-section")
+		}
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	c.publishWebcam(160, 120, stop)
+	s := ts.eng.last()
+	eventually(t, 5*time.Second, "webcam frames delivered to the model", func() bool { return s.webcamN() > 5 })
+}
+
+// Stats reports the running session: its pipeline and its tracks.
+func TestAdapterStats(t *testing.T) {
+	ts := newTestServer(t, testConfig())
+	d, c := ts.connectClient(t)
+	c.waitFrames(10, 5*time.Second)
+	st := ts.eng.Stats()
+	if len(st) != 1 || st[0].ID != d.SessionID {
+		t.Fatalf("stats %+v, want the one session %s", st, d.SessionID)
+	}
+	v := st[0].Video
+	if len(v) != 1 || v[0].Track != "main_video" || v[0].Sent == 0 || v[0].Emitted == 0 || v[0].Backend == "" {
+		t.Errorf("video stats %+v", v)
+	}
+	if _, ok := st[0].Engine.Tracks["webcam"]; !ok {
+		t.Errorf("engine stats lack the webcam track: %+v", st[0].Engine)
+	}
+	if code, body := ts.do(t, "POST", "/stop_session", "{}", apiHdr); code != 200 {
+		t.Fatalf("stop_session: %d %s", code, body)
+	}
+	eventually(t, 5*time.Second, "stats empty after the session stopped", func() bool { return len(ts.eng.Stats()) == 0 })
+}
+
+func TestFromEngineRejectsBadInput(t *testing.T) {
+	if _, err := FromEngine(nil, Media{}); err == nil || !strings.Contains(err.Error(), "engine.New") {
+		t.Errorf("FromEngine(nil): %v", err)
+	}
+	m := &testModel{}
+	eng, err := engine.New(m.declaration())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if _, err := FromEngine(eng, Media{Backend: encode.BackendVP8}); err == nil || !strings.Contains(err.Error(), "libx264") {
+		t.Errorf("Backend VP8: %v", err)
+	}
+	if _, err := FromEngine(eng, Media{VideoBitrate: -1}); err == nil {
+		t.Error("negative bitrate accepted")
+	}
+	a, err := FromEngine(eng, Media{Backend: encode.BackendX264})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := a.StartSession(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if _, err := s.StartOutput("webcam", nil); err == nil || !strings.Contains(err.Error(), "input") {
+		t.Errorf("StartOutput of an input: %v", err)
+	}
+	if _, err := s.StartOutput("nope", nil); err == nil {
+		t.Error("StartOutput of an unknown track succeeded")
+	}
+	if s.VideoInput("main_video") != nil || s.VideoInput("nope") != nil || s.AudioInput("webcam") != nil {
+		t.Error("an input lookup returned a track that is not that kind of input")
+	}
+	if err := s.Dispatch("set_color", []byte(`{"level": 300, "label": "red"}`), nil); !errors.Is(err, engine.ErrInvalidArgs) {
+		t.Errorf("out-of-range argument: %v", err)
+	}
+}
