@@ -62,6 +62,20 @@ type DeviceEncoder interface {
 	SetBitrate(bps int)
 }
 
+// DeviceBatchEncoder is a DeviceEncoder that encodes one picture of a
+// batch device frame (Frames() > 1): the pipeline paces the batch's
+// pictures one by one and encodes picture index of f with it. Package
+// gpu's Encoder has this method.
+type DeviceBatchEncoder interface {
+	DeviceEncoder
+	EncodeBatch(f tracks.DeviceFrame, index int, pts int64, out []byte) (n int, key bool, err error)
+}
+
+// ErrNoBatchEncoder is counted (VideoStats.DeviceErrors) and logged once
+// when a batch device frame reaches a device encoder that cannot encode
+// one picture of a batch (it does not implement DeviceBatchEncoder).
+var ErrNoBatchEncoder = errors.New("pipeline: batch device frame but the device encoder has no EncodeBatch")
+
 // ErrNoDeviceEncoder is counted (VideoStats.DeviceErrors) and logged once
 // when a device frame reaches a pipeline configured without a
 // DeviceEncoder.
@@ -241,7 +255,11 @@ func (v *Video) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("pipeline: %s: next frame: %w", v.src.Name(), err)
 		}
-		f, err = v.frame(ctx, clock, f)
+		if f.Device != nil && f.Device.Frames() > 1 {
+			err = v.deviceBatch(ctx, clock, f)
+		} else {
+			f, err = v.frame(ctx, clock, f)
+		}
 		f.Release()
 		if err != nil {
 			return err
@@ -283,6 +301,20 @@ func (v *Video) freshest(f *tracks.VideoFrame) *tracks.VideoFrame {
 		v.skipped.Add(1)
 		f = nf
 	}
+}
+
+// deviceBatch paces, encodes and sends each picture of a batch device
+// frame (EmitDevice of an (N,H,W,3) buffer queues one VideoFrame for the
+// whole batch). It does not release f.
+func (v *Video) deviceBatch(ctx context.Context, clock Clock, f *tracks.VideoFrame) error {
+	n := f.Device.Frames()
+	for i := range n {
+		f.Batch, f.BatchSize = i, n
+		if _, err := v.frame(ctx, clock, f); err != nil { // a batch frame is never swapped
+			return err
+		}
+	}
+	return nil
 }
 
 // frame paces, encodes and sends one frame, or a newer single frame that
@@ -416,7 +448,18 @@ func (v *Video) encodeDevice(f *tracks.VideoFrame, pts int64) (n int, key, ok bo
 	}
 	w, h := f.Device.Size()
 	v.ensureOut(w*h*3/2 + 4096)
-	n, key, err := d.Encode(f.Device, pts, v.out)
+	var err error
+	if f.BatchSize > 1 {
+		be, ok := d.(DeviceBatchEncoder)
+		if !ok {
+			v.devErrs.Add(1)
+			v.devWarn.Do(func() { v.log.Error("dropping batch device frames", "err", ErrNoBatchEncoder) })
+			return 0, false, false
+		}
+		n, key, err = be.EncodeBatch(f.Device, f.Batch, pts, v.out)
+	} else {
+		n, key, err = d.Encode(f.Device, pts, v.out)
+	}
 	if errors.Is(err, encode.ErrShortBuffer) {
 		v.ensureOut(2 * n)
 	}
