@@ -408,7 +408,7 @@ func (c *CommandDef) prepare(s *Session, args json.RawMessage, uploads map[strin
 				file := File(u)
 				fv.Set(reflect.ValueOf(&file))
 			case f.kind == kFile:
-				return nil, bad("missing required file parameter %q", f.name)
+				return nil, bad("missing required file parameter %q: it needs an upload (upload the file, then name it under the command's uploads)", f.name)
 			}
 			continue
 		}

@@ -1,20 +1,27 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"math"
 	"sync"
+	"time"
+
+	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/tracks"
 )
 
-// The built-in demo model, "framewire-demo": animated stripes that move at
-// 30 fps, a bouncing square, and the client's webcam (when published) shown
-// as a large inset with the stripes' hue blended into it.
+// The built-in demo model, "framewire-demo", declared with package engine
+// like any model: animated stripes that move at 30 fps, a bouncing square,
+// and the client's webcam (when published) shown as a large inset with the
+// stripes' hue blended into it.
 //
 // Commands (the SDK's ReactorController renders them):
 //
-//	set_color   hue (number 0..360), mode (string: stripes | solid | checker)
-//	set_speed   speed (number 0..10)
+//	set_color    hue (number 0..360), mode (string: stripes | solid | checker)
+//	set_speed    speed (number 0..10)
 //	inspect_file file (an upload): answers {type:"file_info", name, size, sha256}
 //
 // While webcam frames arrive the model sends {type:"webcam", width, height,
@@ -25,7 +32,58 @@ const (
 	demoFPS      = 30
 )
 
-// demoState is what commands change and the draw loop reads.
+// SetColor is set_color's parameters.
+type SetColor struct {
+	Hue  float64 `json:"hue" min:"0" max:"360" description:"hue in degrees"`
+	Mode string  `json:"mode" enum:"stripes,solid,checker" default:"stripes" description:"pattern"`
+}
+
+// SetSpeed is set_speed's parameters.
+type SetSpeed struct {
+	Speed float64 `json:"speed" min:"0" max:"10" description:"pixels per frame / 2"`
+}
+
+// InspectFile is inspect_file's parameters.
+type InspectFile struct {
+	File engine.File `json:"file" description:"any file"`
+}
+
+// demoModel declares the demo model. Each call returns a model with its
+// own state (one Engine per declaration).
+func demoModel() engine.Model {
+	d := &demo{}
+	return engine.Model{
+		Name: "framewire-demo",
+		Tracks: []tracks.Spec{
+			tracks.VideoOutput("main_video", tracks.Default(), tracks.Rate(demoFPS)),
+			tracks.VideoInput("webcam"),
+		},
+		Commands: []engine.CommandDef{
+			engine.Command("set_color", "Colour and pattern of the picture", d.setColor),
+			engine.Command("set_speed", "Animation speed", d.setSpeed),
+			engine.Command("inspect_file", "Report an uploaded file's size and SHA-256", d.inspectFile),
+		},
+		New: func(engine.Config) (engine.Runner, error) { return d, nil },
+	}
+}
+
+// demoCommands is the capabilities' command list (name, description and
+// flat parameter schema of each), in declaration order.
+var demoCommands = func() []map[string]any {
+	var list []map[string]any
+	for _, c := range demoModel().Commands {
+		list = append(list, map[string]any{"name": c.Name(), "description": c.Description(), "schema": c.Schema()})
+	}
+	return list
+}()
+
+// demo is the loaded model: one per Engine, serving every session.
+type demo struct {
+	states sync.Map // *engine.Session -> *demoState
+}
+
+// demoState is one session's state: what commands change and the draw
+// loop reads.
 type demoState struct {
 	mu    sync.Mutex
 	hue   float64
@@ -33,26 +91,96 @@ type demoState struct {
 	speed float64
 }
 
-func newDemoState() *demoState { return &demoState{hue: 200, mode: "stripes", speed: 3} }
-
 func (s *demoState) get() (hue float64, mode string, speed float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.hue, s.mode, s.speed
 }
 
-// demoCommands is the capabilities' command list (flat parameter schema).
-var demoCommands = []map[string]any{
-	{"name": "set_color", "description": "Colour and pattern of the picture", "schema": map[string]any{
-		"hue":  map[string]any{"type": "number", "minimum": 0, "maximum": 360, "required": true, "description": "hue in degrees"},
-		"mode": map[string]any{"type": "string", "enum": []string{"stripes", "solid", "checker"}, "required": false, "default": "stripes", "description": "pattern"},
-	}},
-	{"name": "set_speed", "description": "Animation speed", "schema": map[string]any{
-		"speed": map[string]any{"type": "number", "minimum": 0, "maximum": 10, "required": true, "description": "pixels per frame / 2"},
-	}},
-	{"name": "inspect_file", "description": "Report an uploaded file's size and SHA-256", "schema": map[string]any{
-		"file": map[string]any{"type": "file", "required": true, "description": "any file"},
-	}},
+// state returns session s's state, creating it on first use (a command may
+// run before RunSession does); it is forgotten when the session ends.
+func (d *demo) state(s *engine.Session) *demoState {
+	if v, ok := d.states.Load(s); ok {
+		return v.(*demoState)
+	}
+	v, loaded := d.states.LoadOrStore(s, &demoState{hue: 200, mode: "stripes", speed: 3})
+	if !loaded {
+		context.AfterFunc(s.Context(), func() { d.states.Delete(s) })
+	}
+	return v.(*demoState)
+}
+
+func (d *demo) setColor(s *engine.Session, p SetColor) error {
+	st := d.state(s)
+	st.mu.Lock()
+	st.hue, st.mode = p.Hue, p.Mode
+	st.mu.Unlock()
+	return s.Send(map[string]any{"type": "color_set", "hue": p.Hue, "mode": p.Mode})
+}
+
+func (d *demo) setSpeed(s *engine.Session, p SetSpeed) error {
+	st := d.state(s)
+	st.mu.Lock()
+	st.speed = p.Speed
+	st.mu.Unlock()
+	return s.Send(map[string]any{"type": "speed_set", "speed": p.Speed})
+}
+
+func (d *demo) inspectFile(s *engine.Session, p InspectFile) error {
+	return s.Send(fileInfo(p.File.Name, p.File.MimeType, p.File.Data))
+}
+
+// RunSession is the demo's generation loop: it draws at 30 fps into
+// main_video, with the latest webcam picture as an inset, until the
+// session stops. Once a second, while webcam frames arrive, it tells the
+// client what it sees. The loop allocates nothing per frame.
+func (d *demo) RunSession(ctx context.Context, s *engine.Session) error {
+	st := d.state(s)
+	out, err := s.VideoOut("main_video")
+	if err != nil {
+		return err
+	}
+	cam, err := s.VideoIn("webcam")
+	if err != nil {
+		return err
+	}
+	img := make([]byte, demoW*demoH*3)
+	var camFrame tracks.VideoFrame // reused by LatestInto
+	var view webcamFrame
+	tick := time.NewTicker(time.Second / demoFPS)
+	defer tick.Stop()
+	var reported uint64
+	nextReport := time.Now().Add(time.Second)
+	pos := 0.0
+	for i := int64(0); ; i++ {
+		var now time.Time
+		select {
+		case <-ctx.Done():
+			return nil
+		case now = <-tick.C:
+		}
+		hue, mode, speed := st.get()
+		pos += speed * 2
+		var cp *webcamFrame
+		if cam.LatestInto(&camFrame) {
+			view.pix, view.w, view.h = camFrame.Pix, camFrame.Width, camFrame.Height
+			cp = &view
+		}
+		draw(img, i, pos, hue, mode, cp)
+		if err := out.Emit(img, demoH, demoW, 3); err != nil {
+			if errors.Is(err, tracks.ErrClosed) {
+				return nil // the session is ending
+			}
+			return err
+		}
+		if cp != nil && now.After(nextReport) {
+			nextReport = now.Add(time.Second)
+			if n := cam.Stats().Delivered; n != reported {
+				reported = n
+				_ = s.Send(map[string]any{"type": "webcam", "width": cp.w, "height": cp.h, "frames": n})
+			}
+		}
+	}
 }
 
 // hueRGB converts a hue (degrees) at full saturation and value to RGB.
@@ -84,7 +212,6 @@ func hueRGB(h float64) (r, g, b byte) {
 type webcamFrame struct {
 	pix  []byte
 	w, h int
-	n    int64
 }
 
 // draw renders frame number i into img (demoW x demoH RGB24). cam, when

@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/protocol"
 )
 
 const (
@@ -237,4 +240,20 @@ func waitTrue(t *testing.T, within time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// newDemoEngine loads the demo model (CPU path) and returns the protocol's
+// view of it, for tests that build the server themselves. The engine is
+// left to the process: it owns no goroutine until a session starts, and
+// the server stops its sessions on Close.
+func newDemoEngine(log *slog.Logger) *protocol.Adapter {
+	eng, err := engine.New(demoModel(), engine.WithLogger(log))
+	if err != nil {
+		panic(fmt.Sprintf("demo model: %v", err)) // a test helper: the declaration is static
+	}
+	a, err := protocol.FromEngine(eng, protocol.Media{Logger: log})
+	if err != nil {
+		panic(fmt.Sprintf("demo model: %v", err))
+	}
+	return a
 }

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/protocol"
 )
@@ -117,18 +119,49 @@ func main() {
 	}
 }
 
-// serve runs the protocol server for the demo model on ln until ctx ends.
+// deviceSetup is how the engine reaches a GPU (gpu_cuda.go) or why it
+// does not (gpu_nocuda.go).
+type deviceSetup struct {
+	option  engine.Option                                      // engine.WithDeviceSupport, or nil for the default
+	encoder func(track string) (protocol.DeviceEncoder, error) // nil: device frames are not encoded
+	close   func() error
+}
+
+// serve runs the protocol server for the demo model on ln until ctx ends:
+// the model is declared with package engine, loaded once by engine.New,
+// and served through protocol.FromEngine like any model would be.
 func serve(ctx context.Context, ln net.Listener, o options, log *slog.Logger) error {
-	eng := withStats(newDemoEngine(log)) // page.go: remembers pipelines for /framewire/stats
-	srv, err := protocol.NewServer(eng, o.serverConfig(log))
+	encode.RouteFFmpegLog(log)
+	dev := openDevice(log)
+	defer func() {
+		if err := dev.close(); err != nil {
+			log.Warn("close the CUDA device", "err", err)
+		}
+	}()
+	eng, err := engine.New(demoModel(), engine.WithLogger(log), dev.option)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	adapter, err := protocol.FromEngine(eng, protocol.Media{DeviceEncoder: dev.encoder, Logger: log})
+	if err != nil {
+		return err
+	}
+	stats := withStats(adapter) // page.go: remembers pipelines for /framewire/stats
+	srv, err := protocol.NewServer(stats, o.serverConfig(log))
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
+	metrics, err := metricsHandler(adapter, srv)
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("GET /metrics", metrics)
 	mux.Handle("/", srv)
-	mountPage(mux, eng, srv, log) // page.go: the demo page at / and GET /framewire/stats
+	mountPage(mux, stats, srv, log) // page.go: the demo page at / and GET /framewire/stats
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

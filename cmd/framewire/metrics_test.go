@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/peer"
+	"github.com/framewire/framewire/engine/protocol"
+)
+
+// GET /metrics reports the running demo session's pipeline (the demo model
+// really draws, the pipeline really encodes with libx264) and the server's
+// counters, read from the snapshots at scrape time.
+func TestMetrics(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	eng, err := engine.New(demoModel(), engine.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	a, err := protocol.FromEngine(eng, protocol.Media{Backend: encode.BackendX264, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := parseFlags(nil)
+	srv, err := protocol.NewServer(a, o.serverConfig(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	h, err := metricsHandler(a, srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(h)
+	defer hs.Close()
+	scrape := func() string {
+		t.Helper()
+		resp, err := http.Get(hs.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET /metrics: %d %s", resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	value := func(text, series string) float64 {
+		t.Helper()
+		m := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(text)
+		if m == nil {
+			return -1
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		return v
+	}
+
+	idle := scrape()
+	if value(idle, `framewire_live_sessions`) != 0 || value(idle, `framewire_session_state{state="ready"}`) != 1 || value(idle, "go_goroutines") <= 0 {
+		t.Fatalf("idle metrics wrong:\n%s", idle)
+	}
+
+	// A session with main_video's pipeline running into an unbound output
+	// (what a peer would carry is dropped; everything before it is real).
+	s, err := a.StartSession(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	out, err := peer.NewOutput("main_video", peer.KindVideo, peer.CodecH264)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StartOutput("main_video", out); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		text = scrape()
+		if value(text, `framewire_video_frames_total{event="sent",track="main_video"}`) >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no frames sent in the metrics:\n%s", text)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for series, ok := range map[string]func(float64) bool{
+		`framewire_live_sessions`: func(v float64) bool { return v == 1 },
+		`framewire_video_encoder_info{backend="libx264",track="main_video"}`: func(v float64) bool { return v == 1 },
+		`framewire_track_frames_total{event="emitted",track="main_video"}`:   func(v float64) bool { return v >= 5 },
+		`framewire_video_target_bitrate_bps{track="main_video"}`:             func(v float64) bool { return v == 2_500_000 },
+		`framewire_video_encode_seconds{quantile="0.5",track="main_video"}`:  func(v float64) bool { return v > 0 },
+		`framewire_track_frames_total{event="delivered",track="webcam"}`:     func(v float64) bool { return v == 0 },
+		`framewire_commands_total{outcome="accepted"}`:                       func(v float64) bool { return v == 0 },
+	} {
+		if v := value(text, series); !ok(v) {
+			t.Errorf("%s = %v", series, v)
+		}
+	}
+}
