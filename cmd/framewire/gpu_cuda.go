@@ -30,7 +30,8 @@ func openDevice(log *slog.Logger) deviceSetup {
 		encoder: func(track string) (protocol.DeviceEncoder, error) {
 			return &gpuEncoder{d: d, log: log.With("track", track)}, nil
 		},
-		close: d.Close,
+		close:  d.Close,
+		device: d,
 	}
 }
 

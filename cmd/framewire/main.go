@@ -22,6 +22,7 @@ import (
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/protocol"
+	"github.com/framewire/framewire/gpu"
 )
 
 // options are the command-line settings.
@@ -125,6 +126,7 @@ type deviceSetup struct {
 	option  engine.Option                                      // engine.WithDeviceSupport, or nil for the default
 	encoder func(track string) (protocol.DeviceEncoder, error) // nil: device frames are not encoded
 	close   func() error
+	device  *gpu.Device // the open device, nil when none
 }
 
 // serve runs the protocol server for the demo model on ln until ctx ends:
