@@ -133,7 +133,9 @@ type deviceSetup struct {
 // the model is declared with package engine, loaded once by engine.New,
 // and served through protocol.FromEngine like any model would be.
 func serve(ctx context.Context, ln net.Listener, o options, log *slog.Logger) error {
-	encode.RouteFFmpegLog(log)
+	// FFmpeg's own complaints while encode.Probe tries NVENC on a host
+	// without it are expected; Probe logs its choice and the reasons.
+	encode.RouteFFmpegLog(slog.New(slog.DiscardHandler))
 	dev := openDevice(log)
 	defer func() {
 		if err := dev.close(); err != nil {
@@ -149,6 +151,7 @@ func serve(ctx context.Context, ln net.Listener, o options, log *slog.Logger) er
 	if err != nil {
 		return err
 	}
+	encode.RouteFFmpegLog(log)
 	stats := withStats(adapter) // page.go: remembers pipelines for /framewire/stats
 	srv, err := protocol.NewServer(stats, o.serverConfig(log))
 	if err != nil {
