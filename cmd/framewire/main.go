@@ -152,8 +152,7 @@ func serve(ctx context.Context, ln net.Listener, o options, log *slog.Logger) er
 		return err
 	}
 	encode.RouteFFmpegLog(log)
-	stats := withStats(adapter) // page.go: remembers pipelines for /framewire/stats
-	srv, err := protocol.NewServer(stats, o.serverConfig(log))
+	srv, err := protocol.NewServer(adapter, o.serverConfig(log))
 	if err != nil {
 		return err
 	}
@@ -166,7 +165,7 @@ func serve(ctx context.Context, ln net.Listener, o options, log *slog.Logger) er
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("GET /metrics", metrics)
 	mux.Handle("/", srv)
-	mountPage(mux, stats, srv, log) // page.go: the demo page at / and GET /framewire/stats
+	mountPage(mux, adapter, srv, log) // page.go: the demo page at / and GET /framewire/stats
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

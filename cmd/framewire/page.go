@@ -11,7 +11,6 @@ package main
 // fresh clone and a rebuilt bundle shows up on reload without a restart.
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,8 +23,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/framewire/framewire/engine/peer"
-	"github.com/framewire/framewire/engine/pipeline"
 	"github.com/framewire/framewire/engine/protocol"
 )
 
@@ -64,88 +61,14 @@ func pageDir() (string, error) {
 	return "", fmt.Errorf("page bundle %s not found in %v; run `make web` (or set %s to the folder holding it)", pageJS, cands, pageDirEnv)
 }
 
-// statsEngine wraps the protocol engine to remember each session's output
-// pipelines (the peer.Control StartOutput returns), so their Stats can be
-// read while the session runs. Safe for concurrent use.
-type statsEngine struct {
-	protocol.Engine
-
-	mu       sync.Mutex
-	sessions []*statsSession // in start order; ended ones are pruned on read
-}
-
-// withStats returns e wrapped so that mountPage can report its pipelines.
-func withStats(e protocol.Engine) *statsEngine { return &statsEngine{Engine: e} }
-
-// StartSession starts a session of the wrapped engine and records it.
-func (e *statsEngine) StartSession(ctx context.Context) (protocol.Session, error) {
-	s, err := e.Engine.StartSession(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ss := &statsSession{Session: s, started: time.Now()}
-	e.mu.Lock()
-	e.sessions = append(e.sessions, ss)
-	e.mu.Unlock()
-	return ss, nil
-}
-
-// live returns the sessions that have not ended, dropping the others.
-func (e *statsEngine) live() []*statsSession {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	keep := e.sessions[:0]
-	for _, s := range e.sessions {
-		select {
-		case <-s.Done():
-			continue
-		default:
-			keep = append(keep, s)
-		}
-	}
-	clear(e.sessions[len(keep):])
-	e.sessions = keep
-	return append([]*statsSession(nil), keep...)
-}
-
-// videoStatser is what a video pipeline's control offers beyond
-// peer.Control (pipeline.Video does).
-type videoStatser interface {
-	Stats() pipeline.VideoStats
-}
-
-// statsSession is a session whose output controls are remembered.
-type statsSession struct {
-	protocol.Session
-	started time.Time
-
-	mu      sync.Mutex
-	outputs []namedControl
-}
-
-type namedControl struct {
-	name string
-	ctl  peer.Control
-}
-
-// StartOutput starts the wrapped session's pipeline and keeps its control.
-func (s *statsSession) StartOutput(name string, out *peer.Output) (peer.Control, error) {
-	ctl, err := s.Session.StartOutput(name, out)
-	if err == nil && ctl != nil {
-		s.mu.Lock()
-		s.outputs = append(s.outputs, namedControl{name, ctl})
-		s.mu.Unlock()
-	}
-	return ctl, err
-}
-
 // trackStatsJSON is one output track in the stats document. Durations are
 // milliseconds, rates bit/s.
 type trackStatsJSON struct {
 	Track         string  `json:"track"`
 	Backend       string  `json:"backend"`
 	Emitted       uint64  `json:"emitted"`
-	Dropped       uint64  `json:"dropped"`
+	Dropped       uint64  `json:"dropped"` // by the track's full queue
+	Skipped       uint64  `json:"skipped"` // overtaken by a newer frame before their slot
 	QueueDepth    int     `json:"queue_depth"`
 	Encoded       uint64  `json:"encoded"`
 	Sent          uint64  `json:"sent"`
@@ -184,32 +107,33 @@ type statsJSON struct {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func (e *statsEngine) snapshot(srv *protocol.Server) statsJSON {
+// snapshot builds the stats document from the server's counters and the
+// adapter's per-session pipeline snapshots.
+func snapshot(a *protocol.Adapter, srv *protocol.Server) statsJSON {
 	st := srv.Stats()
-	doc := statsJSON{Time: time.Now(), Model: e.ModelName(), Sessions: []sessionStatsJSON{}, Server: serverStatsJSON{
+	doc := statsJSON{Time: time.Now(), Model: a.ModelName(), Sessions: []sessionStatsJSON{}, Server: serverStatsJSON{
 		State: st.State, Sessions: st.Sessions, Commands: st.Commands, CommandsRejected: st.CommandsRejected,
 		CommandsDropped: st.CommandsDropped, DroppedMessages: st.DroppedMessages, RefusedSends: st.RefusedSends,
 	}}
-	for _, s := range e.live() {
-		ss := sessionStatsJSON{ID: s.ID(), Started: s.started, Tracks: []trackStatsJSON{}}
-		s.mu.Lock()
-		outs := append([]namedControl(nil), s.outputs...)
-		s.mu.Unlock()
-		for _, o := range outs {
-			vs, ok := o.ctl.(videoStatser)
-			if !ok {
-				ss.Tracks = append(ss.Tracks, trackStatsJSON{Track: o.name})
-				continue
-			}
-			v := vs.Stats()
+	for _, s := range a.Stats() {
+		ss := sessionStatsJSON{ID: s.ID, Started: s.Started, Tracks: []trackStatsJSON{}}
+		for _, v := range s.Video {
 			ss.Tracks = append(ss.Tracks, trackStatsJSON{
-				Track: o.name, Backend: v.Backend,
-				Emitted: v.Emitted, Dropped: v.Dropped, QueueDepth: v.QueueDepth,
+				Track: v.Track, Backend: v.Backend,
+				Emitted: v.Emitted, Dropped: v.Dropped, Skipped: v.Skipped, QueueDepth: v.QueueDepth,
 				Encoded: v.Encoded, Sent: v.Sent, Keyframes: v.Keyframes,
 				Errors:    v.EncodeErrors + v.SinkErrors + v.DeviceErrors,
 				EncodeP50: ms(v.EncodeP50), EncodeP99: ms(v.EncodeP99),
 				LatencyP50: ms(v.LatencyP50), LatencyP99: ms(v.LatencyP99),
 				Bitrate: v.Bitrate, TargetBitrate: v.TargetBitrate,
+			})
+		}
+		for _, au := range s.Audio {
+			ss.Tracks = append(ss.Tracks, trackStatsJSON{
+				Track: au.Track, Backend: "libopus", Emitted: au.Emitted, Dropped: au.Dropped + au.Overflow,
+				QueueDepth: au.QueueDepth, Encoded: au.Frames, Sent: au.Frames, Errors: au.SinkErrors,
+				EncodeP50: ms(au.EncodeP50), EncodeP99: ms(au.EncodeP99),
+				LatencyP50: ms(au.LatencyP50), LatencyP99: ms(au.LatencyP99), Bitrate: au.Bitrate,
 			})
 		}
 		doc.Sessions = append(doc.Sessions, ss)
@@ -241,7 +165,7 @@ bundles <code>cmd/framewire/web/app</code>), then reload.</p>
 // mountPage registers the demo page (GET /, GET /framewire/app.js|app.css)
 // and the stats route (GET /framewire/stats) on mux. The protocol routes
 // stay where they are: mux's "/" pattern is less specific than "GET /{$}".
-func mountPage(mux *http.ServeMux, eng *statsEngine, srv *protocol.Server, log *slog.Logger) {
+func mountPage(mux *http.ServeMux, eng *protocol.Adapter, srv *protocol.Server, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -281,7 +205,7 @@ func mountPage(mux *http.ServeMux, eng *statsEngine, srv *protocol.Server, log *
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Access-Control-Allow-Origin", "*")
-		if err := json.NewEncoder(w).Encode(eng.snapshot(srv)); err != nil {
+		if err := json.NewEncoder(w).Encode(snapshot(eng, srv)); err != nil {
 			log.Debug("stats response", "err", err)
 		}
 	})

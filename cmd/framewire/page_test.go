@@ -398,7 +398,7 @@ func TestPageRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := withStats(newDemoEngine(log))
+	eng := newDemoEngine(log)
 	srv, err := protocol.NewServer(eng, o.serverConfig(log))
 	if err != nil {
 		t.Fatal(err)

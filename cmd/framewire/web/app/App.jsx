@@ -381,7 +381,7 @@ function StatsPanel() {
           <Stat label="encode p50/p99" value={t ? `${fmt(t.encode_p50_ms, 1)} / ${fmt(t.encode_p99_ms, 1)} ms` : "–"} />
           <Stat label="emit→wire p50/p99" value={t ? `${fmt(t.latency_p50_ms, 1)} / ${fmt(t.latency_p99_ms, 1)} ms` : "–"} />
           <Stat label="bitrate" value={t ? `${mbit(t.bitrate)}` : "–"} />
-          <Stat label="dropped" value={t ? `${t.dropped} of ${t.emitted}` : "–"} testid="engine-dropped" />
+          <Stat label="dropped · skipped" value={t ? `${t.dropped} · ${t.skipped ?? 0} of ${t.emitted}` : "–"} testid="engine-dropped" />
         </dl>
       </div>
       {engineError && <div className="stats-error">{engineError}</div>}
