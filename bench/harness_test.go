@@ -63,7 +63,10 @@ func (s *side) report(b *testing.B, allocs float64) {
 	b.ReportMetric(float64(pct(s.ours, 50).Microseconds()), "p50-µs")
 	b.ReportMetric(float64(pct(s.ours, 99).Microseconds()), "p99-µs")
 	b.ReportMetric(float64(pct(s.base, 50).Microseconds()), "base-p50-µs")
+	b.ReportMetric(float64(pct(s.base, 99).Microseconds()), "base-p99-µs")
 	b.ReportMetric(s.ratio(), "x-baseline")
+	// The latency target is "our p99 ≤ 2× the bare encoder's p99".
+	b.ReportMetric(float64(pct(s.ours, 99))/float64(pct(s.base, 99)), "p99/base-p99")
 	b.ReportMetric(allocs, "our-allocs/frame")
 }
 
