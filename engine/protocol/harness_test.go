@@ -335,7 +335,23 @@ type client struct {
 	keySamples   atomic.Int64
 	firstKey     atomic.Int32 // 1: the first sample was a keyframe, 2: not
 	serverDC     atomic.Bool  // the server opened a data channel
-	wg           sync.WaitGroup
+
+	mu     sync.Mutex // guards wg.Add against close's wg.Wait
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// track registers a goroutine of the client; false once close has begun
+// (a pion callback may start after close, and WaitGroup.Add must not race
+// with Wait).
+func (c *client) track() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Add(1)
+	return true
 }
 
 // clientOptions vary the test client's offer.
@@ -486,7 +502,9 @@ func (c *client) waitReady() {
 // onTrack decodes the model's output, counting frames and reading the
 // centre pixel.
 func (c *client) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-	c.wg.Add(1)
+	if !c.track() {
+		return
+	}
 	defer c.wg.Done()
 	codec := encode.CodecH264
 	var dep interface {
@@ -601,7 +619,10 @@ func (c *client) publishWebcam(w, h int, stop <-chan struct{}) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.wg.Add(1)
+	if !c.track() {
+		enc.Close()
+		return
+	}
 	go func() {
 		defer c.wg.Done()
 		defer enc.Close()
@@ -627,6 +648,9 @@ func (c *client) publishWebcam(w, h int, stop <-chan struct{}) {
 }
 
 func (c *client) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	if c.pc != nil {
 		_ = c.pc.Close()
 	}

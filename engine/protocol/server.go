@@ -344,13 +344,20 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 	sess := s.newSession(es)
 	s.mu.Lock()
 	if s.closed || s.cur != nil { // closed, or a concurrent start won
+		closed := s.closed
 		s.mu.Unlock()
 		sess.end("superseded")
-		writeError(w, http.StatusConflict, "another start_session won the race")
+		if closed {
+			writeError(w, http.StatusServiceUnavailable, "server is shutting down")
+		} else {
+			writeError(w, http.StatusConflict, "another start_session won the race")
+		}
 		return
 	}
 	s.cur = sess
+	s.wg.Add(2) // under mu with closed false: before any Close's Wait
 	s.mu.Unlock()
+	sess.start()
 	s.stats.sessions.Add(1)
 	s.log.Info("session started", "session", sess.id)
 	writeJSON(w, http.StatusOK, map[string]any{

@@ -95,10 +95,15 @@ func (s *Server) newSession(es Session) *session {
 	sess.log = s.log.With("session", sess.id)
 	sess.ctx, sess.cancel = context.WithCancel(s.ctx)
 	es.SetSender(sess.sendApplication)
-	s.wg.Add(2)
-	go sess.monitor()
-	go sess.runCommands()
 	return sess
+}
+
+// start launches the session's goroutines. The caller has added 2 to
+// srv.wg under srv.mu while the server was not closed, so that Close's
+// Wait cannot begin before the Add.
+func (ss *session) start() {
+	go ss.monitor()
+	go ss.runCommands()
 }
 
 func (ss *session) currentState() state {
