@@ -87,6 +87,9 @@ type Peer struct {
 // left running.
 func (c *Config) Answer(ctx context.Context, b Binding) (*Peer, string, error) {
 	cfg := c.withDefaults()
+	if err := ctx.Err(); err != nil {
+		return nil, "", context.Cause(ctx)
+	}
 	if b.Offer == nil {
 		return nil, "", fmt.Errorf("%w: no offer", ErrBadOffer)
 	}
@@ -163,6 +166,8 @@ func (c *Config) Answer(ctx context.Context, b Binding) (*Peer, string, error) {
 	case <-t.C:
 		p.log.Warn("ICE gathering incomplete; answering with the candidates gathered so far", "timeout", cfg.GatherTimeout)
 	case <-ctx.Done():
+	}
+	if ctx.Err() != nil { // also when gathering finished at the same time
 		return nil, "", context.Cause(ctx)
 	}
 	ok = true

@@ -137,7 +137,7 @@ type testEngine struct {
 	sessions []*testSession
 }
 
-func newTestEngine(t *testing.T, media Media) *testEngine {
+func newTestEngine(t testing.TB, media Media) *testEngine {
 	t.Helper()
 	m := &testModel{}
 	eng, err := engine.New(m.declaration())
@@ -214,7 +214,7 @@ func (s *testSession) webcamWH() int64 {
 }
 
 // videoStats returns the session's main_video pipeline stats.
-func (e *testEngine) videoStats(t *testing.T) pipeline.VideoStats {
+func (e *testEngine) videoStats(t testing.TB) pipeline.VideoStats {
 	t.Helper()
 	for _, st := range e.Stats() {
 		if st.ID == e.last().es.ID() && len(st.Video) > 0 {
@@ -243,7 +243,7 @@ func testConfig() Config {
 	}
 }
 
-func newTestServer(t *testing.T, cfg Config) *testServer {
+func newTestServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
 	eng := newTestEngine(t, Media{})
 	srv, err := NewServer(eng, cfg)
@@ -260,7 +260,7 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 }
 
 // do sends a request the way the SDK does and returns status and body.
-func (ts *testServer) do(t *testing.T, method, path string, body any, hdr map[string]string) (int, []byte) {
+func (ts *testServer) do(t testing.TB, method, path string, body any, hdr map[string]string) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -303,7 +303,7 @@ type descriptor struct {
 	Capabilities Capabilities `json:"capabilities"`
 }
 
-func (ts *testServer) start(t *testing.T) descriptor {
+func (ts *testServer) start(t testing.TB) descriptor {
 	t.Helper()
 	code, body := ts.do(t, "POST", "/start_session", "{}", apiHdr)
 	if code != 200 {
@@ -318,7 +318,7 @@ func (ts *testServer) start(t *testing.T) descriptor {
 
 // client is a pion peer that follows the SDK 2.9.0 flow.
 type client struct {
-	t   *testing.T
+	t   testing.TB
 	ts  *testServer
 	sid string
 	pc  *webrtc.PeerConnection
@@ -360,7 +360,7 @@ type clientOptions struct {
 	sendrecvInputs bool // offer input tracks as sendrecv, not sendonly
 }
 
-func newPC(t *testing.T, o clientOptions) *webrtc.PeerConnection {
+func newPC(t testing.TB, o clientOptions) *webrtc.PeerConnection {
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetInterfaceFilter(func(n string) bool { return n == "lo" })
@@ -388,7 +388,7 @@ func newPC(t *testing.T, o clientOptions) *webrtc.PeerConnection {
 
 // dial builds the peer connection, offers, posts (method POST or PUT) and
 // polls for the answer like the SDK; it returns after the answer is applied.
-func (ts *testServer) dial(t *testing.T, sid string, caps []TrackCap, method string) *client {
+func (ts *testServer) dial(t testing.TB, sid string, caps []TrackCap, method string) *client {
 	t.Helper()
 	c := &client{t: t, ts: ts, sid: sid, transceivers: map[string]*webrtc.RTPTransceiver{},
 		open: make(chan struct{}), connected: make(chan struct{}), msgs: make(chan map[string]any, 64)}
@@ -463,7 +463,7 @@ func (ts *testServer) dial(t *testing.T, sid string, caps []TrackCap, method str
 }
 
 // pollAnswer polls like the SDK: 6 GETs, sleeping 200, 400, ... ms.
-func (ts *testServer) pollAnswer(t *testing.T, sid string) string {
+func (ts *testServer) pollAnswer(t testing.TB, sid string) string {
 	t.Helper()
 	back := 200 * time.Millisecond
 	for i := 0; i < 6; i++ {
@@ -658,7 +658,7 @@ func (c *client) close() {
 }
 
 // eventually polls cond every 20 ms until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
@@ -670,7 +670,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 }
 
 // connectClient runs the whole SDK connect flow.
-func (ts *testServer) connectClient(t *testing.T) (descriptor, *client) {
+func (ts *testServer) connectClient(t testing.TB) (descriptor, *client) {
 	t.Helper()
 	d := ts.start(t)
 	c := ts.dial(t, d.SessionID, d.Capabilities.Tracks, "POST")

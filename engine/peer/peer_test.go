@@ -1,0 +1,290 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func testConfig() *Config {
+	return &Config{Loopback: true, Interfaces: []string{"lo"}, GatherTimeout: 2 * time.Second,
+		DisconnectedTimeout: time.Second, FailedTimeout: 2 * time.Second}
+}
+
+// newClient is a loopback pion peer with the default codecs and
+// interceptors, as a browser would be.
+func newClient(t *testing.T) *webrtc.PeerConnection {
+	t.Helper()
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetInterfaceFilter(func(n string) bool { return n == "lo" })
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	return pc
+}
+
+// offer makes pc's complete offer (candidates gathered) with a recvonly
+// video transceiver (mid "0") and the "data" channel.
+func offer(t *testing.T, pc *webrtc.PeerConnection) (*Offer, *webrtc.DataChannel) {
+	t.Helper()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	dc, err := pc.CreateDataChannel("data", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(o); err != nil {
+		t.Fatal(err)
+	}
+	<-g
+	parsed, err := ParseOffer(pc.LocalDescription().SDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parsed, dc
+}
+
+var videoMapping = []TrackMapping{{MID: "0", Name: "main_video", Kind: KindVideo, Direction: DirRecvonly}}
+
+// Every failing Answer leaves no goroutine behind (its PeerConnection is
+// closed), and says what was wrong.
+func TestAnswerErrorsLeaveNothing(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	client := newClient(t)
+	o, _ := offer(t, client)
+	out, err := NewOutput("main_video", KindVideo, CodecH264)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("caller gave up"))
+	cases := []struct {
+		name string
+		ctx  context.Context
+		b    Binding
+		want error
+	}{
+		{"no offer", context.Background(), Binding{}, ErrBadOffer},
+		{"mapping names an output the session lacks", context.Background(), Binding{Offer: o, Mapping: videoMapping}, ErrBadOffer},
+		{"mapping names a mid the offer lacks", context.Background(), Binding{Offer: o, Mapping: []TrackMapping{{MID: "7", Name: "main_video", Kind: KindVideo, Direction: DirRecvonly}}, Outputs: map[string]*Output{"main_video": out}}, nil},
+		{"context cancelled while gathering", cancelled, Binding{Offer: o, Mapping: videoMapping, Outputs: map[string]*Output{"main_video": out}}, nil},
+	}
+	cfg := testConfig()
+	for _, c := range cases {
+		p, answer, err := cfg.Answer(c.ctx, c.b)
+		if err == nil || p != nil || answer != "" {
+			t.Errorf("%s: Answer = %v, %q, %v; want an error and nothing else", c.name, p, answer, err)
+			if p != nil {
+				_ = p.Close()
+			}
+			continue
+		}
+		if c.want != nil && !errors.Is(err, c.want) {
+			t.Errorf("%s: %v; want an error wrapping %v", c.name, err, c.want)
+		}
+		t.Logf("%s: %v", c.name, err)
+	}
+	_ = client.Close()
+}
+
+// A connected peer: OnReady fires once, messages flow both ways, a sample
+// written to the output reaches the client's track, Close is idempotent,
+// waits for the peer's goroutines and does not report the peer as lost.
+func TestPeerLifecycle(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	client := newClient(t)
+	gotTrack := make(chan struct{})
+	var trackOnce atomic.Bool
+	client.OnTrack(func(r *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		if trackOnce.CompareAndSwap(false, true) {
+			close(gotTrack)
+		}
+		for {
+			if _, _, err := r.ReadRTP(); err != nil {
+				return
+			}
+		}
+	})
+	o, dc := offer(t, client)
+	fromServer := make(chan string, 4)
+	dc.OnMessage(func(m webrtc.DataChannelMessage) { fromServer <- string(m.Data) })
+	clientOpen := make(chan struct{})
+	dc.OnOpen(func() { close(clientOpen) })
+
+	out, err := NewOutput("main_video", KindVideo, CodecH264)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	var readies, losts atomic.Int32
+	fromClient := make(chan string, 4)
+	p, answer, err := testConfig().Answer(context.Background(), Binding{
+		Offer: o, Mapping: videoMapping, Outputs: map[string]*Output{"main_video": out},
+		Handlers: Handlers{
+			OnReady:   func(*Peer) { readies.Add(1); close(ready) },
+			OnLost:    func(*Peer, string) { losts.Add(1) },
+			OnMessage: func(_ *Peer, text []byte) { fromClient <- string(text) },
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	wait := func(ch <-chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s within 10 s", what)
+		}
+	}
+	wait(ready, "OnReady")
+	wait(clientOpen, "open data channel on the client")
+	if err := dc.SendText(`{"scope":"runtime","data":{"type":"ping"}}`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-fromClient:
+		if m != `{"scope":"runtime","data":{"type":"ping"}}` {
+			t.Errorf("OnMessage got %q", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnMessage not called within 10 s")
+	}
+	if err := p.Send([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-fromServer:
+		if m != "hello" {
+			t.Errorf("client got %q", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("client got no message within 10 s")
+	}
+	big := make([]byte, p.MaxMessageSize()+1)
+	if err := p.Send(big); !errors.Is(err, ErrMessageTooLarge) {
+		t.Errorf("Send of %d bytes: %v; want ErrMessageTooLarge", len(big), err)
+	}
+	// An H.264 access unit (SPS, PPS, IDR slice headers suffice for RTP).
+	au := []byte{0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80, 0, 0, 0, 1, 0x65, 0x88, 0x84, 0x00}
+	deadline := time.Now().Add(10 * time.Second)
+	for trackOnce.Load() == false && time.Now().Before(deadline) {
+		if err := out.WriteSample(au, time.Second/30, time.Now(), true); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wait(gotTrack, "client track")
+	if st := p.Stats(); !st.Connected {
+		t.Errorf("Stats.Connected = false on a connected peer: %+v", st)
+	}
+	for range 2 {
+		if err := p.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+	if err := p.Send([]byte("late")); err == nil {
+		t.Error("Send after Close succeeded")
+	}
+	_ = client.Close()
+	time.Sleep(100 * time.Millisecond) // let a late state callback run
+	if n := readies.Load(); n != 1 {
+		t.Errorf("OnReady called %d times; want 1", n)
+	}
+	if n := losts.Load(); n != 0 {
+		t.Errorf("OnLost called %d times after the server closed the peer; want 0", n)
+	}
+}
+
+// When the client goes away, OnLost is called once with a reason.
+func TestPeerLostWhenClientCloses(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	client := newClient(t)
+	o, dc := offer(t, client)
+	_ = dc
+	out, err := NewOutput("main_video", KindVideo, CodecVP8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	lost := make(chan string, 4)
+	p, answer, err := testConfig().Answer(context.Background(), Binding{
+		Offer: o, Mapping: videoMapping, Outputs: map[string]*Output{"main_video": out},
+		Handlers: Handlers{
+			OnReady: func(*Peer) { close(ready) },
+			OnLost:  func(_ *Peer, reason string) { lost <- reason },
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnReady within 10 s")
+	}
+	_ = client.Close()
+	select {
+	case r := <-lost:
+		if r == "" {
+			t.Error("OnLost without a reason")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnLost not called within 10 s of the client closing")
+	}
+	if err := p.Close(); err != nil {
+		t.Error(err)
+	}
+	select {
+	case r := <-lost:
+		t.Errorf("OnLost called twice (second: %q)", r)
+	default:
+	}
+}
+
+// Outputs accept only codecs their kind can send.
+func TestNewOutputRejectsWrongCodec(t *testing.T) {
+	for _, c := range []struct {
+		k Kind
+		c Codec
+	}{{KindVideo, CodecOpus}, {KindAudio, CodecH264}, {KindAudio, CodecVP8}} {
+		if _, err := NewOutput("x", c.k, c.c); !errors.Is(err, ErrNoCodec) {
+			t.Errorf("NewOutput(%s, %s): %v; want ErrNoCodec", c.k, c.c, err)
+		}
+	}
+}

@@ -1,0 +1,84 @@
+package protocol
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// FuzzDataChannelMessage feeds arbitrary text frames to a connected
+// session's data-channel handler: none may panic, and the session must
+// still answer a ping-carrying requestCapabilities afterwards (checked on
+// the seeds; under -fuzz each input only must not panic).
+func FuzzDataChannelMessage(f *testing.F) {
+	for _, s := range []string{
+		`{"scope":"runtime","data":{"type":"ping"}}`,
+		`{"scope":"runtime","data":{"type":"requestCapabilities"}}`,
+		`{"scope":"runtime","data":{"type":"fileUploaded","data":{"upload_id":"nope"}}}`,
+		`{"scope":"runtime","data":{"type":"fileUploaded","data":null}}`,
+		`{"scope":"runtime","data":{"type":"fileUploaded","data":[1]}}`,
+		`{"scope":"application","data":{"type":"set_color","data":{"r":1,"g":2,"b":3}}}`,
+		`{"scope":"application","data":{"type":"set_color","data":"red"}}`,
+		`{"scope":"application","data":{"type":"blob","data":{"blob":"x"},"uploads":{"f":{"upload_id":"u"}}}}`,
+		`{"scope":"application","data":{"type":"","data":{}}}`,
+		`{"scope":"application","data":null}`,
+		`{"scope":7}`, `null`, `[]`, `"x"`, `{`, ``, "\xff\xfe",
+	} {
+		f.Add([]byte(s))
+	}
+	ts := newTestServer(f, testConfig())
+	_, c := ts.connectClient(f)
+	defer c.close()
+	ts.srv.mu.Lock()
+	ss := ts.srv.cur
+	ts.srv.mu.Unlock()
+	p := ss.currentPeer()
+	if p == nil {
+		f.Fatal("no connected peer")
+	}
+	f.Fuzz(func(t *testing.T, text []byte) {
+		ss.onMessage(p, text)
+	})
+}
+
+// FuzzHTTPBodies posts arbitrary bodies to the JSON routes: each answer
+// is a 2xx or 4xx with a JSON body, never a panic or a 5xx.
+func FuzzHTTPBodies(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `{"extra_args":{"a":1}}`, `{"extra_args":[]}`, `[]`, `null`, `{`, ``, "\x00",
+		`{"sdp_offer":"v=0\r\n","track_mapping":[]}`,
+		`{"sdp_offer":"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:0\r\n","track_mapping":[{"mid":"0","name":"main_video","kind":"video","direction":"recvonly"}]}`,
+		`{"sdp_offer":"x","track_mapping":null}`, `{"sdp_offer":1}`,
+		`{"name":"a.png","size":3,"mime_type":"image/png"}`, `{"name":"../../etc/passwd","size":-1,"mime_type":""}`,
+		`{"name":"a","size":1e30,"mime_type":"x"}`, `{"name":null,"size":null}`,
+	} {
+		f.Add(uint8(0), []byte(s))
+		f.Add(uint8(1), []byte(s))
+		f.Add(uint8(2), []byte(s))
+	}
+	ts := newTestServer(f, testConfig())
+	d := ts.start(f)
+	routes := []string{
+		"/sessions/" + d.SessionID + "/transport/webrtc/sdp_params",
+		"/sessions/" + d.SessionID + "/uploads",
+		"/start_session",
+	}
+	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
+		path := routes[int(route)%len(routes)]
+		if path == "/start_session" && len(body) > 0 && body[0] == '{' {
+			// A valid start replaces the session the other routes use.
+			path = "/stop_session_is_not_this" + path
+		}
+		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		ts.srv.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Errorf("POST %s %q: %d %s", path, body, rec.Code, rec.Body)
+		}
+		if ct := rec.Header().Get("Content-Type"); rec.Code != http.StatusAccepted && ct != "application/json" {
+			t.Errorf("POST %s %q: %d with Content-Type %q; want JSON", path, body, rec.Code, ct)
+		}
+	})
+}
