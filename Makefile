@@ -19,7 +19,7 @@ CUDA_ENV := CGO_CFLAGS="-I$(CUDA_DIR)/include" CGO_LDFLAGS="$(CGO_LDFLAGS) -L$(C
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 ADDR ?= :8080
 
-.PHONY: all deps run test test-go check-cuda gpu-check bench vet clean web screenshot
+.PHONY: page all deps run test test-go check-cuda gpu-check bench vet clean web screenshot
 
 all: deps
 	go build ./...
@@ -34,7 +34,7 @@ deps: $(FFMPEG_STAMP)
 	@.ci/deps.sh apt
 
 ## run: build what is missing and serve the demo model and its page on $(ADDR).
-run: deps web
+run: deps page
 	go run ./cmd/framewire -addr $(ADDR)
 
 ## test: build what is missing and run every test, the CUDA compile check included.
@@ -46,18 +46,22 @@ vet: deps
 test-go: deps web
 	FRAMEWIRE_E2E=1 go test $(GO_TEST_FLAGS) ./...
 
-## web: Chromium, Node, the pinned npm packages (package-lock.json) and the
-## esbuild bundle of the browser end-to-end page (the real @reactor-team/js-sdk).
+## page: Node, the pinned npm packages (package-lock.json) and the esbuild
+## bundle of the demo page (cmd/framewire/web/dist, served by the binary).
 WEB := cmd/framewire/web
-web:
-	.ci/deps.sh chromium
+page:
 	.ci/deps.sh node
 	@if [ ! -f $(WEB)/node_modules/.stamp ] || [ $(WEB)/package-lock.json -nt $(WEB)/node_modules/.stamp ]; then \
 		cd $(WEB) && npm ci --no-audit --no-fund && touch node_modules/.stamp; fi
-	cd $(WEB) && ./node_modules/.bin/esbuild e2e.js --bundle --format=iife --target=chrome110 \
-		--define:process.env.NODE_ENV='"production"' --outfile=dist/e2e.bundle.js --log-level=warning
 	cd $(WEB) && ./node_modules/.bin/esbuild app/index.jsx --bundle --minify --format=iife --target=chrome110 \
 		--jsx=automatic --define:process.env.NODE_ENV='"production"' --outfile=dist/app.js --log-level=warning
+
+## web: the page, plus Chromium and the bundle of the browser end-to-end
+## harness (the real @reactor-team/js-sdk driven without React).
+web: page
+	.ci/deps.sh chromium
+	cd $(WEB) && ./node_modules/.bin/esbuild e2e.js --bundle --format=iife --target=chrome110 \
+		--define:process.env.NODE_ENV='"production"' --outfile=dist/e2e.bundle.js --log-level=warning
 
 ## check-cuda: build and vet every package with -tags cuda (no GPU needed).
 check-cuda: deps $(CUDA_STAMP)
