@@ -5,7 +5,7 @@ package main
 // /framewire/stats reports the engine's per-track pipeline statistics the
 // page shows next to the SDK's own.
 //
-// The bundle is not committed and not embedded: `make web` writes it to
+// The bundle is not committed and not embedded: `make page` writes it to
 // cmd/framewire/web/dist, and the binary reads it from disk at request
 // time (see pageDir), so `go build ./...` and `go vet ./...` work on a
 // fresh clone and a rebuilt bundle shows up on reload without a restart.
@@ -58,7 +58,7 @@ func pageDir() (string, error) {
 			return d, nil
 		}
 	}
-	return "", fmt.Errorf("page bundle %s not found in %v; run `make web` (or set %s to the folder holding it)", pageJS, cands, pageDirEnv)
+	return "", fmt.Errorf("page bundle %s not found in %v; run `make page` (or set %s to the folder holding it)", pageJS, cands, pageDirEnv)
 }
 
 // trackStatsJSON is one output track in the stats document. Durations are
@@ -156,7 +156,7 @@ const pageMissing = `<!doctype html>
 <body style="font-family: system-ui, sans-serif; max-width: 44rem; margin: 3rem auto; line-height: 1.5">
 <h1>The demo page is not built</h1>
 <p>The engine is running and serves the Reactor protocol on this address, but the page's
-JavaScript bundle is missing. Run <code>make web</code> (it installs Node packages and
+JavaScript bundle is missing. Run <code>make page</code> (it installs Node packages and
 bundles <code>cmd/framewire/web/app</code>), then reload.</p>
 <pre>%s</pre>
 </body></html>

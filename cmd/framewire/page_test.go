@@ -420,7 +420,7 @@ func TestPageRoutes(t *testing.T) {
 
 	dir := t.TempDir()
 	t.Setenv(pageDirEnv, dir)
-	if code, _, body := get("/"); code != http.StatusServiceUnavailable || !strings.Contains(body, "make web") || !strings.Contains(body, dir) {
+	if code, _, body := get("/"); code != http.StatusServiceUnavailable || !strings.Contains(body, "make page") || !strings.Contains(body, dir) {
 		t.Errorf("GET / without a bundle = %d %q, want 503 saying to run make web and where it looked", code, body)
 	}
 	if code, _, _ := get("/framewire/app.js"); code != http.StatusNotFound {
