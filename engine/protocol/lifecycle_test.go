@@ -1,13 +1,18 @@
 package protocol
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/framewire/framewire/engine/peer"
 )
 
 // gateEngine holds StartSession until release is closed, so a test can
@@ -76,5 +81,81 @@ func TestCloseIdempotentThenStartRefused(t *testing.T) {
 	code, body := ts.do(t, "POST", "/start_session", "{}", apiHdr)
 	if code != http.StatusServiceUnavailable {
 		t.Errorf("start_session after Close: %d %s; want 503", code, body)
+	}
+}
+
+// slowOutputEngine's sessions block in StartOutput until release is closed,
+// like a model whose previous pipeline takes long to stop.
+type slowOutputEngine struct {
+	*testEngine
+	entered, release chan struct{}
+}
+
+type slowOutputSession struct {
+	Session
+	e *slowOutputEngine
+}
+
+func (e *slowOutputEngine) StartSession(ctx context.Context) (Session, error) {
+	s, err := e.testEngine.StartSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slowOutputSession{s, e}, nil
+}
+
+func (s slowOutputSession) StartOutput(name string, out *peer.Output) (peer.Control, error) {
+	close(s.e.entered)
+	<-s.e.release
+	return s.Session.StartOutput(name, out)
+}
+
+// While the model starts an output for an offer, the session's state lock
+// is free: pion's callbacks (a data-channel message, a connection
+// becoming ready) and the stats and answer routes do not wait for the
+// model (before, negotiate held it across StartOutput).
+func TestStartOutputDoesNotHoldSessionLock(t *testing.T) {
+	te := newTestEngine(t, Media{})
+	e := &slowOutputEngine{testEngine: te, entered: make(chan struct{}), release: make(chan struct{})}
+	srv, err := NewServer(e, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	ts := &testServer{Server: hs, srv: srv, eng: te}
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Close()
+		http.DefaultClient.CloseIdleConnections()
+	})
+	d := ts.start(t)
+	_, body := offerFor(t, d.Capabilities.Tracks)
+	posted := make(chan int, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		j, _ := json.Marshal(body)
+		srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/sessions/"+d.SessionID+"/transport/webrtc/sdp_params", bytes.NewReader(j)))
+		posted <- rec.Code
+	}()
+	<-e.entered
+	free := make(chan struct{})
+	go func() {
+		defer close(free)
+		_ = srv.Stats()
+		srv.mu.Lock()
+		ss := srv.cur
+		srv.mu.Unlock()
+		ss.onReady(nil)
+		_, _ = ss.answerStatus()
+	}()
+	select {
+	case <-free:
+	case <-time.After(10 * time.Second):
+		t.Error("the session's state lock is held while the model starts an output")
+	}
+	close(e.release)
+	<-free
+	if code := <-posted; code != http.StatusAccepted {
+		t.Errorf("sdp_params: %d; want 202", code)
 	}
 }

@@ -50,7 +50,10 @@ type session struct {
 	ctx    context.Context // cancelled when the session ends
 	cancel context.CancelFunc
 
-	mu          sync.Mutex
+	negMu   sync.Mutex                 // serialises negotiate; held while the model starts outputs
+	outputs map[string]*peer.Output // guarded by negMu
+
+	mu          sync.Mutex // guards the fields below; never held while calling the model or the network
 	st          state
 	since       time.Time // entered Waiting/Orphaned, or last (re)negotiation
 	peer        *peer.Peer
@@ -58,7 +61,6 @@ type session struct {
 	negotiating bool
 	answer      string
 	negErr      error
-	outputs     map[string]*peer.Output
 
 	lastSeen atomic.Int64 // unix nanos of the last data-channel message
 	lost     chan *peer.Peer
@@ -209,10 +211,12 @@ func (ss *session) negotiate(offer *peer.Offer, mapping []peer.TrackMapping) err
 	}
 	// Outputs are created once per session, with the codec of the first
 	// offer, and started under the model session; a later offer that drops
-	// that codec gets a new output and a restarted pipeline.
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if ss.st == stateClosed {
+	// that codec gets a new output and a restarted pipeline. Starting one
+	// calls into the model (and may wait for a previous pipeline to stop),
+	// so it runs under negMu, not mu, which pion's callbacks take.
+	ss.negMu.Lock()
+	defer ss.negMu.Unlock()
+	if ss.currentState() == stateClosed {
 		return errors.New("session has ended")
 	}
 	for _, tm := range mapping {
@@ -243,15 +247,6 @@ func (ss *session) negotiate(offer *peer.Offer, mapping []peer.TrackMapping) err
 		out.SetControl(ctl)
 		ss.outputs[tm.Name] = out
 	}
-	ss.gen++
-	gen := ss.gen
-	old := ss.peer
-	ss.peer = nil
-	ss.answer, ss.negErr, ss.negotiating = "", nil, true
-	if ss.st == stateStreaming {
-		ss.st = stateOrphaned
-	}
-	ss.since = time.Now()
 	b := peer.Binding{
 		Offer: offer, Mapping: mapping,
 		Outputs:     map[string]*peer.Output{},
@@ -282,6 +277,20 @@ func (ss *session) negotiate(offer *peer.Offer, mapping []peer.TrackMapping) err
 			}
 		}
 	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.st == stateClosed {
+		return errors.New("session has ended")
+	}
+	ss.gen++
+	gen := ss.gen
+	old := ss.peer
+	ss.peer = nil
+	ss.answer, ss.negErr, ss.negotiating = "", nil, true
+	if ss.st == stateStreaming {
+		ss.st = stateOrphaned
+	}
+	ss.since = time.Now()
 	ss.srv.wg.Add(1)
 	go func() {
 		defer ss.srv.wg.Done()
