@@ -8,6 +8,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 
 	"github.com/framewire/framewire/encode"
@@ -72,6 +73,23 @@ func (p *Peer) receiveVideo(tm TrackMapping, remote *webrtc.TrackRemote, in Vide
 	sb := samplebuilder.New(jitterMaxLate, dep, 90000, samplebuilder.WithMaxTimeDelay(jitterMaxDelay))
 	var lastPLI time.Time
 	p.requestKeyframe(remote.SSRC(), &lastPLI)
+	depacketize(remote, sb, func(s *media.Sample) {
+		if s.PrevDroppedPackets > 0 {
+			p.requestKeyframe(remote.SSRC(), &lastPLI)
+		}
+		before := rx.Frames
+		if err := rx.WriteAccessUnit(s.Data, time.Now()); err != nil {
+			p.log.Debug("inbound video decode", "track", tm.Name, "err", err)
+			p.requestKeyframe(remote.SSRC(), &lastPLI)
+		}
+		p.inFrames.Add(rx.Frames - before)
+	})
+}
+
+// depacketize reads remote's RTP through the jitter buffer sb and calls fn
+// with each completed sample until the track ends (the PeerConnection
+// closed).
+func depacketize(remote *webrtc.TrackRemote, sb *samplebuilder.SampleBuilder, fn func(*media.Sample)) {
 	for {
 		pkt, _, err := remote.ReadRTP()
 		if err != nil {
@@ -79,15 +97,7 @@ func (p *Peer) receiveVideo(tm TrackMapping, remote *webrtc.TrackRemote, in Vide
 		}
 		sb.Push(pkt)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {
-			if s.PrevDroppedPackets > 0 {
-				p.requestKeyframe(remote.SSRC(), &lastPLI)
-			}
-			before := rx.Frames
-			if err := rx.WriteAccessUnit(s.Data, time.Now()); err != nil {
-				p.log.Debug("inbound video decode", "track", tm.Name, "err", err)
-				p.requestKeyframe(remote.SSRC(), &lastPLI)
-			}
-			p.inFrames.Add(rx.Frames - before)
+			fn(s)
 		}
 	}
 }
@@ -99,18 +109,11 @@ func (p *Peer) receiveAudio(tm TrackMapping, remote *webrtc.TrackRemote, in Audi
 		return
 	}
 	sb := samplebuilder.New(jitterMaxLate, &codecs.OpusPacket{}, 48000, samplebuilder.WithMaxTimeDelay(jitterMaxDelay))
-	for {
-		pkt, _, err := remote.ReadRTP()
-		if err != nil {
+	depacketize(remote, sb, func(s *media.Sample) {
+		if err := rx.WritePacket(s.Data, time.Now()); err != nil {
+			p.log.Debug("inbound opus decode", "track", tm.Name, "err", err)
 			return
 		}
-		sb.Push(pkt)
-		for s := sb.Pop(); s != nil; s = sb.Pop() {
-			if err := rx.WritePacket(s.Data, time.Now()); err != nil {
-				p.log.Debug("inbound opus decode", "track", tm.Name, "err", err)
-				continue
-			}
-			p.inAudio.Add(1)
-		}
-	}
+		p.inAudio.Add(1)
+	})
 }
