@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"errors"
+	"math"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,7 +11,11 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
 	"go.uber.org/goleak"
+
+	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/tracks"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -286,5 +291,102 @@ func TestNewOutputRejectsWrongCodec(t *testing.T) {
 		if _, err := NewOutput("x", c.k, c.c); !errors.Is(err, ErrNoCodec) {
 			t.Errorf("NewOutput(%s, %s): %v; want ErrNoCodec", c.k, c.c, err)
 		}
+	}
+}
+
+// The client's Opus track on a sendonly mid is decoded and delivered to the
+// session's audio input; the peer counts the frames.
+func TestInboundAudioReachesInput(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	specs, err := tracks.Resolve([]tracks.Spec{tracks.AudioInput("mic")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := tracks.NewSet(specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	mic, err := set.AudioIn("mic")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	client := newClient(t)
+	tr, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic", "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CreateDataChannel("data", nil); err != nil {
+		t.Fatal(err)
+	}
+	o, err := client.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := webrtc.GatheringCompletePromise(client)
+	if err := client.SetLocalDescription(o); err != nil {
+		t.Fatal(err)
+	}
+	<-g
+	offer, err := ParseOffer(client.LocalDescription().SDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	p, answer, err := testConfig().Answer(context.Background(), Binding{
+		Offer:       offer,
+		Mapping:     []TrackMapping{{MID: "0", Name: "mic", Kind: KindAudio, Direction: DirSendonly}},
+		AudioInputs: map[string]AudioInput{"mic": mic},
+		Handlers:    Handlers{OnReady: func(*Peer) { close(ready) }},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnReady within 10 s")
+	}
+	enc, err := encode.NewOpusEncoder(encode.OpusConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	pcm := make([]int16, encode.AudioFrameSamples)
+	for i := range pcm {
+		pcm[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/48000))
+	}
+	pkt := make([]byte, encode.MaxOpusPacket)
+	deadline := time.Now().Add(10 * time.Second)
+	for mic.Stats().Delivered < 10 && time.Now().Before(deadline) {
+		n, err := enc.Encode(pcm, pkt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.WriteSample(media.Sample{Data: pkt[:n], Duration: 20 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := mic.Stats().Delivered; got < 10 {
+		t.Fatalf("the audio input got %d chunks in 10 s; want 10", got)
+	}
+	f := mic.Latest()
+	if f == nil || len(f.PCM) == 0 {
+		t.Fatal("no PCM in the input's latest chunk")
+	}
+	if st := p.Stats(); st.AudioFramesIn < 10 {
+		t.Errorf("Stats.AudioFramesIn = %d; want >= 10", st.AudioFramesIn)
+	}
+	if err := p.Close(); err != nil {
+		t.Error(err)
 	}
 }
