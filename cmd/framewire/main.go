@@ -131,8 +131,10 @@ type deviceSetup struct {
 
 // serve runs the protocol server for the demo model on ln until ctx ends:
 // the model is declared with package engine, loaded once by engine.New,
-// and served through protocol.FromEngine like any model would be.
+// and served through protocol.FromEngine like any model would be. It owns
+// ln and closes it on every return, an early error included.
 func serve(ctx context.Context, ln net.Listener, o options, log *slog.Logger) error {
+	defer ln.Close() // after hs.Serve this is a second, harmless Close
 	// FFmpeg's own complaints while encode.Probe tries NVENC on a host
 	// without it are expected; Probe logs its choice and the reasons.
 	encode.RouteFFmpegLog(slog.New(slog.DiscardHandler))
