@@ -227,8 +227,11 @@ func NewResampler(rate, channels int) (*Resampler, error) {
 func (r *Resampler) Format() (rate, channels int) { return r.rate, r.ch }
 
 // MaxOut is an upper bound on the samples Convert returns for in
-// interleaved input samples.
+// interleaved input samples; 0 after Close.
 func (r *Resampler) MaxOut(in int) int {
+	if r.closed {
+		return 0 // swr_get_out_samples would dereference the freed context
+	}
 	return int(C.fw_swr_out_samples(r.s, C.int(in/r.ch))) + 16
 }
 
@@ -352,7 +355,7 @@ func (d *FFmpegOpusDecoder) Decode(pkt []byte, out []int16) (int, error) {
 		m := int(C.fw_frame_read_s16(cFrame(d.frame), p, C.int(len(out)-n)))
 		d.frame.Unref()
 		if m == -1000000 {
-			return n, fmt.Errorf("encode: opus decoder produced an unexpected sample format")
+			return n, fmt.Errorf("encode: opus decoder produced a sample format other than the s16, flt or mono fltp this decoder reads")
 		}
 		if m < 0 {
 			return n, fmt.Errorf("%w: %d decoded samples, buffer holds %d", ErrShortBuffer, -m, len(out)-n)

@@ -173,6 +173,9 @@ func TestResamplerMixdown(t *testing.T) {
 		if _, err := r.Convert(src[:piece], out); !errors.Is(err, encode.ErrClosed) {
 			t.Fatalf("after close: %v", err)
 		}
+		if n := r.MaxOut(piece); n != 0 { // used to crash in swresample
+			t.Fatalf("MaxOut after Close = %d, want 0", n)
+		}
 	}
 	if _, err := encode.NewResampler(0, 1); err == nil {
 		t.Fatal("rate 0 accepted")

@@ -270,6 +270,10 @@ func (e *VideoEncoder) open(w, h int) error {
 		_ = opts.Set("auto-alt-ref", "0", 0)
 	}
 	if err := cc.Open(codec, opts); err != nil {
+		// Free the unopened context now: left in e.cc, the next Encode of
+		// the same size would feed it and fail with EINVAL instead of
+		// trying to open again.
+		e.freeCodec()
 		return fmt.Errorf("%w: open %s %dx%d: %w", ErrUnavailable, e.cfg.Backend, e.encW, e.encH, err)
 	}
 	e.codec = codec
