@@ -3,6 +3,7 @@ package bench
 import (
 	"flag"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +17,27 @@ var gate = flag.Bool("gate", false, "run the performance gate (make bench-gate)"
 // go-astiav loop measured in the same run, and our code must not allocate
 // per frame.
 const minRatio = 0.85
+
+// passes reports whether a median ratio clears the gate. It is false for
+// NaN (a round with no timed steps on either side) and ±Inf, so a round
+// that measured nothing cannot pass.
+func passes(med float64) bool {
+	return med >= minRatio && !math.IsInf(med, 0)
+}
+
+// TestGateRejectsEmptyMeasurements: the verdict is not vacuous.
+func TestGateRejectsEmptyMeasurements(t *testing.T) {
+	var empty side
+	empty.run(0, func() {}, func() {})
+	for _, r := range []float64{empty.ratio(), math.NaN(), math.Inf(1), 0, minRatio - 0.01} {
+		if passes(r) {
+			t.Errorf("ratio %v passes the gate", r)
+		}
+	}
+	if !passes(minRatio) || !passes(1.3) {
+		t.Error("a real ratio at or above the bar fails the gate")
+	}
+}
 
 // TestGate is the performance gate behind `make bench-gate`. For each hot
 // path it runs several rounds of our path and the baseline interleaved
@@ -61,7 +83,7 @@ func TestGate(t *testing.T) {
 		if a != 0 {
 			t.Errorf("%s: our code allocates %.2f times per frame, want 0", p.name, a)
 		}
-		if med < minRatio {
+		if !passes(med) {
 			t.Errorf("%s: throughput %.3f× the same-run go-astiav baseline (median of %d rounds %v), want ≥ %.2f", p.name, med, rounds, ratios, minRatio)
 		}
 	}

@@ -139,12 +139,15 @@ func newEncodePipeline(b encode.Backend, w, h int) (*encodePipeline, error) {
 	return p, nil
 }
 
-// frame emits pix and waits for its packet.
+// frame emits pix and waits for its packet, which must not be empty: a
+// step that encoded nothing would make the ratio flatter us.
 func (p *encodePipeline) frame(pix []byte) {
 	if err := p.out.Emit(pix, p.h, p.w, 3); err != nil {
 		panic(err)
 	}
-	<-p.got
+	if n := <-p.got; n == 0 {
+		panic("bench: the pipeline sent an empty packet for a frame")
+	}
 }
 
 func (p *encodePipeline) close() {
@@ -247,6 +250,9 @@ func (e *astiavEncoder) frame(pix []byte) int {
 	for {
 		if err := e.cc.ReceivePacket(e.pkt); err != nil {
 			if errors.Is(err, astiav.ErrEagain) {
+				if n == 0 { // the baseline must do the same work: one packet per frame
+					panic("bench: the go-astiav baseline produced no packet for a frame")
+				}
 				return n
 			}
 			panic(err)

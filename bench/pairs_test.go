@@ -2,6 +2,7 @@ package bench
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -114,9 +115,15 @@ func decodePair(tb testing.TB, w, h int) (ours, base func(), allocs func() float
 	latest := make([]byte, w*h*3)
 	// Both decoders restart from the keyframe when they reach the end.
 	i, j := 0, 0
+	// Each step of either side must deliver exactly one picture: a side
+	// that decoded nothing would make the ratio dishonest.
 	ours = func() {
+		before := rx.Frames
 		if err := rx.WriteAccessUnit(aus[i%n], time.Time{}); err != nil {
 			panic(err)
+		}
+		if rx.Frames != before+1 {
+			panic(fmt.Sprintf("bench: access unit %d gave %d pictures, want 1", i%n, rx.Frames-before))
 		}
 		i++
 	}
@@ -128,7 +135,8 @@ func decodePair(tb testing.TB, w, h int) (ours, base func(), allocs func() float
 			panic(err)
 		}
 		pkt.Unref()
-		for {
+		pictures := 0
+		for ; ; pictures++ {
 			if err := cc.ReceiveFrame(fr); err != nil {
 				if errors.Is(err, astiav.ErrEagain) {
 					break
@@ -142,6 +150,9 @@ func decodePair(tb testing.TB, w, h int) (ours, base func(), allocs func() float
 				panic(err)
 			}
 			fr.Unref()
+		}
+		if pictures != 1 {
+			panic(fmt.Sprintf("bench: baseline decoded %d pictures from access unit %d, want 1", pictures, j%n))
 		}
 		j++
 	}
@@ -215,8 +226,8 @@ func opusOutPair(tb testing.TB) (ours, base func(), allocs func() float64, close
 	i, j := 0, 0
 	var pts int64
 	ours = func() {
-		if _, err := enc.Encode(frames[i%len(frames)], out); err != nil {
-			panic(err)
+		if n, err := enc.Encode(frames[i%len(frames)], out); err != nil || n == 0 {
+			panic(fmt.Sprintf("bench: opus frame gave %d bytes, err %v; want a packet", n, err))
 		}
 		i++
 	}
@@ -232,8 +243,12 @@ func opusOutPair(tb testing.TB) (ours, base func(), allocs func() float64, close
 		if err := cc.SendFrame(fr); err != nil {
 			panic(err)
 		}
-		for cc.ReceivePacket(pkt) == nil {
+		packets := 0
+		for ; cc.ReceivePacket(pkt) == nil; packets++ {
 			pkt.Unref()
+		}
+		if packets != 1 {
+			panic(fmt.Sprintf("bench: baseline libopus gave %d packets for a frame, want 1", packets))
 		}
 		j++
 	}
