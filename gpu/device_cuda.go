@@ -109,11 +109,13 @@ func (d *Device) run(ready chan<- error) {
 		ready <- fmt.Errorf("gpu: device name: %w", err)
 		return
 	}
+	// Registered before loading: a kernel that is missing from the module
+	// must not leave the module loaded on the primary context.
+	defer d.unload()
 	if err := d.loadKernels(); err != nil {
 		ready <- err
 		return
 	}
-	defer d.unload()
 	ready <- nil
 	for {
 		select {

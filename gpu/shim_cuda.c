@@ -4,6 +4,7 @@
 // makes awkward, and the FFmpeg glue. Declarations in shim_cuda.h.
 #include "shim_cuda.h"
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,10 @@ int fw_nvenc_open(fw_enc *e, AVBufferRef *hwdev, int w, int h, int fps, long lon
 	e->cc = avcodec_alloc_context3(c);
 	if (!e->cc) return AVERROR(ENOMEM);
 	fw_set_common(e->cc, w, h, fps, bitrate);
+	// NVENC takes gop_size literally and -1 keeps the preset's GOP (see
+	// package encode): the largest GOP it accepts is as good as infinite,
+	// keyframes then come only on request, as with libx264 here.
+	e->cc->gop_size = INT_MAX;
 	e->cc->pix_fmt = AV_PIX_FMT_CUDA;
 	e->cc->sw_pix_fmt = AV_PIX_FMT_NV12;
 	e->cc->hw_frames_ctx = av_buffer_ref(e->frames);
@@ -227,10 +232,15 @@ int fw_x264_open(fw_enc *e, int w, int h, int fps, long long bitrate, int thread
 }
 
 // fw_enc_set_bitrate changes the target in place (libx264 and h264_nvenc
-// reconfigure on the next frame).
+// reconfigure on the next frame). The VBV buffer follows the rate (two
+// frames' worth, as fw_set_common and package encode set it): left at the
+// old size, a drop from 2.5 Mbit/s to 250 kbit/s would let a keyframe
+// burst twenty frames' worth of bits into the network.
 void fw_enc_set_bitrate(fw_enc *e, long long bps) {
+	AVRational fr = e->cc->framerate;
 	e->cc->bit_rate = bps;
 	e->cc->rc_max_rate = bps;
+	if (fr.num > 0 && fr.den > 0) e->cc->rc_buffer_size = (int)(bps * fr.den / fr.num * 2);
 }
 
 // fw_enc_encode sends frame (slot 0/1 for libx264, -1 for the NVENC pool
