@@ -375,6 +375,44 @@ func TestEncoderX264EndToEnd(t *testing.T) {
 	}
 }
 
+// An access unit lost to a short buffer is followed by a keyframe (as in
+// package encode), on both backends where they open.
+func TestEncoderShortBufferForcesKeyframe(t *testing.T) {
+	d := openDevice(t)
+	const w, h = 320, 240
+	for _, b := range []string{BackendX264, BackendNVENC} {
+		t.Run(b, func(t *testing.T) {
+			enc, err := NewEncoder(d, EncoderConfig{Width: w, Height: h, Backend: b}, nil)
+			if errors.Is(err, ErrUnavailable) {
+				t.Skipf("%s does not open here: %v", b, err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer enc.Close()
+			out := make([]byte, 1<<20)
+			for i := range 4 {
+				src := upload(t, d, testImage(w, h, 3, i))
+				f := Frame{Ptr: src.Ptr(), Width: w, Height: h, Format: RGB24}
+				buf := out
+				if i == 2 {
+					buf = out[:4]
+				}
+				n, key, err := enc.Encode(f, int64(i+1)*3000, buf)
+				switch {
+				case i == 2 && (!errors.Is(err, ErrShortBuffer) || n <= 4):
+					t.Fatalf("frame 2 into 4 bytes: n=%d err=%v, want ErrShortBuffer and the size", n, err)
+				case i != 2 && err != nil:
+					t.Fatalf("frame %d: %v", i, err)
+				case i == 1 && key, i == 3 && !key:
+					t.Fatalf("frame %d: key=%v, want a keyframe only after the lost access unit", i, key)
+				}
+				src.Close()
+			}
+		})
+	}
+}
+
 // NVENC zero-copy, where h264_nvenc opens on a CUDA frames context.
 func TestEncoderNVENCZeroCopy(t *testing.T) {
 	d := openDevice(t)

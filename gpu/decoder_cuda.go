@@ -172,14 +172,7 @@ func (dec *Decoder) convert(y uintptr, yl int, uv uintptr, uvl int, w, h int) er
 	}
 	if need > dec.pinCap {
 		dec.mu.Lock()
-		dec.have = false
-		for i := range 2 {
-			if dec.pin[i] != nil {
-				_ = C.fw_host_free(dec.pin[i])
-				dec.pin[i] = nil
-			}
-		}
-		dec.pinCap = 0
+		dec.freePinned()
 		var err error
 		for i := 0; i < 2 && err == nil; i++ {
 			err = cuErr("cuMemHostAlloc", C.fw_host_alloc(&dec.pin[i], C.size_t(need)))
@@ -302,6 +295,14 @@ func (dec *Decoder) free() {
 		dec.rgb, dec.rgbCap = 0, 0
 	}
 	dec.mu.Lock()
+	dec.freePinned()
+	dec.mu.Unlock()
+	dec.st.close()
+}
+
+// freePinned frees the host latest buffers; Latest then reports
+// ErrNoFrame. Device goroutine, with mu held.
+func (dec *Decoder) freePinned() {
 	dec.have = false
 	for i := range 2 {
 		if dec.pin[i] != nil {
@@ -310,8 +311,6 @@ func (dec *Decoder) free() {
 		}
 	}
 	dec.pinCap = 0
-	dec.mu.Unlock()
-	dec.st.close()
 }
 
 // Close frees the decoder and its buffers; it waits for a Decode in

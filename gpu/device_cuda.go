@@ -36,10 +36,15 @@ func (t *funcTask) run() { t.errc <- t.f() }
 type closer interface{ Close() error }
 
 // Device owns one CUDA device's primary context. One goroutine, locked to
-// its OS thread with the context current, makes every CUDA call of the
-// device, its buffers, encoders and decoders. FFmpeg's CUDA device context
-// (created on first use by an Encoder or Decoder) uses the same primary
-// context (AV_CUDA_USE_PRIMARY_CONTEXT).
+// its OS thread with the context current, makes every CUDA call of this
+// package: allocations, copies, kernels, NVDEC decoding. The one exception
+// is h264_nvenc's own encode call, which an Encoder makes on its caller's
+// goroutine once the device goroutine has synchronised the picture (FFmpeg
+// pushes the context around its CUDA calls; keeping libx264 and NVENC
+// encodes off the device goroutine lets encoders of several sessions run
+// in parallel). FFmpeg's CUDA device context (created on first use by an
+// Encoder or Decoder) uses the same primary context
+// (AV_CUDA_USE_PRIMARY_CONTEXT).
 //
 // Methods are safe for concurrent use. The caller must call Close; Close
 // closes every Buffer, Pinned, Encoder and Decoder still open on the

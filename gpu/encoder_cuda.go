@@ -215,7 +215,8 @@ func (e *Encoder) SetBitrate(bps int) {
 // presentation time pts (90 kHz units) and copies the resulting access
 // unit into out. It returns the bytes written (0 when no packet came out:
 // the first call of a pipelined encoder) and whether it is a keyframe;
-// with ErrShortBuffer n is the size needed.
+// with ErrShortBuffer n is the size needed, that access unit is lost and
+// the next one is made a keyframe so the stream stays decodable.
 //
 // Encode returns only after the conversion kernel that reads f has
 // completed (ordered after f's Event or Stream, see Frame): the caller may
@@ -337,6 +338,9 @@ func (e *Encoder) encodeC(which int, pts int64, out []byte) (int, bool, error) {
 		return 0, false, avErr(e.backend+" encode", r)
 	}
 	if r == 1 {
+		// The access unit is lost: without a keyframe next, every later
+		// picture would reference one the receiver never got.
+		e.key.Store(true)
 		return int(n), k != 0, fmt.Errorf("%w: access unit of %d bytes, buffer holds %d", ErrShortBuffer, int(n), len(out))
 	}
 	return int(n), k != 0, nil
