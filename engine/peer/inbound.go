@@ -52,7 +52,9 @@ func (p *Peer) receive(tm TrackMapping, remote *webrtc.TrackRemote, vin VideoInp
 func (p *Peer) requestKeyframe(ssrc webrtc.SSRC, last *time.Time) {
 	if now := time.Now(); now.Sub(*last) >= pliMinInterval {
 		*last = now
-		if err := p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(ssrc)}}); err == nil {
+		if err := p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(ssrc)}}); err != nil {
+			p.log.Debug("keyframe request (PLI) not sent", "ssrc", ssrc, "err", err)
+		} else {
 			p.plisSent.Add(1)
 		}
 	}

@@ -37,7 +37,9 @@ func (ss *session) onMessage(p *peer.Peer, text []byte) {
 		switch env.Data.Type {
 		case "ping":
 		case "requestCapabilities":
-			if ss.sendRuntime(p, "modelCapabilities", ss.caps) == nil {
+			if err := ss.sendRuntime(p, "modelCapabilities", ss.caps); err != nil {
+				ss.log.Warn("modelCapabilities not sent", "err", err)
+			} else {
 				ss.srv.stats.capabilityReplies.Add(1)
 			}
 		case "fileUploaded":
@@ -119,7 +121,9 @@ func (ss *session) reject(name string, err error) {
 	ss.srv.stats.commandsRejected.Add(1)
 	ss.log.Info("command rejected", "command", name, "err", err)
 	if p := ss.currentPeer(); p != nil {
-		_ = ss.sendRuntime(p, "error", map[string]string{"code": "COMMAND_REJECTED", "command": name, "message": err.Error()})
+		if err := ss.sendRuntime(p, "error", map[string]string{"code": "COMMAND_REJECTED", "command": name, "message": err.Error()}); err != nil {
+			ss.log.Debug("rejection not sent to the client", "command", name, "err", err)
+		}
 	}
 }
 
