@@ -377,10 +377,11 @@ func (e *VideoEncoder) Encode(img Image, pts int64, out []byte) (n int, key bool
 	e.pts = pts
 	frame.SetPts(pts)
 	setKeyRequest(frame, e.key)
-	e.key = false
 	if st := sendFrame(e.cc, frame); st < 0 {
+		// e.key stays set: a requested keyframe is not lost with the frame.
 		return 0, false, fmt.Errorf("encode: %s send frame: %w", e.cfg.Backend, st.err())
 	}
+	e.key = false
 	n, key, err = e.drain(out)
 	if errors.Is(err, ErrShortBuffer) {
 		e.key = true
