@@ -370,8 +370,14 @@ func (d *FFmpegOpusDecoder) Close() error {
 		return nil
 	}
 	d.closed = true
-	d.cc.Free()
-	d.pkt.Free()
-	d.frame.Free()
+	if d.cc != nil {
+		d.cc.Free()
+	}
+	if d.pkt != nil {
+		d.pkt.Free()
+	}
+	if d.frame != nil {
+		d.frame.Free()
+	}
 	return nil
 }

@@ -41,6 +41,25 @@ func TestFailedReopenRetries(t *testing.T) {
 	}
 }
 
+// TestCloseZeroValues: every Close is safe on a value whose constructor
+// failed part-way (nothing allocated) and idempotent.
+func TestCloseZeroValues(t *testing.T) {
+	for name, c := range map[string]interface{ Close() error }{
+		"VideoEncoder":      &encode.VideoEncoder{},
+		"VideoDecoder":      &encode.VideoDecoder{},
+		"Converter":         &encode.Converter{},
+		"OpusEncoder":       &encode.OpusEncoder{},
+		"Resampler":         &encode.Resampler{},
+		"FFmpegOpusDecoder": &encode.FFmpegOpusDecoder{},
+	} {
+		for range 2 {
+			if err := c.Close(); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	}
+}
+
 // rss reports the process's resident memory in bytes.
 func rss(t *testing.T) int64 {
 	t.Helper()
