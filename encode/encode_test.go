@@ -450,3 +450,48 @@ func TestRouteFFmpegLog(t *testing.T) {
 		t.Fatalf("libx264's info lines did not reach the logger at debug level: %q", h.lines)
 	}
 }
+
+// TestBitrateHysteresis: where a bitrate change costs a keyframe (VP8
+// reopens, h264_nvenc forces an IDR) a change under a fifth is not taken
+// and makes no keyframe; libx264 takes every change in place.
+func TestBitrateHysteresis(t *testing.T) {
+	const w, h = 160, 120
+	for _, b := range []encode.Backend{encode.BackendX264, encode.BackendVP8, encode.BackendNVENC} {
+		t.Run(string(b), func(t *testing.T) {
+			enc := openOrSkip(t, encode.VideoConfig{Backend: b, Width: w, Height: h, Bitrate: 1_000_000})
+			pix := make([]byte, w*h*3)
+			out := make([]byte, 1<<20)
+			pts := int64(0)
+			encode1 := func() bool {
+				pts += 3000
+				scene(pix, w, h, int(pts/3000))
+				_, key, err := enc.Encode(encode.Image{Pix: pix, Width: w, Height: h}, pts, out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return key
+			}
+			encode1()
+			costly := b != encode.BackendX264
+			enc.SetBitrate(1_100_000) // a tenth
+			if key := encode1(); key {
+				t.Fatalf("a change of a tenth made a keyframe")
+			}
+			want := 1_100_000
+			if costly {
+				want = 1_000_000
+			}
+			if got := enc.Bitrate(); got != want {
+				t.Fatalf("after a change of a tenth Bitrate() = %d, want %d", got, want)
+			}
+			enc.SetBitrate(500_000) // half
+			key := encode1()
+			if got := enc.Bitrate(); got != 500_000 {
+				t.Fatalf("after halving Bitrate() = %d, want 500000", got)
+			}
+			if key != costly {
+				t.Fatalf("halving the bitrate: key=%v, want %v", key, costly)
+			}
+		})
+	}
+}

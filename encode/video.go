@@ -294,10 +294,12 @@ func (e *VideoEncoder) RequestKeyframe() { e.key = true }
 
 // SetBitrate changes the target bitrate (bit/s) from the next Encode on.
 // libx264 and h264_nvenc reconfigure in place (FFmpeg's wrappers compare
-// avctx->bit_rate on every frame). FFmpeg's libvpx wrapper cannot change
-// the bitrate of an open encoder, so VP8 reopens, which costs a keyframe:
-// it does so only for changes of at least a fifth of the current rate.
-// Non-positive values are ignored.
+// avctx->bit_rate on every frame); libx264 does so without a keyframe.
+// FFmpeg's h264_nvenc reconfigures with forceIDR set, and its libvpx
+// wrapper cannot change the bitrate of an open encoder, so VP8 reopens:
+// for those two a change costs a keyframe, and they take only changes of
+// at least a fifth of the current rate (the congestion controller moves
+// its estimate many times a second). Non-positive values are ignored.
 func (e *VideoEncoder) SetBitrate(bps int) {
 	if bps > 0 {
 		e.rate = bps
@@ -307,20 +309,31 @@ func (e *VideoEncoder) SetBitrate(bps int) {
 // Bitrate reports the target bitrate in bit/s.
 func (e *VideoEncoder) Bitrate() int { return e.cfg.Bitrate }
 
+// worthKeyframe reports whether b should move from bitrate cur to next:
+// always for libx264; for the backends where a change costs a keyframe
+// (VP8 reopens, h264_nvenc forces an IDR) only when it is at least a fifth
+// of cur.
+func worthKeyframe(b Backend, cur, next int) bool {
+	if b != BackendVP8 && b != BackendNVENC {
+		return true
+	}
+	d := next - cur
+	if d < 0 {
+		d = -d
+	}
+	return d*5 >= cur
+}
+
 func (e *VideoEncoder) applyBitrate() error {
 	bps := e.rate
 	e.rate = 0
 	if bps == e.cfg.Bitrate {
 		return nil
 	}
+	if !worthKeyframe(e.cfg.Backend, e.cfg.Bitrate, bps) {
+		return nil
+	}
 	if e.cfg.Backend == BackendVP8 {
-		d := bps - e.cfg.Bitrate
-		if d < 0 {
-			d = -d
-		}
-		if d*5 < e.cfg.Bitrate {
-			return nil
-		}
 		e.cfg.Bitrate = bps
 		e.cfg.Logger.Debug("reopening encoder for a new bitrate", "backend", e.cfg.Backend, "bitrate", bps)
 		e.freeCodec()

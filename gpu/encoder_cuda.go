@@ -205,6 +205,10 @@ func (e *Encoder) Size() (w, h int) { return e.ow, e.oh }
 func (e *Encoder) RequestKeyframe() { e.key.Store(true) }
 
 // SetBitrate changes the target bitrate (bit/s) from the next frame on.
+// FFmpeg's h264_nvenc reconfigures with forceIDR set, so on BackendNVENC a
+// change costs a keyframe and only changes of at least a fifth of the
+// current rate are taken (as package encode does for NVENC and VP8);
+// libx264 takes every change without a keyframe.
 func (e *Encoder) SetBitrate(bps int) {
 	if bps > 0 {
 		e.rate.Store(int64(bps))
@@ -247,7 +251,7 @@ func (e *Encoder) EncodeBatch(f DeviceFrame, index int, pts int64, out []byte) (
 			return 0, false, err
 		}
 	}
-	if bps := e.rate.Swap(0); bps != 0 {
+	if bps := e.rate.Swap(0); bps != 0 && worthChange(e.backend, e.cfg.Bitrate, int(bps)) {
 		e.cfg.Bitrate = int(bps)
 		C.fw_enc_set_bitrate(e.c, C.longlong(bps))
 	}
@@ -397,4 +401,17 @@ func (e *Encoder) Close() error {
 		}
 	})
 	return e.lastErr
+}
+
+// worthChange reports whether backend should move from bitrate cur to
+// next (see SetBitrate).
+func worthChange(backend string, cur, next int) bool {
+	if backend != BackendNVENC {
+		return true
+	}
+	d := next - cur
+	if d < 0 {
+		d = -d
+	}
+	return d*5 >= cur
 }
