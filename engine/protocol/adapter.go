@@ -221,7 +221,9 @@ type adaptedSession struct {
 	s       *engine.Session
 	started time.Time
 
-	mu      sync.Mutex
+	startMu sync.Mutex // serialises StartOutput, held while a previous run stops
+
+	mu      sync.Mutex // guards outputs and order; held only briefly
 	outputs map[string]*outputRun
 	order   []string // output names in first-start order
 }
@@ -322,14 +324,17 @@ func (as *adaptedSession) StartOutput(name string, out *peer.Output) (peer.Contr
 		return nil, fmt.Errorf("track %q is an input (%s); only outputs have pipelines", name, t.Spec().Kind)
 	}
 
+	// Stopping the previous run waits for its pipeline (and device
+	// encoder) to finish: under startMu, not mu, so Stats does not wait.
+	as.startMu.Lock()
+	defer as.startMu.Unlock()
 	as.mu.Lock()
-	defer as.mu.Unlock()
-	if old := as.outputs[name]; old != nil {
+	old := as.outputs[name]
+	as.mu.Unlock()
+	if old != nil {
 		old.cancel()
 		<-old.done
 		log.Info("output pipeline restarted", "codec", out.Codec())
-	} else {
-		as.order = append(as.order, name)
 	}
 	rctx, cancel := context.WithCancel(as.s.Context())
 	run.cancel = cancel
@@ -347,8 +352,15 @@ func (as *adaptedSession) StartOutput(name string, out *peer.Output) (peer.Contr
 	if err != nil {
 		cancel()
 		closeDevice(dev, log)
+		as.mu.Lock()
 		delete(as.outputs, name)
+		as.mu.Unlock()
 		return nil, err
+	}
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	if old == nil {
+		as.order = append(as.order, name)
 	}
 	as.outputs[name] = run
 	return ctl, nil

@@ -4,15 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/peer"
+	"github.com/framewire/framewire/tracks"
 )
 
 // gateEngine holds StartSession until release is closed, so a test can
@@ -157,5 +163,95 @@ func TestStartOutputDoesNotHoldSessionLock(t *testing.T) {
 	<-free
 	if code := <-posted; code != http.StatusAccepted {
 		t.Errorf("sdp_params: %d; want 202", code)
+	}
+}
+
+// slowCloseDevice is a device encoder whose Close waits for release: the
+// output's pipeline run does not finish until then.
+type slowCloseDevice struct {
+	closing chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (d *slowCloseDevice) Encode(tracks.DeviceFrame, int64, []byte) (int, bool, error) {
+	return 0, false, errors.New("no device in this test")
+}
+func (d *slowCloseDevice) RequestKeyframe() {}
+func (d *slowCloseDevice) SetBitrate(int)   {}
+func (d *slowCloseDevice) Close() error {
+	d.once.Do(func() {
+		close(d.closing)
+		<-d.release
+	})
+	return nil
+}
+
+// While an output's pipeline restarts (a reconnect dropped its codec) and
+// the previous run is still stopping, Adapter.Stats answers (before,
+// StartOutput held the lock Stats takes while it waited).
+func TestAdapterStatsDuringOutputRestart(t *testing.T) {
+	m := &testModel{}
+	eng, err := engine.New(m.declaration())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	first := &slowCloseDevice{closing: make(chan struct{}), release: make(chan struct{})}
+	var opened atomic.Int32
+	a, err := FromEngine(eng, Media{Backend: encode.BackendX264, DeviceEncoder: func(string) (DeviceEncoder, error) {
+		if opened.Add(1) == 1 {
+			return first, nil
+		}
+		d := &slowCloseDevice{closing: make(chan struct{}), release: make(chan struct{})}
+		close(d.release)
+		return d, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := a.StartSession(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	out1, err := peer.NewOutput("main_video", peer.KindVideo, peer.CodecH264)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StartOutput("main_video", out1); err != nil {
+		t.Fatal(err)
+	}
+	out2, err := peer.NewOutput("main_video", peer.KindVideo, peer.CodecH264)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted := make(chan error, 1)
+	go func() {
+		_, err := s.StartOutput("main_video", out2)
+		restarted <- err
+	}()
+	<-first.closing // the first run is stopping and waits in Close
+	stats := make(chan []SessionStats, 1)
+	go func() { stats <- a.Stats() }()
+	blocked := false
+	select {
+	case st := <-stats:
+		if len(st) != 1 || len(st[0].Video) != 1 {
+			t.Errorf("Stats during a restart: %+v; want one session with one video output", st)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("Adapter.Stats waits for an output's previous pipeline to stop")
+		blocked = true
+	}
+	close(first.release)
+	if err := <-restarted; err != nil {
+		t.Fatal(err)
+	}
+	if blocked {
+		<-stats
+	}
+	if st := a.Stats(); len(st) != 1 || len(st[0].Video) != 1 {
+		t.Errorf("Stats after the restart: %+v; want one video output", st)
 	}
 }
