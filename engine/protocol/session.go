@@ -50,7 +50,7 @@ type session struct {
 	ctx    context.Context // cancelled when the session ends
 	cancel context.CancelFunc
 
-	negMu   sync.Mutex                 // serialises negotiate; held while the model starts outputs
+	negMu   sync.Mutex              // serialises negotiate; held while the model starts outputs
 	outputs map[string]*peer.Output // guarded by negMu
 
 	mu          sync.Mutex // guards the fields below; never held while calling the model or the network
