@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/framewire/framewire/encode/encodetest"
 	"log/slog"
-	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -40,19 +40,6 @@ func noisy(pix []byte, i int) {
 		s ^= s << 5
 		pix[k] = pix[k]/2 + byte(s>>25)
 	}
-}
-
-func psnr(a, b []byte) float64 {
-	var se float64
-	for i := range a {
-		d := float64(a[i]) - float64(b[i])
-		se += d * d
-	}
-	mse := se / float64(len(a))
-	if mse == 0 {
-		return 99
-	}
-	return 10 * math.Log10(255*255/mse)
 }
 
 func openOrSkip(t testing.TB, cfg encode.VideoConfig) *encode.VideoEncoder {
@@ -102,9 +89,9 @@ func TestRoundTripPSNR(t *testing.T) {
 						return err
 					}
 					decoded++
-					worst = min(worst, psnr(src, got))
+					worst = min(worst, encodetest.PSNR(src, got))
 					if testing.Verbose() {
-						t.Logf("frame %d: %d bytes, %.1f dB", i, n, psnr(src, got))
+						t.Logf("frame %d: %d bytes, %.1f dB", i, n, encodetest.PSNR(src, got))
 					}
 					return nil
 				})

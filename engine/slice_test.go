@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/framewire/framewire/encode/encodetest"
 	"math"
 	"sync"
 	"testing"
@@ -84,7 +85,7 @@ func TestSliceX264OverLoopback(t *testing.T) {
 					}
 					i := readIndex(rgb, w)
 					drawFrame(want, w, h, i)
-					results <- got{index: i, psnr: psnr(rgb, want), w: fw, h: fh}
+					results <- got{index: i, psnr: encodetest.PSNR(rgb, want), w: fw, h: fh}
 					return nil
 				})
 				if err != nil {
@@ -260,16 +261,4 @@ func readIndex(p []byte, w int) int {
 		}
 	}
 	return i
-}
-
-func psnr(a, b []byte) float64 {
-	var se float64
-	for i := range a {
-		d := float64(a[i]) - float64(b[i])
-		se += d * d
-	}
-	if se == 0 {
-		return math.Inf(1)
-	}
-	return 10 * math.Log10(255*255/(se/float64(len(a))))
 }

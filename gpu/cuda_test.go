@@ -9,6 +9,7 @@ package gpu
 import (
 	"errors"
 	"fmt"
+	"github.com/framewire/framewire/encode/encodetest"
 	"sort"
 	"testing"
 	"time"
@@ -257,7 +258,7 @@ func TestNVDECRoundTrip(t *testing.T) {
 		if dd, at := maxDiff(got, refNV12ToRGB(nv[:w*h], w, nv[w*h:], w, w, h, 3)); dd > 2 {
 			t.Errorf("frame %d: NVDEC+kernel differs from software decode + CPU reference by %d at byte %d", i, dd, at)
 		}
-		p := psnr(pics[i], got)
+		p := encodetest.PSNR(pics[i], got)
 		worst = min(worst, p)
 		if p < 35 {
 			t.Errorf("frame %d: PSNR %.1f dB, want >= 35", i, p)
@@ -321,7 +322,7 @@ func roundTrip(t *testing.T, d *Device, enc *Encoder, w, h, n int, format PixelF
 					src = append(src, pics[decoded][4*px:4*px+3]...)
 				}
 			}
-			worst = min(worst, psnr(src, rgb))
+			worst = min(worst, encodetest.PSNR(src, rgb))
 			decoded++
 		}
 	}

@@ -3,6 +3,7 @@ package gpu
 import (
 	"errors"
 	"fmt"
+	"github.com/framewire/framewire/encode/encodetest"
 	"testing"
 
 	"github.com/asticode/go-astiav"
@@ -153,7 +154,7 @@ func TestReferenceRoundTrip(t *testing.T) {
 	if d, at := maxDiff(img, back); d > 12 {
 		t.Errorf("round trip differs by %d at byte %d (%d → %d)", d, at, img[at], back[at])
 	}
-	if p := psnr(img, back); p < 35 {
+	if p := encodetest.PSNR(img, back); p < 35 {
 		t.Errorf("round trip PSNR %.1f dB, want >= 35", p)
 	}
 }

@@ -2,6 +2,7 @@ package gpu
 
 import (
 	"errors"
+	"github.com/framewire/framewire/encode/encodetest"
 	"testing"
 
 	"github.com/asticode/go-astiav"
@@ -153,7 +154,7 @@ func TestTestStreamDecodesWithinBounds(t *testing.T) {
 			t.Fatalf("access unit %d gave %d pictures, want 1 (no decoder delay)", i, len(got))
 		}
 		rgb := refNV12ToRGB(got[0][:w*h], w, got[0][w*h:], w, w, h, 3)
-		if p := psnr(pics[i], rgb); p < 35 {
+		if p := encodetest.PSNR(pics[i], rgb); p < 35 {
 			t.Errorf("frame %d: PSNR %.1f dB, want >= 35", i, p)
 		} else if i == 0 || i == n-1 {
 			t.Logf("frame %d: PSNR %.1f dB", i, p)

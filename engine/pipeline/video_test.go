@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/framewire/framewire/encode/encodetest"
 	"log/slog"
-	"math"
 	"sync"
 	"testing"
 	"time"
@@ -28,18 +28,6 @@ func scene(pix []byte, w, h, i int) {
 			pix[o], pix[o+1], pix[o+2] = r, g, b
 		}
 	}
-}
-
-func psnr(a, b []byte) float64 {
-	var se float64
-	for i := range a {
-		d := float64(a[i]) - float64(b[i])
-		se += d * d
-	}
-	if se == 0 {
-		return 99
-	}
-	return 10 * math.Log10(255*255/(se/float64(len(a))))
 }
 
 func videoOut(t testing.TB, opts ...tracks.Option) *tracks.VideoOut {
@@ -137,7 +125,7 @@ func TestVideoRoundTrip(t *testing.T) {
 					if _, err := f.RGB(rgb); err != nil {
 						return err
 					}
-					if p := psnr(src[i], rgb); p < 30 {
+					if p := encodetest.PSNR(src[i], rgb); p < 30 {
 						t.Errorf("frame %d: PSNR %.1f dB, want ≥ 30", i, p)
 					}
 					i++
@@ -379,7 +367,7 @@ func TestReceiverDecodeToLatest(t *testing.T) {
 	}
 	latest := in.Latest()
 	scene(pix, w, h, 9)
-	if latest == nil || latest.Width != w || psnr(pix, latest.Pix) < 30 {
+	if latest == nil || latest.Width != w || encodetest.PSNR(pix, latest.Pix) < 30 {
 		t.Fatalf("latest frame wrong: %+v", latest)
 	}
 	i := 10
