@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/pipeline"
 	"github.com/framewire/framewire/engine/protocol"
 	"github.com/framewire/framewire/gpu"
 	"github.com/framewire/framewire/tracks"
@@ -30,8 +31,11 @@ func openDevice(log *slog.Logger) deviceSetup {
 		encoder: func(track string) (protocol.DeviceEncoder, error) {
 			return &gpuEncoder{d: d, log: log.With("track", track)}, nil
 		},
-		close:  d.Close,
-		device: d,
+		// Inbound H.264 (the webcam) is decoded by NVDEC and converted to
+		// RGB on the device into a pinned buffer.
+		decoder: func() (pipeline.RGBDecoder, error) { return gpu.NewDecoder(d) },
+		close:   d.Close,
+		device:  d,
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/peer"
+	"github.com/framewire/framewire/engine/pipeline"
 	"github.com/framewire/framewire/engine/protocol"
 	"github.com/framewire/framewire/gpu"
 )
@@ -125,6 +126,7 @@ func main() {
 type deviceSetup struct {
 	option  engine.Option                                      // engine.WithDeviceSupport, or nil for the default
 	encoder func(track string) (protocol.DeviceEncoder, error) // nil: device frames are not encoded
+	decoder func() (pipeline.RGBDecoder, error)                // nil: inbound H.264 decodes on the CPU
 	close   func() error
 	device  *gpu.Device // the open device, nil when none
 }
@@ -154,7 +156,9 @@ func serve(ctx context.Context, ln net.Listener, o options, log *slog.Logger) er
 		return err
 	}
 	encode.RouteFFmpegLog(log)
-	srv, err := protocol.NewServer(adapter, o.serverConfig(log))
+	cfg := o.serverConfig(log)
+	cfg.Peer.H264Decoder = dev.decoder // NVDEC for the webcam in a cuda build
+	srv, err := protocol.NewServer(adapter, cfg)
 	if err != nil {
 		return err
 	}

@@ -66,7 +66,7 @@ func (p *Peer) receiveVideo(tm TrackMapping, remote *webrtc.TrackRemote, in Vide
 	if mime == strings.ToLower(webrtc.MimeTypeVP8) {
 		codec, dep = encode.CodecVP8, &codecs.VP8Packet{}
 	}
-	rx, err := pipeline.NewVideoReceiver(codec, in)
+	rx, err := p.videoReceiver(tm, codec, in)
 	if err != nil {
 		p.log.Error("inbound video decoder", "track", tm.Name, "err", err)
 		return
@@ -118,4 +118,17 @@ func (p *Peer) receiveAudio(tm TrackMapping, remote *webrtc.TrackRemote, in Audi
 		}
 		p.inAudio.Add(1)
 	})
+}
+
+// videoReceiver makes the inbound decoder: the configured H.264 decoder
+// (NVDEC) when there is one and it opens, else FFmpeg's software decoder.
+func (p *Peer) videoReceiver(tm TrackMapping, codec encode.Codec, in VideoInput) (*pipeline.VideoReceiver, error) {
+	if codec == encode.CodecH264 && p.cfg.H264Decoder != nil {
+		dec, err := p.cfg.H264Decoder()
+		if err == nil {
+			return pipeline.NewVideoReceiverFrom(dec, in)
+		}
+		p.log.Warn("hardware H.264 decoder unavailable; decoding on the CPU", "track", tm.Name, "err", err)
+	}
+	return pipeline.NewVideoReceiver(codec, in)
 }

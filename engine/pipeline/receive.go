@@ -19,6 +19,17 @@ type AudioDeliverer interface {
 	Deliver(pcm []int16, at time.Time) error
 }
 
+// RGBDecoder is a decoder that keeps its newest picture as packed RGB24
+// (package gpu's NVDEC Decoder, which converts on the device into a pinned
+// host buffer). Decode returns how many pictures au completed; Latest
+// copies the newest into dst, returning its size, or an error wrapping a
+// short-buffer error with the size when dst is too small.
+type RGBDecoder interface {
+	Decode(au []byte) (pictures int, err error)
+	Latest(dst []byte) (w, h int, seq uint64, err error)
+	Close() error
+}
+
 // VideoReceiver decodes one inbound video stream (H.264 access units or
 // VP8 frames, as a depacketizer produces them) and delivers each picture
 // as RGB24 to an input track. It is not safe for concurrent use: the
@@ -26,9 +37,10 @@ type AudioDeliverer interface {
 // state our code allocates nothing per frame from the decoder's output to
 // the track's latest buffer.
 type VideoReceiver struct {
-	dec *encode.VideoDecoder
+	dec *encode.VideoDecoder // software decoder, or nil when rgbDec is set
+	rgb RGBDecoder           // hardware decoder holding RGB24 pictures
 	in  VideoDeliverer
-	rgb []byte
+	buf []byte
 	at  time.Time
 	fn  func(encode.Frame) error
 
@@ -49,11 +61,23 @@ func NewVideoReceiver(codec encode.Codec, in VideoDeliverer) (*VideoReceiver, er
 	return r, nil
 }
 
+// NewVideoReceiverFrom delivers the pictures of dec (for example an NVDEC
+// decoder for H.264) to in. The receiver owns dec and closes it.
+func NewVideoReceiverFrom(dec RGBDecoder, in VideoDeliverer) (*VideoReceiver, error) {
+	if dec == nil || in == nil {
+		return nil, fmt.Errorf("pipeline: NewVideoReceiverFrom needs a decoder and an input track (got %v, %v)", dec, in)
+	}
+	return &VideoReceiver{rgb: dec, in: in}, nil
+}
+
 // WriteAccessUnit decodes au, which arrived at at, and delivers what it
 // completes. A unit that does not decode (loss before the next keyframe)
 // is counted and reported; the receiver keeps going.
 func (r *VideoReceiver) WriteAccessUnit(au []byte, at time.Time) error {
 	r.at = at
+	if r.rgb != nil {
+		return r.fromRGBDecoder(au)
+	}
 	if err := r.dec.Decode(au, r.fn); err != nil {
 		r.Errors++
 		return err
@@ -63,19 +87,49 @@ func (r *VideoReceiver) WriteAccessUnit(au []byte, at time.Time) error {
 
 func (r *VideoReceiver) picture(f encode.Frame) error {
 	w, h := f.Size()
-	if n := w * h * 3; len(r.rgb) < n {
-		r.rgb = make([]byte, n)
+	if n := w * h * 3; len(r.buf) < n {
+		r.buf = make([]byte, n)
 	}
-	n, err := f.RGB(r.rgb)
+	n, err := f.RGB(r.buf)
 	if err != nil {
 		return err
 	}
 	r.Frames++
-	return r.in.Deliver(r.rgb[:n], w, h, r.at)
+	return r.in.Deliver(r.buf[:n], w, h, r.at)
+}
+
+// fromRGBDecoder decodes au with the RGB decoder and delivers its newest
+// picture when au completed one (intermediate pictures of one unit are
+// skipped, as Latest would skip them anyway).
+func (r *VideoReceiver) fromRGBDecoder(au []byte) error {
+	n, err := r.rgb.Decode(au)
+	if err != nil {
+		r.Errors++
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	w, h, _, err := r.rgb.Latest(r.buf)
+	if err != nil && w*h > 0 && len(r.buf) < w*h*3 {
+		r.buf = make([]byte, w*h*3) // first picture, or the size grew
+		w, h, _, err = r.rgb.Latest(r.buf)
+	}
+	if err != nil {
+		r.Errors++
+		return err
+	}
+	r.Frames++
+	return r.in.Deliver(r.buf[:w*h*3], w, h, r.at)
 }
 
 // Close frees the decoder. It is idempotent.
-func (r *VideoReceiver) Close() error { return r.dec.Close() }
+func (r *VideoReceiver) Close() error {
+	if r.rgb != nil {
+		return r.rgb.Close()
+	}
+	return r.dec.Close()
+}
 
 // AudioReceiver decodes inbound Opus packets with pion/opus and delivers
 // 48 kHz mono PCM to an input track. It is not safe for concurrent use.

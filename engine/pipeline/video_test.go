@@ -330,8 +330,17 @@ func TestVideoHotPathDoesNotAllocate(t *testing.T) {
 }
 
 // TestReceiverDecodeToLatest decodes a stream into a real input track
-// and checks the picture and that the path allocates nothing.
+// and checks the picture and that the path allocates nothing, with the
+// software decoder and through an RGBDecoder (the seam NVDEC plugs into in
+// a cuda build; here an RGBDecoder over FFmpeg's decoder that holds its
+// newest picture, as gpu.Decoder holds its pinned one).
 func TestReceiverDecodeToLatest(t *testing.T) {
+	for _, name := range []string{"software", "rgb-decoder"} {
+		t.Run(name, func(t *testing.T) { testReceiverDecodeToLatest(t, name == "rgb-decoder") })
+	}
+}
+
+func testReceiverDecodeToLatest(t *testing.T, viaRGB bool) {
 	const w, h = 320, 240
 	set, err := tracks.NewSet([]tracks.Spec{tracks.VideoOutput("out"), tracks.VideoInput("cam")})
 	if err != nil {
@@ -339,8 +348,22 @@ func TestReceiverDecodeToLatest(t *testing.T) {
 	}
 	defer set.Close()
 	in, _ := set.VideoIn("cam")
-	rx, err := pipeline.NewVideoReceiver(encode.CodecH264, in)
-	if err != nil {
+	var (
+		rx   *pipeline.VideoReceiver
+		held *heldRGB
+	)
+	if viaRGB {
+		dec, err := encode.NewVideoDecoder(encode.CodecH264)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = &heldRGB{dec: dec}
+		held.fn = held.picture
+		rx, err = pipeline.NewVideoReceiverFrom(held, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+	} else if rx, err = pipeline.NewVideoReceiver(encode.CodecH264, in); err != nil {
 		t.Fatal(err)
 	}
 	defer rx.Close()
@@ -380,7 +403,52 @@ func TestReceiverDecodeToLatest(t *testing.T) {
 	}); a != 0 {
 		t.Fatalf("decode → latest allocates %.2f times per frame, want 0", a)
 	}
+	if viaRGB {
+		if err := rx.Close(); err != nil || !held.closed {
+			t.Fatalf("Close: %v; the receiver must close the decoder it owns (closed=%v)", err, held.closed)
+		}
+	}
 }
+
+// heldRGB is a pipeline.RGBDecoder over FFmpeg's software decoder.
+type heldRGB struct {
+	dec    *encode.VideoDecoder
+	fn     func(encode.Frame) error
+	pix    []byte
+	w, h   int
+	seq    uint64
+	n      int
+	closed bool
+}
+
+func (d *heldRGB) picture(f encode.Frame) error {
+	d.w, d.h = f.Size()
+	if len(d.pix) < d.w*d.h*3 {
+		d.pix = make([]byte, d.w*d.h*3)
+	}
+	if _, err := f.RGB(d.pix); err != nil {
+		return err
+	}
+	d.seq++
+	d.n++
+	return nil
+}
+
+func (d *heldRGB) Decode(au []byte) (int, error) {
+	d.n = 0
+	err := d.dec.Decode(au, d.fn)
+	return d.n, err
+}
+
+func (d *heldRGB) Latest(dst []byte) (int, int, uint64, error) {
+	if len(dst) < d.w*d.h*3 {
+		return d.w, d.h, d.seq, encode.ErrShortBuffer
+	}
+	copy(dst, d.pix[:d.w*d.h*3])
+	return d.w, d.h, d.seq, nil
+}
+
+func (d *heldRGB) Close() error { d.closed = true; return d.dec.Close() }
 
 // TestVideoSkipsOvertakenFrames: frames that queue up behind a fixed-rate
 // pacer are not sent late one by one (the latency would stay as long as
