@@ -358,6 +358,10 @@ func (c *client) track() bool {
 type clientOptions struct {
 	vp8Only        bool // offer VP8 as the only video codec
 	sendrecvInputs bool // offer input tracks as sendrecv, not sendonly
+	// onAudio, when set, reads each audio track the model sends instead of
+	// the video decoding below; it runs on the track's goroutine, which
+	// close waits for, and returns when reading fails.
+	onAudio func(remote *webrtc.TrackRemote)
 }
 
 func newPC(t testing.TB, o clientOptions) *webrtc.PeerConnection {
@@ -506,6 +510,10 @@ func (c *client) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		return
 	}
 	defer c.wg.Done()
+	if remote.Kind() == webrtc.RTPCodecTypeAudio && c.ts.client.onAudio != nil {
+		c.ts.client.onAudio(remote)
+		return
+	}
 	codec := encode.CodecH264
 	var dep interface {
 		Unmarshal([]byte) ([]byte, error)
