@@ -13,23 +13,6 @@ import (
 	"github.com/framewire/framewire/encode"
 )
 
-// scene draws frame i of a moving test picture: gradients, a moving box
-// and some fine texture, so that encoders have real work and motion.
-func scene(pix []byte, w, h, i int) {
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			o := (y*w + x) * 3
-			r := byte((x + 2*i) * 255 / (w + 64))
-			g := byte((y + i) * 255 / (h + 32))
-			b := byte(((x/8+y/8+i/4)%2)*60 + 90)
-			if x >= (i*7)%w && x < (i*7)%w+w/6 && y > h/3 && y < h/2 {
-				r, g, b = 240, 240, 30
-			}
-			pix[o], pix[o+1], pix[o+2] = r, g, b
-		}
-	}
-}
-
 // noisy adds deterministic texture that changes every frame, so rate
 // control has to spend bits and bitrate changes are visible.
 func noisy(pix []byte, i int) {
@@ -70,7 +53,7 @@ func TestRoundTripPSNR(t *testing.T) {
 			out := make([]byte, 1<<21)
 			decoded, worst := 0, 99.0
 			for i := range frames {
-				scene(src, w, h, i)
+				encodetest.Scene(src, w, h, i)
 				n, key, err := enc.Encode(encode.Image{Pix: src, Width: w, Height: h}, int64(i*3000), out)
 				if err != nil {
 					t.Fatal(err)
@@ -130,7 +113,7 @@ func TestKeyframeOnRequestCarriesParameterSets(t *testing.T) {
 			pix := make([]byte, w*h*3)
 			out := make([]byte, 1<<20)
 			for i := range 40 {
-				scene(pix, w, h, i)
+				encodetest.Scene(pix, w, h, i)
 				if i == 25 {
 					enc.RequestKeyframe()
 				}
@@ -175,7 +158,7 @@ func TestSizeChangeReinitialisesAndKeyframes(t *testing.T) {
 			for i, s := range sizes {
 				w, h := s[0], s[1]
 				pix := make([]byte, w*h*3)
-				scene(pix, w, h, i)
+				encodetest.Scene(pix, w, h, i)
 				n, key, err := enc.Encode(encode.Image{Pix: pix, Width: w, Height: h}, int64(i*3000), out)
 				if err != nil {
 					t.Fatal(err)
@@ -212,7 +195,7 @@ func TestSetBitrateChangesOutputSize(t *testing.T) {
 			out := make([]byte, 1<<21)
 			phase := func(from, to int) (bytes int, keys int) {
 				for i := from; i < to; i++ {
-					scene(pix, w, h, i)
+					encodetest.Scene(pix, w, h, i)
 					noisy(pix, i)
 					n, key, err := enc.Encode(encode.Image{Pix: pix, Width: w, Height: h}, int64(i*90000/fps), out)
 					if err != nil {
@@ -265,7 +248,7 @@ func TestEncodeDecodeDoNotAllocate(t *testing.T) {
 			pix := make([]byte, w*h*3)
 			rgb := make([]byte, w*h*3)
 			out := make([]byte, 1<<20)
-			scene(pix, w, h, 0)
+			encodetest.Scene(pix, w, h, 0)
 			img := encode.Image{Pix: pix, Width: w, Height: h}
 			var pts int64
 			var n int
@@ -301,7 +284,7 @@ func TestNVENC(t *testing.T) {
 	pix := make([]byte, 1280*720*3)
 	out := make([]byte, 1<<21)
 	for i := range 10 {
-		scene(pix, 1280, 720, i)
+		encodetest.Scene(pix, 1280, 720, i)
 		n, key, err := enc.Encode(encode.Image{Pix: pix, Width: 1280, Height: 720}, int64(i*3000), out)
 		if err != nil {
 			t.Fatal(err)
@@ -379,7 +362,7 @@ func TestBadInputAndClose(t *testing.T) {
 		t.Fatalf("short stride: %v", err)
 	}
 	pix := make([]byte, 64*64*3)
-	scene(pix, 64, 64, 3)
+	encodetest.Scene(pix, 64, 64, 3)
 	n, _, err := enc.Encode(encode.Image{Pix: pix, Width: 64, Height: 64}, 0, out[:4])
 	if !errors.Is(err, encode.ErrShortBuffer) || n <= 4 {
 		t.Fatalf("4-byte buffer: n=%d err=%v", n, err)
@@ -451,7 +434,7 @@ func TestBitrateHysteresis(t *testing.T) {
 			pts := int64(0)
 			encode1 := func() bool {
 				pts += 3000
-				scene(pix, w, h, int(pts/3000))
+				encodetest.Scene(pix, w, h, int(pts/3000))
 				_, key, err := enc.Encode(encode.Image{Pix: pix, Width: w, Height: h}, pts, out)
 				if err != nil {
 					t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/encode/encodetest"
 )
 
 // videoSeeds encodes a few real frames of each codec so the fuzzer starts
@@ -19,7 +20,7 @@ func videoSeeds(f *testing.F, b encode.Backend) {
 	pix := make([]byte, w*h*3)
 	out := make([]byte, 1<<16)
 	for i := range 3 {
-		scene(pix, w, h, i)
+		encodetest.Scene(pix, w, h, i)
 		n, _, err := e.Encode(encode.Image{Pix: pix, Width: w, Height: h}, int64(i*3000), out)
 		if err != nil {
 			f.Fatal(err)

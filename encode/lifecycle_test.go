@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/encode/encodetest"
 )
 
 // TestFailedReopenRetries: a size the codec refuses fails the reopen with
@@ -21,7 +22,7 @@ func TestFailedReopenRetries(t *testing.T) {
 			const w, h = 64, 48
 			e := openOrSkip(t, encode.VideoConfig{Backend: b, Width: w, Height: h})
 			pix := make([]byte, w*h*3)
-			scene(pix, w, h, 0)
+			encodetest.Scene(pix, w, h, 0)
 			out := make([]byte, 1<<16)
 			if _, _, err := e.Encode(encode.Image{Pix: pix, Width: w, Height: h}, 3000, out); err != nil {
 				t.Fatal(err)
@@ -116,7 +117,7 @@ func TestNativeMemoryBounded(t *testing.T) {
 	pix := make([][]byte, len(sizes))
 	for i, s := range sizes {
 		pix[i] = make([]byte, s[0]*s[1]*3)
-		scene(pix[i], s[0], s[1], i)
+		encodetest.Scene(pix[i], s[0], s[1], i)
 	}
 	out := make([]byte, 1<<20)
 	rgb := make([]byte, 320*240*3)

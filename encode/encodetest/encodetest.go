@@ -19,3 +19,21 @@ func PSNR(a, b []byte) float64 {
 	}
 	return 10 * math.Log10(255*255*float64(len(a))/se)
 }
+
+// Scene draws frame i of a moving test picture into pix (packed RGB24,
+// w×h): gradients, a moving box and a checker texture, so encoders have
+// real work and motion. The same (w, h, i) always draws the same picture.
+func Scene(pix []byte, w, h, i int) {
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			o := (y*w + x) * 3
+			r := byte((x + 2*i) * 255 / (w + 64))
+			g := byte((y + i) * 255 / (h + 32))
+			b := byte(((x/8+y/8+i/4)%2)*60 + 90)
+			if x >= (i*7)%w && x < (i*7)%w+w/6 && y > h/3 && y < h/2 {
+				r, g, b = 240, 240, 30
+			}
+			pix[o], pix[o+1], pix[o+2] = r, g, b
+		}
+	}
+}

@@ -15,21 +15,6 @@ import (
 	"github.com/framewire/framewire/tracks"
 )
 
-func scene(pix []byte, w, h, i int) {
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			o := (y*w + x) * 3
-			r := byte((x + 2*i) * 255 / (w + 64))
-			g := byte((y + i) * 255 / (h + 32))
-			b := byte(((x/8+y/8+i/4)%2)*60 + 90)
-			if x >= (i*7)%w && x < (i*7)%w+w/6 && y > h/3 && y < h/2 {
-				r, g, b = 240, 240, 30
-			}
-			pix[o], pix[o+1], pix[o+2] = r, g, b
-		}
-	}
-}
-
 func videoOut(t testing.TB, opts ...tracks.Option) *tracks.VideoOut {
 	t.Helper()
 	set, err := tracks.NewSet([]tracks.Spec{tracks.VideoOutput("main_video", opts...)})
@@ -103,7 +88,7 @@ func TestVideoRoundTrip(t *testing.T) {
 			src := make([][]byte, frames)
 			for i := range frames {
 				src[i] = make([]byte, w*h*3)
-				scene(src[i], w, h, i)
+				encodetest.Scene(src[i], w, h, i)
 				if err := out.Emit(src[i], h, w, 3); err != nil {
 					t.Fatal(err)
 				}
@@ -186,7 +171,7 @@ func TestVideoPacingSimulated(t *testing.T) {
 		}
 		for i := range 3 {
 			pix := make([]byte, w*h*3)
-			scene(pix, w, h, b*3+i)
+			encodetest.Scene(pix, w, h, b*3+i)
 			frames = append(frames, &tracks.VideoFrame{Pix: pix, Width: w, Height: h, Capture: capture, Batch: i, BatchSize: 3})
 		}
 		capture = capture.Add(90 * time.Millisecond)
@@ -239,7 +224,7 @@ func TestVideoControlAndErrors(t *testing.T) {
 	go func() { done <- v.Run(ctx) }()
 	pix := make([]byte, w*h*3)
 	emit := func(i int) sample {
-		scene(pix, w, h, i)
+		encodetest.Scene(pix, w, h, i)
 		if err := out.Emit(pix, h, w, 3); err != nil {
 			t.Fatal(err)
 		}
@@ -264,7 +249,7 @@ func TestVideoControlAndErrors(t *testing.T) {
 	}
 	// A size change mid-stream: the next frame is a keyframe at the new size.
 	big := make([]byte, 322*242*3)
-	scene(big, 322, 242, 4)
+	encodetest.Scene(big, 322, 242, 4)
 	if err := out.Emit(big, 242, 322, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +297,7 @@ func TestVideoHotPathDoesNotAllocate(t *testing.T) {
 			go func() { done <- v.Run(ctx) }()
 			defer func() { cancel(); <-done }()
 			pix := make([]byte, w*h*3)
-			scene(pix, w, h, 0)
+			encodetest.Scene(pix, w, h, 0)
 			step := func() {
 				if err := out.Emit(pix, h, w, 3); err != nil {
 					t.Fatal(err)
@@ -376,7 +361,7 @@ func testReceiverDecodeToLatest(t *testing.T, viaRGB bool) {
 	pkt := make([]byte, 1<<20)
 	var aus [][]byte
 	for i := range 40 {
-		scene(pix, w, h, i)
+		encodetest.Scene(pix, w, h, i)
 		n, _, err := enc.Encode(encode.Image{Pix: pix, Width: w, Height: h}, int64(i*3000), pkt)
 		if err != nil {
 			t.Fatal(err)
@@ -389,7 +374,7 @@ func testReceiverDecodeToLatest(t *testing.T, viaRGB bool) {
 		}
 	}
 	latest := in.Latest()
-	scene(pix, w, h, 9)
+	encodetest.Scene(pix, w, h, 9)
 	if latest == nil || latest.Width != w || encodetest.PSNR(pix, latest.Pix) < 30 {
 		t.Fatalf("latest frame wrong: %+v", latest)
 	}
