@@ -42,24 +42,7 @@ func TestBrowserSDK(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	// The engine.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	engineURL := "http://" + ln.Addr().String()
-	o, err := parseFlags([]string{"-orphan-grace", "30s", "-ping-timeout", "20s"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stopServer := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- serve(sctx, ln, o, log) }()
-	defer func() {
-		stopServer()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
+	engineURL := startServer(t, log, "-orphan-grace", "30s", "-ping-timeout", "20s")
 
 	// The page, on another port.
 	pln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -74,19 +57,7 @@ func TestBrowserSDK(t *testing.T) {
 	defer ps.Close()
 	pageURL := "http://" + pln.Addr().String() + "/"
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("use-fake-device-for-media-stream", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-	)
+	opts := chromiumOptions(t)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
 	cctx, cancelTab := chromedp.NewContext(actx)
@@ -256,4 +227,51 @@ func newDemoEngine(log *slog.Logger) *protocol.Adapter {
 		panic(fmt.Sprintf("demo model: %v", err))
 	}
 	return a
+}
+
+// startServer runs the server (serve, with command-line args) on a free
+// loopback port until the test and its deferred calls have finished, and
+// returns its base URL.
+func startServer(t *testing.T, log *slog.Logger, args ...string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseFlags(args)
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- serve(ctx, ln, o, log) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// chromiumOptions are the browser tests' Chromium settings: Debian's
+// headless Chromium with a new empty profile, no sandbox (root), no GPU, no
+// QUIC or background traffic (the machine reaches no other host), a fake
+// camera granted without a prompt, and autoplay allowed. extra is appended.
+func chromiumOptions(t *testing.T, extra ...chromedp.ExecAllocatorOption) []chromedp.ExecAllocatorOption {
+	return append(append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+	), extra...)
 }
