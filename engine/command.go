@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -11,9 +12,10 @@ import (
 	"strings"
 )
 
-// Upload is a file the client uploaded during the session, resolved by the
-// protocol layer for one command parameter (protocol §9). Data must not be
-// modified.
+// Upload is a file the client uploaded during the session, for one command
+// parameter. Data must not be modified. In Session.Dispatch an Upload with
+// nil Data is a reference by ID, resolved through the session's Transport
+// before the handler runs.
 type Upload struct {
 	ID       string
 	Name     string
@@ -368,69 +370,110 @@ func describe(raw json.RawMessage) string {
 }
 
 // prepare validates args (a JSON object, or empty) and uploads against the
-// command's schema and returns the handler call to run.
-func (c *CommandDef) prepare(s *Session, args json.RawMessage, uploads map[string]Upload) (func() error, error) {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: command %q: %s", ErrInvalidArgs, c.name, fmt.Sprintf(format, a...))
+// command's schema and returns the step the command goroutine runs: it
+// resolves upload references, then returns the handler call.
+func (c *CommandDef) prepare(s *Session, args json.RawMessage, uploads map[string]Upload) (func(context.Context) (func() error, error), error) {
+	obj, err := c.parseArgs(args, uploads)
+	if err != nil {
+		return nil, err
 	}
+	v := c.newArgs()
+	var files []*field
+	for i := range c.fields {
+		f := &c.fields[i]
+		if f.kind == kFile || f.kind == kFilePtr {
+			if err := c.checkFile(f, obj, uploads); err != nil {
+				return nil, err
+			}
+			files = append(files, f)
+			continue
+		}
+		if err := c.setParam(f, v.Field(f.index), obj, uploads); err != nil {
+			return nil, err
+		}
+	}
+	return func(ctx context.Context) (func() error, error) {
+		for _, f := range files {
+			u, ok := uploads[f.name]
+			if !ok {
+				continue
+			}
+			u, err := s.resolveUpload(ctx, f.name, u)
+			if err != nil {
+				return nil, err
+			}
+			file := File(u)
+			if f.kind == kFile {
+				v.Field(f.index).Set(reflect.ValueOf(file))
+			} else {
+				v.Field(f.index).Set(reflect.ValueOf(&file))
+			}
+		}
+		return func() error { return c.call(s, v) }, nil
+	}, nil
+}
+
+func (c *CommandDef) bad(format string, a ...any) error {
+	return fmt.Errorf("%w: command %q: %s", ErrInvalidArgs, c.name, fmt.Sprintf(format, a...))
+}
+
+// parseArgs decodes args into parameter name → raw value and checks that
+// every argument and upload names a parameter.
+func (c *CommandDef) parseArgs(args json.RawMessage, uploads map[string]Upload) (map[string]json.RawMessage, error) {
 	obj := map[string]json.RawMessage{}
 	if t := bytes.TrimSpace(args); len(t) > 0 && !bytes.Equal(t, []byte("null")) {
 		if t[0] != '{' {
-			return nil, bad("arguments are %s; want a JSON object of parameters", describe(t))
+			return nil, c.bad("arguments are %s; want a JSON object of parameters", describe(t))
 		}
 		if err := json.Unmarshal(t, &obj); err != nil {
-			return nil, bad("arguments are not valid JSON: %v", err)
+			return nil, c.bad("arguments are not valid JSON: %v", err)
 		}
 	}
 	for k := range obj {
 		if !c.has(k) {
-			return nil, bad("unknown parameter %q; it takes %s", k, c.paramList())
+			return nil, c.bad("unknown parameter %q; it takes %s", k, c.paramList())
 		}
 	}
 	for k := range uploads {
 		if !c.has(k) {
-			return nil, bad("upload for unknown parameter %q; it takes %s", k, c.paramList())
+			return nil, c.bad("upload for unknown parameter %q; it takes %s", k, c.paramList())
 		}
 	}
-	v := c.newArgs()
-	for i := range c.fields {
-		f := &c.fields[i]
-		fv := v.Field(f.index)
-		if f.kind == kFile || f.kind == kFilePtr {
-			if _, inArgs := obj[f.name]; inArgs {
-				return nil, bad("parameter %q is a file; send it in uploads, not in the arguments", f.name)
-			}
-			u, ok := uploads[f.name]
-			switch {
-			case ok && f.kind == kFile:
-				fv.Set(reflect.ValueOf(File(u)))
-			case ok:
-				file := File(u)
-				fv.Set(reflect.ValueOf(&file))
-			case f.kind == kFile:
-				return nil, bad("missing required file parameter %q: it needs an upload (upload the file, then name it under the command's uploads)", f.name)
-			}
-			continue
-		}
-		if _, ok := uploads[f.name]; ok {
-			return nil, bad("upload for parameter %q, which is a %s, not a file", f.name, f.param.Type)
-		}
-		raw, ok := obj[f.name]
-		if ok && bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-			ok = false // null counts as absent
-		}
-		if !ok {
-			if !f.def.IsValid() {
-				return nil, bad("missing required parameter %q (%s)", f.name, f.param.Type)
-			}
-			fv.Set(f.def)
-			continue
-		}
-		if err := f.set(fv, raw); err != nil {
-			return nil, bad("parameter %q: %v", f.name, err)
-		}
+	return obj, nil
+}
+
+// checkFile validates file parameter f: given as an upload, not as an
+// argument, and present when required.
+func (c *CommandDef) checkFile(f *field, obj map[string]json.RawMessage, uploads map[string]Upload) error {
+	if _, inArgs := obj[f.name]; inArgs {
+		return c.bad("parameter %q is a file; send it in uploads, not in the arguments", f.name)
 	}
-	return func() error { return c.call(s, v) }, nil
+	if _, ok := uploads[f.name]; !ok && f.kind == kFile {
+		return c.bad("missing required file parameter %q: it needs an upload (upload the file, then name it under the command's uploads)", f.name)
+	}
+	return nil
+}
+
+// setParam sets the non-file parameter f from its argument or default.
+func (c *CommandDef) setParam(f *field, fv reflect.Value, obj map[string]json.RawMessage, uploads map[string]Upload) error {
+	if _, ok := uploads[f.name]; ok {
+		return c.bad("upload for parameter %q, which is a %s, not a file", f.name, f.param.Type)
+	}
+	raw, ok := obj[f.name]
+	if ok && bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		ok = false // null counts as absent
+	}
+	if !ok {
+		if !f.def.IsValid() {
+			return c.bad("missing required parameter %q (%s)", f.name, f.param.Type)
+		}
+		fv.Set(f.def)
+		return nil
+	}
+	if err := f.set(fv, raw); err != nil {
+		return c.bad("parameter %q: %v", f.name, err)
+	}
+	return nil
 }
 
 func (c *CommandDef) has(name string) bool {

@@ -1,8 +1,10 @@
 package engine_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/framewire/framewire/engine"
@@ -228,4 +230,48 @@ func TestDispatchQueueFull(t *testing.T) {
 		err = s.Dispatch("slow", nil, nil)
 	}
 	wantErr(t, err, engine.ErrBusy, "1 commands waiting")
+}
+
+// An upload named by reference (nil Data) is resolved through the
+// session's transport on the command goroutine, in queue order; a failed
+// resolution rejects the command, counts it and tells the transport.
+func TestDispatchResolvesUploadReferencesOnTheCommandPath(t *testing.T) {
+	got := make(chan imageParams, 2)
+	e := newEngine(t, engine.Model{Commands: []engine.CommandDef{
+		engine.Command("set_image", "", func(_ *engine.Session, p imageParams) error { got <- p; return nil }),
+	}})
+	s := start(t, e)
+	release := make(chan struct{})
+	tr := &recordingTransport{uploads: func(ctx context.Context, id string) (engine.Upload, error) {
+		if id == "missing" {
+			return engine.Upload{}, errors.New(`upload "missing" is unknown`)
+		}
+		<-release // a PUT still in flight
+		return engine.Upload{ID: id, Name: "cat.png", Size: 3, Data: []byte("png")}, nil
+	}}
+	s.Attach(tr)
+	ref := map[string]engine.Upload{"image": {ID: "u1"}}
+	if err := s.Dispatch("set_image", json.RawMessage(`{"prompt":"a","steps":1}`), ref); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-got:
+		t.Fatalf("handler ran before its upload arrived: %+v", p)
+	default:
+	}
+	close(release)
+	if p := <-got; string(p.Image.Data) != "png" || p.Image.ID != "u1" || p.Prompt != "a" {
+		t.Fatalf("args %+v", p)
+	}
+	err := s.Call(ctxT(t), "set_image", json.RawMessage(`{"prompt":"b","steps":1}`), map[string]engine.Upload{"image": {ID: "missing"}})
+	wantErr(t, err, nil, `file parameter "image"`, `"missing" is unknown`)
+	if r := tr.rejections(); len(r) != 1 || !strings.Contains(r[0], "set_image") || !strings.Contains(r[0], "unknown") {
+		t.Fatalf("transport told %q; want one rejection of set_image", r)
+	}
+	if st := s.Stats(); st.CommandsRun != 1 || st.CommandsRejected != 1 {
+		t.Fatalf("stats %+v; want 1 run, 1 rejected", st)
+	}
+	if st := e.Stats(); st.CommandsRun != 1 || st.CommandsRejected != 1 || st.SessionsStarted != 1 || st.SessionsRunning != 1 {
+		t.Fatalf("engine stats %+v", st)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/framewire/framewire/tracks"
 )
@@ -104,6 +105,8 @@ type Engine struct {
 	runner Runner
 	cfg    config
 	log    *slog.Logger
+
+	stats engineCounters
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
@@ -243,6 +246,7 @@ func (e *Engine) StartSession(ctx context.Context) (*Session, error) {
 		return nil, err
 	}
 	e.sessions[s] = struct{}{}
+	e.stats.sessions.Add(1)
 	e.wg.Add(1)
 	e.mu.Unlock()
 	s.start()
@@ -264,4 +268,38 @@ func (e *Engine) Sessions() []*Session {
 		list = append(list, s)
 	}
 	return list
+}
+
+// engineCounters are the engine's totals over every session it ran.
+type engineCounters struct {
+	sessions                       atomic.Uint64
+	cmdRun, cmdRejected, cmdFailed atomic.Uint64
+	sendsRefused                   atomic.Uint64
+}
+
+// Stats is a snapshot of an engine's totals over all its sessions, ended
+// ones included: the counters a metrics scrape reads (they never reset).
+type Stats struct {
+	// SessionsStarted counts StartSession calls that started a session;
+	// SessionsRunning is how many run now.
+	SessionsStarted uint64
+	SessionsRunning int
+	// CommandsRun, CommandsRejected and CommandsFailed total the
+	// sessions' SessionStats counters of the same names.
+	CommandsRun, CommandsRejected, CommandsFailed uint64
+	// SendsRefused counts Session.Send calls that delivered nothing (no
+	// transport, or the transport refused the message).
+	SendsRefused uint64
+}
+
+// Stats returns the engine's totals. It only reads counters.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	running := len(e.sessions)
+	e.mu.Unlock()
+	return Stats{
+		SessionsStarted: e.stats.sessions.Load(), SessionsRunning: running,
+		CommandsRun: e.stats.cmdRun.Load(), CommandsRejected: e.stats.cmdRejected.Load(), CommandsFailed: e.stats.cmdFailed.Load(),
+		SendsRefused: e.stats.sendsRefused.Load(),
+	}
 }

@@ -284,17 +284,13 @@ func TestSend(t *testing.T) {
 	s := start(t, e)
 	wantErr(t, s.Send(map[string]any{"type": "progress"}), engine.ErrNoTransport)
 	var sent []string
-	s.SetSender(func(v any) error {
-		raw, ok := v.(json.RawMessage)
-		if !ok {
-			return errors.New("not raw")
-		}
+	s.Attach(&recordingTransport{send: func(raw json.RawMessage) error {
 		if len(raw) > 64 {
 			return errors.New("message larger than the peer's 64-byte limit")
 		}
 		sent = append(sent, string(raw))
 		return nil
-	})
+	}})
 	if err := s.Send(map[string]any{"type": "progress", "data": map[string]int{"step": 3}}); err != nil {
 		t.Fatal(err)
 	}
@@ -304,6 +300,9 @@ func TestSend(t *testing.T) {
 	wantErr(t, s.Send(map[string]any{"f": func() {}}), engine.ErrNotSerializable, "map[string]interface {}", "unsupported type")
 	wantErr(t, s.Send(math.Inf(1)), engine.ErrNotSerializable, "unsupported value")
 	wantErr(t, s.Send(make([]int, 100)), nil, "send of a 201-byte message", "64-byte limit")
+	if got := e.Stats().SendsRefused; got != 2 {
+		t.Errorf("engine SendsRefused = %d; want 2 (no transport, refused by the transport)", got)
+	}
 	s.Stop("bye")
 	wantErr(t, s.Send("late"), engine.ErrSessionEnded)
 }

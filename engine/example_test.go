@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -239,6 +240,18 @@ func (m *morpheus) RunSession(ctx context.Context, s *engine.Session) error {
 	}
 }
 
+// printTransport stands in for the data channel package protocol attaches:
+// it prints what the model sends.
+type printTransport struct{}
+
+func (printTransport) Send(msg json.RawMessage) error { fmt.Printf("sent: %s\n", msg); return nil }
+func (printTransport) CommandRejected(name string, err error) {
+	fmt.Printf("rejected %s: %v\n", name, err)
+}
+func (printTransport) Upload(context.Context, string) (engine.Upload, error) {
+	return engine.Upload{}, errors.New("no uploads here")
+}
+
 func Example_morpheus() {
 	m := &morpheus{frames: make(chan webcamFrame, 8)}
 	e, err := engine.New(engine.Model{
@@ -257,10 +270,7 @@ func Example_morpheus() {
 
 	s, _ := e.StartSession(context.Background())
 	defer s.Stop("example over")
-	s.SetSender(func(v any) error { // the data channel
-		fmt.Printf("sent: %s\n", v)
-		return nil
-	})
+	s.Attach(printTransport{}) // package protocol attaches the data channel
 	out, _ := s.VideoOut("main_video")
 	f, _ := out.Next(context.Background())
 	fmt.Printf("warming up: %dx%d black=%v\n", f.Width, f.Height, bytes.Count(f.Pix, []byte{0}) == len(f.Pix))

@@ -2,8 +2,10 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,4 +82,40 @@ func waitDone(t *testing.T, s *engine.Session) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("session did not end")
 	}
+}
+
+// recordingTransport is an engine.Transport for tests: send handles Send,
+// uploads answers Upload, and every rejection is recorded.
+type recordingTransport struct {
+	send    func(json.RawMessage) error
+	uploads func(ctx context.Context, id string) (engine.Upload, error)
+
+	mu       sync.Mutex
+	rejected []string // "command: error"
+}
+
+func (r *recordingTransport) Send(msg json.RawMessage) error {
+	if r.send == nil {
+		return nil
+	}
+	return r.send(msg)
+}
+
+func (r *recordingTransport) CommandRejected(command string, err error) {
+	r.mu.Lock()
+	r.rejected = append(r.rejected, command+": "+err.Error())
+	r.mu.Unlock()
+}
+
+func (r *recordingTransport) Upload(ctx context.Context, id string) (engine.Upload, error) {
+	if r.uploads == nil {
+		return engine.Upload{}, errors.New("no uploads")
+	}
+	return r.uploads(ctx, id)
+}
+
+func (r *recordingTransport) rejections() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.rejected...)
 }

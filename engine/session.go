@@ -43,7 +43,7 @@ type Session struct {
 	ended chan struct{}
 	err   error // the cause, written before ended is closed
 
-	sender atomic.Pointer[func(v any) error]
+	transport atomic.Pointer[Transport]
 
 	cmdRun, cmdRejected, cmdFailed atomic.Uint64
 	mediaEvents, mediaErrors       atomic.Uint64
@@ -51,9 +51,9 @@ type Session struct {
 }
 
 type cmdJob struct {
-	name string
-	run  func() error
-	done chan error // nil for Dispatch
+	name    string
+	resolve func(ctx context.Context) (func() error, error) // fetches uploads, returns the handler call
+	done    chan error                                      // nil for Dispatch
 }
 
 func newSession(base context.Context, e *Engine) (*Session, error) {
@@ -226,20 +226,6 @@ func (s *Session) Outputs() []tracks.Track { return s.set.Outputs() }
 // declaration order.
 func (s *Session) Inputs() []tracks.Track { return s.set.Inputs() }
 
-// SetSender installs how Send reaches the client; the transport calls it
-// when a data channel opens (and again, or with nil, when it changes). send
-// receives the message as a json.RawMessage holding the model's value,
-// already encoded; it wraps it in the application envelope and returns an
-// error if it cannot deliver it (e.g. larger than the peer accepts). send
-// must be safe for concurrent use.
-func (s *Session) SetSender(send func(v any) error) {
-	if send == nil {
-		s.sender.Store(nil)
-		return
-	}
-	s.sender.Store(&send)
-}
-
 // Send sends v to the client as one application message (Python:
 // get_ctx().send(obj)). v must be JSON-serialisable; otherwise Send returns
 // an error wrapping ErrNotSerializable. It returns ErrNoTransport while no
@@ -254,11 +240,13 @@ func (s *Session) Send(v any) error {
 	if err != nil {
 		return fmt.Errorf("%w: %T: %w", ErrNotSerializable, v, err)
 	}
-	send := s.sender.Load()
-	if send == nil {
+	t := s.currentTransport()
+	if t == nil {
+		s.e.stats.sendsRefused.Add(1)
 		return ErrNoTransport
 	}
-	if err := (*send)(json.RawMessage(data)); err != nil {
+	if err := t.Send(json.RawMessage(data)); err != nil {
+		s.e.stats.sendsRefused.Add(1)
 		return fmt.Errorf("engine: send of a %d-byte message: %w", len(data), err)
 	}
 	return nil
@@ -267,14 +255,20 @@ func (s *Session) Send(v any) error {
 // Dispatch validates a command from the client and queues it for the
 // session's command goroutine, returning without waiting for the handler.
 // args is the message's data (a JSON object, or empty); uploads maps file
-// parameters to files the protocol layer already resolved. Commands of one
+// parameters to uploaded files. An Upload whose Data is nil is a reference
+// by ID: the command goroutine resolves it through the attached
+// Transport's Upload (waiting for a transfer still in flight) just before
+// the handler runs, so one queue orders every command, with or without
+// files. Commands of one
 // session run one at a time, in the order Dispatch accepted them,
 // concurrently with RunSession.
 //
 // An unknown command (ErrUnknownCommand), invalid arguments (ErrInvalidArgs:
 // wrong type, out of range, not in the enum, unknown or missing
 // parameter), a full queue (ErrBusy) or an ended session (ErrSessionEnded)
-// drops the command: the reason is logged, counted in Stats, and returned.
+// drops the command: the reason is logged, counted in Stats, reported to
+// the attached Transport (CommandRejected) and returned. Dispatch never
+// blocks; it is safe to call from any goroutine.
 func (s *Session) Dispatch(name string, args json.RawMessage, uploads map[string]Upload) error {
 	j, err := s.prepare(name, args, uploads)
 	if err != nil {
@@ -315,11 +309,11 @@ func (s *Session) prepare(name string, args json.RawMessage, uploads map[string]
 	if !ok {
 		return cmdJob{}, s.reject(name, fmt.Errorf("%w: %q; the model declares %s", ErrUnknownCommand, name, s.e.commandList()))
 	}
-	run, err := c.prepare(s, args, uploads)
+	resolve, err := c.prepare(s, args, uploads)
 	if err != nil {
 		return cmdJob{}, s.reject(name, err)
 	}
-	return cmdJob{name: name, run: run}, nil
+	return cmdJob{name: name, resolve: resolve}, nil
 }
 
 func (s *Session) enqueue(j cmdJob) error {
@@ -336,8 +330,32 @@ func (s *Session) enqueue(j cmdJob) error {
 
 func (s *Session) reject(name string, err error) error {
 	s.cmdRejected.Add(1)
+	s.e.stats.cmdRejected.Add(1)
 	s.log.Warn("command dropped", "command", name, "reason", err)
+	if t := s.currentTransport(); t != nil {
+		t.CommandRejected(name, err)
+	}
 	return err
+}
+
+// resolveUpload returns u, fetching its data through the attached
+// Transport when u is a reference (nil Data).
+func (s *Session) resolveUpload(ctx context.Context, param string, u Upload) (Upload, error) {
+	if u.Data != nil {
+		return u, nil
+	}
+	t := s.currentTransport()
+	if t == nil {
+		return Upload{}, fmt.Errorf("file parameter %q: upload %q: %w", param, u.ID, ErrNoTransport)
+	}
+	got, err := t.Upload(ctx, u.ID)
+	if err != nil {
+		return Upload{}, fmt.Errorf("file parameter %q: %w", param, err)
+	}
+	if got.Data == nil {
+		got.Data = []byte{}
+	}
+	return got, nil
 }
 
 func (e *Engine) commandList() string {
@@ -358,18 +376,31 @@ func (s *Session) runCommands() {
 		case <-s.ctx.Done():
 			return
 		case j := <-s.cmds:
-			err := s.safe("command "+j.name, j.run)
-			if err != nil {
-				s.cmdFailed.Add(1)
-				s.log.Warn("command failed", "command", j.name, "error", err)
-			} else {
-				s.cmdRun.Add(1)
-			}
+			err := s.runJob(j)
 			if j.done != nil {
 				j.done <- err
 			}
 		}
 	}
+}
+
+// runJob resolves the job's upload references and runs its handler,
+// counting the outcome.
+func (s *Session) runJob(j cmdJob) error {
+	run, err := j.resolve(s.ctx)
+	if err != nil {
+		return s.reject(j.name, err)
+	}
+	err = s.safe("command "+j.name, run)
+	if err != nil {
+		s.cmdFailed.Add(1)
+		s.e.stats.cmdFailed.Add(1)
+		s.log.Warn("command failed", "command", j.name, "error", err)
+		return err
+	}
+	s.cmdRun.Add(1)
+	s.e.stats.cmdRun.Add(1)
+	return nil
 }
 
 func (s *Session) dispatchMedia(h MediaHandler) {

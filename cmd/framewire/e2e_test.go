@@ -17,7 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/framewire/framewire/engine"
-	"github.com/framewire/framewire/engine/protocol"
+	"github.com/framewire/framewire/engine/wiring"
 )
 
 const (
@@ -213,16 +213,16 @@ func waitTrue(t *testing.T, within time.Duration, what string, cond func() bool)
 	}
 }
 
-// newDemoEngine loads the demo model (CPU path) and returns the protocol's
-// view of it, for tests that build the server themselves. The engine is
-// left to the process: it owns no goroutine until a session starts, and
-// the server stops its sessions on Close.
-func newDemoEngine(log *slog.Logger) *protocol.Adapter {
+// newDemoEngine loads the demo model (CPU path) and returns it wired, for
+// tests that build the server themselves. The engine is left to the
+// process: it owns no goroutine until a session starts, and the server
+// stops its sessions on Close.
+func newDemoEngine(log *slog.Logger) *wiring.Wiring {
 	eng, err := engine.New(demoModel(), engine.WithLogger(log))
 	if err != nil {
 		panic(fmt.Sprintf("demo model: %v", err)) // a test helper: the declaration is static
 	}
-	a, err := protocol.FromEngine(eng, protocol.Media{Logger: log})
+	a, err := wiring.New(eng, wiring.Config{Logger: log})
 	if err != nil {
 		panic(fmt.Sprintf("demo model: %v", err))
 	}

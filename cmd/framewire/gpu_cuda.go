@@ -8,7 +8,7 @@ import (
 
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/pipeline"
-	"github.com/framewire/framewire/engine/protocol"
+	"github.com/framewire/framewire/engine/wiring"
 	"github.com/framewire/framewire/gpu"
 	"github.com/framewire/framewire/tracks"
 )
@@ -28,7 +28,7 @@ func openDevice(log *slog.Logger) deviceSetup {
 	log.Info("CUDA device opened; device frames enabled", "device", d.Name(), "ordinal", d.Ordinal())
 	return deviceSetup{
 		option: engine.WithDeviceSupport(nil),
-		encoder: func(track string) (protocol.DeviceEncoder, error) {
+		encoder: func(track string) (wiring.DeviceEncoder, error) {
 			return &gpuEncoder{d: d, log: log.With("track", track)}, nil
 		},
 		// Inbound H.264 (the webcam) is decoded by NVDEC and converted to

@@ -11,8 +11,9 @@ import (
 	"time"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/enginetest"
 	"github.com/framewire/framewire/engine/peer"
-	"github.com/framewire/framewire/engine/protocol"
+	"github.com/framewire/framewire/engine/wiring"
 	"github.com/framewire/framewire/gpu"
 	"github.com/framewire/framewire/tracks"
 )
@@ -74,20 +75,17 @@ func TestDeviceFramesThroughAdapter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	a, err := protocol.FromEngine(eng, protocol.Media{DeviceEncoder: dev.encoder, Logger: log})
+	a, err := wiring.New(eng, wiring.Config{DeviceEncoder: dev.encoder, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := a.StartSession(context.Background())
+	s, err := a.Start(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Stop()
-	out, err := peer.NewOutput("main_video", peer.KindVideo, peer.CodecH264)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.StartOutput("main_video", out); err != nil {
+	defer s.Engine().Stop("test over")
+	mapping := []peer.TrackMapping{{MID: "0", Name: "main_video", Kind: peer.KindVideo, Direction: peer.DirRecvonly}}
+	if _, err := s.Prepare(enginetest.RecvOffer(t, peer.KindVideo), mapping); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

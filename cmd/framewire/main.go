@@ -20,9 +20,11 @@ import (
 
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/metrics"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/pipeline"
 	"github.com/framewire/framewire/engine/protocol"
+	"github.com/framewire/framewire/engine/wiring"
 	"github.com/framewire/framewire/gpu"
 )
 
@@ -124,16 +126,17 @@ func main() {
 // deviceSetup is how the engine reaches a GPU (gpu_cuda.go) or why it
 // does not (gpu_nocuda.go).
 type deviceSetup struct {
-	option  engine.Option                                      // engine.WithDeviceSupport, or nil for the default
-	encoder func(track string) (protocol.DeviceEncoder, error) // nil: device frames are not encoded
-	decoder func() (pipeline.RGBDecoder, error)                // nil: inbound H.264 decodes on the CPU
+	option  engine.Option                                    // engine.WithDeviceSupport, or nil for the default
+	encoder func(track string) (wiring.DeviceEncoder, error) // nil: device frames are not encoded
+	decoder func() (pipeline.RGBDecoder, error)              // nil: inbound H.264 decodes on the CPU
 	close   func() error
 	device  *gpu.Device // the open device, nil when none
 }
 
 // serve runs the protocol server for the demo model on ln until ctx ends:
 // the model is declared with package engine, loaded once by engine.New,
-// and served through protocol.FromEngine like any model would be. It owns
+// wired by wiring.New and served by protocol.NewServer like any model
+// would be. It owns
 // ln and closes it on every return, an early error included.
 func serve(ctx context.Context, ln net.Listener, o options, log *slog.Logger) error {
 	defer ln.Close() // after hs.Serve this is a second, harmless Close
@@ -151,27 +154,26 @@ func serve(ctx context.Context, ln net.Listener, o options, log *slog.Logger) er
 		return err
 	}
 	defer eng.Close()
-	adapter, err := protocol.FromEngine(eng, protocol.Media{DeviceEncoder: dev.encoder, Logger: log})
+	// NVDEC decodes the webcam in a cuda build (dev.decoder).
+	wired, err := wiring.New(eng, wiring.Config{DeviceEncoder: dev.encoder, H264Decoder: dev.decoder, Logger: log})
 	if err != nil {
 		return err
 	}
 	encode.RouteFFmpegLog(log)
-	cfg := o.serverConfig(log)
-	cfg.Peer.H264Decoder = dev.decoder // NVDEC for the webcam in a cuda build
-	srv, err := protocol.NewServer(adapter, cfg)
+	srv, err := protocol.NewServer(wired, o.serverConfig(log))
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	metrics, err := metricsHandler(adapter, srv)
+	prom, err := metrics.Handler(wired, srv)
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.Handle("GET /metrics", metrics)
+	mux.Handle("GET /metrics", prom)
 	mux.Handle("/", srv)
-	mountPage(mux, adapter, srv, log) // page.go: the demo page at / and GET /framewire/stats
+	mountPage(mux, wired, srv, log) // page.go: the demo page at / and GET /framewire/stats
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

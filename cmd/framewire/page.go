@@ -11,7 +11,6 @@ package main
 // fresh clone and a rebuilt bundle shows up on reload without a restart.
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
@@ -21,9 +20,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"time"
 
+	"github.com/framewire/framewire/engine/metrics"
 	"github.com/framewire/framewire/engine/protocol"
+	"github.com/framewire/framewire/engine/wiring"
 )
 
 // Bundle files inside the page directory.
@@ -61,86 +61,6 @@ func pageDir() (string, error) {
 	return "", fmt.Errorf("page bundle %s not found in %v; run `make page` (or set %s to the folder holding it)", pageJS, cands, pageDirEnv)
 }
 
-// trackStatsJSON is one output track in the stats document. Durations are
-// milliseconds, rates bit/s.
-type trackStatsJSON struct {
-	Track         string  `json:"track"`
-	Backend       string  `json:"backend"`
-	Emitted       uint64  `json:"emitted"`
-	Dropped       uint64  `json:"dropped"` // by the track's full queue
-	Skipped       uint64  `json:"skipped"` // overtaken by a newer frame before their slot
-	QueueDepth    int     `json:"queue_depth"`
-	Encoded       uint64  `json:"encoded"`
-	Sent          uint64  `json:"sent"`
-	Keyframes     uint64  `json:"keyframes"`
-	Errors        uint64  `json:"errors"`
-	EncodeP50     float64 `json:"encode_p50_ms"`
-	EncodeP99     float64 `json:"encode_p99_ms"`
-	LatencyP50    float64 `json:"latency_p50_ms"`
-	LatencyP99    float64 `json:"latency_p99_ms"`
-	Bitrate       int     `json:"bitrate"`
-	TargetBitrate int     `json:"target_bitrate"`
-}
-
-type sessionStatsJSON struct {
-	ID      string           `json:"id"`
-	Started time.Time        `json:"started"`
-	Tracks  []trackStatsJSON `json:"tracks"`
-}
-
-type serverStatsJSON struct {
-	State            string `json:"state"`
-	Sessions         uint64 `json:"sessions"`
-	Commands         uint64 `json:"commands"`
-	CommandsRejected uint64 `json:"commands_rejected"`
-	CommandsDropped  uint64 `json:"commands_dropped"`
-	DroppedMessages  uint64 `json:"dropped_messages"`
-	RefusedSends     uint64 `json:"refused_sends"`
-}
-
-type statsJSON struct {
-	Time     time.Time          `json:"time"`
-	Model    string             `json:"model"`
-	Server   serverStatsJSON    `json:"server"`
-	Sessions []sessionStatsJSON `json:"sessions"`
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// snapshot builds the stats document from the server's counters and the
-// adapter's per-session pipeline snapshots.
-func snapshot(a *protocol.Adapter, srv *protocol.Server) statsJSON {
-	st := srv.Stats()
-	doc := statsJSON{Time: time.Now(), Model: a.ModelName(), Sessions: []sessionStatsJSON{}, Server: serverStatsJSON{
-		State: st.State, Sessions: st.Sessions, Commands: st.Commands, CommandsRejected: st.CommandsRejected,
-		CommandsDropped: st.CommandsDropped, DroppedMessages: st.DroppedMessages, RefusedSends: st.RefusedSends,
-	}}
-	for _, s := range a.Stats() {
-		ss := sessionStatsJSON{ID: s.ID, Started: s.Started, Tracks: []trackStatsJSON{}}
-		for _, v := range s.Video {
-			ss.Tracks = append(ss.Tracks, trackStatsJSON{
-				Track: v.Track, Backend: v.Backend,
-				Emitted: v.Emitted, Dropped: v.Dropped, Skipped: v.Skipped, QueueDepth: v.QueueDepth,
-				Encoded: v.Encoded, Sent: v.Sent, Keyframes: v.Keyframes,
-				Errors:    v.EncodeErrors + v.SinkErrors + v.DeviceErrors,
-				EncodeP50: ms(v.EncodeP50), EncodeP99: ms(v.EncodeP99),
-				LatencyP50: ms(v.LatencyP50), LatencyP99: ms(v.LatencyP99),
-				Bitrate: v.Bitrate, TargetBitrate: v.TargetBitrate,
-			})
-		}
-		for _, au := range s.Audio {
-			ss.Tracks = append(ss.Tracks, trackStatsJSON{
-				Track: au.Track, Backend: "libopus", Emitted: au.Emitted, Dropped: au.Dropped + au.Overflow,
-				QueueDepth: au.QueueDepth, Encoded: au.Frames, Sent: au.Frames, Errors: au.SinkErrors,
-				EncodeP50: ms(au.EncodeP50), EncodeP99: ms(au.EncodeP99),
-				LatencyP50: ms(au.LatencyP50), LatencyP99: ms(au.LatencyP99), Bitrate: au.Bitrate,
-			})
-		}
-		doc.Sessions = append(doc.Sessions, ss)
-	}
-	return doc
-}
-
 // pageShell is the HTML the bundle mounts into.
 const pageShell = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -165,7 +85,7 @@ bundles <code>cmd/framewire/web/app</code>), then reload.</p>
 // mountPage registers the demo page (GET /, GET /framewire/app.js|app.css)
 // and the stats route (GET /framewire/stats) on mux. The protocol routes
 // stay where they are: mux's "/" pattern is less specific than "GET /{$}".
-func mountPage(mux *http.ServeMux, eng *protocol.Adapter, srv *protocol.Server, log *slog.Logger) {
+func mountPage(mux *http.ServeMux, w *wiring.Wiring, srv *protocol.Server, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -201,12 +121,5 @@ func mountPage(mux *http.ServeMux, eng *protocol.Adapter, srv *protocol.Server, 
 	}
 	mux.HandleFunc("GET /framewire/app.js", asset(pageJS, "text/javascript; charset=utf-8"))
 	mux.HandleFunc("GET /framewire/app.css", asset(pageCSS, "text/css; charset=utf-8"))
-	mux.HandleFunc("GET /framewire/stats", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Access-Control-Allow-Origin", "*")
-		if err := json.NewEncoder(w).Encode(snapshot(eng, srv)); err != nil {
-			log.Debug("stats response", "err", err)
-		}
-	})
+	mux.Handle("GET /framewire/stats", metrics.StatsHandler(w, srv, log))
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/framewire/framewire/engine/metrics"
 	"github.com/framewire/framewire/engine/protocol"
 )
 
@@ -338,7 +339,7 @@ func readAll(t *testing.T, resp *http.Response) string {
 	return string(b)
 }
 
-func getStats(t *testing.T, base string) statsJSON {
+func getStats(t *testing.T, base string) metrics.Stats {
 	t.Helper()
 	resp, err := http.Get(base + "/framewire/stats")
 	if err != nil {
@@ -348,7 +349,7 @@ func getStats(t *testing.T, base string) statsJSON {
 	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "application/json" {
 		t.Fatalf("GET /framewire/stats = %d %s", resp.StatusCode, ct)
 	}
-	var doc statsJSON
+	var doc metrics.Stats
 	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
 		t.Fatalf("GET /framewire/stats: %v", err)
 	}

@@ -10,8 +10,6 @@ import (
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/webrtc/v4"
-
-	"github.com/framewire/framewire/engine/pipeline"
 )
 
 // ICEServer is a STUN or TURN server offered to both sides.
@@ -51,11 +49,6 @@ type Config struct {
 	// SCTPMaxMessageSize is the a=max-message-size advertised (and the
 	// largest message accepted). Default 262144 (256 KiB).
 	SCTPMaxMessageSize uint32
-	// H264Decoder, when set, makes the decoder of inbound H.264 tracks
-	// (the webcam), e.g. NVDEC in a cuda build; when nil or when it fails
-	// (logged), FFmpeg's software decoder is used. The receiver owns and
-	// closes what it returns.
-	H264Decoder func() (pipeline.RGBDecoder, error)
 	// Logger receives connection-level events; default discards.
 	Logger *slog.Logger
 }

@@ -1,18 +1,18 @@
 package peer
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
-
-	"github.com/framewire/framewire/encode"
-	"github.com/framewire/framewire/engine/pipeline"
 )
 
 // Jitter buffer bounds for inbound media: a sample waits for missing
@@ -23,112 +23,127 @@ const (
 	pliMinInterval = 500 * time.Millisecond
 )
 
-// receive starts the goroutine that depacketizes, decodes and delivers one
-// inbound track until the PeerConnection closes.
-func (p *Peer) receive(tm TrackMapping, remote *webrtc.TrackRemote, vin VideoInput, ain AudioInput) {
+// Inbound is one media track the client sends (a webcam, a microphone),
+// handed to Handlers.OnInbound: the peer owns the RTP side (jitter buffer,
+// depacketizer, keyframe requests); whoever receives it reads the
+// completed samples and decodes them. ReadSample is not safe for
+// concurrent use: one goroutine reads an Inbound; the other methods may be
+// called from any goroutine.
+type Inbound struct {
+	name   string
+	kind   Kind
+	codec  Codec
+	p      *Peer
+	remote *webrtc.TrackRemote
+	sb     *samplebuilder.SampleBuilder
+
+	lastPLI time.Time // read side only
+	samples atomic.Uint64
+}
+
+func newInbound(p *Peer, tm TrackMapping, remote *webrtc.TrackRemote) (*Inbound, error) {
+	in := &Inbound{name: tm.Name, kind: tm.Kind, p: p, remote: remote}
+	switch codec := Codec(remote.Codec().MimeType); {
+	case tm.Kind == KindVideo && sameCodec(codec, CodecH264):
+		in.codec, in.sb = CodecH264, samplebuilder.New(jitterMaxLate, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(jitterMaxDelay))
+	case tm.Kind == KindVideo && sameCodec(codec, CodecVP8):
+		in.codec, in.sb = CodecVP8, samplebuilder.New(jitterMaxLate, &codecs.VP8Packet{}, 90000, samplebuilder.WithMaxTimeDelay(jitterMaxDelay))
+	case tm.Kind == KindAudio && sameCodec(codec, CodecOpus):
+		in.codec, in.sb = CodecOpus, samplebuilder.New(jitterMaxLate, &codecs.OpusPacket{}, 48000, samplebuilder.WithMaxTimeDelay(jitterMaxDelay))
+	default:
+		return nil, fmt.Errorf("%w: inbound %s track %q sends %s; want H.264 or VP8 video, Opus audio", ErrNoCodec, tm.Kind, tm.Name, codec)
+	}
+	return in, nil
+}
+
+// Name is the input track's name (from the client's track_mapping).
+func (in *Inbound) Name() string { return in.name }
+
+// Kind is the track's media kind.
+func (in *Inbound) Kind() Kind { return in.kind }
+
+// Codec is the codec the client sends: CodecH264 or CodecVP8 for video,
+// CodecOpus for audio.
+func (in *Inbound) Codec() Codec { return in.codec }
+
+// Samples counts the samples ReadSample returned.
+func (in *Inbound) Samples() uint64 { return in.samples.Load() }
+
+// ReadSample blocks until the next complete sample (an H.264 access unit
+// in Annex B, a VP8 frame or an Opus packet) and returns it; the data is
+// valid until the next call. For video, a sample with packets lost before
+// it also asks the client for a keyframe. It returns an error wrapping
+// io.EOF when the connection closes, and context.Cause(ctx) when ctx ends
+// first (the read is then abandoned: the Inbound is done).
+func (in *Inbound) ReadSample(ctx context.Context) ([]byte, error) {
+	stop := context.AfterFunc(ctx, func() { _ = in.remote.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	for {
+		if s := in.sb.Pop(); s != nil {
+			if s.PrevDroppedPackets > 0 && in.kind == KindVideo {
+				in.RequestKeyframe()
+			}
+			in.samples.Add(1)
+			return s.Data, nil
+		}
+		pkt, _, err := in.remote.ReadRTP()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, context.Cause(ctx)
+			}
+			return nil, fmt.Errorf("peer: inbound %q: %w (%w)", in.name, io.EOF, err)
+		}
+		in.sb.Push(pkt)
+	}
+}
+
+// RequestKeyframe asks the client for a keyframe (an RTCP PLI), at most
+// every 500 ms; audio has none and ignores it.
+func (in *Inbound) RequestKeyframe() {
+	if in.kind != KindVideo {
+		return
+	}
+	if now := time.Now(); now.Sub(in.lastPLI) >= pliMinInterval {
+		in.lastPLI = now
+		in.p.sendPLI(in.remote.SSRC())
+	}
+}
+
+func (p *Peer) sendPLI(ssrc webrtc.SSRC) {
+	if err := p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(ssrc)}}); err != nil {
+		if !errors.Is(err, io.ErrClosedPipe) {
+			p.log.Debug("keyframe request (PLI) not sent", "ssrc", ssrc, "err", err)
+		}
+		return
+	}
+	p.plisSent.Add(1)
+}
+
+// inbound hands the remote track of mapping tm to the OnInbound handler, or
+// drains it (counted) when there is no handler or its codec is unsupported.
+func (p *Peer) inbound(tm TrackMapping, remote *webrtc.TrackRemote) {
+	in, err := newInbound(p, tm, remote)
+	if err == nil && p.h.OnInbound != nil {
+		in.RequestKeyframe() // the first picture needs one
+		p.h.OnInbound(p, in)
+		return
+	}
+	if err == nil {
+		err = errors.New("nobody consumes it")
+	}
+	p.log.Warn("inbound track discarded", "track", tm.Name, "err", err)
 	if !p.track() {
 		return
 	}
 	go func() {
 		defer p.wg.Done()
-		mime := strings.ToLower(remote.Codec().MimeType)
-		switch {
-		case tm.Kind == KindVideo && vin != nil && (mime == strings.ToLower(webrtc.MimeTypeH264) || mime == strings.ToLower(webrtc.MimeTypeVP8)):
-			p.receiveVideo(tm, remote, vin, mime)
-		case tm.Kind == KindAudio && ain != nil && mime == strings.ToLower(webrtc.MimeTypeOpus):
-			p.receiveAudio(tm, remote, ain)
-		default:
-			p.log.Warn("inbound track has no consumer or an unsupported codec; discarding it", "track", tm.Name, "codec", mime)
-			for {
-				if _, _, err := remote.ReadRTP(); err != nil {
-					return
-				}
+		for {
+			if _, _, err := remote.ReadRTP(); err != nil {
+				return
 			}
+			p.discarded.Add(1)
 		}
 	}()
 }
 
-// requestKeyframe sends a PLI for the remote track, at most every 500 ms.
-func (p *Peer) requestKeyframe(ssrc webrtc.SSRC, last *time.Time) {
-	if now := time.Now(); now.Sub(*last) >= pliMinInterval {
-		*last = now
-		if err := p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(ssrc)}}); err != nil {
-			p.log.Debug("keyframe request (PLI) not sent", "ssrc", ssrc, "err", err)
-		} else {
-			p.plisSent.Add(1)
-		}
-	}
-}
-
-func (p *Peer) receiveVideo(tm TrackMapping, remote *webrtc.TrackRemote, in VideoInput, mime string) {
-	codec := encode.CodecH264
-	var dep rtp.Depacketizer = &codecs.H264Packet{}
-	if mime == strings.ToLower(webrtc.MimeTypeVP8) {
-		codec, dep = encode.CodecVP8, &codecs.VP8Packet{}
-	}
-	rx, err := p.videoReceiver(tm, codec, in)
-	if err != nil {
-		p.log.Error("inbound video decoder", "track", tm.Name, "err", err)
-		return
-	}
-	defer rx.Close()
-	sb := samplebuilder.New(jitterMaxLate, dep, 90000, samplebuilder.WithMaxTimeDelay(jitterMaxDelay))
-	var lastPLI time.Time
-	p.requestKeyframe(remote.SSRC(), &lastPLI)
-	depacketize(remote, sb, func(s *media.Sample) {
-		if s.PrevDroppedPackets > 0 {
-			p.requestKeyframe(remote.SSRC(), &lastPLI)
-		}
-		before := rx.Frames
-		if err := rx.WriteAccessUnit(s.Data, time.Now()); err != nil {
-			p.log.Debug("inbound video decode", "track", tm.Name, "err", err)
-			p.requestKeyframe(remote.SSRC(), &lastPLI)
-		}
-		p.inFrames.Add(rx.Frames - before)
-	})
-}
-
-// depacketize reads remote's RTP through the jitter buffer sb and calls fn
-// with each completed sample until the track ends (the PeerConnection
-// closed).
-func depacketize(remote *webrtc.TrackRemote, sb *samplebuilder.SampleBuilder, fn func(*media.Sample)) {
-	for {
-		pkt, _, err := remote.ReadRTP()
-		if err != nil {
-			return
-		}
-		sb.Push(pkt)
-		for s := sb.Pop(); s != nil; s = sb.Pop() {
-			fn(s)
-		}
-	}
-}
-
-func (p *Peer) receiveAudio(tm TrackMapping, remote *webrtc.TrackRemote, in AudioInput) {
-	rx, err := pipeline.NewAudioReceiver(in)
-	if err != nil {
-		p.log.Error("inbound opus decoder", "track", tm.Name, "err", err)
-		return
-	}
-	sb := samplebuilder.New(jitterMaxLate, &codecs.OpusPacket{}, 48000, samplebuilder.WithMaxTimeDelay(jitterMaxDelay))
-	depacketize(remote, sb, func(s *media.Sample) {
-		if err := rx.WritePacket(s.Data, time.Now()); err != nil {
-			p.log.Debug("inbound opus decode", "track", tm.Name, "err", err)
-			return
-		}
-		p.inAudio.Add(1)
-	})
-}
-
-// videoReceiver makes the inbound decoder: the configured H.264 decoder
-// (NVDEC) when there is one and it opens, else FFmpeg's software decoder.
-func (p *Peer) videoReceiver(tm TrackMapping, codec encode.Codec, in VideoInput) (*pipeline.VideoReceiver, error) {
-	if codec == encode.CodecH264 && p.cfg.H264Decoder != nil {
-		dec, err := p.cfg.H264Decoder()
-		if err == nil {
-			return pipeline.NewVideoReceiverFrom(dec, in)
-		}
-		p.log.Warn("hardware H.264 decoder unavailable; decoding on the CPU", "track", tm.Name, "err", err)
-	}
-	return pipeline.NewVideoReceiver(codec, in)
-}
+func sameCodec(a, b Codec) bool { return strings.EqualFold(string(a), string(b)) }

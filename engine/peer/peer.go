@@ -11,17 +11,7 @@ import (
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
-
-	"github.com/framewire/framewire/engine/pipeline"
 )
-
-// VideoInput receives decoded frames of one inbound video track (packed
-// RGB24, copied by Deliver); *tracks.VideoIn implements it.
-type VideoInput = pipeline.VideoDeliverer
-
-// AudioInput receives decoded PCM (mono, 48 kHz) of one inbound audio
-// track; *tracks.AudioIn implements it.
-type AudioInput = pipeline.AudioDeliverer
 
 // Handlers are the callbacks of one Peer. Any may be nil. They run on pion's
 // goroutines and must not block or call Peer.Close.
@@ -35,6 +25,11 @@ type Handlers struct {
 	// OnLost is called at most once, when the connection fails, closes or
 	// disconnects without the server having closed it.
 	OnLost func(p *Peer, reason string)
+	// OnInbound is called once for each mapped track the client sends,
+	// when its first packet arrives. The receiver owns reading it (on a
+	// goroutine of its own: OnInbound must not block); reads end when the
+	// peer closes. Without OnInbound, inbound media is discarded.
+	OnInbound func(p *Peer, in *Inbound)
 }
 
 // Binding is what Answer binds a new PeerConnection to.
@@ -42,11 +37,8 @@ type Binding struct {
 	Offer   *Offer
 	Mapping []TrackMapping
 	// Outputs by name: the session's output tracks (client recvonly).
-	Outputs map[string]*Output
-	// VideoInputs and AudioInputs by name (client sendonly).
-	VideoInputs map[string]VideoInput
-	AudioInputs map[string]AudioInput
-	Handlers    Handlers
+	Outputs  map[string]*Output
+	Handlers Handlers
 }
 
 // Peer is one client connection. Its methods are safe for concurrent use.
@@ -73,18 +65,18 @@ type Peer struct {
 	bwe atomic.Pointer[cc.BandwidthEstimator]
 
 	dropped   atomic.Uint64 // undecodable data-channel frames (binary, other channels)
-	inFrames  atomic.Uint64 // decoded inbound video frames
-	inAudio   atomic.Uint64 // decoded inbound audio frames
+	discarded atomic.Uint64 // RTP packets of inbound tracks nobody consumes
 	plisSent  atomic.Uint64
 	plisRecvd atomic.Uint64
 	bitrate   atomic.Int64
 }
 
 // Answer creates a PeerConnection for b.Offer, binds the session's outputs
-// and inputs to the offer's m-sections by mid, waits for candidate gathering
-// (up to GatherTimeout) and returns the answer SDP with every local
-// candidate in it. It blocks for the gathering time. On error nothing is
-// left running.
+// to the offer's m-sections by mid (b.Offer.Check(b.Mapping) must have
+// passed: the caller validates once), waits for candidate gathering (up to
+// GatherTimeout, or until ctx ends) and returns the answer SDP with every
+// local candidate in it. It blocks for the gathering time. On error
+// nothing is left running.
 func (c *Config) Answer(ctx context.Context, b Binding) (*Peer, string, error) {
 	cfg := c.withDefaults()
 	if err := ctx.Err(); err != nil {
@@ -93,17 +85,37 @@ func (c *Config) Answer(ctx context.Context, b Binding) (*Peer, string, error) {
 	if b.Offer == nil {
 		return nil, "", fmt.Errorf("%w: no offer", ErrBadOffer)
 	}
-	if err := b.Offer.Check(b.Mapping); err != nil {
+	p, err := cfg.newPeer(b)
+	if err != nil {
 		return nil, "", err
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			p.Close()
+		}
+	}()
+	if err := p.bind(b); err != nil {
+		return nil, "", err
+	}
+	sdp, err := p.answer(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	ok = true
+	return p, sdp, nil
+}
+
+// newPeer creates the PeerConnection with this configuration's API.
+func (cfg Config) newPeer(b Binding) (*Peer, error) {
 	bwe := make(chan cc.BandwidthEstimator, 1)
 	api, err := cfg.newAPI(bwe)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: cfg.pionICEServers()})
 	if err != nil {
-		return nil, "", fmt.Errorf("peer: new peer connection: %w", err)
+		return nil, fmt.Errorf("peer: new peer connection: %w", err)
 	}
 	p := &Peer{cfg: cfg, pc: pc, h: b.Handlers, maxMsg: b.Offer.MaxMessageSize(), log: cfg.Logger}
 	select {
@@ -112,17 +124,16 @@ func (c *Config) Answer(ctx context.Context, b Binding) (*Peer, string, error) {
 		p.bitrate.Store(int64(e.GetTargetBitrate()))
 	default:
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			p.Close()
-		}
-	}()
+	return p, nil
+}
 
+// bind installs the callbacks, applies the offer and binds the outputs.
+func (p *Peer) bind(b Binding) error {
 	byMid := map[string]TrackMapping{}
 	for _, tm := range b.Mapping {
 		byMid[tm.MID] = tm
 	}
+	pc := p.pc
 	pc.OnDataChannel(p.onDataChannel)
 	pc.OnConnectionStateChange(p.onState)
 	pc.OnTrack(func(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
@@ -138,40 +149,42 @@ func (c *Config) Answer(ctx context.Context, b Binding) (*Peer, string, error) {
 			p.log.Warn("inbound track on an unmapped mid; ignoring it", "mid", mid)
 			return
 		}
-		p.receive(tm, remote, b.VideoInputs[tm.Name], b.AudioInputs[tm.Name])
+		p.inbound(tm, remote)
 	})
-
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: b.Offer.SDP}); err != nil {
-		return nil, "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+		return fmt.Errorf("%w: %v", ErrBadOffer, err)
 	}
 	if err := p.bindOutputs(b); err != nil {
-		return nil, "", err
+		return err
 	}
 	if e := p.bwe.Load(); e != nil {
 		(*e).OnTargetBitrateChange(p.onBitrate)
 	}
+	return nil
+}
 
-	answer, err := pc.CreateAnswer(nil)
+// answer creates and applies the local answer and waits for gathering.
+func (p *Peer) answer(ctx context.Context) (string, error) {
+	answer, err := p.pc.CreateAnswer(nil)
 	if err != nil {
-		return nil, "", fmt.Errorf("peer: create answer: %w", err)
+		return "", fmt.Errorf("peer: create answer: %w", err)
 	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(answer); err != nil {
-		return nil, "", fmt.Errorf("peer: set local description: %w", err)
+	gathered := webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(answer); err != nil {
+		return "", fmt.Errorf("peer: set local description: %w", err)
 	}
-	t := time.NewTimer(cfg.GatherTimeout)
+	t := time.NewTimer(p.cfg.GatherTimeout)
 	defer t.Stop()
 	select {
 	case <-gathered:
 	case <-t.C:
-		p.log.Warn("ICE gathering incomplete; answering with the candidates gathered so far", "timeout", cfg.GatherTimeout)
+		p.log.Warn("ICE gathering incomplete; answering with the candidates gathered so far", "timeout", p.cfg.GatherTimeout)
 	case <-ctx.Done():
 	}
 	if ctx.Err() != nil { // also when gathering finished at the same time
-		return nil, "", context.Cause(ctx)
+		return "", context.Cause(ctx)
 	}
-	ok = true
-	return p, pc.LocalDescription().SDP, nil
+	return p.pc.LocalDescription().SDP, nil
 }
 
 // bindOutputs attaches each mapped output's track to the transceiver of its
@@ -391,8 +404,7 @@ func (p *Peer) Send(text []byte) error {
 type Stats struct {
 	Connected       bool
 	DroppedMessages uint64 // binary frames and frames on other channels
-	VideoFramesIn   uint64 // decoded inbound video frames
-	AudioFramesIn   uint64 // decoded inbound Opus frames
+	DiscardedRTP    uint64 // RTP packets of inbound tracks nobody consumes (unsupported codec, no receiver)
 	PLIsSent        uint64 // keyframe requests sent to the client
 	PLIsReceived    uint64 // PLI/FIR received from the client
 	TargetBitrate   int    // GCC's latest estimate, bit/s
@@ -403,8 +415,7 @@ func (p *Peer) Stats() Stats {
 	return Stats{
 		Connected:       p.connected.Load(),
 		DroppedMessages: p.dropped.Load(),
-		VideoFramesIn:   p.inFrames.Load(),
-		AudioFramesIn:   p.inAudio.Load(),
+		DiscardedRTP:    p.discarded.Load(),
 		PLIsSent:        p.plisSent.Load(),
 		PLIsReceived:    p.plisRecvd.Load(),
 		TargetBitrate:   int(p.bitrate.Load()),

@@ -1,8 +1,10 @@
 package peer
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math"
 	"sync/atomic"
 	"testing"
@@ -15,7 +17,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/framewire/framewire/encode"
-	"github.com/framewire/framewire/tracks"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -294,24 +295,11 @@ func TestNewOutputRejectsWrongCodec(t *testing.T) {
 	}
 }
 
-// The client's Opus track on a sendonly mid is decoded and delivered to the
-// session's audio input; the peer counts the frames.
-func TestInboundAudioReachesInput(t *testing.T) {
+// An inbound Opus track is handed over as an Inbound whose ReadSample
+// returns the client's packets byte for byte, in order, and io.EOF once the
+// peer closes: the peer owns RTP, the receiver (package wiring) decodes.
+func TestInboundAudioIsHandedOver(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	specs, err := tracks.Resolve([]tracks.Spec{tracks.AudioInput("mic")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := tracks.NewSet(specs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer set.Close()
-	mic, err := set.AudioIn("mic")
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	client := newClient(t)
 	tr, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic", "client")
 	if err != nil {
@@ -337,11 +325,14 @@ func TestInboundAudioReachesInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	ready := make(chan struct{})
+	inbound := make(chan *Inbound, 1)
 	p, answer, err := testConfig().Answer(context.Background(), Binding{
-		Offer:       offer,
-		Mapping:     []TrackMapping{{MID: "0", Name: "mic", Kind: KindAudio, Direction: DirSendonly}},
-		AudioInputs: map[string]AudioInput{"mic": mic},
-		Handlers:    Handlers{OnReady: func(*Peer) { close(ready) }},
+		Offer:   offer,
+		Mapping: []TrackMapping{{MID: "0", Name: "mic", Kind: KindAudio, Direction: DirSendonly}},
+		Handlers: Handlers{
+			OnReady:   func(*Peer) { close(ready) },
+			OnInbound: func(_ *Peer, in *Inbound) { inbound <- in },
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -364,29 +355,63 @@ func TestInboundAudioReachesInput(t *testing.T) {
 	for i := range pcm {
 		pcm[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/48000))
 	}
-	pkt := make([]byte, encode.MaxOpusPacket)
-	deadline := time.Now().Add(10 * time.Second)
-	for mic.Stats().Delivered < 10 && time.Now().Before(deadline) {
-		n, err := enc.Encode(pcm, pkt)
+	// The client sends 30 packets, each a distinct size so the reader can
+	// tell them apart; the Inbound must hand back the same bytes in order.
+	var sent [][]byte
+	sendDone := make(chan error, 1)
+	go func() {
+		pkt := make([]byte, encode.MaxOpusPacket)
+		for range 30 {
+			n, err := enc.Encode(pcm, pkt)
+			if err != nil {
+				sendDone <- err
+				return
+			}
+			sent = append(sent, append([]byte(nil), pkt[:n]...))
+			if err := tr.WriteSample(media.Sample{Data: pkt[:n], Duration: 20 * time.Millisecond}); err != nil {
+				sendDone <- err
+				return
+			}
+			time.Sleep(20 * time.Millisecond) // real-time pacing, as a microphone sends
+		}
+		sendDone <- nil
+	}()
+	var in *Inbound
+	select {
+	case in = <-inbound:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnInbound within 10 s")
+	}
+	if in.Name() != "mic" || in.Kind() != KindAudio || in.Codec() != CodecOpus {
+		t.Fatalf("inbound %q %s %s; want mic audio Opus", in.Name(), in.Kind(), in.Codec())
+	}
+	if err := <-sendDone; err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got [][]byte
+	for len(got) < 20 {
+		data, err := in.ReadSample(ctx)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("ReadSample after %d samples: %v", len(got), err)
 		}
-		if err := tr.WriteSample(media.Sample{Data: pkt[:n], Duration: 20 * time.Millisecond}); err != nil {
-			t.Fatal(err)
+		got = append(got, append([]byte(nil), data...))
+	}
+	// The jitter buffer may hold back the newest; what came out is a
+	// prefix of what was sent, byte for byte.
+	for i, g := range got {
+		if !bytes.Equal(g, sent[i]) {
+			t.Fatalf("sample %d: %d bytes differ from the %d sent", i, len(g), len(sent[i]))
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	if got := mic.Stats().Delivered; got < 10 {
-		t.Fatalf("the audio input got %d chunks in 10 s; want 10", got)
-	}
-	f := mic.Latest()
-	if f == nil || len(f.PCM) == 0 {
-		t.Fatal("no PCM in the input's latest chunk")
-	}
-	if st := p.Stats(); st.AudioFramesIn < 10 {
-		t.Errorf("Stats.AudioFramesIn = %d; want >= 10", st.AudioFramesIn)
+	if n := in.Samples(); n != uint64(len(got)) {
+		t.Errorf("Samples() = %d; want %d", n, len(got))
 	}
 	if err := p.Close(); err != nil {
 		t.Error(err)
+	}
+	if _, err := in.ReadSample(ctx); !errors.Is(err, io.EOF) {
+		t.Errorf("ReadSample after Close: %v; want io.EOF", err)
 	}
 }

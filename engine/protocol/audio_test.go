@@ -16,6 +16,7 @@ import (
 
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/wiring"
 	"github.com/framewire/framewire/tracks"
 )
 
@@ -279,7 +280,7 @@ func newToneServer(t *testing.T, rec *narrationRecorder) (*testServer, *toneMode
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = eng.Close() })
-	a, err := FromEngine(eng, Media{})
+	a, err := wiring.New(eng, wiring.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
+	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/peer"
 )
 
@@ -128,9 +129,9 @@ func TestChecklist04_SelectedTransportAndCapabilities(t *testing.T) {
 func TestChecklist05_TrackEntries(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	d := ts.start(t)
-	want := map[string]peer.Direction{"main_video": peer.DirRecvonly, "webcam": peer.DirSendonly}
+	want := map[string]string{"main_video": string(peer.DirRecvonly), "webcam": string(peer.DirSendonly)}
 	for _, tr := range d.Capabilities.Tracks {
-		if tr.Kind != peer.KindVideo && tr.Kind != peer.KindAudio {
+		if tr.Kind != string(peer.KindVideo) && tr.Kind != string(peer.KindAudio) {
 			t.Errorf("track %q kind %q", tr.Name, tr.Kind)
 		}
 		if want[tr.Name] != tr.Direction {
@@ -231,7 +232,7 @@ func TestChecklist09_UnknownOrMissingSession(t *testing.T) {
 }
 
 // offerFor builds an SDK-shaped offer body without posting it.
-func offerFor(t *testing.T, caps []TrackCap) (*webrtc.PeerConnection, map[string]any) {
+func offerFor(t *testing.T, caps []engine.TrackCap) (*webrtc.PeerConnection, map[string]any) {
 	pc := newPC(t, clientOptions{})
 	t.Cleanup(func() { pc.Close() })
 	if _, err := pc.CreateDataChannel("data", nil); err != nil {
@@ -241,7 +242,7 @@ func offerFor(t *testing.T, caps []TrackCap) (*webrtc.PeerConnection, map[string
 	var trs []*webrtc.RTPTransceiver
 	for _, tr := range caps {
 		dir := webrtc.RTPTransceiverDirectionRecvonly
-		if tr.Direction == peer.DirSendonly {
+		if peer.Direction(tr.Direction) == peer.DirSendonly {
 			dir = webrtc.RTPTransceiverDirectionSendonly
 		}
 		x, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: dir})
@@ -255,7 +256,7 @@ func offerFor(t *testing.T, caps []TrackCap) (*webrtc.PeerConnection, map[string
 	_ = pc.SetLocalDescription(o)
 	<-g
 	for i, tr := range caps {
-		mapping = append(mapping, peer.TrackMapping{MID: trs[i].Mid(), Name: tr.Name, Kind: tr.Kind, Direction: tr.Direction})
+		mapping = append(mapping, peer.TrackMapping{MID: trs[i].Mid(), Name: tr.Name, Kind: peer.Kind(tr.Kind), Direction: peer.Direction(tr.Direction)})
 	}
 	return pc, map[string]any{"sdp_offer": pc.LocalDescription().SDP, "client_info": map[string]string{"sdk_version": "2.9.0", "sdk_type": "js"}, "track_mapping": mapping}
 }
@@ -383,7 +384,7 @@ func TestChecklist15_RoutedByMidNotOrder(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	d := ts.start(t)
 	tracks := d.Capabilities.Tracks
-	reversed := []TrackCap{tracks[1], tracks[0]} // webcam gets the first m-line
+	reversed := []engine.TrackCap{tracks[1], tracks[0]} // webcam gets the first m-line
 	c := ts.dial(t, d.SessionID, reversed, "POST")
 	c.waitReady()
 	c.waitFrames(10, 5*time.Second)
@@ -548,9 +549,9 @@ func TestChecklist24_CommandsInvalidDroppedChannelKept(t *testing.T) {
 	if m["level"] != 99.0 {
 		t.Errorf("color_set %v", m)
 	}
-	s := ts.srv.Stats()
-	if s.DroppedMessages < 4 || s.CommandsRejected < 2 || s.Commands != 1 {
-		t.Errorf("stats %+v: want >= 4 dropped, >= 2 rejected, 1 command", s)
+	s, es := ts.srv.Stats(), ts.eng.Engine().Stats()
+	if s.DroppedMessages < 4 || es.CommandsRejected < 2 || es.CommandsRun != 1 {
+		t.Errorf("server %+v, engine %+v: want >= 4 dropped, >= 2 rejected, 1 command run", s, es)
 	}
 	if ts.eng.last().cmds.Load() != 1 {
 		t.Error("the model ran a command it should not have")
@@ -590,8 +591,8 @@ func TestChecklist26_LargeMessagesBothWays(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("big command not run")
 	}
-	if ts.srv.Stats().RefusedSends != 1 {
-		t.Errorf("refused sends %d", ts.srv.Stats().RefusedSends)
+	if n := ts.eng.Engine().Stats().SendsRefused; n != 1 {
+		t.Errorf("refused sends %d; want 1", n)
 	}
 }
 
@@ -742,7 +743,7 @@ func TestChecklist32_ReconnectWithPut(t *testing.T) {
 	if l := c2.lastLuma.Load(); l < 180 {
 		t.Errorf("luma %d after reconnect: the model's state did not survive", l)
 	}
-	if len(ts.eng.sessions) != 1 || ts.eng.last().stopped() {
+	if ts.eng.started() != 1 || ts.eng.last().stopped() {
 		t.Error("reconnect started a new model session")
 	}
 }

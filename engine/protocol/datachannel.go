@@ -1,14 +1,21 @@
 package protocol
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"time"
 
+	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/peer"
 )
+
+// fileRef is one entry of a command's uploads: which upload a file
+// parameter names.
+type fileRef struct {
+	UploadID string `json:"upload_id"`
+	Name     string `json:"name"`
+	MimeType string `json:"mime_type"`
+	Size     int64  `json:"size"`
+}
 
 // envelope is a client→server data-channel frame (§7).
 type envelope struct {
@@ -55,16 +62,7 @@ func (ss *session) onMessage(p *peer.Peer, text []byte) {
 			ss.drop("unknown runtime message type "+env.Data.Type, text)
 		}
 	case "application":
-		args := env.Data.Data
-		if len(args) == 0 || string(args) == "null" {
-			args = json.RawMessage("{}")
-		}
-		select {
-		case ss.cmds <- command{name: env.Data.Type, args: args, uploads: env.Data.Uploads}:
-		default:
-			ss.srv.stats.commandsDropped.Add(1)
-			ss.log.Warn("command queue full; command dropped", "command", env.Data.Type)
-		}
+		ss.dispatch(env.Data.Type, env.Data.Data, env.Data.Uploads)
 	default:
 		ss.drop("unknown scope "+env.Scope, text)
 	}
@@ -78,53 +76,24 @@ func (ss *session) drop(why string, text []byte) {
 	ss.log.Debug("data-channel message dropped", "why", why, "message", string(text))
 }
 
-// runCommands hands queued commands to the model one at a time, after
-// resolving their uploads (waiting for PUTs in flight).
-func (ss *session) runCommands() {
-	defer ss.srv.wg.Done()
-	for {
-		select {
-		case <-ss.ctx.Done():
-			return
-		case c := <-ss.cmds:
-			ss.dispatch(c)
+// dispatch hands an application command to the engine session's one
+// command queue: the engine validates it, reports a rejection through the
+// session's Transport (CommandRejected), and resolves its uploads on the
+// command goroutine. It never blocks.
+func (ss *session) dispatch(name string, args json.RawMessage, refs map[string]fileRef) {
+	if len(args) == 0 || string(args) == "null" {
+		args = json.RawMessage("{}")
+	}
+	var ups map[string]engine.Upload
+	if len(refs) > 0 {
+		ups = make(map[string]engine.Upload, len(refs))
+		for param, ref := range refs {
+			// Data nil: a reference the command goroutine resolves
+			// through Upload, waiting for a PUT still in flight.
+			ups[param] = engine.Upload{ID: ref.UploadID, Name: ref.Name, MimeType: ref.MimeType, Size: ref.Size}
 		}
 	}
-}
-
-func (ss *session) dispatch(c command) {
-	var ups map[string]Upload
-	if len(c.uploads) > 0 {
-		ups = make(map[string]Upload, len(c.uploads))
-		ctx, cancel := context.WithTimeout(ss.ctx, ss.srv.cfg.UploadWait)
-		defer cancel()
-		for param, ref := range c.uploads {
-			u, err := ss.uploads.wait(ctx, ref.UploadID)
-			if err != nil {
-				ss.reject(c.name, fmt.Errorf("file parameter %q: %w", param, err))
-				return
-			}
-			ups[param] = u
-		}
-	}
-	if err := ss.es.Dispatch(c.name, c.args, ups); err != nil {
-		ss.reject(c.name, err)
-		return
-	}
-	ss.srv.stats.commands.Add(1)
-}
-
-// reject counts a refused command and tells the client why in a runtime
-// "error" message (the 2.9.0 SDK only forwards it to runtimeMessage
-// listeners).
-func (ss *session) reject(name string, err error) {
-	ss.srv.stats.commandsRejected.Add(1)
-	ss.log.Info("command rejected", "command", name, "err", err)
-	if p := ss.currentPeer(); p != nil {
-		if err := ss.sendRuntime(p, "error", map[string]string{"code": "COMMAND_REJECTED", "command": name, "message": err.Error()}); err != nil {
-			ss.log.Debug("rejection not sent to the client", "command", name, "err", err)
-		}
-	}
+	_ = ss.es.Dispatch(name, args, ups) // a rejection is logged, counted and sent by the engine
 }
 
 // sendRuntime sends {"scope":"runtime","data":{"type":typ,"data":data}}.
@@ -134,30 +103,4 @@ func (ss *session) sendRuntime(p *peer.Peer, typ string, data any) error {
 		return err
 	}
 	return p.Send(b)
-}
-
-// sendApplication is the model's Send: v becomes the data of one
-// application envelope. It fails with ErrNoClient when no client is
-// connected and with peer.ErrMessageTooLarge beyond the client's limit.
-func (ss *session) sendApplication(v any) error {
-	b, err := json.Marshal(struct {
-		Scope string `json:"scope"`
-		Data  any    `json:"data"`
-	}{"application", v})
-	if err != nil {
-		return fmt.Errorf("protocol: send: value is not JSON-serialisable: %w", err)
-	}
-	p := ss.currentPeer()
-	if p == nil {
-		ss.srv.stats.refusedSends.Add(1)
-		return ErrNoClient
-	}
-	if err := p.Send(b); err != nil {
-		ss.srv.stats.refusedSends.Add(1)
-		if errors.Is(err, peer.ErrChannelNotOpen) {
-			return fmt.Errorf("%w: %v", ErrNoClient, err)
-		}
-		return err
-	}
-	return nil
 }

@@ -11,13 +11,15 @@ import (
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/protocol"
+	"github.com/framewire/framewire/engine/wiring"
 	"github.com/framewire/framewire/tracks"
 )
 
 // Serving a model from a Go server: declare it, load it once with
-// engine.New, wrap it with FromEngine and mount the protocol server. The
-// published @reactor-team/js-sdk (local: true) then connects to it.
-func ExampleFromEngine() {
+// engine.New, wire its media with wiring.New and mount the protocol
+// server. The published @reactor-team/js-sdk (local: true) then connects
+// to it.
+func ExampleNewServer() {
 	type Prompt struct {
 		Text string `json:"text" description:"what to draw"`
 	}
@@ -40,12 +42,12 @@ func ExampleFromEngine() {
 		return
 	}
 	defer eng.Close()
-	adapter, err := protocol.FromEngine(eng, protocol.Media{Backend: encode.BackendX264}) // Backend "" probes NVENC first
+	wired, err := wiring.New(eng, wiring.Config{Backend: encode.BackendX264}) // Backend "" probes NVENC first
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	srv, err := protocol.NewServer(adapter, protocol.Config{})
+	srv, err := protocol.NewServer(wired, protocol.Config{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -64,13 +66,13 @@ func ExampleFromEngine() {
 	}
 	defer resp.Body.Close()
 	var d struct {
-		Capabilities protocol.Capabilities `json:"capabilities"`
+		Capabilities engine.Capabilities `json:"capabilities"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&d)
 	caps, _ := json.Marshal(d.Capabilities.Commands)
 	fmt.Println(resp.StatusCode, d.Capabilities.Tracks, *d.Capabilities.EmissionFPS)
 	fmt.Println(string(caps))
-	fmt.Println(len(adapter.Stats()), "session running")
+	fmt.Println(len(wired.Stats()), "session running")
 	// Output:
 	// 200 [{main_video video recvonly} {webcam video sendonly}] 30
 	// [{"name":"set_prompt","description":"","schema":{"text":{"type":"string","description":"what to draw","required":true}}}]

@@ -26,6 +26,7 @@ import (
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/pipeline"
+	"github.com/framewire/framewire/engine/wiring"
 	"github.com/framewire/framewire/tracks"
 )
 
@@ -127,17 +128,19 @@ func (m *testModel) declaration() engine.Model {
 	}
 }
 
-// testEngine is the adapter with the sessions it started remembered.
+// testEngine is the test model's engine, wired, with the server's latest
+// session remembered (srv is set once the server exists).
 type testEngine struct {
-	*Adapter
+	*wiring.Wiring
 	model *testModel
-	caps  Capabilities
+	caps  engine.Capabilities
 
-	mu       sync.Mutex
-	sessions []*testSession
+	mu    sync.Mutex
+	srv   *Server
+	lastS *testSession
 }
 
-func newTestEngine(t testing.TB, media Media) *testEngine {
+func newTestEngine(t testing.TB, cfg wiring.Config) *testEngine {
 	t.Helper()
 	m := &testModel{}
 	eng, err := engine.New(m.declaration())
@@ -145,38 +148,41 @@ func newTestEngine(t testing.TB, media Media) *testEngine {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = eng.Close() })
-	a, err := FromEngine(eng, media)
+	w, err := wiring.New(eng, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testEngine{Adapter: a, model: m, caps: a.Capabilities()}
+	return &testEngine{Wiring: w, model: m, caps: eng.Capabilities()}
 }
 
-func (e *testEngine) StartSession(ctx context.Context) (Session, error) {
-	s, err := e.Adapter.StartSession(ctx)
-	if err != nil {
-		return nil, err
-	}
-	es := s.(*adaptedSession).s
-	ts := &testSession{Session: s, es: es, testState: e.model.state(es.ID())}
+// serve records the server whose sessions last reports.
+func (e *testEngine) serve(srv *Server) {
 	e.mu.Lock()
-	e.sessions = append(e.sessions, ts)
+	e.srv = srv
 	e.mu.Unlock()
-	return ts, nil
 }
 
+// last returns the server's current session or, once it ended, the last
+// one it had.
 func (e *testEngine) last() *testSession {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.sessions) == 0 {
-		return nil
+	if e.srv != nil {
+		e.srv.mu.Lock()
+		cur := e.srv.cur
+		e.srv.mu.Unlock()
+		if cur != nil && (e.lastS == nil || e.lastS.es != cur.es) {
+			e.lastS = &testSession{es: cur.es, testState: e.model.state(cur.id)}
+		}
 	}
-	return e.sessions[len(e.sessions)-1]
+	return e.lastS
 }
 
-// testSession is an adapted engine session plus what tests inspect.
+// started counts the sessions the engine started.
+func (e *testEngine) started() uint64 { return e.Engine().Stats().SessionsStarted }
+
+// testSession is an engine session plus what tests inspect.
 type testSession struct {
-	Session
 	es *engine.Session
 	*testState
 }
@@ -245,11 +251,12 @@ func testConfig() Config {
 
 func newTestServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
-	eng := newTestEngine(t, Media{})
-	srv, err := NewServer(eng, cfg)
+	eng := newTestEngine(t, wiring.Config{})
+	srv, err := NewServer(eng.Wiring, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	eng.serve(srv)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() {
 		hs.Close()
@@ -300,7 +307,7 @@ type descriptor struct {
 	SessionID    string       `json:"session_id"`
 	State        string       `json:"state"`
 	Cluster      string       `json:"cluster"`
-	Capabilities Capabilities `json:"capabilities"`
+	Capabilities engine.Capabilities `json:"capabilities"`
 }
 
 func (ts *testServer) start(t testing.TB) descriptor {
@@ -312,6 +319,11 @@ func (ts *testServer) start(t testing.TB) descriptor {
 	var d descriptor
 	if err := json.Unmarshal(body, &d); err != nil {
 		t.Fatal(err)
+	}
+	if ts.eng != nil {
+		if s := ts.eng.last(); s == nil || s.es.ID() != d.SessionID {
+			t.Fatalf("start_session answered %s, but the server's current session is another", d.SessionID)
+		}
 	}
 	return d
 }
@@ -392,7 +404,7 @@ func newPC(t testing.TB, o clientOptions) *webrtc.PeerConnection {
 
 // dial builds the peer connection, offers, posts (method POST or PUT) and
 // polls for the answer like the SDK; it returns after the answer is applied.
-func (ts *testServer) dial(t testing.TB, sid string, caps []TrackCap, method string) *client {
+func (ts *testServer) dial(t testing.TB, sid string, caps []engine.TrackCap, method string) *client {
 	t.Helper()
 	c := &client{t: t, ts: ts, sid: sid, transceivers: map[string]*webrtc.RTPTransceiver{},
 		open: make(chan struct{}), connected: make(chan struct{}), msgs: make(chan map[string]any, 64)}
@@ -428,7 +440,7 @@ func (ts *testServer) dial(t testing.TB, sid string, caps []TrackCap, method str
 	c.pc.OnDataChannel(func(*webrtc.DataChannel) { c.serverDC.Store(true) })
 	for _, tr := range caps {
 		dir := webrtc.RTPTransceiverDirectionRecvonly
-		if tr.Direction == peer.DirSendonly {
+		if peer.Direction(tr.Direction) == peer.DirSendonly {
 			dir = webrtc.RTPTransceiverDirectionSendonly
 			if ts.client.sendrecvInputs {
 				dir = webrtc.RTPTransceiverDirectionSendrecv
@@ -451,7 +463,7 @@ func (ts *testServer) dial(t testing.TB, sid string, caps []TrackCap, method str
 	<-g
 	mapping := make([]peer.TrackMapping, 0, len(caps))
 	for _, tr := range caps {
-		mapping = append(mapping, peer.TrackMapping{MID: c.transceivers[tr.Name].Mid(), Name: tr.Name, Kind: tr.Kind, Direction: tr.Direction})
+		mapping = append(mapping, peer.TrackMapping{MID: c.transceivers[tr.Name].Mid(), Name: tr.Name, Kind: peer.Kind(tr.Kind), Direction: peer.Direction(tr.Direction)})
 	}
 	code, body = ts.do(t, method, "/sessions/"+sid+"/transport/webrtc/sdp_params", map[string]any{
 		"sdp_offer": c.pc.LocalDescription().SDP, "client_info": map[string]string{"sdk_version": "2.9.0", "sdk_type": "js"}, "track_mapping": mapping,

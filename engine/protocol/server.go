@@ -14,7 +14,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/peer"
+	"github.com/framewire/framewire/engine/wiring"
 )
 
 // Config configures a Server. The zero value is usable.
@@ -38,9 +40,6 @@ type Config struct {
 	// UploadWait bounds how long a command waits for an upload whose PUT is
 	// still in flight. Default 10 s.
 	UploadWait time.Duration
-	// CommandQueue is how many application commands may wait for the model;
-	// more are dropped and counted. Default 64.
-	CommandQueue int
 	// Logger receives session-level events; default discards.
 	Logger *slog.Logger
 }
@@ -67,9 +66,6 @@ func (c Config) withDefaults() Config {
 	if c.UploadWait <= 0 {
 		c.UploadWait = 10 * time.Second
 	}
-	if c.CommandQueue <= 0 {
-		c.CommandQueue = 64
-	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -79,64 +75,54 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Server serves the Reactor local-mode protocol for one Engine: at most one
-// live session at a time, replaced by a new start_session. It is an
-// http.Handler; CORS is answered on every path. Its methods are safe for
-// concurrent use. The caller must call Close.
+// Server serves the Reactor local-mode protocol for one engine, through
+// its Wiring: at most one live session at a time, replaced by a new
+// start_session. It is an http.Handler; CORS is answered on every path.
+// Its methods are safe for concurrent use. The caller must call Close, and
+// closes the engine after it.
 type Server struct {
-	cfg Config
-	eng Engine
-	log *slog.Logger
-
-	ctx    context.Context // parent of every session's context
-	cancel context.CancelFunc
-	mux    *http.ServeMux
+	cfg  Config
+	w    *wiring.Wiring
+	caps engine.Capabilities
+	log  *slog.Logger
+	mux  *http.ServeMux
 
 	mu     sync.Mutex // guards cur and closed
 	cur    *session
 	closed bool
-	wg     sync.WaitGroup // session goroutines
 
 	stats counters
+
+	testHookStarted func() // tests: runs after the engine started a session, before it is installed
 }
 
 type counters struct {
-	sessions          atomic.Uint64
 	droppedMessages   atomic.Uint64
-	commands          atomic.Uint64
-	commandsRejected  atomic.Uint64
-	commandsDropped   atomic.Uint64
-	refusedSends      atomic.Uint64
 	capabilityReplies atomic.Uint64
 }
 
-// Stats is a snapshot of the server's counters.
+// Stats is a snapshot of the server's counters. Commands and sessions are
+// counted once, by the engine (engine.Engine.Stats).
 type Stats struct {
-	Sessions          uint64 // sessions started
 	DroppedMessages   uint64 // malformed or unknown data-channel messages
-	Commands          uint64 // application commands the model accepted
-	CommandsRejected  uint64 // refused by the model (unknown command, bad arguments, missing upload)
-	CommandsDropped   uint64 // dropped because the command queue was full
-	RefusedSends      uint64 // model messages not sent (too large, no client)
 	CapabilityReplies uint64 // modelCapabilities sent
 	State             string // state of the current session, or "ready"
 }
 
-// NewServer returns a server for eng.
-func NewServer(eng Engine, cfg Config) (*Server, error) {
-	if eng == nil {
-		return nil, errors.New("protocol: nil engine")
+// NewServer returns a server for the engine w wires.
+func NewServer(w *wiring.Wiring, cfg Config) (*Server, error) {
+	if w == nil {
+		return nil, errors.New("protocol: NewServer(nil); want a wiring from wiring.New")
 	}
 	cfg = cfg.withDefaults()
 	if err := cfg.Peer.Validate(); err != nil {
 		return nil, err
 	}
-	caps := eng.Capabilities()
+	caps := w.Engine().Capabilities()
 	if err := checkCapabilities(caps); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, eng: eng, log: cfg.Logger.With("component", "protocol")}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, w: w, caps: caps, log: cfg.Logger.With("component", "protocol")}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/start_session", s.handleStart)
 	s.mux.HandleFunc("/stop_session", s.handleStop)
@@ -150,7 +136,7 @@ func NewServer(eng Engine, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-func checkCapabilities(c Capabilities) error {
+func checkCapabilities(c engine.Capabilities) error {
 	if c.ProtocolVersion == "" {
 		return errors.New("protocol: capabilities need a protocol_version")
 	}
@@ -158,7 +144,7 @@ func checkCapabilities(c Capabilities) error {
 		return errors.New("protocol: capabilities declare no tracks")
 	}
 	for _, t := range c.Tracks {
-		if t.Name == "" || (t.Kind != peer.KindVideo && t.Kind != peer.KindAudio) || (t.Direction != peer.DirRecvonly && t.Direction != peer.DirSendonly) {
+		if t.Name == "" || (t.Kind != string(peer.KindVideo) && t.Kind != string(peer.KindAudio)) || (t.Direction != string(peer.DirRecvonly) && t.Direction != string(peer.DirSendonly)) {
 			return fmt.Errorf("protocol: capability track %+v: want a name, kind video|audio, direction recvonly|sendonly", t)
 		}
 	}
@@ -188,8 +174,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// Close ends the current session and waits for every goroutine the server
-// started. It is idempotent. It does not stop an http.Server using s.
+// Close ends the current session and waits for it: every goroutine of a
+// session belongs to the engine session, so when Close returns none is
+// left. Later start_session calls are answered 503. It is idempotent. It
+// does not stop an http.Server using s.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	cur := s.cur
@@ -199,20 +187,13 @@ func (s *Server) Close() error {
 	if cur != nil {
 		cur.end("server closing")
 	}
-	s.cancel()
-	s.wg.Wait()
 	return nil
 }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
 	st := Stats{
-		Sessions:          s.stats.sessions.Load(),
 		DroppedMessages:   s.stats.droppedMessages.Load(),
-		Commands:          s.stats.commands.Load(),
-		CommandsRejected:  s.stats.commandsRejected.Load(),
-		CommandsDropped:   s.stats.commandsDropped.Load(),
-		RefusedSends:      s.stats.refusedSends.Load(),
 		CapabilityReplies: s.stats.capabilityReplies.Load(),
 		State:             "ready",
 	}
@@ -336,12 +317,15 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	es, err := s.eng.StartSession(ctx)
+	ws, err := s.w.Start(ctx)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "start_session: model could not start a session: "+err.Error())
 		return
 	}
-	sess := s.newSession(es)
+	if s.testHookStarted != nil {
+		s.testHookStarted()
+	}
+	sess := s.newSession(ws)
 	s.mu.Lock()
 	if s.closed || s.cur != nil { // closed, or a concurrent start won
 		closed := s.closed
@@ -355,16 +339,14 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cur = sess
-	s.wg.Add(2) // under mu with closed false: before any Close's Wait
 	s.mu.Unlock()
 	sess.start()
-	s.stats.sessions.Add(1)
 	s.log.Info("session started", "session", sess.id)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"session_id":         sess.id,
 		"state":              stateWaiting.String(),
 		"cluster":            "local",
-		"model":              map[string]string{"name": s.eng.ModelName()},
+		"model":              map[string]string{"name": s.w.Engine().ModelName()},
 		"server_info":        map[string]string{"server_version": s.cfg.ServerVersion},
 		"selected_transport": map[string]string{"protocol": "webrtc", "version": "1.0"},
 		"capabilities":       sess.caps,

@@ -11,7 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/peer"
+	"github.com/framewire/framewire/engine/wiring"
 )
 
 // state is a server-side session state (§5.1 of the wire contract).
@@ -36,22 +38,22 @@ func (s state) String() string {
 	return "closed"
 }
 
-// ErrNoClient is returned by the model's Send while no client is connected.
-var ErrNoClient = errors.New("protocol: no client connected")
-
-// session is the server side of one model session.
+// session is the server side of one model session. Its goroutines (the
+// monitor, each negotiation) run under the engine session's errgroup, like
+// the pipelines and receive loops the wiring adds: the engine session owns
+// them all. It is the engine session's Transport.
+//
+// Lock order: negMu before mu; neither is held while waiting for a
+// pipeline, the network or the model.
 type session struct {
 	srv  *Server
 	id   string
-	es   Session
-	caps Capabilities
+	ws   *wiring.Session
+	es   *engine.Session
+	caps engine.Capabilities
 	log  *slog.Logger
 
-	ctx    context.Context // cancelled when the session ends
-	cancel context.CancelFunc
-
-	negMu   sync.Mutex              // serialises negotiate; held while the model starts outputs
-	outputs map[string]*peer.Output // guarded by negMu
+	negMu sync.Mutex // serialises offers (validate → ensure outputs → bind); never held while waiting
 
 	mu          sync.Mutex // guards the fields below; never held while calling the model or the network
 	st          state
@@ -61,51 +63,31 @@ type session struct {
 	negotiating bool
 	answer      string
 	negErr      error
+	reason      string // why the session ends, for the client's sessionEnded
 
 	lastSeen atomic.Int64 // unix nanos of the last data-channel message
 	lost     chan *peer.Peer
-	cmds     chan command
 	uploads  *uploadStore
-	endOnce  sync.Once
 }
 
-type command struct {
-	name    string
-	args    json.RawMessage
-	uploads map[string]fileRef
-}
-
-type fileRef struct {
-	UploadID string `json:"upload_id"`
-	Name     string `json:"name"`
-	MimeType string `json:"mime_type"`
-	Size     int64  `json:"size"`
-}
-
-func (s *Server) newSession(es Session) *session {
+func (s *Server) newSession(ws *wiring.Session) *session {
 	sess := &session{
-		srv: s, id: es.ID(), es: es, caps: s.eng.Capabilities(),
+		srv: s, id: ws.ID(), ws: ws, es: ws.Engine(), caps: s.caps,
 		st: stateWaiting, since: time.Now(),
-		outputs: map[string]*peer.Output{},
 		lost:    make(chan *peer.Peer, 4),
-		cmds:    make(chan command, s.cfg.CommandQueue),
 		uploads: newUploadStore(s.cfg.MaxUploadSize, s.cfg.UploadQuota),
 	}
-	if sess.caps.Commands == nil {
-		sess.caps.Commands = []CommandCap{}
-	}
 	sess.log = s.log.With("session", sess.id)
-	sess.ctx, sess.cancel = context.WithCancel(s.ctx)
-	es.SetSender(sess.sendApplication)
+	sess.es.Attach(sess)
 	return sess
 }
 
-// start launches the session's goroutines. The caller has added 2 to
-// srv.wg under srv.mu while the server was not closed, so that Close's
-// Wait cannot begin before the Add.
+// start launches the monitor under the engine session. When the session
+// already ended it cleans up at once.
 func (ss *session) start() {
-	go ss.monitor()
-	go ss.runCommands()
+	if err := ss.es.Go(ss.monitor); err != nil {
+		ss.cleanup("model session ended")
+	}
 }
 
 func (ss *session) currentState() state {
@@ -114,32 +96,49 @@ func (ss *session) currentState() state {
 	return ss.st
 }
 
-// end closes the session: the peer, the uploads, the model session. It is
-// idempotent and may run on any goroutine except a pion callback.
+// end stops the session with reason and waits until every goroutine of it
+// returned (the monitor closes the peer on the way). It is idempotent and
+// must not run on a goroutine the session owns or in a pion callback.
 func (ss *session) end(reason string) {
-	ss.endOnce.Do(func() {
-		ss.log.Info("session ending", "reason", reason)
-		ss.mu.Lock()
-		ss.st = stateClosed
-		p := ss.peer
-		ss.peer = nil
-		ss.gen++
-		ss.mu.Unlock()
-		if p != nil {
-			ss.sendRuntime(p, "sessionEnded", map[string]string{"reason": reason})
-			_ = p.Close()
+	ss.mu.Lock()
+	if ss.reason == "" {
+		ss.reason = reason
+	}
+	ss.mu.Unlock()
+	ss.es.RequestStop(reason)
+	<-ss.es.Done()
+}
+
+// cleanup tells the client why the session ended, closes its peer and
+// uploads and forgets the session. It runs once, on the monitor as the
+// session ends.
+func (ss *session) cleanup(fallback string) {
+	ss.es.Attach(nil)
+	ss.mu.Lock()
+	ss.st = stateClosed
+	p := ss.peer
+	ss.peer = nil
+	ss.gen++
+	reason := ss.reason
+	ss.mu.Unlock()
+	if reason == "" {
+		reason = fallback
+	}
+	ss.log.Info("session ending", "reason", reason)
+	if p != nil {
+		if err := ss.sendRuntime(p, "sessionEnded", map[string]string{"reason": reason}); err != nil {
+			ss.log.Debug("sessionEnded not sent", "err", err)
 		}
-		ss.cancel()
-		ss.es.Stop()
-		ss.uploads.clear()
-		ss.srv.removeIfCurrent(ss)
-	})
+		_ = p.Close()
+	}
+	ss.uploads.clear()
+	ss.srv.removeIfCurrent(ss)
 }
 
 // monitor owns the session's timers: liveness of the connected peer, the
-// orphan grace period, lost peers, and the model session ending by itself.
-func (ss *session) monitor() {
-	defer ss.srv.wg.Done()
+// orphan grace period and lost peers. When the session ends (ctx), for
+// whatever reason, it cleans up.
+func (ss *session) monitor(ctx context.Context) error {
 	cfg := ss.srv.cfg
 	tick := min(cfg.PingTimeout, cfg.OrphanGrace) / 4
 	tick = max(tick, 10*time.Millisecond)
@@ -147,25 +146,34 @@ func (ss *session) monitor() {
 	defer t.Stop()
 	for {
 		select {
-		case <-ss.ctx.Done():
-			return
-		case <-ss.es.Done():
-			ss.end("model session ended")
-			return
+		case <-ctx.Done():
+			ss.cleanup(fmt.Sprint(context.Cause(ctx)))
+			return nil
 		case p := <-ss.lost:
 			ss.orphan(p, "peer connection lost")
 		case now := <-t.C:
-			ss.mu.Lock()
-			st, since, p := ss.st, ss.since, ss.peer
-			ss.mu.Unlock()
-			switch {
-			case st == stateStreaming && now.Sub(time.Unix(0, ss.lastSeen.Load())) > cfg.PingTimeout:
-				ss.orphan(p, fmt.Sprintf("no data-channel message for %s", cfg.PingTimeout))
-			case (st == stateWaiting || st == stateOrphaned) && now.Sub(since) > cfg.OrphanGrace:
-				ss.end(fmt.Sprintf("no client for %s", cfg.OrphanGrace))
-				return
-			}
+			ss.check(now)
 		}
+	}
+}
+
+// check applies the ping timeout and the orphan grace period at now.
+func (ss *session) check(now time.Time) {
+	cfg := ss.srv.cfg
+	ss.mu.Lock()
+	st, since, p := ss.st, ss.since, ss.peer
+	ss.mu.Unlock()
+	switch {
+	case st == stateStreaming && now.Sub(time.Unix(0, ss.lastSeen.Load())) > cfg.PingTimeout:
+		ss.orphan(p, fmt.Sprintf("no data-channel message for %s", cfg.PingTimeout))
+	case (st == stateWaiting || st == stateOrphaned) && now.Sub(since) > cfg.OrphanGrace:
+		reason := fmt.Sprintf("no client for %s", cfg.OrphanGrace)
+		ss.mu.Lock()
+		if ss.reason == "" {
+			ss.reason = reason
+		}
+		ss.mu.Unlock()
+		ss.es.RequestStop(reason)
 	}
 }
 
@@ -186,14 +194,33 @@ func (ss *session) orphan(p *peer.Peer, reason string) {
 	_ = p.Close()
 }
 
-// negotiate validates an offer against the capabilities, prepares the
-// session's outputs, closes the previous peer and builds the answer in the
-// background. Errors are the client's fault (400).
+// negotiate takes an offer: validate it against the capabilities, ensure
+// the session's outputs (the wiring starts or restarts pipelines without
+// waiting), then bind a new peer and build the answer in the background.
+// Errors are the client's fault (400).
 func (ss *session) negotiate(offer *peer.Offer, mapping []peer.TrackMapping) error {
+	if err := ss.validate(offer, mapping); err != nil {
+		return err
+	}
+	ss.negMu.Lock()
+	defer ss.negMu.Unlock()
+	if ss.currentState() == stateClosed {
+		return errors.New("session has ended")
+	}
+	outputs, err := ss.ws.Prepare(offer, mapping)
+	if err != nil {
+		return err
+	}
+	return ss.bind(peer.Binding{Offer: offer, Mapping: mapping, Outputs: outputs, Handlers: ss.handlers()})
+}
+
+// validate checks the mapping against the model's tracks and the offer
+// (once: peer.Config.Answer relies on it).
+func (ss *session) validate(offer *peer.Offer, mapping []peer.TrackMapping) error {
 	if !offer.HasDataChannel() {
 		return errors.New("the offer has no data channel (m=application) section; the client must create the \"data\" channel before offering")
 	}
-	caps := map[string]TrackCap{}
+	caps := map[string]engine.TrackCap{}
 	for _, t := range ss.caps.Tracks {
 		caps[t.Name] = t
 	}
@@ -202,84 +229,33 @@ func (ss *session) negotiate(offer *peer.Offer, mapping []peer.TrackMapping) err
 		if !ok {
 			return fmt.Errorf("track_mapping[%d] names track %q, which the model does not declare", i, tm.Name)
 		}
-		if c.Kind != tm.Kind || c.Direction != tm.Direction {
+		if string(tm.Kind) != c.Kind || string(tm.Direction) != c.Direction {
 			return fmt.Errorf("track_mapping[%d] %q is %s/%s; the model declares %s/%s", i, tm.Name, tm.Kind, tm.Direction, c.Kind, c.Direction)
 		}
 	}
-	if err := offer.Check(mapping); err != nil {
-		return err
-	}
-	// Outputs are created once per session, with the codec of the first
-	// offer, and started under the model session; a later offer that drops
-	// that codec gets a new output and a restarted pipeline. Starting one
-	// calls into the model (and may wait for a previous pipeline to stop),
-	// so it runs under negMu, not mu, which pion's callbacks take.
-	ss.negMu.Lock()
-	defer ss.negMu.Unlock()
-	if ss.currentState() == stateClosed {
-		return errors.New("session has ended")
-	}
-	for _, tm := range mapping {
-		if tm.Direction != peer.DirRecvonly {
-			continue
-		}
-		prev := ss.outputs[tm.Name]
-		if prev != nil && offer.Supports(tm.MID, prev.Codec()) {
-			continue
-		}
-		codec, err := offer.ChooseCodec(tm.MID)
-		if err != nil {
-			return err
-		}
-		if prev != nil {
-			// A reconnect whose offer drops the codec the output streams
-			// in: restart the output's pipeline with the offered one.
-			ss.log.Info("offer drops the output's codec; restarting its pipeline", "track", tm.Name, "from", prev.Codec(), "to", codec)
-		}
-		out, err := peer.NewOutput(tm.Name, tm.Kind, codec)
-		if err != nil {
-			return err
-		}
-		ctl, err := ss.es.StartOutput(tm.Name, out)
-		if err != nil {
-			return fmt.Errorf("starting output %q: %v", tm.Name, err)
-		}
-		out.SetControl(ctl)
-		ss.outputs[tm.Name] = out
-	}
-	b := peer.Binding{
-		Offer: offer, Mapping: mapping,
-		Outputs:     map[string]*peer.Output{},
-		VideoInputs: map[string]peer.VideoInput{},
-		AudioInputs: map[string]peer.AudioInput{},
-		Handlers: peer.Handlers{
-			OnMessage: ss.onMessage,
-			OnReady:   ss.onReady,
-			OnLost: func(p *peer.Peer, reason string) {
-				select {
-				case ss.lost <- p:
-				default:
-				}
-			},
+	return offer.Check(mapping)
+}
+
+func (ss *session) handlers() peer.Handlers {
+	return peer.Handlers{
+		OnMessage: ss.onMessage,
+		OnReady:   ss.onReady,
+		OnInbound: func(_ *peer.Peer, in *peer.Inbound) { ss.ws.Receive(in) },
+		OnLost: func(p *peer.Peer, reason string) {
+			select {
+			case ss.lost <- p:
+			default:
+			}
 		},
 	}
-	for n, o := range ss.outputs {
-		b.Outputs[n] = o
-	}
-	for _, tm := range mapping {
-		if tm.Direction == peer.DirSendonly {
-			if tm.Kind == peer.KindVideo {
-				if in := ss.es.VideoInput(tm.Name); in != nil {
-					b.VideoInputs[tm.Name] = in
-				}
-			} else if in := ss.es.AudioInput(tm.Name); in != nil {
-				b.AudioInputs[tm.Name] = in
-			}
-		}
-	}
+}
+
+// bind replaces the session's peer with a new one for b, answering on a
+// goroutine of the session (gathering takes up to the gather timeout).
+func (ss *session) bind(b peer.Binding) error {
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
 	if ss.st == stateClosed {
+		ss.mu.Unlock()
 		return errors.New("session has ended")
 	}
 	ss.gen++
@@ -291,35 +267,44 @@ func (ss *session) negotiate(offer *peer.Offer, mapping []peer.TrackMapping) err
 		ss.st = stateOrphaned
 	}
 	ss.since = time.Now()
-	ss.srv.wg.Add(1)
-	go func() {
-		defer ss.srv.wg.Done()
+	ss.mu.Unlock()
+	err := ss.es.Go(func(ctx context.Context) error {
 		if old != nil {
 			_ = old.Close()
 		}
-		ctx, cancel := context.WithTimeout(ss.ctx, ss.srv.cfg.NegotiationTimeout)
-		defer cancel()
-		pcfg := ss.srv.cfg.Peer
-		p, answer, err := pcfg.Answer(ctx, b)
-		ss.mu.Lock()
-		if ss.gen != gen || ss.st == stateClosed {
-			ss.mu.Unlock()
-			if p != nil {
-				_ = p.Close()
-			}
-			return
-		}
-		ss.negotiating = false
-		if err != nil {
-			ss.negErr = err
-			ss.mu.Unlock()
-			ss.log.Warn("negotiation failed", "err", err)
-			return
-		}
-		ss.peer, ss.answer = p, answer
-		ss.mu.Unlock()
-	}()
+		ss.answerOffer(ctx, gen, b)
+		return nil
+	})
+	if err != nil {
+		return errors.New("session has ended")
+	}
 	return nil
+}
+
+// answerOffer builds the answer of offer generation gen and publishes it,
+// unless a newer offer or the session's end overtook it.
+func (ss *session) answerOffer(ctx context.Context, gen uint64, b peer.Binding) {
+	ctx, cancel := context.WithTimeout(ctx, ss.srv.cfg.NegotiationTimeout)
+	defer cancel()
+	pcfg := ss.srv.cfg.Peer
+	p, answer, err := pcfg.Answer(ctx, b)
+	ss.mu.Lock()
+	if ss.gen != gen || ss.st == stateClosed {
+		ss.mu.Unlock()
+		if p != nil {
+			_ = p.Close()
+		}
+		return
+	}
+	ss.negotiating = false
+	if err != nil {
+		ss.negErr = err
+		ss.mu.Unlock()
+		ss.log.Warn("negotiation failed", "err", err)
+		return
+	}
+	ss.peer, ss.answer = p, answer
+	ss.mu.Unlock()
 }
 
 // answerStatus is the GET sdp_params reply for the latest offer.
@@ -353,4 +338,48 @@ func (ss *session) currentPeer() *peer.Peer {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	return ss.peer
+}
+
+// Send implements engine.Transport: msg becomes the data of one
+// application envelope on the current peer's data channel.
+func (ss *session) Send(msg json.RawMessage) error {
+	b, err := json.Marshal(struct {
+		Scope string          `json:"scope"`
+		Data  json.RawMessage `json:"data"`
+	}{"application", msg})
+	if err != nil {
+		return fmt.Errorf("protocol: send: %w", err)
+	}
+	p := ss.currentPeer()
+	if p == nil {
+		return engine.ErrNoTransport
+	}
+	if err := p.Send(b); err != nil {
+		if errors.Is(err, peer.ErrChannelNotOpen) {
+			return fmt.Errorf("%w: %w", engine.ErrNoTransport, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// CommandRejected implements engine.Transport: the client gets a runtime
+// "error" message (the 2.9.0 SDK only forwards it to runtimeMessage
+// listeners).
+func (ss *session) CommandRejected(name string, err error) {
+	p := ss.currentPeer()
+	if p == nil {
+		return
+	}
+	if err := ss.sendRuntime(p, "error", map[string]string{"code": "COMMAND_REJECTED", "command": name, "message": err.Error()}); err != nil {
+		ss.log.Debug("rejection not sent to the client", "command", name, "err", err)
+	}
+}
+
+// Upload implements engine.Transport: it waits, at most the configured
+// UploadWait, for the upload's bytes.
+func (ss *session) Upload(ctx context.Context, id string) (engine.Upload, error) {
+	ctx, cancel := context.WithTimeout(ctx, ss.srv.cfg.UploadWait)
+	defer cancel()
+	return ss.uploads.wait(ctx, id)
 }

@@ -12,13 +12,13 @@ import (
 	"strings"
 	"sync"
 	"unicode"
+
+	"github.com/framewire/framewire/engine"
 )
 
 var (
-	// ErrUnknownUpload is returned for an upload id the session never issued.
-	ErrUnknownUpload = errors.New("protocol: unknown upload id")
-	// ErrUploadPending is returned when an upload's bytes did not arrive in time.
-	ErrUploadPending = errors.New("protocol: upload bytes not received in time")
+	errUnknownUpload = errors.New("unknown upload id")
+	errUploadPending = errors.New("upload bytes not received in time")
 )
 
 // uploadStore keeps one session's uploads in memory until the session ends.
@@ -114,16 +114,16 @@ func (u *uploadStore) notified(id string) bool {
 }
 
 // wait returns the upload once its bytes arrived, waiting until ctx ends.
-func (u *uploadStore) wait(ctx context.Context, id string) (Upload, error) {
+func (u *uploadStore) wait(ctx context.Context, id string) (engine.Upload, error) {
 	s := u.get(id)
 	if s == nil {
-		return Upload{}, fmt.Errorf("%w %q", ErrUnknownUpload, id)
+		return engine.Upload{}, fmt.Errorf("%w %q", errUnknownUpload, id)
 	}
 	select {
 	case <-s.done:
-		return Upload{ID: s.id, Name: s.name, MimeType: s.mime, Size: s.size, Data: s.data}, nil
+		return engine.Upload{ID: s.id, Name: s.name, MimeType: s.mime, Size: s.size, Data: s.data}, nil
 	case <-ctx.Done():
-		return Upload{}, fmt.Errorf("%w: upload %q", ErrUploadPending, id)
+		return engine.Upload{}, fmt.Errorf("%w: upload %q", errUploadPending, id)
 	}
 }
 

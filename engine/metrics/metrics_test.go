@@ -1,4 +1,4 @@
-package main
+package metrics_test
 
 import (
 	"context"
@@ -13,31 +13,64 @@ import (
 
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/enginetest"
+	"github.com/framewire/framewire/engine/metrics"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/protocol"
+	"github.com/framewire/framewire/engine/wiring"
+	"github.com/framewire/framewire/tracks"
 )
 
-// GET /metrics reports the running demo session's pipeline (the demo model
-// really draws, the pipeline really encodes with libx264) and the server's
-// counters, read from the snapshots at scrape time.
+// drawModel emits grey 320x240 frames at 30 fps into main_video and has a
+// webcam input; it really draws, the pipeline really encodes.
+func drawModel() engine.Model {
+	return engine.Model{
+		Name:   "metrics-test",
+		Tracks: []tracks.Spec{tracks.VideoOutput("main_video"), tracks.VideoInput("webcam")},
+		New: func(engine.Config) (engine.Runner, error) {
+			return engine.RunFunc(func(ctx context.Context, s *engine.Session) error {
+				out, err := s.VideoOut("main_video")
+				if err != nil {
+					return err
+				}
+				img := make([]byte, 320*240*3)
+				tick := time.NewTicker(time.Second / 30)
+				defer tick.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-tick.C:
+					}
+					if out.Emit(img, 240, 320, 3) != nil {
+						return nil
+					}
+				}
+			}), nil
+		},
+	}
+}
+
+// Handler reports the running session's pipeline (the model really
+// draws, the pipeline really encodes with libx264), the engine's totals
+// and the server's counters, read from the snapshots at scrape time.
 func TestMetrics(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	eng, err := engine.New(demoModel(), engine.WithLogger(log))
+	eng, err := engine.New(drawModel(), engine.WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	a, err := protocol.FromEngine(eng, protocol.Media{Backend: encode.BackendX264, Logger: log})
+	w, err := wiring.New(eng, wiring.Config{Backend: encode.BackendX264, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, _ := parseFlags(nil)
-	srv, err := protocol.NewServer(a, o.serverConfig(log))
+	srv, err := protocol.NewServer(w, protocol.Config{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	h, err := metricsHandler(a, srv)
+	h, err := metrics.Handler(w, srv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,16 +106,13 @@ func TestMetrics(t *testing.T) {
 
 	// A session with main_video's pipeline running into an unbound output
 	// (what a peer would carry is dropped; everything before it is real).
-	s, err := a.StartSession(context.Background())
+	s, err := w.Start(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Stop()
-	out, err := peer.NewOutput("main_video", peer.KindVideo, peer.CodecH264)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.StartOutput("main_video", out); err != nil {
+	defer s.Engine().Stop("test over")
+	mapping := []peer.TrackMapping{{MID: "0", Name: "main_video", Kind: peer.KindVideo, Direction: peer.DirRecvonly}}
+	if _, err := s.Prepare(enginetest.RecvOffer(t, peer.KindVideo), mapping); err != nil {
 		t.Fatal(err)
 	}
 	var text string
@@ -104,7 +134,8 @@ func TestMetrics(t *testing.T) {
 		`framewire_video_target_bitrate_bps{track="main_video"}`:             func(v float64) bool { return v == 2_500_000 },
 		`framewire_video_encode_seconds{quantile="0.5",track="main_video"}`:  func(v float64) bool { return v > 0 },
 		`framewire_track_frames_total{event="delivered",track="webcam"}`:     func(v float64) bool { return v == 0 },
-		`framewire_commands_total{outcome="accepted"}`:                       func(v float64) bool { return v == 0 },
+		`framewire_commands_total{outcome="run"}`:                            func(v float64) bool { return v == 0 },
+		`framewire_sessions_started_total`:                                   func(v float64) bool { return v == 1 },
 	} {
 		if v := value(text, series); !ok(v) {
 			t.Errorf("%s = %v", series, v)

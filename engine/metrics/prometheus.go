@@ -1,11 +1,15 @@
-package main
-
-// Prometheus metrics at GET /metrics. A custom Collector reads the
-// adapter's per-session snapshot (protocol.Adapter.Stats) and the server's
-// counters (protocol.Server.Stats) at scrape time: nothing is counted per
-// frame for Prometheus. Pipeline counters belong to the running session
-// and restart with the next one (Prometheus treats that as a counter
-// reset).
+// Package metrics exposes a running engine to monitoring: a Prometheus
+// collector (Collector, Handler) and the JSON stats document the demo page
+// polls (Snapshot, StatsHandler). Both read counters the engine, the
+// wiring and the protocol server keep anyway, at scrape time: nothing is
+// counted per frame for them. Per-session series describe the newest
+// running session (local mode serves one) and restart with the next one
+// (Prometheus treats that as a counter reset); the engine-wide totals
+// never reset.
+//
+// This is the only package of the engine that imports the Prometheus
+// client; a program that does not serve metrics does not link it.
+package metrics
 
 import (
 	"net/http"
@@ -15,33 +19,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/framewire/framewire/engine/protocol"
+	"github.com/framewire/framewire/engine/wiring"
 )
-
-// statsSource is what the collector reads; *protocol.Adapter and
-// *protocol.Server provide it.
-type statsSource interface {
-	Stats() []protocol.SessionStats
-}
-
-type serverStatsSource interface {
-	Stats() protocol.Stats
-}
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc("framewire_"+name, help, labels, nil)
 }
 
 var (
-	mSessions        = desc("sessions_started_total", "Sessions started by start_session.")
-	mSessionState    = desc("session_state", "1 for the state of the current session (ready when none).", "state")
-	mCommands        = desc("commands_total", "Application commands from clients by outcome: accepted by the model, rejected (unknown, bad arguments), dropped (queue full).", "outcome")
+	mSessions        = desc("sessions_started_total", "Model sessions started.")
+	mSessionState    = desc("session_state", "1 for the state of the current protocol session (ready when none).", "state")
+	mCommands        = desc("commands_total", "Commands from clients, all sessions, by outcome: run (the handler returned nil), failed (error or panic in the handler), rejected (dropped before the handler: unknown, bad arguments, queue full, upload missing).", "outcome")
 	mDroppedMessages = desc("dropped_messages_total", "Malformed or unknown data-channel messages.")
 	mRefusedSends    = desc("refused_sends_total", "Model messages not sent (too large, no client).")
 	mLiveSessions    = desc("live_sessions", "Model sessions running.")
 
-	mModelCommands = desc("model_commands_total", "Commands of the current session by result: run, failed (error or panic in the handler), rejected (before the handler).", "result")
-	mPanics        = desc("model_panics_total", "Panics contained in model code of the current session.")
-	mTrackEvents   = desc("track_frames_total", "Frames (or audio chunks) of the current session's tracks: emitted by the model or delivered by the client, dropped, rejected.", "track", "event")
+	mPanics      = desc("model_panics_total", "Panics contained in model code of the current session.")
+	mTrackEvents = desc("track_frames_total", "Frames (or audio chunks) of the current session's tracks: emitted by the model or delivered by the client, dropped, rejected.", "track", "event")
 
 	mVideoFrames   = desc("video_frames_total", "Video pipeline frames of the current session: encoded, sent, keyframes, skipped.", "track", "event")
 	mVideoErrors   = desc("video_errors_total", "Video pipeline errors of the current session.", "track", "kind")
@@ -60,13 +54,20 @@ var (
 
 // collector is a prometheus.Collector over the engine's snapshots.
 type collector struct {
-	sessions statsSource
-	server   serverStatsSource
+	w   *wiring.Wiring
+	srv *protocol.Server // nil when the engine is not served by package protocol
+}
+
+// Collector returns a prometheus.Collector of the engine w wires and of
+// srv's protocol counters (srv may be nil). Register it with any registry;
+// it is safe for concurrent scrapes.
+func Collector(w *wiring.Wiring, srv *protocol.Server) prometheus.Collector {
+	return collector{w: w, srv: srv}
 }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mSessions, mSessionState, mCommands, mDroppedMessages, mRefusedSends, mLiveSessions,
-		mModelCommands, mPanics, mTrackEvents, mVideoFrames, mVideoErrors, mQueueDepth, mEncodeSeconds, mLatency,
+		mPanics, mTrackEvents, mVideoFrames, mVideoErrors, mQueueDepth, mEncodeSeconds, mLatency,
 		mBitrate, mTarget, mBackend, mAudioFrames, mAudioOverflow, mAudioBuffered, mAudioLatency} {
 		ch <- d
 	}
@@ -79,27 +80,26 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	st := c.server.Stats()
-	counter(mSessions, st.Sessions)
-	gauge(mSessionState, 1, st.State)
-	counter(mCommands, st.Commands, "accepted")
-	counter(mCommands, st.CommandsRejected, "rejected")
-	counter(mCommands, st.CommandsDropped, "dropped")
-	counter(mDroppedMessages, st.DroppedMessages)
-	counter(mRefusedSends, st.RefusedSends)
-
-	list := c.sessions.Stats()
-	gauge(mLiveSessions, float64(len(list)))
+	es := c.w.Engine().Stats()
+	counter(mSessions, es.SessionsStarted)
+	gauge(mLiveSessions, float64(es.SessionsRunning))
+	counter(mCommands, es.CommandsRun, "run")
+	counter(mCommands, es.CommandsFailed, "failed")
+	counter(mCommands, es.CommandsRejected, "rejected")
+	counter(mRefusedSends, es.SendsRefused)
+	if c.srv != nil {
+		st := c.srv.Stats()
+		gauge(mSessionState, 1, st.State)
+		counter(mDroppedMessages, st.DroppedMessages)
+	}
+	list := c.w.Stats()
 	if len(list) == 0 {
 		return
 	}
-	// The server runs one session at a time; report the newest, so that
+	// Local mode runs one session at a time; report the newest, so that
 	// each series has one value.
 	s := list[len(list)-1]
 	e := s.Engine
-	counter(mModelCommands, e.CommandsRun, "run")
-	counter(mModelCommands, e.CommandsFailed, "failed")
-	counter(mModelCommands, e.CommandsRejected, "rejected")
 	counter(mPanics, e.Panics)
 	for name, t := range e.Tracks {
 		counter(mTrackEvents, t.Emitted, name, "emitted")
@@ -137,12 +137,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// metricsHandler serves the engine's metrics with the Go runtime's and the
-// process's.
-func metricsHandler(sessions statsSource, server serverStatsSource) (http.Handler, error) {
+// Handler serves, in the Prometheus text format, the engine's metrics
+// (Collector) with the Go runtime's and the process's, from a registry of
+// its own.
+func Handler(w *wiring.Wiring, srv *protocol.Server) (http.Handler, error) {
 	reg := prometheus.NewRegistry()
 	for _, c := range []prometheus.Collector{
-		collector{sessions: sessions, server: server},
+		Collector(w, srv),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {

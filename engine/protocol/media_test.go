@@ -1,9 +1,6 @@
 package protocol
 
 import (
-	"context"
-	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -80,7 +77,7 @@ func TestAdapterReconnectWithOtherCodecRestartsOutput(t *testing.T) {
 	if l := c2.lastLuma.Load(); l < 180 {
 		t.Errorf("luma %d after reconnect: the model's state did not survive", l)
 	}
-	if len(ts.eng.sessions) != 1 || ts.eng.last().stopped() {
+	if ts.eng.started() != 1 || ts.eng.last().stopped() {
 		t.Error("the codec change started a new model session")
 	}
 	if n := len(ts.eng.Stats()); n != 1 {
@@ -95,7 +92,7 @@ func TestAdapterSendrecvInputBeforeOutput(t *testing.T) {
 	ts.client = clientOptions{sendrecvInputs: true}
 	d := ts.start(t)
 	caps := d.Capabilities.Tracks
-	c := ts.dial(t, d.SessionID, []TrackCap{caps[1], caps[0]}, "POST") // webcam first
+	c := ts.dial(t, d.SessionID, []engine.TrackCap{caps[1], caps[0]}, "POST") // webcam first
 	c.waitReady()
 	c.waitFrames(10, 5*time.Second)
 	for _, tr := range c.pc.GetTransceivers() {
@@ -108,6 +105,10 @@ func TestAdapterSendrecvInputBeforeOutput(t *testing.T) {
 	c.publishWebcam(160, 120, stop)
 	s := ts.eng.last()
 	eventually(t, 5*time.Second, "webcam frames delivered to the model", func() bool { return s.webcamN() > 5 })
+	in := ts.eng.Stats()[0].Inputs
+	if len(in) != 1 || in[0].Name != "webcam" || in[0].Decoder != "cpu" || in[0].Pictures < 5 || in[0].Samples < in[0].Pictures {
+		t.Errorf("input stats %+v; want webcam decoded on the CPU, samples >= pictures >= 5", in)
+	}
 }
 
 // Stats reports the running session: its pipeline and its tracks.
@@ -130,43 +131,4 @@ func TestAdapterStats(t *testing.T) {
 		t.Fatalf("stop_session: %d %s", code, body)
 	}
 	eventually(t, 5*time.Second, "stats empty after the session stopped", func() bool { return len(ts.eng.Stats()) == 0 })
-}
-
-func TestFromEngineRejectsBadInput(t *testing.T) {
-	if _, err := FromEngine(nil, Media{}); err == nil || !strings.Contains(err.Error(), "engine.New") {
-		t.Errorf("FromEngine(nil): %v", err)
-	}
-	m := &testModel{}
-	eng, err := engine.New(m.declaration())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	if _, err := FromEngine(eng, Media{Backend: encode.BackendVP8}); err == nil || !strings.Contains(err.Error(), "libx264") {
-		t.Errorf("Backend VP8: %v", err)
-	}
-	if _, err := FromEngine(eng, Media{VideoBitrate: -1}); err == nil {
-		t.Error("negative bitrate accepted")
-	}
-	a, err := FromEngine(eng, Media{Backend: encode.BackendX264})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := a.StartSession(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
-	if _, err := s.StartOutput("webcam", nil); err == nil || !strings.Contains(err.Error(), "input") {
-		t.Errorf("StartOutput of an input: %v", err)
-	}
-	if _, err := s.StartOutput("nope", nil); err == nil {
-		t.Error("StartOutput of an unknown track succeeded")
-	}
-	if s.VideoInput("main_video") != nil || s.VideoInput("nope") != nil || s.AudioInput("webcam") != nil {
-		t.Error("an input lookup returned a track that is not that kind of input")
-	}
-	if err := s.Dispatch("set_color", []byte(`{"level": 300, "label": "red"}`), nil); !errors.Is(err, engine.ErrInvalidArgs) {
-		t.Errorf("out-of-range argument: %v", err)
-	}
 }

@@ -1,0 +1,98 @@
+// Package enginetest holds helpers shared by the tests of the engine's
+// packages and of programs linking it: polling with a deadline, a test
+// context, and real pion offers. Nothing here stands in for a component
+// under test; the offers come from a real pion PeerConnection.
+package enginetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/framewire/framewire/engine/peer"
+)
+
+// Eventually polls cond every 10 ms until it holds, failing the test with
+// what when within passes first.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true within %s", what, within)
+		}
+		<-tick.C
+	}
+}
+
+// Context returns a context cancelled after within or when the test ends.
+func Context(t testing.TB, within time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// RecvOffer returns a real pion offer with one recvonly m-section per kind
+// in kinds (mids "0", "1", … in order) and the "data" channel, as the SDK
+// makes for a model's outputs, already parsed.
+func RecvOffer(t testing.TB, kinds ...peer.Kind) *peer.Offer {
+	t.Helper()
+	return recvOffer(t, webrtc.NewPeerConnection, kinds)
+}
+
+// VideoOffer returns a real pion offer with one recvonly video m-section
+// (mid "0") that offers only the codec named by mime (webrtc.MimeTypeH264,
+// webrtc.MimeTypeVP8), and the "data" channel.
+func VideoOffer(t testing.TB, mime string) *peer.Offer {
+	t.Helper()
+	var codec webrtc.RTPCodecParameters
+	switch mime {
+	case webrtc.MimeTypeH264:
+		codec = webrtc.RTPCodecParameters{PayloadType: 102, RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: mime, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}}
+	case webrtc.MimeTypeVP8:
+		codec = webrtc.RTPCodecParameters{PayloadType: 96, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 90000}}
+	default:
+		t.Fatalf("enginetest.VideoOffer(%q): want webrtc.MimeTypeH264 or webrtc.MimeTypeVP8", mime)
+	}
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(codec, webrtc.RTPCodecTypeVideo); err != nil {
+		t.Fatal(err)
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me))
+	return recvOffer(t, api.NewPeerConnection, []peer.Kind{peer.KindVideo})
+}
+
+func recvOffer(t testing.TB, newPC func(webrtc.Configuration) (*webrtc.PeerConnection, error), kinds []peer.Kind) *peer.Offer {
+	t.Helper()
+	pc, err := newPC(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	for _, k := range kinds {
+		kind := webrtc.RTPCodecTypeVideo
+		if k == peer.KindAudio {
+			kind = webrtc.RTPCodecTypeAudio
+		}
+		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pc.CreateDataChannel("data", nil); err != nil {
+		t.Fatal(err)
+	}
+	o, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer, err := peer.ParseOffer(o.SDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offer
+}

@@ -1,0 +1,122 @@
+package metrics
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/framewire/framewire/engine/protocol"
+	"github.com/framewire/framewire/engine/wiring"
+)
+
+// TrackStats is one output track in the stats document. Durations are
+// milliseconds, rates bit/s.
+type TrackStats struct {
+	Track         string  `json:"track"`
+	Backend       string  `json:"backend"`
+	Emitted       uint64  `json:"emitted"`
+	Dropped       uint64  `json:"dropped"` // by the track's full queue
+	Skipped       uint64  `json:"skipped"` // overtaken by a newer frame before their slot
+	QueueDepth    int     `json:"queue_depth"`
+	Encoded       uint64  `json:"encoded"`
+	Sent          uint64  `json:"sent"`
+	Keyframes     uint64  `json:"keyframes"`
+	Errors        uint64  `json:"errors"`
+	EncodeP50     float64 `json:"encode_p50_ms"`
+	EncodeP99     float64 `json:"encode_p99_ms"`
+	LatencyP50    float64 `json:"latency_p50_ms"`
+	LatencyP99    float64 `json:"latency_p99_ms"`
+	Bitrate       int     `json:"bitrate"`
+	TargetBitrate int     `json:"target_bitrate"`
+}
+
+// SessionStats is one running session in the stats document.
+type SessionStats struct {
+	ID      string              `json:"id"`
+	Started time.Time           `json:"started"`
+	Tracks  []TrackStats        `json:"tracks"`
+	Inputs  []wiring.InputStats `json:"inputs"`
+}
+
+// ServerStats holds the engine-wide totals and the protocol state.
+type ServerStats struct {
+	State            string `json:"state"` // "" when no protocol server is given
+	Sessions         uint64 `json:"sessions"`
+	Commands         uint64 `json:"commands"`
+	CommandsRejected uint64 `json:"commands_rejected"`
+	CommandsFailed   uint64 `json:"commands_failed"`
+	DroppedMessages  uint64 `json:"dropped_messages"`
+	RefusedSends     uint64 `json:"refused_sends"`
+}
+
+// Stats is the stats document: what GET /framewire/stats returns.
+type Stats struct {
+	Time     time.Time      `json:"time"`
+	Model    string         `json:"model"`
+	Server   ServerStats    `json:"server"`
+	Sessions []SessionStats `json:"sessions"`
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// Snapshot builds the stats document of the engine w wires and of srv
+// (which may be nil). It reads counters only.
+func Snapshot(w *wiring.Wiring, srv *protocol.Server) Stats {
+	es := w.Engine().Stats()
+	doc := Stats{Time: time.Now(), Model: w.Engine().ModelName(), Sessions: []SessionStats{}, Server: ServerStats{
+		Sessions: es.SessionsStarted, Commands: es.CommandsRun, CommandsRejected: es.CommandsRejected,
+		CommandsFailed: es.CommandsFailed, RefusedSends: es.SendsRefused,
+	}}
+	if srv != nil {
+		st := srv.Stats()
+		doc.Server.State, doc.Server.DroppedMessages = st.State, st.DroppedMessages
+	}
+	for _, s := range w.Stats() {
+		doc.Sessions = append(doc.Sessions, sessionDoc(s))
+	}
+	return doc
+}
+
+func sessionDoc(s wiring.SessionStats) SessionStats {
+	ss := SessionStats{ID: s.ID, Started: s.Started, Tracks: []TrackStats{}, Inputs: s.Inputs}
+	if ss.Inputs == nil {
+		ss.Inputs = []wiring.InputStats{}
+	}
+	for _, v := range s.Video {
+		ss.Tracks = append(ss.Tracks, TrackStats{
+			Track: v.Track, Backend: v.Backend,
+			Emitted: v.Emitted, Dropped: v.Dropped, Skipped: v.Skipped, QueueDepth: v.QueueDepth,
+			Encoded: v.Encoded, Sent: v.Sent, Keyframes: v.Keyframes,
+			Errors:    v.EncodeErrors + v.SinkErrors + v.DeviceErrors,
+			EncodeP50: ms(v.EncodeP50), EncodeP99: ms(v.EncodeP99),
+			LatencyP50: ms(v.LatencyP50), LatencyP99: ms(v.LatencyP99),
+			Bitrate: v.Bitrate, TargetBitrate: v.TargetBitrate,
+		})
+	}
+	for _, au := range s.Audio {
+		ss.Tracks = append(ss.Tracks, TrackStats{
+			Track: au.Track, Backend: "libopus", Emitted: au.Emitted, Dropped: au.Dropped + au.Overflow,
+			QueueDepth: au.QueueDepth, Encoded: au.Frames, Sent: au.Frames, Errors: au.SinkErrors,
+			EncodeP50: ms(au.EncodeP50), EncodeP99: ms(au.EncodeP99),
+			LatencyP50: ms(au.LatencyP50), LatencyP99: ms(au.LatencyP99), Bitrate: au.Bitrate,
+		})
+	}
+	return ss
+}
+
+// StatsHandler serves Snapshot as JSON (GET; no caching; readable from any
+// origin, like the protocol routes). log may be nil.
+func StatsHandler(w *wiring.Wiring, srv *protocol.Server, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		rw.Header().Set("Cache-Control", "no-store")
+		rw.Header().Set("Access-Control-Allow-Origin", "*")
+		if err := json.NewEncoder(rw).Encode(Snapshot(w, srv)); err != nil {
+			log.Debug("stats response", "err", err)
+		}
+	})
+}
