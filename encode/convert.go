@@ -101,7 +101,7 @@ func (c *Converter) Convert(img Image, w, h int) error {
 	if err := c.sws.ensure(img.Width, img.Height, astiav.PixelFormatRgb24, w, h, c.format.av(), c.cs); err != nil {
 		return err
 	}
-	if err := c.sws.toFrame(img.Pix, img.stride(), img.Height, c.frame); err != nil {
+	if err := c.sws.toFrame(img.Pix, img.RowStride(), img.Height, c.frame); err != nil {
 		return fmt.Errorf("encode: swscale: %w", err)
 	}
 	return nil

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/asticode/go-astiav"
+
+	"github.com/framewire/framewire/tracks"
 )
 
 var (
@@ -17,8 +19,9 @@ var (
 	// this build of FFmpeg or cannot be opened on this host.
 	ErrUnavailable = errors.New("encode: backend unavailable")
 	// ErrBadImage is returned for an image whose size, stride or buffer
-	// length does not describe a valid picture.
-	ErrBadImage = errors.New("encode: bad image")
+	// length does not describe a valid picture. It is tracks.ErrBadFrame,
+	// which Image.Validate wraps: one image type, one error.
+	ErrBadImage = tracks.ErrBadFrame
 )
 
 func errScaler(sw, sh int, sf astiav.PixelFormat, dw, dh int, df astiav.PixelFormat) error {

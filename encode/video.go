@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/asticode/go-astiav"
+
+	"github.com/framewire/framewire/tracks"
 )
 
 // Backend names a video encoder implementation.
@@ -109,35 +111,10 @@ func (c *VideoConfig) defaults() error {
 	return nil
 }
 
-// Image is a packed 8-bit RGB24 picture in host memory. Stride is the
-// distance in bytes between rows; 0 means Width*3.
-type Image struct {
-	Pix           []byte
-	Width, Height int
-	Stride        int
-}
-
-func (im Image) stride() int {
-	if im.Stride == 0 {
-		return im.Width * 3
-	}
-	return im.Stride
-}
-
-// Validate reports whether the image describes a complete RGB24 picture.
-func (im Image) Validate() error {
-	if im.Width <= 0 || im.Height <= 0 {
-		return fmt.Errorf("%w: size %dx%d, want positive width and height", ErrBadImage, im.Width, im.Height)
-	}
-	s := im.stride()
-	if s < im.Width*3 {
-		return fmt.Errorf("%w: stride %d < width*3 = %d", ErrBadImage, s, im.Width*3)
-	}
-	if need := s*(im.Height-1) + im.Width*3; len(im.Pix) < need {
-		return fmt.Errorf("%w: %d bytes for %dx%d RGB24 with stride %d, want at least %d", ErrBadImage, len(im.Pix), im.Width, im.Height, s, need)
-	}
-	return nil
-}
+// Image is a packed 8-bit RGB24 picture in host memory: the same type as
+// tracks.Image (see there for the layout; Stride 0 means Width*3), so a
+// model's frame reaches the encoder without conversion.
+type Image = tracks.Image
 
 // VideoEncoder converts RGB24 pictures with swscale and encodes them with
 // one FFmpeg encoder: one encoder per output track, its packets shared by

@@ -149,23 +149,16 @@ type field struct {
 
 var fileType = reflect.TypeFor[File]()
 
+// deriveSchema describes the parameter struct t: one field per exported,
+// non-skipped struct field, and the flat schema the client sees.
 func deriveSchema(t reflect.Type) ([]field, Schema, error) {
 	schema := Schema{}
 	var fields []field
 	for i := range t.NumField() {
 		sf := t.Field(i)
-		if !sf.IsExported() {
+		name, skip := paramName(sf)
+		if skip {
 			continue
-		}
-		name := sf.Name
-		if tag, ok := sf.Tag.Lookup("json"); ok {
-			n, _, _ := strings.Cut(tag, ",")
-			if n == "-" {
-				continue
-			}
-			if n != "" {
-				name = n
-			}
 		}
 		if sf.Anonymous {
 			return nil, nil, fmt.Errorf("embedded field %s is not supported; declare the parameters directly", sf.Name)
@@ -173,86 +166,142 @@ func deriveSchema(t reflect.Type) ([]field, Schema, error) {
 		if _, dup := schema[name]; dup {
 			return nil, nil, fmt.Errorf("two fields are named %q", name)
 		}
-		f := field{name: name, index: i}
-		switch {
-		case sf.Type == fileType:
-			f.kind, f.param.Type = kFile, "file"
-		case sf.Type.Kind() == reflect.Pointer && sf.Type.Elem() == fileType:
-			f.kind, f.param.Type = kFilePtr, "file"
-		default:
-			switch sf.Type.Kind() {
-			case reflect.String:
-				f.kind, f.param.Type = kString, "string"
-			case reflect.Bool:
-				f.kind, f.param.Type = kBool, "boolean"
-			case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-				f.kind, f.param.Type = kInt, "integer"
-			case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-				f.kind, f.param.Type = kUint, "integer"
-			case reflect.Float32, reflect.Float64:
-				f.kind, f.param.Type = kFloat, "number"
-			default:
-				return nil, nil, fmt.Errorf("parameter %q has type %s; want string, bool, an integer or float type, engine.File or *engine.File", name, sf.Type)
-			}
-		}
-		desc := sf.Tag.Get("description")
-		if desc == "" {
-			desc = sf.Tag.Get("desc")
-		}
-		f.param.Description = desc
-		numeric := f.kind == kInt || f.kind == kUint || f.kind == kFloat
-		for _, key := range []string{"min", "max"} {
-			v, ok := sf.Tag.Lookup(key)
-			if !ok {
-				continue
-			}
-			if !numeric {
-				return nil, nil, fmt.Errorf("parameter %q: %s:%q applies to numbers only, not %s", name, key, v, f.param.Type)
-			}
-			x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
-				return nil, nil, fmt.Errorf("parameter %q: %s:%q is not a finite number", name, key, v)
-			}
-			if key == "min" {
-				f.min, f.param.Minimum = &x, &x
-			} else {
-				f.max, f.param.Maximum = &x, &x
-			}
-		}
-		if f.min != nil && f.max != nil && *f.min > *f.max {
-			return nil, nil, fmt.Errorf("parameter %q: min %v is greater than max %v", name, *f.min, *f.max)
-		}
-		if v, ok := sf.Tag.Lookup("enum"); ok {
-			if f.kind != kString {
-				return nil, nil, fmt.Errorf("parameter %q: enum applies to strings only, not %s", name, f.param.Type)
-			}
-			f.enumSet = map[string]bool{}
-			for _, e := range strings.Split(v, ",") {
-				e = strings.TrimSpace(e)
-				if e == "" {
-					return nil, nil, fmt.Errorf("parameter %q: enum:%q has an empty value", name, v)
-				}
-				f.enumSet[e] = true
-				f.param.Enum = append(f.param.Enum, e)
-			}
-		}
-		f.param.Required = f.kind != kFilePtr
-		if v, ok := sf.Tag.Lookup("default"); ok {
-			if f.kind == kFile || f.kind == kFilePtr {
-				return nil, nil, fmt.Errorf("parameter %q: a file parameter cannot have a default", name)
-			}
-			dv := reflect.New(sf.Type).Elem()
-			if err := f.parseDefault(v, dv); err != nil {
-				return nil, nil, err
-			}
-			f.def = dv
-			f.param.Required = false
-			f.param.Default = dv.Interface()
+		f, err := newField(sf, name, i)
+		if err != nil {
+			return nil, nil, err
 		}
 		schema[name] = f.param
 		fields = append(fields, f)
 	}
 	return fields, schema, nil
+}
+
+// paramName is the wire name of struct field sf (its json tag, else its
+// Go name); skip is true for unexported fields and json:"-".
+func paramName(sf reflect.StructField) (name string, skip bool) {
+	if !sf.IsExported() {
+		return "", true
+	}
+	name = sf.Name
+	if tag, ok := sf.Tag.Lookup("json"); ok {
+		n, _, _ := strings.Cut(tag, ",")
+		if n == "-" {
+			return "", true
+		}
+		if n != "" {
+			name = n
+		}
+	}
+	return name, false
+}
+
+// newField describes struct field sf (index i) as parameter name: its
+// type, then the description, min/max, enum and default tags.
+func newField(sf reflect.StructField, name string, i int) (field, error) {
+	f := field{name: name, index: i}
+	if err := f.setKind(sf.Type); err != nil {
+		return field{}, err
+	}
+	desc := sf.Tag.Get("description")
+	if desc == "" {
+		desc = sf.Tag.Get("desc")
+	}
+	f.param.Description = desc
+	if err := f.parseBounds(sf.Tag); err != nil {
+		return field{}, err
+	}
+	if err := f.parseEnum(sf.Tag); err != nil {
+		return field{}, err
+	}
+	f.param.Required = f.kind != kFilePtr
+	if v, ok := sf.Tag.Lookup("default"); ok {
+		if f.kind == kFile || f.kind == kFilePtr {
+			return field{}, fmt.Errorf("parameter %q: a file parameter cannot have a default", name)
+		}
+		dv := reflect.New(sf.Type).Elem()
+		if err := f.parseDefault(v, dv); err != nil {
+			return field{}, err
+		}
+		f.def = dv
+		f.param.Required = false
+		f.param.Default = dv.Interface()
+	}
+	return f, nil
+}
+
+// setKind maps the Go type to the parameter's kind and schema type.
+func (f *field) setKind(t reflect.Type) error {
+	switch {
+	case t == fileType:
+		f.kind, f.param.Type = kFile, "file"
+		return nil
+	case t.Kind() == reflect.Pointer && t.Elem() == fileType:
+		f.kind, f.param.Type = kFilePtr, "file"
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.String:
+		f.kind, f.param.Type = kString, "string"
+	case reflect.Bool:
+		f.kind, f.param.Type = kBool, "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		f.kind, f.param.Type = kInt, "integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		f.kind, f.param.Type = kUint, "integer"
+	case reflect.Float32, reflect.Float64:
+		f.kind, f.param.Type = kFloat, "number"
+	default:
+		return fmt.Errorf("parameter %q has type %s; want string, bool, an integer or float type, engine.File or *engine.File", f.name, t)
+	}
+	return nil
+}
+
+// parseBounds reads the min and max tags of a numeric parameter.
+func (f *field) parseBounds(tag reflect.StructTag) error {
+	numeric := f.kind == kInt || f.kind == kUint || f.kind == kFloat
+	for _, key := range []string{"min", "max"} {
+		v, ok := tag.Lookup(key)
+		if !ok {
+			continue
+		}
+		if !numeric {
+			return fmt.Errorf("parameter %q: %s:%q applies to numbers only, not %s", f.name, key, v, f.param.Type)
+		}
+		x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("parameter %q: %s:%q is not a finite number", f.name, key, v)
+		}
+		if key == "min" {
+			f.min, f.param.Minimum = &x, &x
+		} else {
+			f.max, f.param.Maximum = &x, &x
+		}
+	}
+	if f.min != nil && f.max != nil && *f.min > *f.max {
+		return fmt.Errorf("parameter %q: min %v is greater than max %v", f.name, *f.min, *f.max)
+	}
+	return nil
+}
+
+// parseEnum reads the enum tag of a string parameter.
+func (f *field) parseEnum(tag reflect.StructTag) error {
+	v, ok := tag.Lookup("enum")
+	if !ok {
+		return nil
+	}
+	if f.kind != kString {
+		return fmt.Errorf("parameter %q: enum applies to strings only, not %s", f.name, f.param.Type)
+	}
+	f.enumSet = map[string]bool{}
+	for _, e := range strings.Split(v, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			return fmt.Errorf("parameter %q: enum:%q has an empty value", f.name, v)
+		}
+		f.enumSet[e] = true
+		f.param.Enum = append(f.param.Enum, e)
+	}
+	return nil
 }
 
 func (f *field) parseDefault(s string, dv reflect.Value) error {

@@ -35,8 +35,8 @@
 // Commands of one session run one at a time, in arrival order, on the
 // session's command goroutine, concurrently with RunSession and OnMedia:
 // the model's loop reads state that commands update, so that state needs
-// synchronisation. A command handler should return promptly (or watch
-// Session.Context()), since Stop waits for it. Dispatch validates and
+// synchronisation. A command handler should return promptly (or select on
+// Session.Stopping()), since Stop waits for it. Dispatch validates and
 // queues without waiting for the handler; Call waits.
 //
 // Current is the global accessor (Python: get_ctx()). Go has no

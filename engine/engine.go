@@ -240,7 +240,7 @@ func (e *Engine) StartSession(ctx context.Context) (*Session, error) {
 		e.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d running, limit %d", ErrTooManySessions, len(e.sessions), e.cfg.maxSessions)
 	}
-	s, err := newSession(context.WithoutCancel(ctx), e)
+	s, sctx, err := newSession(context.WithoutCancel(ctx), e)
 	if err != nil {
 		e.mu.Unlock()
 		return nil, err
@@ -249,7 +249,7 @@ func (e *Engine) StartSession(ctx context.Context) (*Session, error) {
 	e.stats.sessions.Add(1)
 	e.wg.Add(1)
 	e.mu.Unlock()
-	s.start()
+	s.start(sctx)
 	return s, nil
 }
 

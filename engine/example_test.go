@@ -207,7 +207,7 @@ func (m *morpheus) OnMedia(s *engine.Session, b *tracks.MediaBundle) error {
 	// The bundle is borrowed: copy what the pipeline keeps.
 	select {
 	case m.frames <- webcamFrame{pix: bytes.Clone(d.Video.Pix), w: d.Video.Width, h: d.Video.Height}:
-	case <-s.Context().Done(): // never block past the session's end
+	case <-s.Stopping(): // never block past the session's end
 	}
 	return nil
 }

@@ -30,15 +30,24 @@ type Session struct {
 	id     string
 	e      *Engine
 	set    *tracks.Set
-	ctx    context.Context // the errgroup's; cancelled when the session ends
-	cancel context.CancelCauseFunc
-	g      *errgroup.Group
+	// stopping is closed when the session starts ending (the errgroup's
+	// context is done); cause reads why. The context itself is never
+	// stored: it is handed to each goroutine the session starts.
+	stopping <-chan struct{}
+	cause    func() error
+	cancel   context.CancelCauseFunc
+	g        *errgroup.Group
+	// groupCtx is the errgroup's context, kept only to hand to functions
+	// started later with Go (an errgroup's goroutines need it); nothing
+	// reads it otherwise, and no accessor returns it.
+	groupCtx context.Context
 	log    *slog.Logger
 	media  *tracks.MediaQueue
 	cmds   chan cmdJob
 
 	mu      sync.Mutex
 	closing bool // set before g.Wait; Go refuses afterwards
+	values  map[any]any // SessionValue instances by key
 
 	ended chan struct{}
 	err   error // the cause, written before ended is closed
@@ -56,40 +65,43 @@ type cmdJob struct {
 	done    chan error                                      // nil for Dispatch
 }
 
-func newSession(base context.Context, e *Engine) (*Session, error) {
+func newSession(base context.Context, e *Engine) (*Session, context.Context, error) {
 	set, err := tracks.NewSet(e.specs)
 	if err != nil {
-		return nil, fmt.Errorf("engine: %w", err)
+		return nil, nil, fmt.Errorf("engine: %w", err)
 	}
 	set.SetDeviceSupport(e.cfg.deviceErr)
 	sctx, cancel := context.WithCancelCause(base)
 	g, gctx := errgroup.WithContext(sctx)
 	s := &Session{
-		id:     rand.Text(),
-		e:      e,
-		set:    set,
-		ctx:    gctx,
-		cancel: cancel,
-		g:      g,
-		cmds:   make(chan cmdJob, e.cfg.cmdQueue),
-		ended:  make(chan struct{}),
+		id:       rand.Text(),
+		e:        e,
+		set:      set,
+		stopping: gctx.Done(),
+		cause:    func() error { return context.Cause(gctx) },
+		groupCtx: gctx,
+		cancel:   cancel,
+		g:        g,
+		cmds:     make(chan cmdJob, e.cfg.cmdQueue),
+		ended:    make(chan struct{}),
 	}
 	s.log = e.log.With("session", s.id)
-	return s, nil
+	return s, gctx, nil
 }
 
-// start registers the session and launches its goroutines and supervisor.
-func (s *Session) start() {
+// start registers the session and launches, with the errgroup's context
+// ctx, its goroutines and supervisor.
+func (s *Session) start(ctx context.Context) {
 	register(s)
 	s.log.Info("session started")
 	if h, ok := s.e.runner.(MediaHandler); ok {
 		s.media = tracks.NewMediaQueue(s.e.cfg.mediaQueue)
 		s.set.Subscribe(s.media)
-		s.g.Go(func() error { s.dispatchMedia(h); return nil })
+		s.g.Go(func() error { s.dispatchMedia(ctx, h); return nil })
 	}
-	s.g.Go(func() error { s.runCommands(); return nil })
+	s.g.Go(func() error { s.runCommands(ctx); return nil })
 	s.g.Go(func() error {
-		err := s.safe("RunSession", func() error { return s.e.runner.RunSession(s.ctx, s) })
+		err := s.safe("RunSession", func() error { return s.e.runner.RunSession(ctx, s) })
 		if err == nil {
 			s.cancel(ErrModelReturned)
 		}
@@ -100,7 +112,7 @@ func (s *Session) start() {
 
 func (s *Session) supervise() {
 	defer s.e.wg.Done()
-	<-s.ctx.Done()
+	<-s.stopping
 	_ = s.set.Close()
 	if s.media != nil {
 		_ = s.media.Close()
@@ -110,7 +122,8 @@ func (s *Session) supervise() {
 	s.mu.Unlock()
 	_ = s.g.Wait()
 	s.cancel(nil)
-	s.err = context.Cause(s.ctx)
+	s.err = s.cause()
+	s.closeValues()
 	unregister(s)
 	s.e.remove(s)
 	s.log.Info("session ended", "cause", s.err)
@@ -141,14 +154,23 @@ func (s *Session) ID() string { return s.id }
 // Engine returns the engine that runs the session.
 func (s *Session) Engine() *Engine { return s.e }
 
-// Context returns the session's context: cancelled, with the end's cause
-// (context.Cause), when the session starts ending.
-func (s *Session) Context() context.Context { return s.ctx }
+// Stopping returns a channel closed when the session starts ending (the
+// context RunSession and Go functions receive is then done): a command
+// handler that waits selects on it. The session's context itself is
+// passed to RunSession and Go functions, never stored in the Session.
+func (s *Session) Stopping() <-chan struct{} { return s.stopping }
 
 // ShouldStop reports whether the session is ending: a stop was requested,
-// the model returned, a session goroutine failed, or the engine is closing
-// (Python: should_stop()). A model loop checks it every iteration.
-func (s *Session) ShouldStop() bool { return s.ctx.Err() != nil }
+// the model returned, a session goroutine failed, or the engine is closing.
+// A model loop checks it every iteration.
+func (s *Session) ShouldStop() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
+	}
+}
 
 // Done is closed when the session has ended: every goroutine it owns has
 // returned and its tracks are closed.
@@ -195,10 +217,11 @@ func (s *Session) Stop(reason string) {
 func (s *Session) Go(fn func(ctx context.Context) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing || s.ctx.Err() != nil {
+	if s.closing || s.ShouldStop() {
 		return ErrSessionEnded
 	}
-	s.g.Go(func() error { return s.safe("Go", func() error { return fn(s.ctx) }) })
+	ctx := s.groupCtx
+	s.g.Go(func() error { return s.safe("Go", func() error { return fn(ctx) }) })
 	return nil
 }
 
@@ -233,7 +256,7 @@ func (s *Session) Inputs() []tracks.Track { return s.set.Inputs() }
 // transport's error (wrapped) when it refuses the message. Send does not
 // wait for the client. It is safe to call from any goroutine.
 func (s *Session) Send(v any) error {
-	if s.ctx.Err() != nil {
+	if s.ShouldStop() {
 		return ErrSessionEnded
 	}
 	data, err := json.Marshal(v)
@@ -317,7 +340,7 @@ func (s *Session) prepare(name string, args json.RawMessage, uploads map[string]
 }
 
 func (s *Session) enqueue(j cmdJob) error {
-	if s.ctx.Err() != nil {
+	if s.ShouldStop() {
 		return s.reject(j.name, ErrSessionEnded)
 	}
 	select {
@@ -370,13 +393,13 @@ func (e *Engine) commandList() string {
 	return strings.Join(names, ", ")
 }
 
-func (s *Session) runCommands() {
+func (s *Session) runCommands(ctx context.Context) {
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-ctx.Done():
 			return
 		case j := <-s.cmds:
-			err := s.runJob(j)
+			err := s.runJob(ctx, j)
 			if j.done != nil {
 				j.done <- err
 			}
@@ -386,8 +409,8 @@ func (s *Session) runCommands() {
 
 // runJob resolves the job's upload references and runs its handler,
 // counting the outcome.
-func (s *Session) runJob(j cmdJob) error {
-	run, err := j.resolve(s.ctx)
+func (s *Session) runJob(ctx context.Context, j cmdJob) error {
+	run, err := j.resolve(ctx)
 	if err != nil {
 		return s.reject(j.name, err)
 	}
@@ -403,9 +426,9 @@ func (s *Session) runJob(j cmdJob) error {
 	return nil
 }
 
-func (s *Session) dispatchMedia(h MediaHandler) {
+func (s *Session) dispatchMedia(ctx context.Context, h MediaHandler) {
 	for {
-		b, err := s.media.Next(s.ctx)
+		b, err := s.media.Next(ctx)
 		if err != nil {
 			return
 		}

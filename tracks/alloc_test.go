@@ -2,6 +2,7 @@ package tracks_test
 
 import (
 	"context"
+	"image"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ func TestEmitAllocatesNothing(t *testing.T) {
 	batch := make([]byte, 4*len(pix))
 	pcm := make([]int16, 960*2)
 	fpcm := make([]float32, 960)
+	sub := tracks.NewImage(80, 60).SubImage(image.Rect(8, 6, 72, 54)) // strided
 	step := func() {
 		if err := out.Emit(pix, 48, 64, 3); err != nil {
 			t.Fatal(err)
@@ -35,6 +37,14 @@ func TestEmitAllocatesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			f.Release()
+		}
+		if err := out.EmitImage(ctx, sub); err != nil {
+			t.Fatal(err)
+		}
+		if f, err := out.Next(ctx); err != nil {
+			t.Fatal(err)
+		} else {
 			f.Release()
 		}
 		if err := a.Emit(pcm, 2, 960); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -203,10 +204,11 @@ func TestBackpressureBlocksUntilRoom(t *testing.T) {
 	_ = out.Emit(rgb(1, 1, 1), 1, 1, 3)
 	done := make(chan error)
 	go func() { done <- out.Emit(rgb(1, 1, 2), 1, 1, 3) }()
+	waitBlocked(t, out, 1)
 	select {
 	case err := <-done:
 		t.Fatalf("Emit returned %v while the queue was full", err)
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
 	f, _ := out.Next(ctxT(t))
 	f.Release()
@@ -218,12 +220,37 @@ func TestBackpressureBlocksUntilRoom(t *testing.T) {
 		t.Fatal("frame lost in block mode")
 	}
 	f.Release()
-	// A blocked Emit returns ErrClosed when the session ends.
+	// A blocked EmitContext gives up with its context's cause, recycling
+	// its frame: the queue keeps what it had.
 	_ = out.Emit(rgb(1, 1, 3), 1, 1, 3)
+	cause := errors.New("model gave up")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	go func() { done <- out.EmitContext(ctx, rgb(1, 1, 5), 1, 1, 3) }()
+	waitBlocked(t, out, 1)
+	cancel(cause)
+	if err := <-done; !errors.Is(err, cause) {
+		t.Fatalf("EmitContext after cancel: %v; want its cause", err)
+	}
+	if st := out.Stats(); st.Blocked != 0 || st.QueueDepth != 1 {
+		t.Fatalf("stats %+v: want nothing blocked and the one queued frame", st)
+	}
+	// A blocked Emit returns ErrClosed when the session ends.
 	go func() { done <- out.Emit(rgb(1, 1, 4), 1, 1, 3) }()
-	time.Sleep(10 * time.Millisecond)
+	waitBlocked(t, out, 1) // Emit really waits before Close
 	_ = out.Close()
 	wantErr(t, <-done, tracks.ErrClosed, "v")
+}
+
+// waitBlocked waits until n Emit calls of out wait for room.
+func waitBlocked(t *testing.T, out *tracks.VideoOut, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for out.Stats().Blocked != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d Emit calls blocked; want %d", out.Stats().Blocked, n)
+		}
+		runtime.Gosched()
+	}
 }
 
 func TestNextHonoursContextAndClose(t *testing.T) {

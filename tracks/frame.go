@@ -125,4 +125,7 @@ type Stats struct {
 	Delivered uint64
 	// QueueDepth and QueueCap describe an output's queue right now.
 	QueueDepth, QueueCap int
+	// Blocked is how many Emit calls wait for room right now (outputs
+	// declared with Backpressure).
+	Blocked int
 }

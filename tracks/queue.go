@@ -24,6 +24,7 @@ type outQueue[F any] struct {
 	recycle func(f *F, dropped bool) // called (without mu) on frames the queue discards: dropped (full) or at close
 
 	emitted, dropped, rejected atomic.Uint64
+	blocked                    atomic.Int64 // producers waiting for room now (Backpressure)
 }
 
 func (q *outQueue[F]) init(size int, p Policy, recycle func(*F, bool)) {
@@ -86,9 +87,14 @@ func (q *outQueue[F]) pop() *F {
 	return f
 }
 
-// push queues f according to the policy. It returns ErrClosed (and recycles
-// f) if the queue is closed.
-func (q *outQueue[F]) push(f *F) error {
+// push queues f according to the policy, waiting for room forever under
+// Backpressure. It returns ErrClosed (and recycles f) if the queue is
+// closed.
+func (q *outQueue[F]) push(f *F) error { return q.pushCtx(context.Background(), f) }
+
+// pushCtx is push whose wait for room (Backpressure) also ends with ctx:
+// then f is recycled and context.Cause(ctx) returned.
+func (q *outQueue[F]) pushCtx(ctx context.Context, f *F) error {
 	q.mu.Lock()
 	for q.n == len(q.ring) && !q.closed {
 		if q.policy == DropOldest {
@@ -100,10 +106,16 @@ func (q *outQueue[F]) push(f *F) error {
 			continue
 		}
 		q.mu.Unlock()
+		q.blocked.Add(1)
 		select {
 		case <-q.room:
 		case <-q.done:
+		case <-ctx.Done():
+			q.blocked.Add(-1)
+			q.recycle(f, false)
+			return context.Cause(ctx)
 		}
+		q.blocked.Add(-1)
 		q.mu.Lock()
 	}
 	if q.closed {
@@ -195,6 +207,7 @@ func (q *outQueue[F]) stats() Stats {
 		Rejected:   q.rejected.Load(),
 		QueueDepth: depth,
 		QueueCap:   c,
+		Blocked:    int(q.blocked.Load()),
 	}
 }
 

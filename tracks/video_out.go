@@ -2,6 +2,7 @@ package tracks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -82,7 +83,26 @@ func (t *VideoOut) SetDeviceSupport(reason error) {
 // 3, a shape of another rank) returns an error wrapping ErrBadFrame that
 // says what was expected; nothing is queued. After the track closes Emit
 // returns ErrClosed. Emit copies pix: the caller keeps ownership.
+//
+// Who paces: with the default policy Emit never waits (a full queue drops
+// its oldest frame, counted in Stats.Dropped). The engine sends frames at
+// the track's declared Rate, skipping (and counting) frames a newer one
+// overtook; with Rate 0 it measures the model's push interval and spreads
+// batches over it. So a model may emit as fast as it produces; one that
+// produces faster than it wants to be shown paces itself. Under
+// Backpressure Emit waits for room until the track closes; EmitContext
+// also gives up when ctx ends.
+//
+// Emit is for ports of NumPy-shaped models; Go code usually calls
+// EmitImage. Safe for concurrent use.
 func (t *VideoOut) Emit(pix []byte, shape ...int) error {
+	return t.EmitContext(context.Background(), pix, shape...)
+}
+
+// EmitContext is Emit whose wait for room (a track declared with
+// Backpressure) ends when ctx does, returning context.Cause(ctx); frames of
+// a batch queued before then stay queued.
+func (t *VideoOut) EmitContext(ctx context.Context, pix []byte, shape ...int) error {
 	if t.q.isClosed() {
 		return t.closedErr()
 	}
@@ -111,9 +131,39 @@ func (t *VideoOut) Emit(pix []byte, shape ...int) error {
 		f := t.frame(size)
 		copy(f.Pix, pix[i*size:(i+1)*size])
 		f.Width, f.Height, f.Capture, f.Batch, f.BatchSize = w, h, now, i, n
-		if err := t.q.push(f); err != nil {
+		if err := t.queue(ctx, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EmitImage sends one picture to the client: the Go-native Emit. img may
+// be a sub-image with any stride (see Image); it is copied, so the caller
+// keeps ownership and may reuse the buffer once EmitImage returns. Bad
+// images return an error wrapping ErrBadFrame; pacing and back-pressure are
+// as for Emit, the wait ending with ctx. Safe for concurrent use.
+func (t *VideoOut) EmitImage(ctx context.Context, img Image) error {
+	if t.q.isClosed() {
+		return t.closedErr()
+	}
+	if err := img.Validate(); err != nil {
+		t.q.rejected.Add(1)
+		return fmt.Errorf("%s: %w", t.spec.Name, err)
+	}
+	f := t.frame(img.Width * img.Height * 3)
+	img.copyPacked(f.Pix)
+	f.Width, f.Height, f.Capture, f.Batch, f.BatchSize = img.Width, img.Height, time.Now(), 0, 1
+	return t.queue(ctx, f)
+}
+
+// queue pushes f, turning a closed queue into the track's ErrClosed.
+func (t *VideoOut) queue(ctx context.Context, f *VideoFrame) error {
+	if err := t.q.pushCtx(ctx, f); err != nil {
+		if errors.Is(err, ErrClosed) {
 			return t.closedErr()
 		}
+		return err
 	}
 	return nil
 }

@@ -78,9 +78,13 @@ var demoCommands = func() []map[string]any {
 }()
 
 // demo is the loaded model: one per Engine, serving every session.
-type demo struct {
-	states sync.Map // *engine.Session -> *demoState
-}
+type demo struct{}
+
+// sessionState is each session's demoState, made on first use (a command
+// may run before RunSession does) and dropped when the session ends.
+var sessionState = engine.NewSessionValue(func(*engine.Session) *demoState {
+	return &demoState{hue: 200, mode: "stripes", speed: 3}
+})
 
 // demoState is one session's state: what commands change and the draw
 // loop reads.
@@ -97,18 +101,8 @@ func (s *demoState) get() (hue float64, mode string, speed float64) {
 	return s.hue, s.mode, s.speed
 }
 
-// state returns session s's state, creating it on first use (a command may
-// run before RunSession does); it is forgotten when the session ends.
-func (d *demo) state(s *engine.Session) *demoState {
-	if v, ok := d.states.Load(s); ok {
-		return v.(*demoState)
-	}
-	v, loaded := d.states.LoadOrStore(s, &demoState{hue: 200, mode: "stripes", speed: 3})
-	if !loaded {
-		context.AfterFunc(s.Context(), func() { d.states.Delete(s) })
-	}
-	return v.(*demoState)
-}
+// state returns session s's state.
+func (d *demo) state(s *engine.Session) *demoState { return sessionState.Get(s) }
 
 func (d *demo) setColor(s *engine.Session, p SetColor) error {
 	st := d.state(s)
