@@ -6,8 +6,10 @@ import "github.com/framewire/framewire/tracks"
 // reference runtime (RT3) reports it to local-mode clients.
 const ProtocolVersion = "v0"
 
-// Capabilities is the capabilities document of protocol §4.1 (also the data
-// of the runtime modelCapabilities message). It marshals with encoding/json
+// Capabilities is the capabilities document a client receives in the
+// start_session reply (and as the data of the runtime modelCapabilities
+// message): the model's tracks, its commands with their parameter schemas,
+// and the default output's declared rate. It marshals with encoding/json
 // to exactly the wire shape.
 type Capabilities struct {
 	ProtocolVersion string       `json:"protocol_version"`

@@ -33,7 +33,7 @@ type File Upload
 // Open returns a reader over the file's bytes.
 func (f File) Open() *bytes.Reader { return bytes.NewReader(f.Data) }
 
-// Param is one parameter descriptor of a command's flat schema (protocol §8):
+// Param is one parameter descriptor of a command's flat schema:
 // the keys the JS SDK reads to build its controls.
 type Param struct {
 	// Type is "number", "integer", "string", "boolean", or "file" for an
@@ -85,7 +85,7 @@ func (c CommandDef) Schema() Schema {
 func (c CommandDef) Err() error { return c.err }
 
 // Command declares a command named name whose arguments are the fields of
-// the struct type P (Python: @command(name, description) on a method). The
+// the struct type P. The
 // schema is derived from P:
 //
 //   - the parameter name is the field's json tag name (or the field name);

@@ -1,7 +1,9 @@
 // Package engine runs real-time video models: it loads a model once per
-// process, admits sessions, and wires each session's tracks to the encoders
-// (package encode, and package gpu in CUDA builds) and to the WebRTC
-// transport. Models never see a codec, a socket or an SDP.
+// process, admits sessions, runs each session's goroutines under one owner,
+// and queues the client's commands. Package wiring connects a session's
+// tracks to the encoders and to WebRTC peers, and package protocol serves
+// it to the Reactor SDK; models never see a codec, a socket or an SDP.
+// PORTING.md beside this package maps the Python runtime's names to these.
 //
 // # The model contract
 //
@@ -12,23 +14,38 @@
 // schema the client sees) and its constructor New, which returns a Runner.
 // Track and command names are used on the wire exactly as declared.
 //
-// Runner.RunSession is the model's session function (Python:
-// start_session). It runs on its own goroutine once per session and ends
-// the session when it returns or panics. A Runner that also implements
-// MediaHandler sees every inbound frame (Python: on_media); one that
-// implements io.Closer is closed by Engine.Close.
+// Runner.RunSession is the model's session function. It runs on its own
+// goroutine once per session, with the session's context, and ends the
+// session when it returns or panics. A Runner that also implements
+// MediaHandler sees every inbound frame; one that implements io.Closer is
+// closed by Engine.Close. State one session's loop and its command
+// handlers share lives in a SessionValue.
+//
+// # Who paces
+//
+// The engine does. A model emits each frame when it has it
+// (tracks.VideoOut.Emit or EmitImage never wait for the network by
+// default). With a declared rate (tracks.Rate) frames leave at most at that
+// cadence, a frame a newer one overtook is skipped and counted; with rate 0
+// the engine measures the model's push interval and spreads each batch
+// evenly over it. A model that can produce faster than it wants frames
+// shown paces its own loop (a time.Ticker). Audio is the exception: emit it
+// in real time; the engine plays it out in 20 ms frames, fills gaps with
+// silence and trims its buffer after a stall.
 //
 // # Lifecycle
 //
-// New validates the declaration, reads the config and calls the constructor
-// once. StartSession builds the session's tracks and starts, under one
-// errgroup, the model's RunSession, the command runner and (for a
-// MediaHandler) the OnMedia dispatcher; the transport adds its own
-// goroutines (pipelines, receivers) with Session.Go. Session.Stop, a
-// returning or panicking RunSession, a failing Go function, or
-// Engine.Close ends the session: ShouldStop turns true, the context is
-// cancelled with the cause, the tracks close (Emit and Next return
-// tracks.ErrClosed), every goroutine is waited for, and Done is closed.
+// New validates the declaration, reads the config and calls the
+// constructor once. StartSession builds the session's tracks and starts,
+// under one errgroup, the model's RunSession, the command runner and (for a
+// MediaHandler) the OnMedia dispatcher; the wiring and the protocol add
+// theirs (pipelines, receive loops, the liveness monitor, negotiations)
+// with Session.Go, so one owner waits for all. Session.Stop, a returning or
+// panicking RunSession, a failing Go function, or Engine.Close ends the
+// session: ShouldStop turns true, Stopping is closed and the context
+// handed to each goroutine is cancelled with the cause, the tracks close
+// (Emit and Next return tracks.ErrClosed), every goroutine is waited for,
+// SessionValues that are io.Closers are closed, and Done is closed.
 //
 // # Concurrency
 //
@@ -37,16 +54,18 @@
 // the model's loop reads state that commands update, so that state needs
 // synchronisation. A command handler should return promptly (or select on
 // Session.Stopping()), since Stop waits for it. Dispatch validates and
-// queues without waiting for the handler; Call waits.
+// queues without waiting for the handler; Call waits. The client's
+// transport (Session.Attach) delivers Send, hears about rejected commands
+// and resolves uploads.
 //
-// Current is the global accessor (Python: get_ctx()). Go has no
-// goroutine-local storage, so with several sessions running it returns the
-// most recently started one; code that can serve several sessions uses the
-// *Session it is handed.
+// Current returns the running session to code that has none at hand. Go
+// has no goroutine-local storage, so with several sessions running it
+// returns the most recently started one; code that can serve several
+// sessions uses the *Session it is handed.
 //
 // # Device frames
 //
 // VideoOut.EmitDevice fails with an error wrapping gpu.ErrNoCUDA in the
 // default build; WithDeviceSupport(nil) enables the path once the caller
-// wires a device encoder.
+// wires a device encoder (wiring.Config.DeviceEncoder).
 package engine

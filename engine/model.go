@@ -13,8 +13,7 @@ import (
 )
 
 // Model declares a model: its name, optional config file, tracks, commands
-// and constructor (Python: @model(name=..., config=...) on a VideoModel
-// subclass with track attributes and @command methods).
+// and constructor.
 //
 //	engine.Model{
 //		Name:   "face-transform",
@@ -45,7 +44,7 @@ type Model struct {
 }
 
 // Runner is a loaded model. RunSession runs once per session on its own
-// goroutine (Python: start_session). It should return when ctx is done or
+// goroutine. It should return when ctx is done or
 // s.ShouldStop() is true; when it returns, or panics, the session ends.
 //
 // A Runner may also implement MediaHandler (to see every inbound frame) and
@@ -62,7 +61,7 @@ type RunFunc func(ctx context.Context, s *Session) error
 func (f RunFunc) RunSession(ctx context.Context, s *Session) error { return f(ctx, s) }
 
 // MediaHandler is implemented by a Runner that wants every inbound picture
-// and audio chunk, not only the latest (Python: on_media). OnMedia is called
+// and audio chunk, not only the latest. OnMedia is called
 // on the session's media goroutine, one event at a time, in arrival order
 // per track, concurrently with RunSession and commands. The bundle's data is
 // valid only during the call. An error or panic is logged and counted

@@ -17,8 +17,7 @@ import (
 	"github.com/framewire/framewire/tracks"
 )
 
-// Session is one run of the model for one client (Python: the session
-// context returned by get_ctx()). It owns the session's tracks and every
+// Session is one run of the model for one client. It owns the session's tracks and every
 // goroutine of the session: the model's RunSession, the command runner, the
 // OnMedia dispatcher, and whatever the transport adds with Go; all run
 // under one errgroup. Stop cancels them, waits for each, and closes the
@@ -27,9 +26,9 @@ import (
 // All methods are safe for concurrent use. Sessions are created by
 // Engine.StartSession; the zero value is not usable.
 type Session struct {
-	id     string
-	e      *Engine
-	set    *tracks.Set
+	id  string
+	e   *Engine
+	set *tracks.Set
 	// stopping is closed when the session starts ending (the errgroup's
 	// context is done); cause reads why. The context itself is never
 	// stored: it is handed to each goroutine the session starts.
@@ -41,12 +40,12 @@ type Session struct {
 	// started later with Go (an errgroup's goroutines need it); nothing
 	// reads it otherwise, and no accessor returns it.
 	groupCtx context.Context
-	log    *slog.Logger
-	media  *tracks.MediaQueue
-	cmds   chan cmdJob
+	log      *slog.Logger
+	media    *tracks.MediaQueue
+	cmds     chan cmdJob
 
 	mu      sync.Mutex
-	closing bool // set before g.Wait; Go refuses afterwards
+	closing bool        // set before g.Wait; Go refuses afterwards
 	values  map[any]any // SessionValue instances by key
 
 	ended chan struct{}
@@ -225,8 +224,7 @@ func (s *Session) Go(fn func(ctx context.Context) error) error {
 	return nil
 }
 
-// Track returns the named track; "" is the default track (Python:
-// get_track()). Use the typed lookups to emit or read.
+// Track returns the named track; "" is the default track. Use the typed lookups to emit or read.
 func (s *Session) Track(name string) (tracks.Track, error) { return s.set.Track(name) }
 
 // VideoOut returns the named video output ("" for the default track).
@@ -249,8 +247,7 @@ func (s *Session) Outputs() []tracks.Track { return s.set.Outputs() }
 // declaration order.
 func (s *Session) Inputs() []tracks.Track { return s.set.Inputs() }
 
-// Send sends v to the client as one application message (Python:
-// get_ctx().send(obj)). v must be JSON-serialisable; otherwise Send returns
+// Send sends v to the client as one application message. v must be JSON-serialisable; otherwise Send returns
 // an error wrapping ErrNotSerializable. It returns ErrNoTransport while no
 // client is attached, ErrSessionEnded after the session ended, and the
 // transport's error (wrapped) when it refuses the message. Send does not
@@ -505,7 +502,7 @@ func unregister(s *Session) {
 }
 
 // Current returns the running session, for code that has no *Session at
-// hand (Python: get_ctx(), a global accessor usable from any module). With
+// hand. With
 // no running session it returns ErrNoSession. Go has no goroutine-local
 // storage, so Current cannot know which session the calling goroutine
 // serves: with several sessions running (several engines, or an engine

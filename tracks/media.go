@@ -11,8 +11,7 @@ import (
 // holds for a model's OnMedia handler before it drops the oldest.
 const DefaultMediaQueueSize = 16
 
-// TrackData is one input track's data in a MediaBundle (Python: TrackData;
-// the array is Video.Pix or Audio.PCM).
+// TrackData is one input track's data in a MediaBundle.
 type TrackData struct {
 	// Name is the input track's name.
 	Name string
@@ -39,7 +38,7 @@ type MediaBundle struct {
 }
 
 // Track returns the named input's data in this event, or nil if that track
-// had none (Python: bundle.get_track(name)).
+// had none.
 func (b *MediaBundle) Track(name string) *TrackData {
 	if b == nil || b.data.Name != name {
 		return nil

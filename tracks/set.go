@@ -83,7 +83,7 @@ func (s *Set) filter(out bool) []Track {
 func (s *Set) Default() Track { return s.def }
 
 // Track returns the named track; the empty name means the default track
-// (Python: get_track() with no argument). The error wraps ErrUnknownTrack
+// . The error wraps ErrUnknownTrack
 // (listing the declared names) or ErrNoDefault.
 func (s *Set) Track(name string) (Track, error) {
 	if name == "" {

@@ -146,16 +146,16 @@ func newSpec(name string, k Kind, opts []Option) Spec {
 	return s
 }
 
-// VideoOutput declares a model → client video track (Python: VideoOut()).
+// VideoOutput declares a model → client video track.
 func VideoOutput(name string, opts ...Option) Spec { return newSpec(name, KindVideoOut, opts) }
 
-// AudioOutput declares a model → client audio track (Python: AudioOut()).
+// AudioOutput declares a model → client audio track.
 func AudioOutput(name string, opts ...Option) Spec { return newSpec(name, KindAudioOut, opts) }
 
-// VideoInput declares a client → model video track (Python: VideoIn()).
+// VideoInput declares a client → model video track.
 func VideoInput(name string, opts ...Option) Spec { return newSpec(name, KindVideoIn, opts) }
 
-// AudioInput declares a client → model audio track (Python: AudioIn()).
+// AudioInput declares a client → model audio track.
 func AudioInput(name string, opts ...Option) Spec { return newSpec(name, KindAudioIn, opts) }
 
 // Resolve validates a model's declarations and applies the tracks-page rules:

@@ -74,8 +74,7 @@ func (t *VideoOut) SetDeviceSupport(reason error) {
 
 // Emit sends host RGB pixels to the client. shape is (H, W, 3) for one frame
 // or (N, H, W, 3) for a batch, which is split into N frames that the
-// pipeline paces one by one; pix holds N*H*W*3 bytes, packed RGB24 (Python:
-// an (N,H,W,3) uint8 array, values 0–255, RGB order). Emit(nil) with no
+// pipeline paces one by one; pix holds N*H*W*3 bytes, packed RGB24. Emit(nil) with no
 // shape emits a real 1280×720 black frame.
 //
 // Odd widths and heights are accepted; the encoder pads to even. Bad input

@@ -17,7 +17,7 @@ type fileRef struct {
 	Size     int64  `json:"size"`
 }
 
-// envelope is a client→server data-channel frame (§7).
+// envelope is a client→server data-channel frame: {scope, data: {type, data, uploads}}.
 type envelope struct {
 	Scope string `json:"scope"`
 	Data  *struct {

@@ -304,9 +304,9 @@ var apiHdr = map[string]string{"Reactor-API-Version": "1", "Reactor-API-Accept-V
 var rtcHdr = map[string]string{"Authorization": "Bearer local", "Reactor-WebRTC-Version": "1.0", "Content-Type": "application/json"}
 
 type descriptor struct {
-	SessionID    string       `json:"session_id"`
-	State        string       `json:"state"`
-	Cluster      string       `json:"cluster"`
+	SessionID    string              `json:"session_id"`
+	State        string              `json:"state"`
+	Cluster      string              `json:"cluster"`
 	Capabilities engine.Capabilities `json:"capabilities"`
 }
 

@@ -126,4 +126,3 @@ func TestPrepareDoesNotHoldSessionLock(t *testing.T) {
 		t.Errorf("sdp_params: %d; want 202", code)
 	}
 }
-

@@ -16,7 +16,7 @@ import (
 	"github.com/framewire/framewire/engine/wiring"
 )
 
-// state is a server-side session state (§5.1 of the wire contract).
+// state is a server-side session state, as the SDK polls it.
 type state int
 
 const (
