@@ -296,13 +296,20 @@ func TestNVENC(t *testing.T) {
 }
 
 func TestProbe(t *testing.T) {
-	var logs bytes.Buffer
+	var logs, stray bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
-
+	// FFmpeg's own lines during the probe (NVENC's "Cannot load
+	// libcuda.so.1") belong in the reasons, not in any log.
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&stray, nil)))
 	b, results, err := encode.Probe(ctx, logger, nil)
+	slog.SetDefault(prev)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if stray.Len() > 0 {
+		t.Errorf("FFmpeg logged outside the probe's reasons:\n%s", stray.String())
 	}
 	if len(results) == 0 || results[0].Backend != encode.BackendNVENC {
 		t.Fatalf("probe did not try NVENC first: %+v", results)
@@ -318,6 +325,9 @@ func TestProbe(t *testing.T) {
 		}
 		if !errors.Is(results[0].Err, encode.ErrUnavailable) {
 			t.Fatalf("NVENC failure %v does not wrap ErrUnavailable", results[0].Err)
+		}
+		if !strings.Contains(results[0].Err.Error(), "(FFmpeg: ") {
+			t.Errorf("NVENC's reason %q lacks what FFmpeg said", results[0].Err)
 		}
 		if !strings.Contains(logs.String(), "skipped_h264_nvenc") {
 			t.Fatalf("the reason NVENC was skipped is not in the log:\n%s", logs.String())

@@ -22,39 +22,63 @@ static void fw_log_route(int level) {
 	av_log_set_callback(fw_log_callback);
 }
 
-static void fw_log_default(int level) {
-	av_log_set_level(level);
-	av_log_set_callback(av_log_default_callback);
-}
 */
 import "C"
 
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
 // ffmpegLogger is where FFmpeg's log lines go once RouteFFmpegLog has been
-// called. It is package-level state because FFmpeg's log callback
-// (av_log_set_callback) is itself one per process: there is nowhere else
-// to keep it.
+// called (until then, slog.Default()). It is package-level state because
+// FFmpeg's log callback (av_log_set_callback) is itself one per process:
+// there is nowhere else to keep it.
 var ffmpegLogger atomic.Pointer[slog.Logger]
+
+// capture, while set, receives FFmpeg's lines instead of the logger: a
+// probe turns them into its reasons (FFmpeg explains a failed open only in
+// its log, e.g. "Cannot load libcuda.so.1").
+var capture atomic.Pointer[lineCapture]
+
+// lineCapture keeps the first lines FFmpeg logs during a probe.
+type lineCapture struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (c *lineCapture) add(line string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.lines) < 8 && !slices.Contains(c.lines, line) {
+		c.lines = append(c.lines, line)
+	}
+}
+
+func (c *lineCapture) text() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.lines, "; ")
+}
 
 func init() {
 	// FFmpeg's default level (info) prints libx264's statistics and codec
 	// chatter to stderr on every open and close. Until RouteFFmpegLog is
-	// called, keep only errors. This is the only side effect of importing
-	// the package; it touches no hardware.
-	C.av_log_set_level(C.AV_LOG_ERROR)
+	// called, errors go to slog.Default() and nothing to stderr directly.
+	// This is the only side effect of importing the package; it touches no
+	// hardware.
+	C.fw_log_route(C.AV_LOG_ERROR)
 }
 
 // RouteFFmpegLog sends FFmpeg's own log (codec warnings, libx264's
 // statistics, NVENC errors) to logger: FFmpeg errors as slog.LevelError,
 // warnings as slog.LevelWarn, and informational lines as slog.LevelDebug.
-// FFmpeg's verbose and debug output is not collected. A nil logger restores
-// FFmpeg's default stderr output at error level.
+// FFmpeg's verbose and debug output is not collected. A nil logger sends
+// FFmpeg's errors to slog.Default() (the state before the first call).
 //
 // FFmpeg keeps one log callback per process (av_log_set_callback), so this
 // is process-wide: the last call wins. Call it once, from cmd/ or the
@@ -63,7 +87,7 @@ func init() {
 func RouteFFmpegLog(logger *slog.Logger) {
 	if logger == nil {
 		ffmpegLogger.Store(nil)
-		C.fw_log_default(C.AV_LOG_ERROR)
+		C.fw_log_route(C.AV_LOG_ERROR)
 		return
 	}
 	ffmpegLogger.Store(logger.With("component", "ffmpeg"))
@@ -72,9 +96,15 @@ func RouteFFmpegLog(logger *slog.Logger) {
 
 //export fwGoLog
 func fwGoLog(level C.int, line *C.char, n C.int) {
+	if c := capture.Load(); c != nil {
+		if msg := strings.TrimSpace(C.GoStringN(line, n)); msg != "" && level <= C.AV_LOG_WARNING {
+			c.add(msg)
+		}
+		return
+	}
 	l := ffmpegLogger.Load()
 	if l == nil {
-		return
+		l = slog.Default().With("component", "ffmpeg")
 	}
 	lvl := slog.LevelDebug
 	switch {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // ProbeResult is what probing found out about one backend.
@@ -66,8 +67,29 @@ func Probe(ctx context.Context, logger *slog.Logger, allowed []Codec) (Backend, 
 	return "", results, err
 }
 
-// probeOne opens b at 256×144 and encodes one grey frame.
+// probeMu serialises probes: while one runs, FFmpeg's log is captured
+// into its reasons (the capture is process-wide, like FFmpeg's log).
+var probeMu sync.Mutex
+
+// probeOne opens b at 256×144 and encodes one grey frame. What FFmpeg logs
+// meanwhile (a missing driver, an unsupported GPU) goes into the error
+// instead of the log: a failed probe is an expected answer, not an error
+// of the process.
 func probeOne(b Backend) error {
+	probeMu.Lock()
+	defer probeMu.Unlock()
+	c := &lineCapture{}
+	capture.Store(c)
+	err := tryEncode(b)
+	capture.Store(nil)
+	if err != nil && c.text() != "" {
+		return fmt.Errorf("%w (FFmpeg: %s)", err, c.text())
+	}
+	return err
+}
+
+// tryEncode opens b at 256×144 and encodes one grey frame.
+func tryEncode(b Backend) error {
 	const w, h = 256, 144
 	e, err := NewVideoEncoder(VideoConfig{Backend: b, Width: w, Height: h, Bitrate: 300_000})
 	if err != nil {

@@ -159,7 +159,9 @@ func (c *Config) newAPI(bwe chan<- cc.BandwidthEstimator) (*webrtc.API, error) {
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(m, reg); err != nil {
 		return nil, fmt.Errorf("peer: twcc: %w", err)
 	}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+	// Every interceptor logs through the peer's slog.Logger (the default
+	// factory would write to stderr).
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, reg, webrtc.WithInterceptorLoggerFactory(loggerFactory{c.Logger})); err != nil {
 		return nil, fmt.Errorf("peer: interceptors: %w", err)
 	}
 	se := webrtc.SettingEngine{}

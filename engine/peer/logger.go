@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/pion/logging"
 )
 
 // loggerFactory sends pion's logs to one slog.Logger, scoped per pion
 // component. pion's Info is demoted to Debug: it is per-connection chatter.
+// So are the warnings pion writes in every normal session (see routine):
+// a clean session logs nothing above Info.
 type loggerFactory struct{ log *slog.Logger }
 
 func (f loggerFactory) NewLogger(scope string) logging.LeveledLogger {
@@ -34,9 +37,32 @@ func (p pionLogger) Info(msg string) { p.emit(slog.LevelDebug, msg) }
 func (p pionLogger) Infof(format string, args ...any) {
 	p.emit(slog.LevelDebug, fmt.Sprintf(format, args...))
 }
-func (p pionLogger) Warn(msg string) { p.emit(slog.LevelWarn, msg) }
+func (p pionLogger) Warn(msg string) { p.emit(warnLevel(msg), msg) }
 func (p pionLogger) Warnf(format string, args ...any) {
-	p.emit(slog.LevelWarn, fmt.Sprintf(format, args...))
+	msg := fmt.Sprintf(format, args...)
+	p.emit(warnLevel(msg), msg)
+}
+
+// routine are fragments of the warnings pion logs in every normal session,
+// which say nothing is wrong: ICE pings before a candidate pair exists,
+// RTP/RTCP arriving for a stream being torn down at close, and the first
+// packets of a track read before its payload type is bound.
+var routine = []string{
+	"Failed to ping without candidate pairs",
+	"Failed to accept RTP",
+	"Failed to accept RTCP",
+	"stream is already closed",
+	"Could not determine PayloadType",
+}
+
+// warnLevel is Warn, or Debug for a routine warning.
+func warnLevel(msg string) slog.Level {
+	for _, r := range routine {
+		if strings.Contains(msg, r) {
+			return slog.LevelDebug
+		}
+	}
+	return slog.LevelWarn
 }
 func (p pionLogger) Error(msg string) { p.emit(slog.LevelError, msg) }
 func (p pionLogger) Errorf(format string, args ...any) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -124,5 +125,64 @@ func TestPrepareDoesNotHoldSessionLock(t *testing.T) {
 	<-free
 	if code := <-posted; code != http.StatusAccepted {
 		t.Errorf("sdp_params: %d; want 202", code)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes (slog handlers
+// write from pion's goroutines).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A clean session (connect, stream, a command, stop) logs nothing above
+// Info, through the configured logger: pion's routine warnings are Debug,
+// the interceptors log through it too, and FFmpeg's probe chatter stays in
+// the probe's reasons.
+func TestCleanSessionLogsNothingAboveInfo(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	te := newTestEngine(t, wiring.Config{Logger: log})
+	cfg := testConfig()
+	cfg.Logger = log
+	srv, err := NewServer(te.Wiring, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	te.serve(srv)
+	hs := httptest.NewServer(srv)
+	ts := &testServer{Server: hs, srv: srv, eng: te}
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Close()
+		http.DefaultClient.CloseIdleConnections()
+	})
+	_, c := ts.connectClient(t)
+	c.waitFrames(10, 5*time.Second)
+	c.command("set_color", map[string]any{"level": 99, "label": "green"}, nil)
+	c.expect("application", "color_set", 3*time.Second)
+	if code, body := ts.do(t, "POST", "/stop_session", "{}", apiHdr); code != 200 {
+		t.Fatalf("stop_session: %d %s", code, body)
+	}
+	c.close()
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			t.Errorf("a clean session logged: %s", line)
+		}
+	}
+	if !strings.Contains(logs.String(), "client connected") {
+		t.Fatalf("the session's Info lines are missing; the logger is not the one configured:\n%s", logs.String())
 	}
 }
