@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/tracks"
 )
 
 // closingState records its Close.
@@ -114,4 +117,48 @@ func ExampleSessionValue() {
 	// Output:
 	// before: a cat
 	// after: a dog
+}
+
+// slowMedia's OnMedia holds the first event until release is closed.
+type slowMedia struct {
+	engine.Runner
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (m *slowMedia) OnMedia(*engine.Session, *tracks.MediaBundle) error {
+	m.once.Do(func() { close(m.entered); <-m.release })
+	return nil
+}
+
+// WithMediaQueue bounds the events waiting for a slow OnMedia: beyond it
+// the oldest are dropped and counted on the input track.
+func TestWithMediaQueue(t *testing.T) {
+	if _, err := engine.New(engine.Model{Name: "m", New: func(engine.Config) (engine.Runner, error) { return waitRunner(), nil }}, engine.WithMediaQueue(0)); err == nil || !strings.Contains(err.Error(), "want at least 1") {
+		t.Fatalf("WithMediaQueue(0): %v", err)
+	}
+	m := &slowMedia{Runner: waitRunner(), entered: make(chan struct{}), release: make(chan struct{})}
+	e := newEngine(t, engine.Model{
+		Tracks: []tracks.Spec{tracks.VideoInput("webcam"), tracks.VideoOutput("main_video")},
+		New:    func(engine.Config) (engine.Runner, error) { return m, nil },
+	}, engine.WithMediaQueue(2))
+	s := start(t, e)
+	cam, err := s.VideoIn("webcam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := []byte{1, 2, 3}
+	if err := cam.Deliver(px, 1, 1, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	<-m.entered // the handler holds event 1
+	for range 4 {
+		if err := cam.Deliver(px, 1, 1, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := cam.Stats(); st.Delivered != 5 || st.Dropped != 2 {
+		t.Fatalf("webcam stats %+v; want 5 delivered, 2 dropped (queue of 2 behind the busy handler)", st)
+	}
+	close(m.release)
 }

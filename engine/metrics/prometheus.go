@@ -33,6 +33,8 @@ var (
 	mDroppedMessages = desc("dropped_messages_total", "Malformed or unknown data-channel messages.")
 	mRefusedSends    = desc("refused_sends_total", "Model messages not sent (too large, no client).")
 	mLiveSessions    = desc("live_sessions", "Model sessions running.")
+	mKeyframeReqs    = desc("keyframe_requests_total", "Keyframe requests of the current peer: received from the client (PLI/FIR, for the outputs), sent to it (PLI, for its webcam).", "direction")
+	mPeerTarget      = desc("peer_target_bitrate_bps", "The current peer's congestion-control estimate (GCC), shared by its video outputs.")
 
 	mPanics      = desc("model_panics_total", "Panics contained in model code of the current session.")
 	mTrackEvents = desc("track_frames_total", "Frames (or audio chunks) of the current session's tracks: emitted by the model or delivered by the client, dropped, rejected.", "track", "event")
@@ -66,7 +68,7 @@ func Collector(w *wiring.Wiring, srv *protocol.Server) prometheus.Collector {
 }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mSessions, mSessionState, mCommands, mDroppedMessages, mRefusedSends, mLiveSessions,
+	for _, d := range []*prometheus.Desc{mSessions, mSessionState, mCommands, mDroppedMessages, mRefusedSends, mLiveSessions, mKeyframeReqs, mPeerTarget,
 		mPanics, mTrackEvents, mVideoFrames, mVideoErrors, mQueueDepth, mEncodeSeconds, mLatency,
 		mBitrate, mTarget, mBackend, mAudioFrames, mAudioOverflow, mAudioBuffered, mAudioLatency} {
 		ch <- d
@@ -91,6 +93,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		st := c.srv.Stats()
 		gauge(mSessionState, 1, st.State)
 		counter(mDroppedMessages, st.DroppedMessages)
+		counter(mKeyframeReqs, st.Peer.PLIsReceived, "received")
+		counter(mKeyframeReqs, st.Peer.PLIsSent, "sent")
+		gauge(mPeerTarget, float64(st.Peer.TargetBitrate))
 	}
 	list := c.w.Stats()
 	if len(list) == 0 {

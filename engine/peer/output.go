@@ -28,9 +28,6 @@ type Output struct {
 	codec Codec
 	track *webrtc.TrackLocalStaticSample
 	ctl   atomic.Pointer[controlBox]
-
-	written atomic.Uint64
-	keys    atomic.Uint64
 }
 
 type controlBox struct{ Control }
@@ -83,23 +80,8 @@ func (o *Output) setBitrate(bps int) {
 // WriteSample hands one encoded access unit (or Opus frame) to every bound
 // peer. data is only read during the call. It implements pipeline.Sink.
 func (o *Output) WriteSample(data []byte, duration time.Duration, capture time.Time, key bool) error {
-	o.written.Add(1)
-	if key {
-		o.keys.Add(1)
-	}
 	if err := o.track.WriteSample(media.Sample{Data: data, Duration: duration, Timestamp: capture}); err != nil {
 		return fmt.Errorf("peer: write %s sample: %w", o.name, err)
 	}
 	return nil
-}
-
-// OutputStats is a snapshot of an output's counters.
-type OutputStats struct {
-	Samples   uint64 // samples written
-	Keyframes uint64 // of which keyframes
-}
-
-// Stats returns the output's counters.
-func (o *Output) Stats() OutputStats {
-	return OutputStats{Samples: o.written.Load(), Keyframes: o.keys.Load()}
 }

@@ -101,16 +101,6 @@ func NewAudio(src AudioSource, sink Sink, cfg AudioConfig) (*Audio, error) {
 	return a, nil
 }
 
-// RunAudio builds an audio pipeline and runs it until ctx ends or the
-// source fails.
-func RunAudio(ctx context.Context, src AudioSource, sink Sink, cfg AudioConfig) error {
-	a, err := NewAudio(src, sink, cfg)
-	if err != nil {
-		return err
-	}
-	return a.Run(ctx)
-}
-
 const frameDuration = 20 * time.Millisecond
 
 // Stats returns a snapshot. Safe for concurrent use.

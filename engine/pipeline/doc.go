@@ -10,8 +10,8 @@
 // Lifecycle: NewVideo (or NewAudio) builds a pipeline without touching
 // native resources; Run drives it on the calling goroutine (and, for
 // audio, one goroutine of its own that it waits for) until ctx ends or
-// the source fails, then closes its encoder and returns. RunVideo and
-// RunAudio do both in one call. RequestKeyframe, SetBitrate and Stats may
+// the source fails, then closes its encoder and returns. RunVideo does both
+// in one call. RequestKeyframe, SetBitrate and Stats may
 // be called from any goroutine at any time, before, during or after Run.
 //
 // Timing follows a Clock (the system clock unless the config supplies a

@@ -71,15 +71,15 @@ type DeviceBatchEncoder interface {
 	EncodeBatch(f tracks.DeviceFrame, index int, pts int64, out []byte) (n int, key bool, err error)
 }
 
-// ErrNoBatchEncoder is counted (VideoStats.DeviceErrors) and logged once
+// errNoBatchEncoder is counted (VideoStats.DeviceErrors) and logged once
 // when a batch device frame reaches a device encoder that cannot encode
 // one picture of a batch (it does not implement DeviceBatchEncoder).
-var ErrNoBatchEncoder = errors.New("pipeline: batch device frame but the device encoder has no EncodeBatch")
+var errNoBatchEncoder = errors.New("pipeline: batch device frame but the device encoder has no EncodeBatch")
 
-// ErrNoDeviceEncoder is counted (VideoStats.DeviceErrors) and logged once
+// errNoDeviceEncoder is counted (VideoStats.DeviceErrors) and logged once
 // when a device frame reaches a pipeline configured without a
 // DeviceEncoder.
-var ErrNoDeviceEncoder = errors.New("pipeline: device frame but no device encoder configured")
+var errNoDeviceEncoder = errors.New("pipeline: device frame but no device encoder configured")
 
 // VideoConfig configures a video pipeline. The zero value works: libx264
 // at 2.5 Mbit/s on the system clock.
@@ -428,7 +428,7 @@ func (v *Video) encodeDevice(f *tracks.VideoFrame, pts int64) (n int, key, ok bo
 	d := v.cfg.Device
 	if d == nil {
 		v.devErrs.Add(1)
-		v.devWarn.Do(func() { v.log.Error("dropping device frames", "err", ErrNoDeviceEncoder) })
+		v.devWarn.Do(func() { v.log.Error("dropping device frames", "err", errNoDeviceEncoder) })
 		return 0, false, false
 	}
 	if v.backend.Load() == nil {
@@ -453,7 +453,7 @@ func (v *Video) encodeDevice(f *tracks.VideoFrame, pts int64) (n int, key, ok bo
 		be, ok := d.(DeviceBatchEncoder)
 		if !ok {
 			v.devErrs.Add(1)
-			v.devWarn.Do(func() { v.log.Error("dropping batch device frames", "err", ErrNoBatchEncoder) })
+			v.devWarn.Do(func() { v.log.Error("dropping batch device frames", "err", errNoBatchEncoder) })
 			return 0, false, false
 		}
 		n, key, err = be.EncodeBatch(f.Device, f.Batch, pts, v.out)

@@ -447,7 +447,7 @@ func TestChecklist19_WebcamReachesModelWithoutRenegotiation(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	_, c := ts.connectClient(t)
 	s := ts.eng.last()
-	time.Sleep(300 * time.Millisecond)
+	c.waitFrames(c.frames.Load()+10, 5*time.Second) // the connection has been live for 10 output frames
 	if s.webcamN() != 0 {
 		t.Fatal("webcam frames before publishing")
 	}
@@ -457,10 +457,10 @@ func TestChecklist19_WebcamReachesModelWithoutRenegotiation(t *testing.T) {
 	if wh := s.webcamWH(); wh != 176<<16|144 {
 		t.Errorf("webcam delivered %dx%d, want 176x144", wh>>16, wh&0xffff)
 	}
-	close(stop) // unpublish: delivery stops
-	time.Sleep(300 * time.Millisecond)
+	close(stop)                                     // unpublish: delivery stops
+	c.waitFrames(c.frames.Load()+10, 5*time.Second) // what was in flight has drained
 	n := s.webcamN()
-	time.Sleep(500 * time.Millisecond)
+	c.waitFrames(c.frames.Load()+15, 5*time.Second) // half a second more of a live connection
 	if s.webcamN() != n {
 		t.Error("webcam frames still delivered after the client stopped sending")
 	}
@@ -673,9 +673,11 @@ func TestChecklist29_UploadsResolveEvenBeforePut(t *testing.T) {
 	data := []byte("the bytes of a file")
 	slot := createUpload(t, ts, d.SessionID, "x.bin", len(data))
 	ref := map[string]any{"upload_id": slot["presigned_id"], "name": "x.bin", "mime_type": "text/plain", "size": len(data)}
-	// The command arrives first; the PUT completes 300 ms later.
+	// The command arrives first and waits on the command path for the
+	// bytes; only then does the PUT complete.
 	c.command("read_file", map[string]any{}, map[string]any{"image": ref})
-	time.Sleep(300 * time.Millisecond)
+	ss := ts.srv.currentSession()
+	eventually(t, 5*time.Second, "the command waits for its upload", func() bool { return ss.uploads.waiting.Load() == 1 })
 	if code := putURL(t, slot["presigned_url"], data); code != 200 {
 		t.Fatalf("PUT %d", code)
 	}

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -58,18 +59,17 @@ func FuzzHTTPBodies(f *testing.F) {
 		f.Add(uint8(2), []byte(s))
 	}
 	ts := newTestServer(f, testConfig())
-	d := ts.start(f)
-	routes := []string{
-		"/sessions/" + d.SessionID + "/transport/webrtc/sdp_params",
-		"/sessions/" + d.SessionID + "/uploads",
-		"/start_session",
-	}
+	sid := ts.start(f).SessionID
 	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
-		path := routes[int(route)%len(routes)]
-		if path == "/start_session" && len(body) > 0 && body[0] == '{' {
-			// A valid start replaces the session the other routes use.
-			path = "/stop_session_is_not_this" + path
+		// The session routes follow the session: a body that starts a
+		// new one (the real /start_session route, fuzzed like the
+		// others) replaces it.
+		routes := []string{
+			"/sessions/" + sid + "/transport/webrtc/sdp_params",
+			"/sessions/" + sid + "/uploads",
+			"/start_session",
 		}
+		path := routes[int(route)%len(routes)]
 		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
@@ -79,6 +79,13 @@ func FuzzHTTPBodies(f *testing.F) {
 		}
 		if ct := rec.Header().Get("Content-Type"); rec.Code != http.StatusAccepted && ct != "application/json" {
 			t.Errorf("POST %s %q: %d with Content-Type %q; want JSON", path, body, rec.Code, ct)
+		}
+		if path == "/start_session" && rec.Code == http.StatusOK {
+			var d descriptor
+			if err := json.Unmarshal(rec.Body.Bytes(), &d); err != nil || d.SessionID == "" {
+				t.Fatalf("start_session 200 without a session id: %s", rec.Body)
+			}
+			sid = d.SessionID
 		}
 	})
 }

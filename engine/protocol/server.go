@@ -99,14 +99,21 @@ type Server struct {
 type counters struct {
 	droppedMessages   atomic.Uint64
 	capabilityReplies atomic.Uint64
+	peerDropped       atomic.Uint64 // DroppedMessages of peers already closed
 }
 
 // Stats is a snapshot of the server's counters. Commands and sessions are
 // counted once, by the engine (engine.Engine.Stats).
 type Stats struct {
-	DroppedMessages   uint64 // malformed or unknown data-channel messages
+	// DroppedMessages counts data-channel messages dropped: malformed or
+	// unknown envelopes, and (from every peer the server had) binary
+	// frames and frames on channels other than "data".
+	DroppedMessages   uint64
 	CapabilityReplies uint64 // modelCapabilities sent
 	State             string // state of the current session, or "ready"
+	// Peer is the current session's connected peer (zero when none):
+	// keyframe requests both ways, GCC's estimate, discarded RTP.
+	Peer peer.Stats
 }
 
 // NewServer returns a server for the engine w wires.
@@ -200,8 +207,13 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	cur := s.cur
 	s.mu.Unlock()
+	st.DroppedMessages += s.stats.peerDropped.Load()
 	if cur != nil {
 		st.State = cur.currentState().String()
+		if p := cur.currentPeer(); p != nil {
+			st.Peer = p.Stats()
+			st.DroppedMessages += st.Peer.DroppedMessages
+		}
 	}
 	return st
 }
@@ -367,6 +379,13 @@ func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
 	}
 	cur.end("stop_session")
 	writeJSON(w, http.StatusOK, map[string]string{"session_id": cur.id, "state": "closed"})
+}
+
+// currentSession returns the current session, nil when none.
+func (s *Server) currentSession() *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
 }
 
 // removeIfCurrent clears cur when it is sess.

@@ -129,7 +129,7 @@ func (ss *session) cleanup(fallback string) {
 		if err := ss.sendRuntime(p, "sessionEnded", map[string]string{"reason": reason}); err != nil {
 			ss.log.Debug("sessionEnded not sent", "err", err)
 		}
-		_ = p.Close()
+		ss.closePeer(p)
 	}
 	ss.uploads.clear()
 	ss.srv.removeIfCurrent(ss)
@@ -191,7 +191,7 @@ func (ss *session) orphan(p *peer.Peer, reason string) {
 	ss.since = time.Now()
 	ss.mu.Unlock()
 	ss.log.Info("peer lost; session orphaned", "reason", reason, "grace", ss.srv.cfg.OrphanGrace)
-	_ = p.Close()
+	ss.closePeer(p)
 }
 
 // negotiate takes an offer: validate it against the capabilities, ensure
@@ -270,7 +270,7 @@ func (ss *session) bind(b peer.Binding) error {
 	ss.mu.Unlock()
 	err := ss.es.Go(func(ctx context.Context) error {
 		if old != nil {
-			_ = old.Close()
+			ss.closePeer(old)
 		}
 		ss.answerOffer(ctx, gen, b)
 		return nil
@@ -292,7 +292,7 @@ func (ss *session) answerOffer(ctx context.Context, gen uint64, b peer.Binding) 
 	if ss.gen != gen || ss.st == stateClosed {
 		ss.mu.Unlock()
 		if p != nil {
-			_ = p.Close()
+			ss.closePeer(p)
 		}
 		return
 	}
@@ -331,6 +331,13 @@ func (ss *session) onReady(p *peer.Peer) {
 	ss.lastSeen.Store(time.Now().UnixNano())
 	ss.st = stateStreaming
 	ss.log.Info("client connected")
+}
+
+// closePeer closes p and keeps its dropped-message count in the server's
+// totals.
+func (ss *session) closePeer(p *peer.Peer) {
+	_ = p.Close()
+	ss.srv.stats.peerDropped.Add(p.Stats().DroppedMessages)
 }
 
 // currentPeer returns the session's peer, nil when none.

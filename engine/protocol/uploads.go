@@ -11,6 +11,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode"
 
 	"github.com/framewire/framewire/engine"
@@ -24,6 +25,8 @@ var (
 // uploadStore keeps one session's uploads in memory until the session ends.
 type uploadStore struct {
 	max, quota int64
+
+	waiting atomic.Int32 // commands waiting for an upload's bytes now
 
 	mu     sync.Mutex
 	used   int64 // announced bytes of all slots
@@ -119,6 +122,8 @@ func (u *uploadStore) wait(ctx context.Context, id string) (engine.Upload, error
 	if s == nil {
 		return engine.Upload{}, fmt.Errorf("%w %q", errUnknownUpload, id)
 	}
+	u.waiting.Add(1)
+	defer u.waiting.Add(-1)
 	select {
 	case <-s.done:
 		return engine.Upload{ID: s.id, Name: s.name, MimeType: s.mime, Size: s.size, Data: s.data}, nil
