@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
 	"go.uber.org/goleak"
 
 	"github.com/framewire/framewire/encode"
@@ -294,59 +293,7 @@ func newToneServer(t *testing.T, rec *narrationRecorder) (*testServer, *toneMode
 		srv.Close()
 		http.DefaultClient.CloseIdleConnections()
 	})
-	return &testServer{Server: hs, srv: srv, client: clientOptions{onAudio: rec.read}}, m
-}
-
-// publishMicrophone replaces the microphone transceiver's track and sends
-// a 660 Hz tone as 20 ms Opus frames, paced in real time, until stop.
-func (c *client) publishMicrophone(stop <-chan struct{}) {
-	c.t.Helper()
-	tr, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "microphone", "mic")
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if err := c.transceivers["microphone"].Sender().ReplaceTrack(tr); err != nil {
-		c.t.Fatal(err)
-	}
-	enc, err := encode.NewOpusEncoder(encode.OpusConfig{})
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if !c.track() {
-		enc.Close()
-		return
-	}
-	go func() {
-		defer c.wg.Done()
-		defer enc.Close()
-		pcm := make([]int16, encode.AudioFrameSamples)
-		pkt := make([]byte, encode.MaxOpusPacket)
-		start := time.Now()
-		for i := 0; ; i++ {
-			if d := time.Until(start.Add(time.Duration(i) * 20 * time.Millisecond)); d > 0 {
-				select {
-				case <-stop:
-					return
-				case <-time.After(d):
-				}
-			}
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			for j := range pcm {
-				n := i*len(pcm) + j
-				pcm[j] = int16(toneAmp * math.Sin(2*math.Pi*microphoneHz*float64(n)/encode.AudioRate))
-			}
-			n, err := enc.Encode(pcm, pkt)
-			if err != nil {
-				c.t.Errorf("encode microphone frame %d: %v", i, err)
-				return
-			}
-			_ = tr.WriteSample(media.Sample{Data: pkt[:n], Duration: 20 * time.Millisecond})
-		}
-	}()
+	return &testServer{Server: hs, srv: srv, client: clientOptions{OnAudio: rec.read}}, m
 }
 
 func TestAudioToneBothWays(t *testing.T) {
@@ -363,15 +310,15 @@ func TestAudioToneBothWays(t *testing.T) {
 	var stopOnce sync.Once
 	stop := func() { stopOnce.Do(func() { close(stopMic) }) }
 	defer stop()
-	c.publishMicrophone(stopMic)
-	c.command("play", map[string]any{}, nil)
+	c.PublishTone("microphone", microphoneHz, toneAmp, stopMic)
+	c.Command("play", map[string]any{}, nil)
 
 	// Both application messages, in whichever order they come.
 	var micMsg, doneMsg map[string]any
 	deadline := time.After(10 * time.Second)
 	for micMsg == nil || doneMsg == nil {
 		select {
-		case msg := <-c.msgs:
+		case msg := <-c.Msgs:
 			data, _ := msg["data"].(map[string]any)
 			if msg["scope"] != "application" || data == nil {
 				continue

@@ -54,6 +54,6 @@ func TestBadInput(t *testing.T) {
 	}
 	// The session still negotiates.
 	c := ts.dial(t, d.SessionID, d.Capabilities.Tracks, "POST")
-	c.waitReady()
-	c.waitFrames(3, 5*ts.srv.cfg.NegotiationTimeout)
+	c.WaitReady()
+	c.WaitFrames(3, 5*ts.srv.cfg.NegotiationTimeout)
 }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/enginetest"
 	"github.com/framewire/framewire/engine/peer"
 )
 
@@ -74,7 +75,7 @@ func TestChecklist02_CORSOnEveryResponse(t *testing.T) {
 	d := ts.start(t)
 	ts.do(t, "GET", "/sessions/wrong/transport/webrtc/ice_servers", nil, rtcHdr) // 404
 	c := ts.dial(t, d.SessionID, d.Capabilities.Tracks, "POST")                  // 202 and 200
-	c.waitReady()
+	c.WaitReady()
 	if code, _ := ts.do(t, "POST", "/stop_session", nil, nil); code != 200 {
 		t.Fatalf("stop_session %d", code)
 	}
@@ -175,7 +176,7 @@ func TestChecklist07_StartReplacesStaleSession(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	d1, c1 := ts.connectClient(t)
 	first := ts.eng.last()
-	c1.pc.Close() // the tab vanished without stop_session
+	c1.PC.Close() // the tab vanished without stop_session
 	d2 := ts.start(t)
 	if d2.SessionID == d1.SessionID {
 		t.Fatal("same session id after a second start_session")
@@ -187,8 +188,8 @@ func TestChecklist07_StartReplacesStaleSession(t *testing.T) {
 		t.Errorf("old session's route answered %d, want 404", code)
 	}
 	c2 := ts.dial(t, d2.SessionID, d2.Capabilities.Tracks, "POST")
-	c2.waitReady()
-	c2.waitFrames(5, 5*time.Second)
+	c2.WaitReady()
+	c2.WaitFrames(5, 5*time.Second)
 }
 
 func TestChecklist08_ICEServers(t *testing.T) {
@@ -315,7 +316,7 @@ func TestChecklist12_PutNeverReturnsStaleAnswer(t *testing.T) {
 	d := ts.start(t)
 	_, body1 := offerFor(t, d.Capabilities.Tracks)
 	ts.do(t, "POST", "/sessions/"+d.SessionID+"/transport/webrtc/sdp_params", body1, rtcHdr)
-	first := ts.pollAnswer(t, d.SessionID)
+	first := enginetest.PollAnswer(t, ts.URL, d.SessionID)
 	_, body2 := offerFor(t, d.Capabilities.Tracks)
 	if code, _ := ts.do(t, "PUT", "/sessions/"+d.SessionID+"/transport/webrtc/sdp_params", body2, rtcHdr); code != 202 {
 		t.Fatalf("PUT %d", code)
@@ -339,10 +340,10 @@ func TestChecklist13_AnswerCarriesCandidates(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	d := ts.start(t)
 	c := ts.dial(t, d.SessionID, d.Capabilities.Tracks, "POST")
-	if !strings.Contains(c.pc.RemoteDescription().SDP, "a=candidate:") {
+	if !strings.Contains(c.PC.RemoteDescription().SDP, "a=candidate:") {
 		t.Fatal("answer has no a=candidate lines")
 	}
-	c.waitReady() // no trickle, no further signalling
+	c.WaitReady() // no trickle, no further signalling
 }
 
 func TestChecklist14_AnswerBundleSCTPDirections(t *testing.T) {
@@ -350,7 +351,7 @@ func TestChecklist14_AnswerBundleSCTPDirections(t *testing.T) {
 	d := ts.start(t)
 	c := ts.dial(t, d.SessionID, d.Capabilities.Tracks, "POST")
 	var sd sdp.SessionDescription
-	if err := sd.UnmarshalString(c.pc.RemoteDescription().SDP); err != nil {
+	if err := sd.UnmarshalString(c.PC.RemoteDescription().SDP); err != nil {
 		t.Fatal(err)
 	}
 	if g, ok := sd.Attribute("group"); !ok || !strings.HasPrefix(g, "BUNDLE") {
@@ -372,10 +373,10 @@ func TestChecklist14_AnswerBundleSCTPDirections(t *testing.T) {
 			}
 		}
 	}
-	if got := dirs[c.transceivers["main_video"].Mid()]; got != "sendonly" {
+	if got := dirs[c.Transceivers["main_video"].Mid()]; got != "sendonly" {
 		t.Errorf("main_video (client recvonly) answered %q, want sendonly", got)
 	}
-	if got := dirs[c.transceivers["webcam"].Mid()]; got != "recvonly" {
+	if got := dirs[c.Transceivers["webcam"].Mid()]; got != "recvonly" {
 		t.Errorf("webcam (client sendonly) answered %q, want recvonly", got)
 	}
 }
@@ -386,11 +387,11 @@ func TestChecklist15_RoutedByMidNotOrder(t *testing.T) {
 	tracks := d.Capabilities.Tracks
 	reversed := []engine.TrackCap{tracks[1], tracks[0]} // webcam gets the first m-line
 	c := ts.dial(t, d.SessionID, reversed, "POST")
-	c.waitReady()
-	c.waitFrames(10, 5*time.Second)
+	c.WaitReady()
+	c.WaitFrames(10, 5*time.Second)
 	stop := make(chan struct{})
 	defer close(stop)
-	c.publishWebcam(160, 120, stop)
+	c.PublishWebcam("webcam", 160, 120, stop)
 	s := ts.eng.last()
 	eventually(t, 5*time.Second, "webcam frames delivered to the model", func() bool { return s.webcamN() > 5 })
 }
@@ -398,12 +399,12 @@ func TestChecklist15_RoutedByMidNotOrder(t *testing.T) {
 func TestChecklist16_ServerOpensNoDataChannel(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	_, c := ts.connectClient(t)
-	c.waitFrames(5, 5*time.Second)
-	if c.serverDC.Load() {
+	c.WaitFrames(5, 5*time.Second)
+	if c.ServerDC.Load() {
 		t.Fatal("server opened a data channel")
 	}
-	c.sendJSON(map[string]any{"scope": "runtime", "data": map[string]any{"type": "requestCapabilities", "data": map[string]any{}}})
-	c.expect("runtime", "modelCapabilities", 3*time.Second) // the client's "data" channel was accepted
+	c.SendJSON(map[string]any{"scope": "runtime", "data": map[string]any{"type": "requestCapabilities", "data": map[string]any{}}})
+	c.Expect("runtime", "modelCapabilities", 3*time.Second) // the client's "data" channel was accepted
 }
 
 // TestChecklist17_StatusSequence: the SDK's status sequence is checked in
@@ -416,7 +417,7 @@ func TestChecklist17_StatusSequence(t *testing.T) {
 		t.Fatalf("state after start %q/%q, want waiting", d.State, ts.srv.Stats().State)
 	}
 	c := ts.dial(t, d.SessionID, d.Capabilities.Tracks, "POST")
-	c.waitReady()
+	c.WaitReady()
 	eventually(t, 2*time.Second, "streaming", func() bool { return ts.srv.Stats().State == "streaming" })
 }
 
@@ -424,43 +425,43 @@ func TestChecklist18_VideoFlowsKeyframeFirstAndOnPLI(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	_, c := ts.connectClient(t)
 	ready := time.Now()
-	c.waitFrames(1, 3*time.Second)
+	c.WaitFrames(1, 3*time.Second)
 	t.Logf("first decoded frame %s after ready", time.Since(ready).Round(time.Millisecond))
-	if c.firstKey.Load() != 1 {
+	if c.FirstKey.Load() != 1 {
 		t.Error("the first sample on main_video was not a keyframe")
 	}
-	c.waitFrames(30, 5*time.Second)
-	keys := c.keySamples.Load()
-	ssrc := uint32(c.transceivers["main_video"].Receiver().Track().SSRC())
-	if err := c.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+	c.WaitFrames(30, 5*time.Second)
+	keys := c.KeySamples.Load()
+	ssrc := uint32(c.Transceivers["main_video"].Receiver().Track().SSRC())
+	if err := c.PC.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "a keyframe after PLI", func() bool { return c.keySamples.Load() > keys })
-	keys = c.keySamples.Load()
-	if err := c.pc.WriteRTCP([]rtcp.Packet{&rtcp.FullIntraRequest{MediaSSRC: ssrc, FIR: []rtcp.FIREntry{{SSRC: ssrc, SequenceNumber: 1}}}}); err != nil {
+	eventually(t, 3*time.Second, "a keyframe after PLI", func() bool { return c.KeySamples.Load() > keys })
+	keys = c.KeySamples.Load()
+	if err := c.PC.WriteRTCP([]rtcp.Packet{&rtcp.FullIntraRequest{MediaSSRC: ssrc, FIR: []rtcp.FIREntry{{SSRC: ssrc, SequenceNumber: 1}}}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "a keyframe after FIR", func() bool { return c.keySamples.Load() > keys })
+	eventually(t, 3*time.Second, "a keyframe after FIR", func() bool { return c.KeySamples.Load() > keys })
 }
 
 func TestChecklist19_WebcamReachesModelWithoutRenegotiation(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	_, c := ts.connectClient(t)
 	s := ts.eng.last()
-	c.waitFrames(c.frames.Load()+10, 5*time.Second) // the connection has been live for 10 output frames
+	c.WaitFrames(c.Frames.Load()+10, 5*time.Second) // the connection has been live for 10 output frames
 	if s.webcamN() != 0 {
 		t.Fatal("webcam frames before publishing")
 	}
 	stop := make(chan struct{})
-	c.publishWebcam(176, 144, stop)
+	c.PublishWebcam("webcam", 176, 144, stop)
 	eventually(t, 5*time.Second, "webcam frames in the model", func() bool { return s.webcamN() >= 10 })
 	if wh := s.webcamWH(); wh != 176<<16|144 {
 		t.Errorf("webcam delivered %dx%d, want 176x144", wh>>16, wh&0xffff)
 	}
 	close(stop)                                     // unpublish: delivery stops
-	c.waitFrames(c.frames.Load()+10, 5*time.Second) // what was in flight has drained
+	c.WaitFrames(c.Frames.Load()+10, 5*time.Second) // what was in flight has drained
 	n := s.webcamN()
-	c.waitFrames(c.frames.Load()+15, 5*time.Second) // half a second more of a live connection
+	c.WaitFrames(c.Frames.Load()+15, 5*time.Second) // half a second more of a live connection
 	if s.webcamN() != n {
 		t.Error("webcam frames still delivered after the client stopped sending")
 	}
@@ -469,19 +470,19 @@ func TestChecklist19_WebcamReachesModelWithoutRenegotiation(t *testing.T) {
 func TestChecklist20_BlackFrameVisible(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	_, c := ts.connectClient(t)
-	c.command("set_color", map[string]any{"level": 0, "label": "red"}, nil)
-	eventually(t, 5*time.Second, "black picture at the client", func() bool { return c.frames.Load() > 0 && c.lastLuma.Load() < 20 })
+	c.Command("set_color", map[string]any{"level": 0, "label": "red"}, nil)
+	eventually(t, 5*time.Second, "black picture at the client", func() bool { return c.Frames.Load() > 0 && c.LastLuma.Load() < 20 })
 }
 
 func TestChecklist21_ServerFramesAreTextEnvelopes(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	_, c := ts.connectClient(t)
-	c.sendJSON(map[string]any{"scope": "runtime", "data": map[string]any{"type": "requestCapabilities", "data": map[string]any{}}})
-	c.command("set_color", map[string]any{"level": 10, "label": "red"}, nil)
-	c.command("nope", map[string]any{}, nil) // produces a runtime error message
+	c.SendJSON(map[string]any{"scope": "runtime", "data": map[string]any{"type": "requestCapabilities", "data": map[string]any{}}})
+	c.Command("set_color", map[string]any{"level": 10, "label": "red"}, nil)
+	c.Command("nope", map[string]any{}, nil) // produces a runtime error message
 	for i := 0; i < 3; i++ {
 		select {
-		case m := <-c.msgs:
+		case m := <-c.Msgs:
 			if _, bad := m["_bad"]; bad || m["scope"] == nil || m["data"] == nil {
 				t.Errorf("frame %v is not a text JSON {scope, data} envelope", m)
 			}
@@ -497,14 +498,14 @@ func TestChecklist22_PingRefreshesLiveness(t *testing.T) {
 	ts := newTestServer(t, cfg)
 	_, c := ts.connectClient(t)
 	for i := 0; i < 10; i++ { // 2 s of pings, > 3 ping timeouts
-		c.sendJSON(map[string]any{"scope": "runtime", "data": map[string]any{"type": "ping", "data": map[string]any{}}})
+		c.SendJSON(map[string]any{"scope": "runtime", "data": map[string]any{"type": "ping", "data": map[string]any{}}})
 		time.Sleep(200 * time.Millisecond)
 	}
 	if st := ts.srv.Stats().State; st != "streaming" {
 		t.Fatalf("state %q while pinging, want streaming", st)
 	}
 	select {
-	case m := <-c.msgs:
+	case m := <-c.Msgs:
 		t.Fatalf("ping answered with %v", m)
 	default:
 	}
@@ -513,8 +514,8 @@ func TestChecklist22_PingRefreshesLiveness(t *testing.T) {
 func TestChecklist23_RequestCapabilities(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	_, c := ts.connectClient(t)
-	c.sendJSON(map[string]any{"scope": "runtime", "data": map[string]any{"type": "requestCapabilities", "data": map[string]any{}}})
-	m := c.expect("runtime", "modelCapabilities", 3*time.Second)
+	c.SendJSON(map[string]any{"scope": "runtime", "data": map[string]any{"type": "requestCapabilities", "data": map[string]any{}}})
+	m := c.Expect("runtime", "modelCapabilities", 3*time.Second)
 	data, _ := m["data"].(map[string]any)
 	cmds, _ := data["commands"].([]any)
 	if len(cmds) != len(ts.eng.caps.Commands) {
@@ -535,17 +536,17 @@ func TestChecklist24_CommandsInvalidDroppedChannelKept(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	_, c := ts.connectClient(t)
 	for _, bad := range []string{`not json`, `{"scope":"application"}`, `{"scope":"weird","data":{"type":"x"}}`, `{"scope":"runtime","data":{"type":"unknownThing"}}`} {
-		if err := c.dc.SendText(bad); err != nil {
+		if err := c.DC.SendText(bad); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.dc.Send([]byte{0xff, 0x00}); err != nil { // binary frame
+	if err := c.DC.Send([]byte{0xff, 0x00}); err != nil { // binary frame
 		t.Fatal(err)
 	}
-	c.command("no_such_command", map[string]any{}, nil)
-	c.command("set_color", map[string]any{"level": "high", "label": 3}, nil) // wrong argument types
-	c.command("set_color", map[string]any{"level": 99, "label": "green"}, nil)
-	m := c.expect("application", "color_set", 3*time.Second)
+	c.Command("no_such_command", map[string]any{}, nil)
+	c.Command("set_color", map[string]any{"level": "high", "label": 3}, nil) // wrong argument types
+	c.Command("set_color", map[string]any{"level": 99, "label": "green"}, nil)
+	m := c.Expect("application", "color_set", 3*time.Second)
 	if m["level"] != 99.0 {
 		t.Errorf("color_set %v", m)
 	}
@@ -561,8 +562,8 @@ func TestChecklist24_CommandsInvalidDroppedChannelKept(t *testing.T) {
 func TestChecklist25_SendReachesClientExactly(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	_, c := ts.connectClient(t)
-	c.command("set_color", map[string]any{"level": 42, "label": "red"}, nil)
-	m := c.expect("application", "color_set", 3*time.Second)
+	c.Command("set_color", map[string]any{"level": 42, "label": "red"}, nil)
+	m := c.Expect("application", "color_set", 3*time.Second)
 	want := map[string]any{"type": "color_set", "level": 42.0, "label": "red"}
 	if len(m) != len(want) || m["level"] != want["level"] || m["label"] != want["label"] {
 		t.Errorf("application data %v, want exactly %v", m, want)
@@ -573,8 +574,8 @@ func TestChecklist26_LargeMessagesBothWays(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	_, c := ts.connectClient(t)
 	blob := strings.Repeat("0123456789abcdef", 200*1024/16) // 200 KiB
-	c.command("blob", map[string]any{"blob": blob}, nil)
-	m := c.expect("application", "blob", 5*time.Second)
+	c.Command("blob", map[string]any{"blob": blob}, nil)
+	m := c.Expect("application", "blob", 5*time.Second)
 	sum := sha256.Sum256([]byte(blob))
 	if m["size"] != float64(len(blob)) || m["sha256"] != hex.EncodeToString(sum[:]) {
 		t.Fatalf("200 KiB message not received intact: %v", m)
@@ -582,7 +583,7 @@ func TestChecklist26_LargeMessagesBothWays(t *testing.T) {
 	// Beyond the client's a=max-message-size (262144 here) the model's Send
 	// fails and nothing is sent.
 	s := ts.eng.last()
-	c.command("big", map[string]any{"n": 300_000}, nil)
+	c.Command("big", map[string]any{"n": 300_000}, nil)
 	select {
 	case err := <-s.sendErrs:
 		if !errors.Is(err, peer.ErrMessageTooLarge) {
@@ -675,27 +676,27 @@ func TestChecklist29_UploadsResolveEvenBeforePut(t *testing.T) {
 	ref := map[string]any{"upload_id": slot["presigned_id"], "name": "x.bin", "mime_type": "text/plain", "size": len(data)}
 	// The command arrives first and waits on the command path for the
 	// bytes; only then does the PUT complete.
-	c.command("read_file", map[string]any{}, map[string]any{"image": ref})
+	c.Command("read_file", map[string]any{}, map[string]any{"image": ref})
 	ss := ts.srv.currentSession()
 	eventually(t, 5*time.Second, "the command waits for its upload", func() bool { return ss.uploads.waiting.Load() == 1 })
 	if code := putURL(t, slot["presigned_url"], data); code != 200 {
 		t.Fatalf("PUT %d", code)
 	}
-	c.sendJSON(map[string]any{"scope": "runtime", "data": map[string]any{"type": "fileUploaded", "data": ref}})
-	m := c.expect("application", "file", 5*time.Second)
+	c.SendJSON(map[string]any{"scope": "runtime", "data": map[string]any{"type": "fileUploaded", "data": ref}})
+	m := c.Expect("application", "file", 5*time.Second)
 	sum := sha256.Sum256(data)
 	if m["sha256"] != hex.EncodeToString(sum[:]) || m["name"] != "x.bin" {
 		t.Fatalf("model read %v", m)
 	}
 	// An upload id the session never issued: the command is refused.
-	c.command("read_file", map[string]any{}, map[string]any{"image": map[string]any{"upload_id": "nope", "name": "n", "mime_type": "x", "size": 1}})
-	c.expect("runtime", "error", 3*time.Second)
+	c.Command("read_file", map[string]any{}, map[string]any{"image": map[string]any{"upload_id": "nope", "name": "n", "mime_type": "x", "size": 1}})
+	c.Expect("runtime", "error", 3*time.Second)
 }
 
 func TestChecklist30_StopSession(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	_, c := ts.connectClient(t)
-	c.waitFrames(5, 5*time.Second)
+	c.WaitFrames(5, 5*time.Second)
 	s := ts.eng.last()
 	req, _ := http.NewRequest("POST", ts.URL+"/stop_session", nil) // no body, no Content-Type
 	resp, err := http.DefaultClient.Do(req)
@@ -710,21 +711,21 @@ func TestChecklist30_StopSession(t *testing.T) {
 		t.Error("model session not stopped")
 	}
 	eventually(t, 10*time.Second, "client sees the peer closed", func() bool {
-		st := c.pc.ConnectionState()
+		st := c.PC.ConnectionState()
 		return st == webrtc.PeerConnectionStateDisconnected || st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed
 	})
 	if code, _ := ts.do(t, "POST", "/stop_session", nil, nil); code != 409 {
 		t.Errorf("stop_session when idle: %d, want 409", code)
 	}
 	_, c2 := ts.connectClient(t)
-	c2.waitFrames(5, 5*time.Second)
+	c2.WaitFrames(5, 5*time.Second)
 }
 
 func TestChecklist31_PeerLossOrphans(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	_, c := ts.connectClient(t)
-	c.waitFrames(3, 5*time.Second)
-	c.pc.Close()
+	c.WaitFrames(3, 5*time.Second)
+	c.PC.Close()
 	eventually(t, 5*time.Second, "orphaned", func() bool { return ts.srv.Stats().State == "orphaned" })
 	if ts.eng.last().stopped() {
 		t.Fatal("model session stopped on peer loss")
@@ -734,15 +735,15 @@ func TestChecklist31_PeerLossOrphans(t *testing.T) {
 func TestChecklist32_ReconnectWithPut(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	d, c := ts.connectClient(t)
-	c.waitFrames(3, 5*time.Second)
-	c.command("set_color", map[string]any{"level": 200, "label": "red"}, nil)
-	c.expect("application", "color_set", 3*time.Second)
-	c.pc.Close()
+	c.WaitFrames(3, 5*time.Second)
+	c.Command("set_color", map[string]any{"level": 200, "label": "red"}, nil)
+	c.Expect("application", "color_set", 3*time.Second)
+	c.PC.Close()
 	eventually(t, 5*time.Second, "orphaned", func() bool { return ts.srv.Stats().State == "orphaned" })
 	c2 := ts.dial(t, d.SessionID, d.Capabilities.Tracks, "PUT")
-	c2.waitReady()
-	c2.waitFrames(10, 5*time.Second)
-	if l := c2.lastLuma.Load(); l < 180 {
+	c2.WaitReady()
+	c2.WaitFrames(10, 5*time.Second)
+	if l := c2.LastLuma.Load(); l < 180 {
 		t.Errorf("luma %d after reconnect: the model's state did not survive", l)
 	}
 	if ts.eng.started() != 1 || ts.eng.last().stopped() {
@@ -755,7 +756,7 @@ func TestChecklist33_GraceExpires(t *testing.T) {
 	cfg.OrphanGrace = 500 * time.Millisecond
 	ts := newTestServer(t, cfg)
 	d, c := ts.connectClient(t)
-	c.pc.Close()
+	c.PC.Close()
 	eventually(t, 5*time.Second, "session closed after the grace period", func() bool { return ts.eng.last().stopped() })
 	if code, _ := ts.do(t, "GET", "/sessions/"+d.SessionID+"/transport/webrtc/ice_servers", nil, rtcHdr); code/100 == 2 {
 		t.Errorf("route of the expired session answered %d", code)

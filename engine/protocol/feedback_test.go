@@ -11,7 +11,7 @@ func TestCongestionControlNegotiatesTWCC(t *testing.T) {
 	cfg := testConfig()
 	ts := newTestServer(t, cfg)
 	_, c := ts.connectClient(t)
-	answer := c.pc.RemoteDescription().SDP
+	answer := c.PC.RemoteDescription().SDP
 	if !strings.Contains(answer, "transport-wide-cc") || !strings.Contains(answer, "a=rtcp-fb:") || !strings.Contains(answer, "transport-cc") {
 		t.Fatal("answer does not negotiate TWCC (extmap transport-wide-cc and rtcp-fb transport-cc)")
 	}

@@ -30,7 +30,7 @@ func FuzzDataChannelMessage(f *testing.F) {
 	}
 	ts := newTestServer(f, testConfig())
 	_, c := ts.connectClient(f)
-	defer c.close()
+	defer c.Close()
 	ts.srv.mu.Lock()
 	ss := ts.srv.cur
 	ts.srv.mu.Unlock()

@@ -170,13 +170,13 @@ func TestCleanSessionLogsNothingAboveInfo(t *testing.T) {
 		http.DefaultClient.CloseIdleConnections()
 	})
 	_, c := ts.connectClient(t)
-	c.waitFrames(10, 5*time.Second)
-	c.command("set_color", map[string]any{"level": 99, "label": "green"}, nil)
-	c.expect("application", "color_set", 3*time.Second)
+	c.WaitFrames(10, 5*time.Second)
+	c.Command("set_color", map[string]any{"level": 99, "label": "green"}, nil)
+	c.Expect("application", "color_set", 3*time.Second)
 	if code, body := ts.do(t, "POST", "/stop_session", "{}", apiHdr); code != 200 {
 		t.Fatalf("stop_session: %d %s", code, body)
 	}
-	c.close()
+	c.Close()
 	for _, line := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
 			t.Errorf("a clean session logged: %s", line)

@@ -20,7 +20,7 @@ func TestAdapterCongestionControlSetsEncoderBitrate(t *testing.T) {
 	cfg.Peer.StartBitrate, cfg.Peer.MinBitrate, cfg.Peer.MaxBitrate = 1_000_000, 300_000, 1_200_000
 	ts := newTestServer(t, cfg)
 	_, c := ts.connectClient(t)
-	c.waitFrames(5, 5*time.Second)
+	c.WaitFrames(5, 5*time.Second)
 	if got := ts.eng.videoStats(t).TargetBitrate; got != 2_500_000 && (got < 300_000 || got > 1_200_000) {
 		t.Fatalf("target bitrate %d: neither the initial 2.5 Mbit/s nor an estimate", got)
 	}
@@ -49,21 +49,21 @@ func TestAdapterCongestionControlSetsEncoderBitrate(t *testing.T) {
 func TestAdapterReconnectWithOtherCodecRestartsOutput(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	d, c := ts.connectClient(t)
-	c.waitFrames(3, 5*time.Second)
+	c.WaitFrames(3, 5*time.Second)
 	if b := ts.eng.videoStats(t).Backend; b != string(ts.eng.Backend()) {
 		t.Fatalf("first pipeline runs %q, want the probed %q", b, ts.eng.Backend())
 	}
-	c.command("set_color", map[string]any{"level": 200, "label": "red"}, nil)
-	c.expect("application", "color_set", 3*time.Second)
-	c.pc.Close()
+	c.Command("set_color", map[string]any{"level": 200, "label": "red"}, nil)
+	c.Expect("application", "color_set", 3*time.Second)
+	c.PC.Close()
 	eventually(t, 5*time.Second, "orphaned", func() bool { return ts.srv.Stats().State == "orphaned" })
 
-	ts.client = clientOptions{vp8Only: true}
+	ts.client = clientOptions{VP8Only: true}
 	c2 := ts.dial(t, d.SessionID, d.Capabilities.Tracks, "PUT")
-	c2.waitReady()
-	c2.waitFrames(10, 5*time.Second)
+	c2.WaitReady()
+	c2.WaitFrames(10, 5*time.Second)
 	var mime string
-	for _, tr := range c2.pc.GetTransceivers() {
+	for _, tr := range c2.PC.GetTransceivers() {
 		if r := tr.Receiver(); r != nil && r.Track() != nil {
 			mime = r.Track().Codec().MimeType
 		}
@@ -74,7 +74,7 @@ func TestAdapterReconnectWithOtherCodecRestartsOutput(t *testing.T) {
 	if b := ts.eng.videoStats(t).Backend; b != string(encode.BackendVP8) {
 		t.Errorf("pipeline after the reconnect runs %q, want %q", b, encode.BackendVP8)
 	}
-	if l := c2.lastLuma.Load(); l < 180 {
+	if l := c2.LastLuma.Load(); l < 180 {
 		t.Errorf("luma %d after reconnect: the model's state did not survive", l)
 	}
 	if ts.eng.started() != 1 || ts.eng.last().stopped() {
@@ -89,20 +89,20 @@ func TestAdapterReconnectWithOtherCodecRestartsOutput(t *testing.T) {
 // output's track: main_video still goes to its own mid.
 func TestAdapterSendrecvInputBeforeOutput(t *testing.T) {
 	ts := newTestServer(t, testConfig())
-	ts.client = clientOptions{sendrecvInputs: true}
+	ts.client = clientOptions{SendrecvInputs: true}
 	d := ts.start(t)
 	caps := d.Capabilities.Tracks
 	c := ts.dial(t, d.SessionID, []engine.TrackCap{caps[1], caps[0]}, "POST") // webcam first
-	c.waitReady()
-	c.waitFrames(10, 5*time.Second)
-	for _, tr := range c.pc.GetTransceivers() {
-		if tr == c.transceivers["webcam"] && tr.Receiver() != nil && tr.Receiver().Track() != nil {
+	c.WaitReady()
+	c.WaitFrames(10, 5*time.Second)
+	for _, tr := range c.PC.GetTransceivers() {
+		if tr == c.Transceivers["webcam"] && tr.Receiver() != nil && tr.Receiver().Track() != nil {
 			t.Error("the model's output arrived on the webcam's m-section")
 		}
 	}
 	stop := make(chan struct{})
 	defer close(stop)
-	c.publishWebcam(160, 120, stop)
+	c.PublishWebcam("webcam", 160, 120, stop)
 	s := ts.eng.last()
 	eventually(t, 5*time.Second, "webcam frames delivered to the model", func() bool { return s.webcamN() > 5 })
 	in := ts.eng.Stats()[0].Inputs
@@ -115,7 +115,7 @@ func TestAdapterSendrecvInputBeforeOutput(t *testing.T) {
 func TestAdapterStats(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	d, c := ts.connectClient(t)
-	c.waitFrames(10, 5*time.Second)
+	c.WaitFrames(10, 5*time.Second)
 	st := ts.eng.Stats()
 	if len(st) != 1 || st[0].ID != d.SessionID {
 		t.Fatalf("stats %+v, want the one session %s", st, d.SessionID)

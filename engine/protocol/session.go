@@ -161,12 +161,14 @@ func (ss *session) monitor(ctx context.Context) error {
 func (ss *session) check(now time.Time) {
 	cfg := ss.srv.cfg
 	ss.mu.Lock()
-	st, since, p := ss.st, ss.since, ss.peer
+	st, since, p, negotiating := ss.st, ss.since, ss.peer, ss.negotiating
 	ss.mu.Unlock()
 	switch {
 	case st == stateStreaming && now.Sub(time.Unix(0, ss.lastSeen.Load())) > cfg.PingTimeout:
 		ss.orphan(p, fmt.Sprintf("no data-channel message for %s", cfg.PingTimeout))
-	case (st == stateWaiting || st == stateOrphaned) && now.Sub(since) > cfg.OrphanGrace:
+	case (st == stateWaiting || st == stateOrphaned) && !negotiating && now.Sub(since) > cfg.OrphanGrace:
+		// A client whose offer is being answered is not gone: the grace
+		// period counts from the answer (NegotiationTimeout bounds it).
 		reason := fmt.Sprintf("no client for %s", cfg.OrphanGrace)
 		ss.mu.Lock()
 		if ss.reason == "" {
@@ -297,6 +299,7 @@ func (ss *session) answerOffer(ctx context.Context, gen uint64, b peer.Binding) 
 		return
 	}
 	ss.negotiating = false
+	ss.since = time.Now() // the grace period counts from the answer
 	if err != nil {
 		ss.negErr = err
 		ss.mu.Unlock()
