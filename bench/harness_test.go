@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -178,10 +179,14 @@ func newAstiavEncoder(b encode.Backend, w, h int) (*astiavEncoder, error) {
 		return nil, fmt.Errorf("%s not in this FFmpeg", name)
 	}
 	const bitrate, fps = 2_500_000, 30
+	planar := astiav.PixelFormatYuv420P
+	if b == encode.BackendNVENC {
+		planar = astiav.PixelFormatNv12 // what encode feeds NVENC
+	}
 	cc := astiav.AllocCodecContext(codec)
 	cc.SetWidth(w)
 	cc.SetHeight(h)
-	cc.SetPixelFormat(astiav.PixelFormatYuv420P)
+	cc.SetPixelFormat(planar)
 	cc.SetTimeBase(astiav.NewRational(1, 90000))
 	cc.SetFramerate(astiav.NewRational(fps, 1))
 	cc.SetBitRate(bitrate)
@@ -200,6 +205,21 @@ func newAstiavEncoder(b encode.Backend, w, h int) (*astiavEncoder, error) {
 		opts.Set("profile", "baseline", 0)
 		opts.Set("forced-idr", "1", 0)
 		opts.Set("x264-params", "keyint=infinite:scenecut=0:repeat-headers=1:aud=0:sliced-threads=0", 0)
+	case encode.BackendNVENC:
+		// encode's NVENC settings: constrained baseline, the largest GOP
+		// (keyframes on request), CBR with a two-frame VBV, p1/ull, no
+		// delay.
+		cc.SetProfile(astiav.ProfileH264ConstrainedBaseline)
+		cc.SetGopSize(math.MaxInt32)
+		cc.SetRateControlMaxRate(bitrate)
+		cc.SetRateControlBufferSize(bitrate / fps * 2)
+		opts.Set("preset", "p1", 0)
+		opts.Set("tune", "ull", 0)
+		opts.Set("rc", "cbr", 0)
+		opts.Set("zerolatency", "1", 0)
+		opts.Set("delay", "0", 0)
+		opts.Set("forced-idr", "1", 0)
+		opts.Set("profile", "baseline", 0)
 	case encode.BackendVP8:
 		cc.SetGopSize(1 << 30)
 		cc.SetRateControlMaxRate(bitrate)
@@ -222,7 +242,7 @@ func newAstiavEncoder(b encode.Backend, w, h int) (*astiavEncoder, error) {
 	e.rgb.SetPixelFormat(astiav.PixelFormatRgb24)
 	e.yuv.SetWidth(w)
 	e.yuv.SetHeight(h)
-	e.yuv.SetPixelFormat(astiav.PixelFormatYuv420P)
+	e.yuv.SetPixelFormat(planar)
 	if err := e.rgb.AllocBuffer(1); err != nil {
 		return nil, err
 	}
@@ -230,7 +250,7 @@ func newAstiavEncoder(b encode.Backend, w, h int) (*astiavEncoder, error) {
 		return nil, err
 	}
 	var err error
-	e.sws, err = astiav.CreateSoftwareScaleContext(w, h, astiav.PixelFormatRgb24, w, h, astiav.PixelFormatYuv420P, astiav.NewSoftwareScaleContextFlags(astiav.SoftwareScaleContextFlagBilinear))
+	e.sws, err = astiav.CreateSoftwareScaleContext(w, h, astiav.PixelFormatRgb24, w, h, planar, astiav.NewSoftwareScaleContextFlags(astiav.SoftwareScaleContextFlagBilinear))
 	return e, err
 }
 
