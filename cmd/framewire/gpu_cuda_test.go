@@ -12,7 +12,6 @@ import (
 
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/enginetest"
-	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/wiring"
 	"github.com/framewire/framewire/gpu"
 	"github.com/framewire/framewire/tracks"
@@ -79,15 +78,7 @@ func TestDeviceFramesThroughAdapter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := a.Start(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Engine().Stop("test over")
-	mapping := []peer.TrackMapping{{MID: "0", Name: "main_video", Kind: peer.KindVideo, Direction: peer.DirRecvonly}}
-	if _, err := s.Prepare(enginetest.RecvOffer(t, peer.KindVideo), mapping); err != nil {
-		t.Fatal(err)
-	}
+	enginetest.StartVideo(t, a)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st := a.Stats()

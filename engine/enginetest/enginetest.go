@@ -11,8 +11,45 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/peer"
+	"github.com/framewire/framewire/engine/wiring"
+	"github.com/framewire/framewire/tracks"
 )
+
+// GreyModel declares a model that emits flat grey w×h frames at 30 fps
+// into main_video (no rate declared) and has a webcam input it ignores: a
+// real producer for tests of the media path.
+func GreyModel(w, h int) engine.Model {
+	return engine.Model{
+		Name:   "grey",
+		Tracks: []tracks.Spec{tracks.VideoOutput("main_video"), tracks.VideoInput("webcam")},
+		New: func(engine.Config) (engine.Runner, error) {
+			return engine.RunFunc(func(ctx context.Context, s *engine.Session) error {
+				out, err := s.VideoOut("main_video")
+				if err != nil {
+					return err
+				}
+				img := tracks.NewImage(w, h)
+				for i := range img.Pix {
+					img.Pix[i] = 128
+				}
+				tick := time.NewTicker(time.Second / 30)
+				defer tick.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-tick.C:
+					}
+					if out.EmitImage(ctx, img) != nil {
+						return nil
+					}
+				}
+			}), nil
+		},
+	}
+}
 
 // Eventually polls cond every 10 ms until it holds, failing the test with
 // what when within passes first.
@@ -95,4 +132,24 @@ func recvOffer(t testing.TB, newPC func(webrtc.Configuration) (*webrtc.PeerConne
 		t.Fatal(err)
 	}
 	return offer
+}
+
+// MainVideo maps mid "0" of an offer to the output main_video.
+var MainVideo = []peer.TrackMapping{{MID: "0", Name: "main_video", Kind: peer.KindVideo, Direction: peer.DirRecvonly}}
+
+// StartVideo starts a session of w and runs its main_video output into an
+// unbound peer output negotiated from a real H.264-capable offer: the
+// pipeline really paces, converts and encodes; what a peer would carry is
+// dropped. The session is stopped when the test ends.
+func StartVideo(t testing.TB, w *wiring.Wiring) *wiring.Session {
+	t.Helper()
+	s, err := w.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Engine().Stop("test over") })
+	if _, err := s.Prepare(RecvOffer(t, peer.KindVideo), MainVideo); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

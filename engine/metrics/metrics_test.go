@@ -1,7 +1,6 @@
 package metrics_test
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,48 +14,16 @@ import (
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/enginetest"
 	"github.com/framewire/framewire/engine/metrics"
-	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/protocol"
 	"github.com/framewire/framewire/engine/wiring"
-	"github.com/framewire/framewire/tracks"
 )
-
-// drawModel emits grey 320x240 frames at 30 fps into main_video and has a
-// webcam input; it really draws, the pipeline really encodes.
-func drawModel() engine.Model {
-	return engine.Model{
-		Name:   "metrics-test",
-		Tracks: []tracks.Spec{tracks.VideoOutput("main_video"), tracks.VideoInput("webcam")},
-		New: func(engine.Config) (engine.Runner, error) {
-			return engine.RunFunc(func(ctx context.Context, s *engine.Session) error {
-				out, err := s.VideoOut("main_video")
-				if err != nil {
-					return err
-				}
-				img := make([]byte, 320*240*3)
-				tick := time.NewTicker(time.Second / 30)
-				defer tick.Stop()
-				for {
-					select {
-					case <-ctx.Done():
-						return nil
-					case <-tick.C:
-					}
-					if out.Emit(img, 240, 320, 3) != nil {
-						return nil
-					}
-				}
-			}), nil
-		},
-	}
-}
 
 // Handler reports the running session's pipeline (the model really
 // draws, the pipeline really encodes with libx264), the engine's totals
 // and the server's counters, read from the snapshots at scrape time.
 func TestMetrics(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	eng, err := engine.New(drawModel(), engine.WithLogger(log))
+	eng, err := engine.New(enginetest.GreyModel(320, 240), engine.WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,15 +73,7 @@ func TestMetrics(t *testing.T) {
 
 	// A session with main_video's pipeline running into an unbound output
 	// (what a peer would carry is dropped; everything before it is real).
-	s, err := w.Start(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Engine().Stop("test over")
-	mapping := []peer.TrackMapping{{MID: "0", Name: "main_video", Kind: peer.KindVideo, Direction: peer.DirRecvonly}}
-	if _, err := s.Prepare(enginetest.RecvOffer(t, peer.KindVideo), mapping); err != nil {
-		t.Fatal(err)
-	}
+	enginetest.StartVideo(t, w)
 	var text string
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -241,7 +241,13 @@ func testConfig() Config {
 
 func newTestServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
-	eng := newTestEngine(t, wiring.Config{})
+	return serveTestEngine(t, newTestEngine(t, wiring.Config{}), cfg)
+}
+
+// serveTestEngine serves eng with cfg on an httptest server, both closed
+// when the test ends.
+func serveTestEngine(t testing.TB, eng *testEngine, cfg Config) *testServer {
+	t.Helper()
 	srv, err := NewServer(eng.Wiring, cfg)
 	if err != nil {
 		t.Fatal(err)

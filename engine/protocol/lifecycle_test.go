@@ -83,18 +83,8 @@ func TestPrepareDoesNotHoldSessionLock(t *testing.T) {
 		once.Do(func() { close(entered); <-release })
 		return nil, errors.New("no device in this test")
 	}})
-	srv, err := NewServer(te.Wiring, testConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	te.serve(srv)
-	hs := httptest.NewServer(srv)
-	ts := &testServer{Server: hs, srv: srv, eng: te}
-	t.Cleanup(func() {
-		hs.Close()
-		srv.Close()
-		http.DefaultClient.CloseIdleConnections()
-	})
+	ts := serveTestEngine(t, te, testConfig())
+	srv := ts.srv
 	d := ts.start(t)
 	_, body := offerFor(t, d.Capabilities.Tracks)
 	posted := make(chan int, 1)
@@ -157,18 +147,7 @@ func TestCleanSessionLogsNothingAboveInfo(t *testing.T) {
 	te := newTestEngine(t, wiring.Config{Logger: log})
 	cfg := testConfig()
 	cfg.Logger = log
-	srv, err := NewServer(te.Wiring, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	te.serve(srv)
-	hs := httptest.NewServer(srv)
-	ts := &testServer{Server: hs, srv: srv, eng: te}
-	t.Cleanup(func() {
-		hs.Close()
-		srv.Close()
-		http.DefaultClient.CloseIdleConnections()
-	})
+	ts := serveTestEngine(t, te, cfg)
 	_, c := ts.connectClient(t)
 	c.WaitFrames(10, 5*time.Second)
 	c.Command("set_color", map[string]any{"level": 99, "label": "green"}, nil)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/enginetest"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/wiring"
 )
@@ -17,7 +18,7 @@ import (
 // (peer.Handlers.OnInbound). Stopping the engine session waits for every
 // goroutine the wiring started.
 func Example() {
-	eng, err := engine.New(greyModel())
+	eng, err := engine.New(enginetest.GreyModel(64, 48))
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -20,38 +20,9 @@ import (
 	"github.com/framewire/framewire/tracks"
 )
 
-// greyModel emits grey 64x48 frames at 30 fps into main_video.
-func greyModel() engine.Model {
-	return engine.Model{
-		Name:   "grey",
-		Tracks: []tracks.Spec{tracks.VideoOutput("main_video"), tracks.VideoInput("webcam")},
-		New: func(engine.Config) (engine.Runner, error) {
-			return engine.RunFunc(func(ctx context.Context, s *engine.Session) error {
-				out, err := s.VideoOut("main_video")
-				if err != nil {
-					return err
-				}
-				img := make([]byte, 64*48*3)
-				tick := time.NewTicker(time.Second / 30)
-				defer tick.Stop()
-				for {
-					select {
-					case <-ctx.Done():
-						return nil
-					case <-tick.C:
-					}
-					if out.Emit(img, 48, 64, 3) != nil {
-						return nil
-					}
-				}
-			}), nil
-		},
-	}
-}
-
 func newEngine(t *testing.T) *engine.Engine {
 	t.Helper()
-	eng, err := engine.New(greyModel())
+	eng, err := engine.New(enginetest.GreyModel(64, 48))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +30,7 @@ func newEngine(t *testing.T) *engine.Engine {
 	return eng
 }
 
-var mainVideo = []peer.TrackMapping{{MID: "0", Name: "main_video", Kind: peer.KindVideo, Direction: peer.DirRecvonly}}
+var mainVideo = enginetest.MainVideo
 
 // slowCloseDevice is a device encoder whose Close waits for release: the
 // output's pipeline run does not finish until then.
@@ -177,13 +148,7 @@ func TestStopLeavesNothingRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := w.Start(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Prepare(enginetest.RecvOffer(t, peer.KindVideo), mainVideo); err != nil {
-		t.Fatal(err)
-	}
+	s := enginetest.StartVideo(t, w)
 	enginetest.Eventually(t, 10*time.Second, "frames encoded", func() bool {
 		st := w.Stats()
 		return len(st) == 1 && len(st[0].Video) == 1 && st[0].Video[0].Encoded > 2
