@@ -325,7 +325,10 @@ func (v *Video) frame(ctx context.Context, clock Clock, f *tracks.VideoFrame) (*
 	if err := clock.SleepUntil(ctx, slot); err != nil {
 		return f, err
 	}
-	f = v.freshest(f)
+	if nf := v.freshest(f); nf != f {
+		f = nf
+		v.pace.swapped(f.Capture)
+	}
 	if v.t0.IsZero() {
 		v.t0 = slot
 	}

@@ -505,3 +505,41 @@ func TestVideoSkipsOvertakenFrames(t *testing.T) {
 		})
 	}
 }
+
+// TestVideoOnRateSimulated runs a Rate(30) track whose model emits on its
+// 30 fps ticks with up to ±5 ms of jitter, on a simulated clock: every
+// frame must leave the moment it is emitted (the pacer adds nothing), and
+// the RTP clock (the sum of durations) must stay within the jitter of the
+// send clock for every frame, without drifting.
+func TestVideoOnRateSimulated(t *testing.T) {
+	const w, h = 64, 48
+	clock := newFakeClock(true)
+	start := clock.Now()
+	jitter := []time.Duration{0, 4, -3, 5, -5, 2, -1, 5, -4, 3}
+	var frames []*tracks.VideoFrame
+	for k := range 90 {
+		pix := make([]byte, w*h*3)
+		encodetest.Scene(pix, w, h, k)
+		c := start.Add(time.Duration(k)*time.Second/30 + jitter[k%len(jitter)]*time.Millisecond)
+		frames = append(frames, &tracks.VideoFrame{Pix: pix, Width: w, Height: h, Capture: c})
+	}
+	sink := newRecordSink(clock)
+	err := pipeline.RunVideo(context.Background(), &scripted{clock: clock, frames: frames, rate: 30}, sink, pipeline.VideoConfig{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sink.all()
+	if len(got) != 90 {
+		t.Fatalf("%d samples for 90 frames", len(got))
+	}
+	var rtp time.Duration
+	for i, s := range got {
+		if s.at != s.capture {
+			t.Fatalf("frame %d emitted at +%v left at +%v", i, s.capture.Sub(start), s.at.Sub(start))
+		}
+		if d := s.at.Sub(got[0].at) - rtp; d > 10*time.Millisecond || d < -10*time.Millisecond {
+			t.Fatalf("frame %d: RTP clock %v, send clock %v", i, rtp, s.at.Sub(got[0].at))
+		}
+		rtp += s.duration
+	}
+}
