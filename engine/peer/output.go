@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 )
@@ -26,11 +27,12 @@ type Output struct {
 	name  string
 	kind  Kind
 	codec Codec
-	track *webrtc.TrackLocalStaticSample
+	track *wiredTrack
 	ctl   atomic.Pointer[controlBox]
 
 	written atomic.Uint64
 	keys    atomic.Uint64
+	wire    atomic.Int64 // UnixNano of the latest packet's socket write
 }
 
 type controlBox struct{ Control }
@@ -46,7 +48,56 @@ func NewOutput(name string, kind Kind, codec Codec) (*Output, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peer: track %q: %w", name, err)
 	}
-	return &Output{name: name, kind: kind, codec: codec, track: tr}, nil
+	o := &Output{name: name, kind: kind, codec: codec}
+	o.track = &wiredTrack{TrackLocalStaticSample: tr, out: o}
+	return o, nil
+}
+
+// WireTime reports when the latest RTP packet this output wrote passed
+// every interceptor (NACK, TWCC, congestion control) and was written to
+// the socket, for any bound peer; zero before the first. Packetizing and
+// writing are synchronous in WriteSample, so right after WriteSample
+// returns it is when that sample's last packet left. It implements the
+// pipeline's per-stage timing hook.
+func (o *Output) WireTime() time.Time {
+	ns := o.wire.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// wiredTrack is the output's pion track. Its Bind hands pion's sample
+// track a write stream that notes when each packet came back from the
+// interceptor chain and the SRTP socket write.
+type wiredTrack struct {
+	*webrtc.TrackLocalStaticSample
+	out *Output
+}
+
+// Bind implements webrtc.TrackLocal.
+func (t *wiredTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	return t.TrackLocalStaticSample.Bind(wiredContext{ctx, t.out})
+}
+
+type wiredContext struct {
+	webrtc.TrackLocalContext
+	out *Output
+}
+
+func (c wiredContext) WriteStream() webrtc.TrackLocalWriter {
+	return wiredWriter{c.TrackLocalContext.WriteStream(), c.out}
+}
+
+type wiredWriter struct {
+	webrtc.TrackLocalWriter
+	out *Output
+}
+
+func (w wiredWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	n, err := w.TrackLocalWriter.WriteRTP(h, payload)
+	w.out.wire.Store(time.Now().UnixNano())
+	return n, err
 }
 
 // Name is the output track's name.

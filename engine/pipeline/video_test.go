@@ -130,6 +130,7 @@ func TestVideoRoundTrip(t *testing.T) {
 			if st.EncodeP50 <= 0 || st.EncodeP99 < st.EncodeP50 || st.LatencyP50 <= 0 || st.Bitrate <= 0 {
 				t.Fatalf("stats percentiles/bitrate not measured: %+v", st)
 			}
+			checkStages(t, st)
 		})
 	}
 }
@@ -541,5 +542,22 @@ func TestVideoOnRateSimulated(t *testing.T) {
 			t.Fatalf("frame %d: RTP clock %v, send clock %v", i, rtp, s.at.Sub(got[0].at))
 		}
 		rtp += s.duration
+	}
+}
+
+// checkStages: every stage is measured, p99 ≥ p50, the stages come in
+// order, encoding takes time, and the last stage is within the emit→wire
+// latency.
+func checkStages(t *testing.T, st pipeline.VideoStats) {
+	t.Helper()
+	s := st.Stages
+	order := []pipeline.Percentiles{s.Dequeued, s.Paced, s.Converted, s.Encoded, s.Handed, s.Wire}
+	for i, p := range order {
+		if p.P99 < p.P50 || p.P50 < 0 || i > 0 && p.P50 < order[i-1].P50 {
+			t.Fatalf("stage %d out of order: %+v", i, s)
+		}
+	}
+	if s.Encoded.P50 <= s.Paced.P50 || s.Converted.P50 <= s.Paced.P50 || s.Wire.P50 > st.LatencyP50 || s.Wire.P50 == 0 {
+		t.Fatalf("stage times not measured: %+v (latency p50 %v)", s, st.LatencyP50)
 	}
 }
