@@ -142,12 +142,18 @@ func (d *Device) loadKernels() error {
 		name string
 		fn   *C.CUfunction
 	}{{kernelRGBToNV12, &d.fnToNV12}, {kernelNV12ToRGB, &d.fnToRGB}} {
+		// The out-parameter is a local: cgo checks the whole object a
+		// pointer points into unless the argument is written literally
+		// &x.f, and k.fn points into the Device, which holds Go
+		// pointers ("Go pointer to unpinned Go pointer" panic).
+		var fn C.CUfunction
 		name := C.CString(k.name)
-		r := C.fw_module_function(k.fn, d.module, name)
+		r := C.fw_module_function(&fn, d.module, name)
 		C.free(unsafe.Pointer(name))
 		if err := cuErr("find kernel "+k.name, r); err != nil {
 			return err
 		}
+		*k.fn = fn
 	}
 	return nil
 }
