@@ -92,6 +92,18 @@ func TestDeviceDoReturnsEachCallsError(t *testing.T) {
 	}
 }
 
+// FFmpeg's CUDA device opens on the primary context Open retained. With
+// AV_CUDA_USE_PRIMARY_CONTEXT it never did: the context is active with
+// flags 0 and FFmpeg wants CU_CTX_SCHED_BLOCKING_SYNC ("Primary context
+// already active with incompatible flags", ENOTSUP), so no NVDEC and no
+// NVENC anywhere (the emulated driver keeps the flags as the driver does).
+func TestFFmpegCUDADeviceOnPrimaryContext(t *testing.T) {
+	d := openDevice(t)
+	if err := d.Do(func() error { _, err := d.hwDevice(); return err }); err != nil {
+		t.Fatalf("FFmpeg CUDA device on the primary context: %v", err)
+	}
+}
+
 func TestDeviceCloseClosesChildren(t *testing.T) {
 	d, err := Open(0)
 	if err != nil {

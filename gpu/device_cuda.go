@@ -43,8 +43,8 @@ type closer interface{ Close() error }
 // pushes the context around its CUDA calls; keeping libx264 and NVENC
 // encodes off the device goroutine lets encoders of several sessions run
 // in parallel). FFmpeg's CUDA device context (created on first use by an
-// Encoder or Decoder) uses the same primary context
-// (AV_CUDA_USE_PRIMARY_CONTEXT).
+// Encoder or Decoder) uses the same primary context, taken as the device
+// thread's current context (AV_CUDA_USE_CURRENT_CONTEXT).
 //
 // Methods are safe for concurrent use. The caller must call Close; Close
 // closes every Buffer, Pinned, Encoder and Decoder still open on the
@@ -168,15 +168,16 @@ func (d *Device) unload() {
 	}
 }
 
-// hwDevice returns FFmpeg's CUDA device context on the primary context,
-// creating it on first use. Device goroutine only.
+// hwDevice returns FFmpeg's CUDA device context on the primary context
+// (made current on this thread: AV_CUDA_USE_CURRENT_CONTEXT), creating it
+// on first use. Device goroutine only.
 func (d *Device) hwDevice() (*C.AVBufferRef, error) {
 	if d.hwdev != nil {
 		return d.hwdev, nil
 	}
 	ord := C.CString(strconv.Itoa(d.ordinal))
 	defer C.free(unsafe.Pointer(ord))
-	if err := avErr("create FFmpeg CUDA device (primary context)", C.fw_hwdevice_create(&d.hwdev, ord)); err != nil {
+	if err := avErr("create FFmpeg CUDA device on the current (primary) context", C.fw_hwdevice_create(&d.hwdev, ord)); err != nil {
 		d.hwdev = nil
 		return nil, err
 	}

@@ -1,7 +1,7 @@
 // Package gpu owns Framewire's CUDA resources: one goroutine per device,
 // locked to its OS thread, holding the device's primary context (shared
-// with FFmpeg's CUDA hardware device context through
-// AV_CUDA_USE_PRIMARY_CONTEXT), device and pinned host buffers, and the
+// with FFmpeg's CUDA hardware device context, created on that thread with
+// AV_CUDA_USE_CURRENT_CONTEXT), device and pinned host buffers, and the
 // colour-conversion kernels.
 //
 // # Pieces

@@ -100,8 +100,17 @@ int fw_launch_nv12_to_rgb(CUfunction f, CUstream s, CUdeviceptr y, long long y_p
 // ---- FFmpeg: the CUDA hardware device on the primary context, encoders
 // and the NVDEC decoder. Functions return an AVERROR (< 0) or >= 0.
 
+// fw_hwdevice_create makes FFmpeg's CUDA device on the calling thread's
+// current context: the device goroutine's, the primary context package gpu
+// retained. AV_CUDA_USE_PRIMARY_CONTEXT cannot be used: FFmpeg wants the
+// primary context created with CU_CTX_SCHED_BLOCKING_SYNC and answers
+// ENOTSUP ("Primary context already active with incompatible flags") when
+// it is already active with other flags, as it is once we (or the CUDA
+// runtime of a model in the same process) retained it. FFmpeg neither
+// retains nor releases a current context: the Device owns its lifetime and
+// frees this device context before releasing the primary context.
 int fw_hwdevice_create(AVBufferRef **out, const char *ordinal) {
-	return av_hwdevice_ctx_create(out, AV_HWDEVICE_TYPE_CUDA, ordinal, NULL, AV_CUDA_USE_PRIMARY_CONTEXT);
+	return av_hwdevice_ctx_create(out, AV_HWDEVICE_TYPE_CUDA, ordinal, NULL, AV_CUDA_USE_CURRENT_CONTEXT);
 }
 
 void fw_buffer_unref(AVBufferRef **r) { av_buffer_unref(r); }
