@@ -6,6 +6,7 @@ package gpu
 import "C"
 
 import (
+	_ "embed"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -71,7 +72,12 @@ func (t *decTask) run() {
 
 // NewDecoder opens an NVDEC H.264 decoder on d. It returns an error
 // wrapping ErrUnavailable when FFmpeg cannot create the CUDA device or
-// open the decoder. The caller must call Close.
+// open the decoder, or when NVDEC cannot decode: FFmpeg sets up its NVDEC
+// hwaccel only at a stream's first SPS, so the first NewDecoder on a
+// Device decodes a small embedded IDR picture through NVDEC and every
+// NewDecoder on that Device reports the result (a missing libnvcuvid.so.1,
+// a GPU without H.264 decoding). The caller then decodes on the CPU. The
+// caller must call Close.
 func NewDecoder(d *Device) (*Decoder, error) {
 	if d == nil {
 		return nil, fmt.Errorf("gpu: NewDecoder on a nil Device")
@@ -86,11 +92,14 @@ func NewDecoder(d *Device) (*Decoder, error) {
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
+		if err := d.probeNVDEC(hw); err != nil {
+			return err
+		}
 		if dec.c = C.fw_dec_alloc(); dec.c == nil {
 			return fmt.Errorf("gpu: out of memory")
 		}
 		if r := C.fw_dec_open(dec.c, hw); r < 0 {
-			return fmt.Errorf("%w: %w", ErrUnavailable, avErr("open h264 decoder with NVDEC", r))
+			return fmt.Errorf("%w: %w%s", ErrUnavailable, avErr("open h264 decoder with NVDEC", r), libHint(libNVDEC))
 		}
 		return nil
 	})
@@ -330,4 +339,48 @@ func (dec *Decoder) Close() error {
 		}
 	})
 	return err
+}
+
+// nvdecProbeIDR is one 64x64 H.264 IDR access unit (SPS, PPS, slice;
+// libx264 constrained baseline), decoded once per Device to check that
+// NVDEC works before a decoder is handed out.
+//
+//go:embed nvdec_probe.h264
+var nvdecProbeIDR []byte
+
+// probeNVDEC decodes nvdecProbeIDR with NVDEC on hw and returns the
+// result, cached for the Device. Device goroutine.
+func (d *Device) probeNVDEC(hw *C.AVBufferRef) error {
+	if d.nvdecProbed {
+		return d.nvdecErr
+	}
+	d.nvdecProbed = true
+	fail := func(what string, r C.int) error {
+		d.nvdecErr = fmt.Errorf("%w: NVDEC probe (a 64x64 H.264 IDR): %w%s", ErrUnavailable, avErr(what, r), libHint(libNVDEC))
+		return d.nvdecErr
+	}
+	c := C.fw_dec_alloc()
+	if c == nil {
+		d.nvdecProbed = false
+		return fmt.Errorf("gpu: out of memory")
+	}
+	defer C.fw_dec_free(c)
+	if r := C.fw_dec_open(c, hw); r < 0 {
+		return fail("open h264 decoder with NVDEC", r)
+	}
+	au := nvdecProbeIDR
+	if r := C.fw_dec_send(c, (*C.uint8_t)(unsafe.Pointer(&au[0])), C.int(len(au))); r < 0 {
+		return fail("decode", r)
+	}
+	if r := C.fw_dec_drain(c); r < 0 {
+		return fail("drain", r)
+	}
+	if r := C.fw_dec_receive(c); r != 0 {
+		if r == 1 {
+			r = C.AVERROR_INVALIDDATA
+		}
+		return fail("receive a CUDA NV12 picture", r)
+	}
+	C.fw_dec_release(c)
+	return nil
 }

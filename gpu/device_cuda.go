@@ -69,6 +69,9 @@ type Device struct {
 	fnToNV12 C.CUfunction
 	fnToRGB  C.CUfunction
 	hwdev    *C.AVBufferRef
+	// NVDEC probe result (see NewDecoder), once per Device.
+	nvdecProbed bool
+	nvdecErr    error
 }
 
 // Open retains device ordinal's primary context, loads the kernels and

@@ -136,7 +136,7 @@ func (e *Encoder) openNVENC() error {
 		return errors.New("gpu: out of memory")
 	}
 	if r := C.fw_nvenc_open(e.c, hw, C.int(e.ow), C.int(e.oh), C.int(e.cfg.FPS), C.longlong(e.cfg.Bitrate)); r < 0 {
-		return fmt.Errorf("%w: %w", ErrUnavailable, avErr(fmt.Sprintf("open h264_nvenc %dx%d on a CUDA frames context", e.ow, e.oh), r))
+		return fmt.Errorf("%w: %w%s", ErrUnavailable, avErr(fmt.Sprintf("open h264_nvenc %dx%d on a CUDA frames context", e.ow, e.oh), r), libHint(libNVENC))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@
 // C shim of package gpu: the CUDA driver calls gorgonia.org/cu lacks or
 // makes awkward, and the FFmpeg glue. Declarations in shim_cuda.h.
 #include "shim_cuda.h"
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -318,6 +319,20 @@ int fw_dec_open(fw_dec *d, AVBufferRef *hwdev) {
 	d->cc->thread_count = 1; // frame threads add latency
 	return avcodec_open2(d->cc, c, NULL);
 }
+
+// fw_lib_present reports whether the dynamic library name (a driver
+// library FFmpeg loads at run time: libnvidia-encode.so.1, libnvcuvid.so.1)
+// can be loaded here.
+int fw_lib_present(const char *name) {
+	void *h = dlopen(name, RTLD_LAZY | RTLD_LOCAL);
+	if (!h) return 0;
+	dlclose(h);
+	return 1;
+}
+
+// fw_dec_drain signals the end of the stream: the decoder outputs what it
+// holds.
+int fw_dec_drain(fw_dec *d) { return avcodec_send_packet(d->cc, NULL); }
 
 int fw_dec_send(fw_dec *d, const uint8_t *au, int n) {
 	av_packet_unref(d->pkt);

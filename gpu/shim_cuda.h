@@ -60,6 +60,8 @@ int fw_enc_encode(fw_enc *e, int which, long long pts, int key, uint8_t *dst, in
 fw_dec *fw_dec_alloc(void);
 void fw_dec_free(fw_dec *d);
 int fw_dec_open(fw_dec *d, AVBufferRef *hwdev);
+int fw_lib_present(const char *name);
+int fw_dec_drain(fw_dec *d);
 int fw_dec_send(fw_dec *d, const uint8_t *au, int n);
 int fw_dec_receive(fw_dec *d);
 void fw_dec_release(fw_dec *d);
