@@ -145,6 +145,19 @@ func (f Frame) At(i int) (Frame, error) {
 	return g, nil
 }
 
+// GPUFrame returns f. Encoders accept any DeviceFrame with this method, so
+// a producer's own type that embeds a Frame (for example to implement
+// tracks.Releaser and learn when the frame was consumed) is encoded like
+// the Frame it embeds.
+func (f Frame) GPUFrame() Frame { return f }
+
+// Framer is a DeviceFrame that can give the Frame describing its memory:
+// Frame, *Frame and every type that embeds a Frame.
+type Framer interface {
+	DeviceFrame
+	GPUFrame() Frame
+}
+
 // frameOf extracts the Frame behind a DeviceFrame without allocating.
 func frameOf(df DeviceFrame, index int) (Frame, error) {
 	var f Frame
@@ -158,8 +171,10 @@ func frameOf(df DeviceFrame, index int) (Frame, error) {
 		f = *v
 	case nil:
 		return Frame{}, fmt.Errorf("%w: nil device frame", ErrBadFrame)
+	case Framer:
+		f = v.GPUFrame()
 	default:
-		return Frame{}, fmt.Errorf("%w: device frame of type %T, want gpu.Frame", ErrBadFrame, df)
+		return Frame{}, fmt.Errorf("%w: device frame of type %T, want gpu.Frame or a type that embeds one (a GPUFrame method)", ErrBadFrame, df)
 	}
 	return f.At(index)
 }
