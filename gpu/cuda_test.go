@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/encode/encodetest"
 )
 
@@ -416,8 +417,8 @@ func TestEncoderX264EndToEnd(t *testing.T) {
 func TestEncoderShortBufferForcesKeyframe(t *testing.T) {
 	d := openDevice(t)
 	const w, h = 320, 240
-	for _, b := range []string{BackendX264, BackendNVENC} {
-		t.Run(b, func(t *testing.T) {
+	for _, b := range []encode.Backend{BackendX264, BackendNVENC} {
+		t.Run(string(b), func(t *testing.T) {
 			enc, err := NewEncoder(d, EncoderConfig{Width: w, Height: h, Backend: b}, nil)
 			if errors.Is(err, ErrUnavailable) {
 				t.Skipf("%s does not open here: %v", b, err)

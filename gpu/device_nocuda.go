@@ -2,7 +2,11 @@
 
 package gpu
 
-import "log/slog"
+import (
+	"log/slog"
+
+	"github.com/framewire/framewire/encode"
+)
 
 // Device owns one CUDA device's primary context. In a build without the
 // cuda tag no Device can be opened; every method of a nil or zero Device
@@ -75,7 +79,7 @@ func NewEncoder(d *Device, cfg EncoderConfig, log *slog.Logger) (*Encoder, error
 }
 
 // Backend reports BackendCPU.
-func (e *Encoder) Backend() string { return BackendCPU }
+func (e *Encoder) Backend() encode.Backend { return BackendCPU }
 
 // Size reports 0, 0.
 func (e *Encoder) Size() (w, h int) { return 0, 0 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/framewire/framewire/encode"
 	"gorgonia.org/cu"
 )
 
@@ -32,7 +33,7 @@ type Encoder struct {
 	d       *Device
 	cfg     EncoderConfig
 	log     *slog.Logger
-	backend string
+	backend encode.Backend
 	ow, oh  int // coded size (even)
 
 	// Owned by the device goroutine while open; the C structs are also
@@ -196,7 +197,7 @@ func (e *Encoder) free() {
 }
 
 // Backend reports BackendNVENC or BackendX264.
-func (e *Encoder) Backend() string { return e.backend }
+func (e *Encoder) Backend() encode.Backend { return e.backend }
 
 // Size reports the coded size (the configured size padded to even).
 func (e *Encoder) Size() (w, h int) { return e.ow, e.oh }
@@ -339,7 +340,7 @@ func (e *Encoder) encodeC(which int, pts int64, out []byte) (int, bool, error) {
 		if key != 0 {
 			e.key.Store(true)
 		}
-		return 0, false, avErr(e.backend+" encode", r)
+		return 0, false, avErr(string(e.backend)+" encode", r)
 	}
 	if r == 1 {
 		// The access unit is lost: without a keyframe next, every later
@@ -405,7 +406,7 @@ func (e *Encoder) Close() error {
 
 // worthChange reports whether backend should move from bitrate cur to
 // next (see SetBitrate).
-func worthChange(backend string, cur, next int) bool {
+func worthChange(backend encode.Backend, cur, next int) bool {
 	if backend != BackendNVENC {
 		return true
 	}

@@ -3,6 +3,8 @@ package gpu
 import (
 	"errors"
 	"fmt"
+
+	"github.com/framewire/framewire/encode"
 )
 
 // ErrBadFrame is returned for a Frame whose pointer, size, pitch, stride,
@@ -179,27 +181,28 @@ func frameOf(df DeviceFrame, index int) (Frame, error) {
 	return f.At(index)
 }
 
-// Backend names what an Encoder runs on, as Encoder.Backend reports it.
+// Backend names what an Encoder runs on, as Encoder.Backend reports it:
+// encode.Backend values, so stats and logs use one type for every encoder.
 const (
 	// BackendNVENC: the kernel writes NV12 straight into a CUDA frame from
 	// FFmpeg's pool and h264_nvenc encodes it; no host memory per frame.
-	BackendNVENC = "cuda+h264_nvenc"
+	BackendNVENC encode.Backend = "cuda+h264_nvenc"
 	// BackendX264: the kernel writes NV12 on the device, an async copy
 	// moves it to pinned host memory and libx264 encodes it (GPUs without
 	// NVENC: H100, H200, A100).
-	BackendX264 = "cuda+libx264"
+	BackendX264 encode.Backend = "cuda+libx264"
 	// BackendCPU is what the engine uses when no device encoder opens
 	// (no GPU, or a binary built without the cuda tag): swscale + libx264.
-	BackendCPU = "cpu"
+	BackendCPU encode.Backend = "cpu"
 )
 
 // EncoderConfig configures an Encoder. The zero value of every field but
 // Width and Height picks a default.
 type EncoderConfig struct {
-	Width, Height int    // Picture size; odd sizes are padded to even.
-	FPS           int    // Nominal frame rate. Default 30.
-	Bitrate       int    // Target bit/s. Default 2.5 Mbit/s.
-	Backend       string // BackendNVENC or BackendX264 to force one; "" probes (NVENC first).
+	Width, Height int            // Picture size; odd sizes are padded to even.
+	FPS           int            // Nominal frame rate. Default 30.
+	Bitrate       int            // Target bit/s. Default 2.5 Mbit/s.
+	Backend       encode.Backend // BackendNVENC or BackendX264 to force one; "" probes (NVENC first).
 	// Pipelined (BackendX264 only) overlaps the device→host copy of frame
 	// n+1 with the libx264 encode of frame n, at the cost of one frame of
 	// latency: Encode returns the packet of the previous frame and Flush

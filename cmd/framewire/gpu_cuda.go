@@ -101,7 +101,7 @@ func (g *gpuEncoder) Backend() string {
 	if g.enc == nil {
 		return "cuda"
 	}
-	return g.enc.Backend()
+	return string(g.enc.Backend())
 }
 
 // Close closes the encoder, if it was opened.

@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/framewire/framewire/encode"
@@ -111,7 +113,7 @@ func (r *VideoReceiver) fromRGBDecoder(au []byte) error {
 		return nil
 	}
 	w, h, _, err := r.rgb.Latest(r.buf)
-	if err != nil && w*h > 0 && len(r.buf) < w*h*3 {
+	if errors.Is(err, io.ErrShortBuffer) && w*h > 0 {
 		r.buf = make([]byte, w*h*3) // first picture, or the size grew
 		w, h, _, err = r.rgb.Latest(r.buf)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -407,7 +408,7 @@ func (v *Video) encodeHost(f *tracks.VideoFrame, pts int64) (n int, key, ok bool
 	}
 	v.ensureOut(f.Width*f.Height*3/2 + 4096)
 	n, key, err := v.enc.Encode(encode.Image{Pix: f.Pix, Width: f.Width, Height: f.Height}, pts, v.out)
-	if errors.Is(err, encode.ErrShortBuffer) {
+	if errors.Is(err, io.ErrShortBuffer) {
 		// That packet is lost; the encoder makes the next one a keyframe.
 		v.ensureOut(2 * n)
 	}
@@ -431,15 +432,6 @@ func (v *Video) encodeDevice(f *tracks.VideoFrame, pts int64) (n int, key, ok bo
 		v.devWarn.Do(func() { v.log.Error("dropping device frames", "err", ErrNoDeviceEncoder) })
 		return 0, false, false
 	}
-	if v.backend.Load() == nil {
-		b := "device"
-		if bk, ok := d.(interface{ Backend() encode.Backend }); ok {
-			b = string(bk.Backend())
-		} else if bs, ok := d.(interface{ Backend() string }); ok {
-			b = bs.Backend()
-		}
-		v.backend.Store(&b)
-	}
 	if bps := v.rateReq.Swap(0); bps > 0 {
 		d.SetBitrate(int(bps))
 	}
@@ -460,15 +452,35 @@ func (v *Video) encodeDevice(f *tracks.VideoFrame, pts int64) (n int, key, ok bo
 	} else {
 		n, key, err = d.Encode(f.Device, pts, v.out)
 	}
-	if errors.Is(err, encode.ErrShortBuffer) {
-		v.ensureOut(2 * n)
+	if errors.Is(err, io.ErrShortBuffer) {
+		v.ensureOut(2 * n) // any encoder's short buffer: encode's and gpu's wrap io.ErrShortBuffer
 	}
 	if err != nil {
 		v.devErrs.Add(1)
 		v.devWarn.Do(func() { v.log.Error("device encode failed; counting further failures in stats", "err", err) })
 		return 0, false, false
 	}
+	v.noteDeviceBackend(d)
 	return n, key, true
+}
+
+// noteDeviceBackend records what the device encoder reports once it has
+// encoded: an encoder that opens at the first frame knows its backend
+// (cuda+h264_nvenc, cuda+libx264) only then, and may change it when it
+// reopens. It allocates only when the name changes.
+func (v *Video) noteDeviceBackend(d DeviceEncoder) {
+	var b string
+	switch bk := d.(type) {
+	case interface{ Backend() encode.Backend }:
+		b = string(bk.Backend())
+	case interface{ Backend() string }:
+		b = bk.Backend()
+	default:
+		b = "device"
+	}
+	if cur := v.backend.Load(); cur == nil || *cur != b {
+		v.backend.Store(&b)
+	}
 }
 
 // ensureOut grows the packet buffer to at least n bytes (allocates only
