@@ -488,6 +488,44 @@ func TestEncoderProbe(t *testing.T) {
 	t.Logf("%s: probed backend %s", d.Name(), enc.Backend())
 }
 
+// An Encoder created without a size (the engine's form: one per output
+// track) opens at the first frame's size with the bitrate set before, says
+// which backend encodes only then, and closes twice without error.
+func TestEncoderOpensAtFirstFrame(t *testing.T) {
+	d := openDevice(t)
+	enc, err := NewEncoder(d, EncoderConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := enc.Backend(); b != "" {
+		t.Errorf("Backend before the first frame = %q, want empty", b)
+	}
+	enc.SetBitrate(1_000_000)
+	enc.RequestKeyframe()
+	const w, h = 320, 240
+	src := upload(t, d, testImage(w, h, 3, 7))
+	out := make([]byte, 1<<20)
+	n, key, err := enc.Encode(Frame{Ptr: src.Ptr(), Width: w, Height: h, Format: RGB24}, 3000, out)
+	if err != nil || n == 0 || !key {
+		t.Fatalf("first Encode: n=%d key=%v err=%v, want a keyframe", n, key, err)
+	}
+	if gw, gh := enc.Size(); gw != w || gh != h {
+		t.Errorf("Size = %dx%d, want %dx%d", gw, gh, w, h)
+	}
+	if b := enc.Backend(); b != BackendNVENC && b != BackendX264 {
+		t.Errorf("Backend after the first frame = %q", b)
+	}
+	if enc.cfg.Bitrate != 1_000_000 {
+		t.Errorf("opened at %d bit/s, want the 1000000 set before", enc.cfg.Bitrate)
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
 // NVDEC is probed at open: FFmpeg sets its hwaccel up only at the first
 // SPS, so a decoder that opened without NVDEC (no libnvcuvid.so.1) used to
 // fail every frame ("Invalid data found") instead of letting the caller

@@ -72,6 +72,9 @@ type Device struct {
 	// NVDEC probe result (see NewDecoder), once per Device.
 	nvdecProbed bool
 	nvdecErr    error
+	// Why h264_nvenc cannot open on this Device (no CUDA device for
+	// FFmpeg, no libnvidia-encode.so.1): found once, not per track.
+	nvencErr error
 }
 
 // Open retains device ordinal's primary context, loads the kernels and

@@ -74,7 +74,11 @@ func (t *encTask) run() {
 
 // NewEncoder opens an encoder of cfg.Width x cfg.Height frames on d. It
 // returns an error wrapping ErrUnavailable when no backend opens (or the
-// forced one does not). log may be nil. The caller must call Close.
+// forced one does not). With cfg.Width and cfg.Height zero it returns at
+// once and opens at the first frame's size (Encode then returns that
+// error): the form the engine's pipeline uses, where an Encoder is the
+// track's device encoder (it has the methods of pipeline.DeviceEncoder and
+// DeviceBatchEncoder). log may be nil. The caller must call Close.
 func NewEncoder(d *Device, cfg EncoderConfig, log *slog.Logger) (*Encoder, error) {
 	if d == nil {
 		return nil, fmt.Errorf("gpu: NewEncoder on a nil Device")
@@ -87,16 +91,33 @@ func NewEncoder(d *Device, cfg EncoderConfig, log *slog.Logger) (*Encoder, error
 	}
 	e := &Encoder{d: d, cfg: cfg, log: log, staged: -1}
 	e.task = encTask{e: e, done: make(chan struct{}, 1)}
-	if err := d.Do(func() error { return e.open(cfg.Width, cfg.Height) }); err != nil {
-		_ = d.Do(func() error { e.free(); return nil })
-		return nil, err
+	if cfg.Width != 0 {
+		if err := e.openAt(cfg.Width, cfg.Height); err != nil {
+			return nil, err
+		}
 	}
 	if err := d.adopt(e); err != nil {
 		_ = d.Do(func() error { e.free(); return nil })
 		return nil, err
 	}
-	log.Info("gpu encoder opened", "backend", e.backend, "device", d.name, "size", fmt.Sprintf("%dx%d", e.ow, e.oh))
 	return e, nil
+}
+
+// openAt opens a backend for w x h (on the device goroutine) and logs the
+// choice; on failure nothing stays allocated.
+func (e *Encoder) openAt(w, h int) error {
+	if err := e.d.Do(func() error {
+		if err := e.open(w, h); err != nil {
+			e.free()
+			e.ow, e.oh = 0, 0
+			return err
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	e.log.Info("gpu encoder opened", "backend", e.backend, "device", e.d.name, "size", fmt.Sprintf("%dx%d", e.ow, e.oh))
+	return nil
 }
 
 // open probes and opens a backend for w x h. Device goroutine.
@@ -128,9 +149,17 @@ func (e *Encoder) open(w, h int) error {
 }
 
 func (e *Encoder) openNVENC() error {
+	if e.d.nvencErr != nil {
+		return e.d.nvencErr // probed on this device before: not per track and reopen
+	}
 	hw, err := e.d.hwDevice()
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		e.d.nvencErr = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return e.d.nvencErr
+	}
+	if !libPresent(libNVENC) {
+		e.d.nvencErr = fmt.Errorf("%w: h264_nvenc cannot load%s", ErrUnavailable, libHint(libNVENC))
+		return e.d.nvencErr
 	}
 	e.c = C.fw_enc_alloc()
 	if e.c == nil {
@@ -196,10 +225,12 @@ func (e *Encoder) free() {
 	e.st.close()
 }
 
-// Backend reports BackendNVENC or BackendX264.
+// Backend reports BackendNVENC or BackendX264 ("" before an Encoder
+// created without a size has opened).
 func (e *Encoder) Backend() encode.Backend { return e.backend }
 
-// Size reports the coded size (the configured size padded to even).
+// Size reports the coded size (the configured or first frame's size padded
+// to even; 0, 0 before it opened).
 func (e *Encoder) Size() (w, h int) { return e.ow, e.oh }
 
 // RequestKeyframe makes the next encoded frame an IDR frame.
@@ -245,6 +276,15 @@ func (e *Encoder) EncodeBatch(f DeviceFrame, index int, pts int64, out []byte) (
 	}
 	if e.broken != nil {
 		return 0, false, e.broken
+	}
+	if e.ow == 0 { // created without a size: open at the first frame's
+		if bps := e.rate.Swap(0); bps != 0 {
+			e.cfg.Bitrate = int(bps)
+		}
+		if err := e.openAt(fr.Width, fr.Height); err != nil {
+			e.broken = fmt.Errorf("gpu: encoder could not open at %dx%d: %w", fr.Width, fr.Height, err)
+			return 0, false, e.broken
+		}
 	}
 	if even(fr.Width) != e.ow || even(fr.Height) != e.oh {
 		if err := e.reopen(fr.Width, fr.Height); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/tracks"
 )
 
 // ErrBadFrame is returned for a Frame whose pointer, size, pitch, stride,
@@ -41,12 +42,10 @@ func (p PixelFormat) String() string {
 	return fmt.Sprintf("PixelFormat(%d)", int(p))
 }
 
-// DeviceFrame has the method set of tracks.DeviceFrame, so a Frame (and any
-// tracks.DeviceFrame) can be passed where either is expected.
-type DeviceFrame interface {
-	Size() (w, h int)
-	Frames() int // batch size, 1 for a single picture
-}
+// DeviceFrame is tracks.DeviceFrame (an alias): Encoder's methods take the
+// type the engine's pipeline passes, so an Encoder is the pipeline's
+// device encoder without an adapter.
+type DeviceFrame = tracks.DeviceFrame
 
 // Frame describes one picture, or a batch of N pictures of the same size
 // at a fixed stride, in CUDA device memory owned by someone else: a model
@@ -196,10 +195,11 @@ const (
 	BackendCPU encode.Backend = "cpu"
 )
 
-// EncoderConfig configures an Encoder. The zero value of every field but
-// Width and Height picks a default.
+// EncoderConfig configures an Encoder. The zero value of every field
+// picks a default; with Width and Height zero the Encoder opens at the
+// size of the first frame it encodes.
 type EncoderConfig struct {
-	Width, Height int            // Picture size; odd sizes are padded to even.
+	Width, Height int            // Picture size; odd sizes are padded to even. 0, 0: the first frame's.
 	FPS           int            // Nominal frame rate. Default 30.
 	Bitrate       int            // Target bit/s. Default 2.5 Mbit/s.
 	Backend       encode.Backend // BackendNVENC or BackendX264 to force one; "" probes (NVENC first).
@@ -212,7 +212,8 @@ type EncoderConfig struct {
 }
 
 func (c *EncoderConfig) defaults() error {
-	if c.Width <= 0 || c.Height <= 0 || c.Width > 16384 || c.Height > 16384 {
+	lazy := c.Width == 0 && c.Height == 0
+	if !lazy && (c.Width <= 0 || c.Height <= 0 || c.Width > 16384 || c.Height > 16384) {
 		return fmt.Errorf("%w: encoder size %dx%d, want 1..16384 in each dimension", ErrBadFrame, c.Width, c.Height)
 	}
 	if c.FPS <= 0 {
