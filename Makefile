@@ -47,7 +47,7 @@ test: deps vet test-go check-cuda test-cuda-emu bench-gate
 vet: deps
 	go vet ./...
 
-test-go: deps web
+test-go: deps web $(CUDAEMU)
 	FRAMEWIRE_E2E=1 go test $(GO_TEST_FLAGS) ./...
 
 ## page: Node, the pinned npm packages (package-lock.json) and the esbuild
