@@ -15,9 +15,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/encode/encodetest"
+	"gorgonia.org/cu"
 )
 
 // emulated reports whether d is the emulated driver of gpu/cudaemu (no
@@ -523,6 +525,51 @@ func TestEncoderOpensAtFirstFrame(t *testing.T) {
 	}
 	if err := enc.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// A frame with neither Stream nor Event is ordered after the legacy
+// default stream: here its pixels arrive by an asynchronous copy from
+// pinned memory on that stream, still in flight (under the emulated
+// driver, surely) when Encode is called. The encoder's own stream is
+// non-blocking, so without the explicit wait it would read the memory
+// before the copy.
+func TestEncoderOrdersAfterLegacyStreamProducer(t *testing.T) {
+	d := openDevice(t)
+	const w, h, n = 320, 240, 6
+	enc, err := NewEncoder(d, EncoderConfig{Width: w, Height: h, Backend: BackendX264, Bitrate: 4_000_000}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	buf, err := d.Alloc(w * h * 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin, err := d.AllocPinned(w * h * 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	soft := newSoftDecoder(t)
+	out := make([]byte, 1<<20)
+	for i := range n {
+		pic := testImage(w, h, 3, 40*i)
+		copy(pin.Bytes(), pic)
+		if err := d.Do(func() error {
+			return cu.MemcpyHtoDAsync(cu.DevicePtr(buf.Ptr()), unsafe.Pointer(&pin.Bytes()[0]), int64(w*h*3), cu.Stream{})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := enc.Encode(Frame{Ptr: buf.Ptr(), Width: w, Height: h, Format: RGB24}, int64(i+1)*3000, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, nv := range soft.decode(t, out[:m]) {
+			rgb := refNV12ToRGB(nv[:w*h], w, nv[w*h:], w, w, h, 3)
+			if p := encodetest.PSNR(pic, rgb); p < 30 {
+				t.Fatalf("picture %d: PSNR %.1f dB against what the legacy stream wrote: the kernel read before the copy", i, p)
+			}
+		}
 	}
 }
 

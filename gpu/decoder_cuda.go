@@ -195,8 +195,12 @@ func (dec *Decoder) convert(y uintptr, yl int, uv uintptr, uvl int, w, h int) er
 		}
 	}
 	dst := Frame{Ptr: uintptr(dec.rgb), Width: w, Height: h, Format: RGB24}
-	// The stream is blocking: it waits for NVDEC's copy into the frame,
-	// which FFmpeg issues on the legacy default stream.
+	// NVDEC's copy into the frame is issued by FFmpeg on the legacy
+	// default stream; our stream is non-blocking, so it waits explicitly
+	// (a Frame with no Stream and no Event means the legacy stream).
+	if err := dec.st.waitFor(Frame{}); err != nil {
+		return err
+	}
 	if err := dec.d.toRGB(&dec.st, y, yl, uv, uvl, dst); err != nil {
 		return err
 	}

@@ -65,10 +65,11 @@ type DeviceFrame = tracks.DeviceFrame
 // recorded after the writes: the encoder's stream waits for it), Stream
 // (the CUstream the writes were issued on: the encoder records an event on
 // it and waits for that), or, when both are zero, the legacy default
-// stream: the encoder's stream is a blocking stream, so it starts after
-// all work issued before on the legacy default stream. A producer that
-// writes on a non-blocking stream or the per-thread default stream must
-// set Stream or Event (or synchronise before handing the frame over).
+// stream: the encoder records an event there and waits for it, so it
+// starts after all work issued before on the legacy default stream (its
+// own stream is non-blocking). A producer that writes on a non-blocking
+// stream or the per-thread default stream must set Stream or Event (or
+// synchronise before handing the frame over).
 //
 // Reuse. Encoder.Encode returns only after the kernel that reads the frame
 // has completed on the device, so the producer may write the memory again

@@ -27,7 +27,10 @@ const char *fw_cu_error(int r) {
 
 int fw_host_alloc(void **p, size_t n) { return cuMemHostAlloc(p, n, 0); }
 int fw_host_free(void *p) { return cuMemFreeHost(p); }
-int fw_stream_create(CUstream *s) { return cuStreamCreate(s, CU_STREAM_DEFAULT); }
+// Our streams are non-blocking: they do not serialise against the legacy
+// default stream, on which FFmpeg's NVDEC copies and other code of the
+// process run. Ordering with a producer is explicit (fw_wait_producer).
+int fw_stream_create(CUstream *s) { return cuStreamCreate(s, CU_STREAM_NON_BLOCKING); }
 int fw_stream_destroy(CUstream s) { return cuStreamDestroy(s); }
 int fw_stream_sync(CUstream s) { return cuStreamSynchronize(s); }
 int fw_event_create(CUevent *e) { return cuEventCreate(e, CU_EVENT_DISABLE_TIMING); }
@@ -36,17 +39,14 @@ int fw_event_sync(CUevent e) { return cuEventSynchronize(e); }
 int fw_event_record(CUevent e, CUstream s) { return cuEventRecord(e, s); }
 
 // fw_wait_producer makes s wait for a producer's writes: for its event ev
-// when set, else for everything issued so far on its stream ps (through
-// our event tmp), else nothing (s is a blocking stream: it already waits
-// for the legacy default stream).
+// when set, else for everything issued so far on its stream ps, else for
+// everything issued so far on the legacy default stream (ps 0), through
+// our event tmp: s is non-blocking and would not wait by itself.
 int fw_wait_producer(CUstream s, CUevent tmp, uintptr_t ev, uintptr_t ps) {
 	if (ev != 0) return cuStreamWaitEvent(s, (CUevent)ev, 0);
-	if (ps != 0) {
-		int r = cuEventRecord(tmp, (CUstream)ps);
-		if (r != CUDA_SUCCESS) return r;
-		return cuStreamWaitEvent(s, tmp, 0);
-	}
-	return CUDA_SUCCESS;
+	int r = cuEventRecord(tmp, (CUstream)ps);
+	if (r != CUDA_SUCCESS) return r;
+	return cuStreamWaitEvent(s, tmp, 0);
 }
 
 // fw_signal_consumer makes a consumer's stream cs wait for everything
@@ -317,6 +317,11 @@ int fw_dec_open(fw_dec *d, AVBufferRef *hwdev) {
 	if (!d->cc->hw_device_ctx) return AVERROR(ENOMEM);
 	d->cc->get_format = fw_get_cuda_format;
 	d->cc->thread_count = 1; // frame threads add latency
+	// Each picture is converted (and the kernel waited for) and released
+	// before the next packet is sent (Decoder.decode), so NVDEC may hand
+	// out its own surface: without this flag FFmpeg copies every decoded
+	// frame (av_frame_make_writable) to keep the surface pool free.
+	d->cc->hwaccel_flags |= AV_HWACCEL_FLAG_UNSAFE_OUTPUT;
 	return avcodec_open2(d->cc, c, NULL);
 }
 
