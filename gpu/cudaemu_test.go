@@ -138,3 +138,27 @@ func TestEmulatorStreamsAreAsynchronous(t *testing.T) {
 		t.Errorf("after the sync the picture differs from the reference by %d at %d", d, at)
 	}
 }
+
+// A decoder's thread has the device's context current (the emulated
+// driver refuses an allocation on a thread without one) and stops.
+func TestDecoderThreadHasTheContext(t *testing.T) {
+	d := openDevice(t)
+	th, err := startThread(d.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := th.do(func() error {
+		p, err := cu.MemAlloc(256)
+		if err != nil {
+			return err
+		}
+		return cu.MemFree(p)
+	}); err != nil {
+		t.Fatalf("allocate on a decoder thread: %v", err)
+	}
+	th.stop()
+	th.stop()
+	if err := th.do(func() error { return nil }); err != ErrClosed {
+		t.Errorf("do after stop: %v, want ErrClosed", err)
+	}
+}

@@ -28,11 +28,12 @@ import (
 // Device).
 type Decoder struct {
 	d    *Device
+	th   *thread // runs the decoder's CUDA calls (nil until open)
 	c    *C.fw_dec
 	st   stream
 	task decTask
 
-	// Device goroutine: the device-side latest picture.
+	// Decoder thread: the device-side latest picture.
 	rgb    cu.DevicePtr
 	rgbCap int
 	pinCap int
@@ -104,7 +105,12 @@ func NewDecoder(d *Device) (*Decoder, error) {
 		return nil
 	})
 	if err == nil {
-		err = d.adopt(dec)
+		dec.th, err = startThread(d.ctx)
+	}
+	if err == nil {
+		if err = d.adopt(dec); err != nil {
+			dec.th.stop()
+		}
 	}
 	if err != nil {
 		_ = d.Do(func() error { dec.free(); return nil })
@@ -117,7 +123,8 @@ func NewDecoder(d *Device) (*Decoder, error) {
 // it completes; it returns how many. When it returns, the pictures are in
 // the latest buffers. au is only read during the call. In steady state
 // Decode allocates nothing. NVDEC decoding and the conversion run on the
-// device's goroutine.
+// decoder's own OS thread (the device's context current), in parallel
+// with other decoders and with the Device's goroutine.
 func (dec *Decoder) Decode(au []byte) (pictures int, err error) {
 	dec.use.Lock()
 	defer dec.use.Unlock()
@@ -131,7 +138,7 @@ func (dec *Decoder) Decode(au []byte) (pictures int, err error) {
 		return 0, fmt.Errorf("gpu: access unit of %d bytes, want < 1 GiB", len(au))
 	}
 	dec.task.copy, dec.task.au = false, au
-	if err := dec.d.submit(&dec.task); err != nil {
+	if err := dec.th.submit(&dec.task); err != nil {
 		return 0, err
 	}
 	<-dec.task.done
@@ -139,7 +146,7 @@ func (dec *Decoder) Decode(au []byte) (pictures int, err error) {
 	return dec.task.n, dec.task.err
 }
 
-// decode runs on the device goroutine.
+// decode runs on the decoder thread.
 func (dec *Decoder) decode(au []byte) (int, error) {
 	if r := C.fw_dec_send(dec.c, (*C.uint8_t)(unsafe.Pointer(&au[0])), C.int(len(au))); r < 0 {
 		return 0, avErr("NVDEC h264 decode", r)
@@ -164,7 +171,7 @@ func (dec *Decoder) decode(au []byte) (int, error) {
 }
 
 // convert turns one NV12 picture into the device and pinned latest
-// buffers. Device goroutine.
+// buffers. Decoder thread.
 func (dec *Decoder) convert(y uintptr, yl int, uv uintptr, uvl int, w, h int) error {
 	need := w * h * 3
 	if need > dec.rgbCap {
@@ -269,14 +276,14 @@ func (dec *Decoder) LatestDevice(dst Frame) error {
 		return ErrClosed
 	}
 	dec.task.copy, dec.task.dst = true, dst
-	if err := dec.d.submit(&dec.task); err != nil {
+	if err := dec.th.submit(&dec.task); err != nil {
 		return err
 	}
 	<-dec.task.done
 	return dec.task.err
 }
 
-// copyLatest runs on the device goroutine.
+// copyLatest runs on the decoder thread.
 func (dec *Decoder) copyLatest(dst Frame) error {
 	if dec.dw == 0 {
 		return ErrNoFrame
@@ -296,7 +303,8 @@ func (dec *Decoder) copyLatest(dst Frame) error {
 	return dec.st.sync()
 }
 
-// free releases everything. Device goroutine; idempotent.
+// free releases everything. Decoder thread (or the device goroutine when
+// the decoder did not open); idempotent.
 func (dec *Decoder) free() {
 	_ = dec.st.sync()
 	if dec.c != nil {
@@ -314,7 +322,7 @@ func (dec *Decoder) free() {
 }
 
 // freePinned frees the host latest buffers; Latest then reports
-// ErrNoFrame. Device goroutine, with mu held.
+// ErrNoFrame. Decoder thread, with mu held.
 func (dec *Decoder) freePinned() {
 	dec.have = false
 	for i := range 2 {
@@ -338,9 +346,10 @@ func (dec *Decoder) Close() error {
 		defer dec.use.Unlock()
 		dec.closed.Store(true)
 		dec.d.forget(dec)
-		if e := dec.d.Do(func() error { dec.free(); return nil }); e != nil && e != ErrClosed {
+		if e := dec.th.do(func() error { dec.free(); return nil }); e != nil && e != ErrClosed {
 			err = e
 		}
+		dec.th.stop()
 	})
 	return err
 }

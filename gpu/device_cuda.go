@@ -36,13 +36,14 @@ func (t *funcTask) run() { t.errc <- t.f() }
 type closer interface{ Close() error }
 
 // Device owns one CUDA device's primary context. One goroutine, locked to
-// its OS thread with the context current, makes every CUDA call of this
-// package: allocations, copies, kernels, NVDEC decoding. The one exception
-// is h264_nvenc's own encode call, which an Encoder makes on its caller's
-// goroutine once the device goroutine has synchronised the picture (FFmpeg
-// pushes the context around its CUDA calls; keeping libx264 and NVENC
-// encodes off the device goroutine lets encoders of several sessions run
-// in parallel). FFmpeg's CUDA device context (created on first use by an
+// its OS thread with the context current, makes the CUDA calls of this
+// package: allocations, copies, encoders' kernels. The exceptions: each
+// Decoder decodes (NVDEC, its kernel and copies) on an OS thread of its
+// own with the same context current, and h264_nvenc's own encode call,
+// which an Encoder makes on its caller's goroutine once the device
+// goroutine has synchronised the picture (FFmpeg pushes the context
+// around its CUDA calls; keeping libx264 and NVENC encodes off the device
+// goroutine lets encoders of several sessions run in parallel). FFmpeg's CUDA device context (created on first use by an
 // Encoder or Decoder) uses the same primary context, taken as the device
 // thread's current context (AV_CUDA_USE_CURRENT_CONTEXT).
 //
@@ -63,6 +64,8 @@ type Device struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	ctx cu.CUContext // the primary context, current on the device goroutine
 
 	// Owned by the device goroutine.
 	module   C.CUmodule
@@ -116,6 +119,7 @@ func (d *Device) run(ready chan<- error) {
 		ready <- fmt.Errorf("gpu: make context current: %w", err)
 		return
 	}
+	d.ctx = ctx
 	if d.name, err = dev.Name(); err != nil {
 		ready <- fmt.Errorf("gpu: device name: %w", err)
 		return
