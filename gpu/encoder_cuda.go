@@ -2,6 +2,7 @@
 
 package gpu
 
+// #include <stdlib.h>
 // #include "shim_cuda.h"
 import "C"
 
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -165,7 +167,9 @@ func (e *Encoder) openNVENC() error {
 	if e.c == nil {
 		return errors.New("gpu: out of memory")
 	}
-	if r := C.fw_nvenc_open(e.c, hw, C.int(e.ow), C.int(e.oh), C.int(e.cfg.FPS), C.longlong(e.cfg.Bitrate)); r < 0 {
+	opts := codecOptions(encode.BackendNVENC, 0)
+	defer C.free(unsafe.Pointer(opts))
+	if r := C.fw_nvenc_open(e.c, hw, C.int(e.ow), C.int(e.oh), C.int(e.cfg.FPS), C.longlong(e.cfg.Bitrate), opts); r < 0 {
 		return fmt.Errorf("%w: %w%s", ErrUnavailable, avErr(fmt.Sprintf("open h264_nvenc %dx%d on a CUDA frames context", e.ow, e.oh), r), libHint(libNVENC))
 	}
 	return nil
@@ -191,7 +195,9 @@ func (e *Encoder) openX264() error {
 	if e.c == nil {
 		return errors.New("gpu: out of memory")
 	}
-	if r := C.fw_x264_open(e.c, C.int(e.ow), C.int(e.oh), C.int(e.cfg.FPS), C.longlong(e.cfg.Bitrate), C.int(e.cfg.Threads), e.pin[0], e.pin[1], C.int(e.pitch)); r < 0 {
+	opts := codecOptions(encode.BackendX264, e.cfg.Threads)
+	defer C.free(unsafe.Pointer(opts))
+	if r := C.fw_x264_open(e.c, C.int(e.ow), C.int(e.oh), C.int(e.cfg.FPS), C.longlong(e.cfg.Bitrate), C.int(e.cfg.Threads), e.pin[0], e.pin[1], C.int(e.pitch), opts); r < 0 {
 		return fmt.Errorf("%w: %w", ErrUnavailable, avErr(fmt.Sprintf("open libx264 %dx%d NV12", e.ow, e.oh), r))
 	}
 	e.slot, e.staged = 0, -1
@@ -442,6 +448,21 @@ func (e *Encoder) Close() error {
 		}
 	})
 	return e.lastErr
+}
+
+// codecOptions flattens encode's options of b for fw_opts (a C string the
+// caller frees): the private options are written once, in package encode.
+func codecOptions(b encode.Backend, threads int) *C.char {
+	var sb strings.Builder
+	for i, o := range encode.CodecOptions(b, threads) {
+		if i > 0 {
+			sb.WriteByte(0x1e)
+		}
+		sb.WriteString(o.Key)
+		sb.WriteByte(0x1f)
+		sb.WriteString(o.Value)
+	}
+	return C.CString(sb.String())
 }
 
 // worthChange reports whether backend should move from bitrate cur to

@@ -146,8 +146,14 @@ static void fw_set_common(AVCodecContext *cc, int w, int h, int fps, long long b
 	cc->color_trc = AVCOL_TRC_BT709;
 }
 
-// fw_nvenc_open opens h264_nvenc on a CUDA NV12 frames context of hwdev.
-int fw_nvenc_open(fw_enc *e, AVBufferRef *hwdev, int w, int h, int fps, long long bitrate) {
+// fw_opts parses opts, the encoder's private options as package encode
+// writes them (encode.CodecOptions): key \x1f value, pairs separated by
+// \x1e (the values hold ':' and '=').
+static int fw_opts(AVDictionary **o, const char *opts) { return av_dict_parse_string(o, opts, "\x1f", "\x1e", 0); }
+
+// fw_nvenc_open opens h264_nvenc on a CUDA NV12 frames context of hwdev
+// with the private options opts (see fw_opts).
+int fw_nvenc_open(fw_enc *e, AVBufferRef *hwdev, int w, int h, int fps, long long bitrate, const char *opts) {
 	const AVCodec *c = avcodec_find_encoder_by_name("h264_nvenc");
 	if (!c) return AVERROR_ENCODER_NOT_FOUND;
 	e->frames = av_hwframe_ctx_alloc(hwdev);
@@ -171,13 +177,7 @@ int fw_nvenc_open(fw_enc *e, AVBufferRef *hwdev, int w, int h, int fps, long lon
 	e->cc->hw_frames_ctx = av_buffer_ref(e->frames);
 	if (!e->cc->hw_frames_ctx) return AVERROR(ENOMEM);
 	AVDictionary *o = NULL;
-	av_dict_set(&o, "preset", "p1", 0);
-	av_dict_set(&o, "tune", "ull", 0);
-	av_dict_set(&o, "rc", "cbr", 0);
-	av_dict_set(&o, "zerolatency", "1", 0);
-	av_dict_set(&o, "delay", "0", 0);
-	av_dict_set(&o, "forced-idr", "1", 0);
-	av_dict_set(&o, "profile", "baseline", 0);
+	if ((r = fw_opts(&o, opts)) < 0) return r;
 	r = avcodec_open2(e->cc, c, &o);
 	av_dict_free(&o);
 	if (r < 0) return r;
@@ -201,9 +201,10 @@ int fw_nvenc_frame(fw_enc *e) {
 
 static void fw_noop_free(void *opaque, uint8_t *data) { (void)opaque; (void)data; }
 
-// fw_x264_open opens libx264 for NV12 input and wraps the two pinned
-// NV12 buffers (pitch bytes per row, luma then chroma) as frames.
-int fw_x264_open(fw_enc *e, int w, int h, int fps, long long bitrate, int threads, void *pin0, void *pin1, int pitch) {
+// fw_x264_open opens libx264 for NV12 input with the private options
+// opts (see fw_opts) and wraps the two pinned NV12 buffers (pitch bytes
+// per row, luma then chroma) as frames.
+int fw_x264_open(fw_enc *e, int w, int h, int fps, long long bitrate, int threads, void *pin0, void *pin1, int pitch, const char *opts) {
 	const AVCodec *c = avcodec_find_encoder_by_name("libx264");
 	if (!c) return AVERROR_ENCODER_NOT_FOUND;
 	e->cc = avcodec_alloc_context3(c);
@@ -212,12 +213,9 @@ int fw_x264_open(fw_enc *e, int w, int h, int fps, long long bitrate, int thread
 	e->cc->pix_fmt = AV_PIX_FMT_NV12;
 	if (threads > 0) e->cc->thread_count = threads;
 	AVDictionary *o = NULL;
-	av_dict_set(&o, "preset", "ultrafast", 0);
-	av_dict_set(&o, "tune", "zerolatency", 0);
-	av_dict_set(&o, "profile", "baseline", 0);
-	av_dict_set(&o, "forced-idr", "1", 0);
-	av_dict_set(&o, "x264-params", "keyint=infinite:scenecut=0:repeat-headers=1:aud=0", 0);
-	int r = avcodec_open2(e->cc, c, &o);
+	int r = fw_opts(&o, opts);
+	if (r < 0) return r;
+	r = avcodec_open2(e->cc, c, &o);
 	av_dict_free(&o);
 	if (r < 0) return r;
 	void *pins[2] = {pin0, pin1};
