@@ -82,12 +82,19 @@ func TestEmulatorReportsMisuse(t *testing.T) {
 
 // A thread without a current context gets CUDA_ERROR_INVALID_CONTEXT, as
 // from the driver: calls off the device goroutine cannot pass unnoticed.
+// (The goroutine clears the context first: an OS thread from Go's pool may
+// have run a Device goroutine before, which used to leave its context
+// current there; the emulator caught that as a leak.)
 func TestEmulatorContextIsPerThread(t *testing.T) {
 	requireEmulator(t)
 	errc := make(chan error)
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
+		if err := cu.SetCurrentContext(cu.CUContext{}); err != nil {
+			errc <- err
+			return
+		}
 		_, err := cu.MemAlloc(64)
 		errc <- err
 	}()

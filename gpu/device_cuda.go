@@ -119,6 +119,11 @@ func (d *Device) run(ready chan<- error) {
 		ready <- fmt.Errorf("gpu: make context current: %w", err)
 		return
 	}
+	// The OS thread goes back to Go's pool without our context current:
+	// left current, the next goroutine to lock that thread would make its
+	// CUDA calls in our context (in a primary context retained again, they
+	// succeed and allocate there).
+	defer func() { _ = cu.SetCurrentContext(cu.CUContext{}) }()
 	d.ctx = ctx
 	if d.name, err = dev.Name(); err != nil {
 		ready <- fmt.Errorf("gpu: device name: %w", err)
