@@ -8,6 +8,7 @@ package gpu
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
@@ -42,6 +43,21 @@ func runEmulatorCase(name string) int {
 		})
 	case "leak":
 		_ = d.Do(func() error { _, err := cu.MemAlloc(100); return err })
+	case "kernel-bad-pointer":
+		_ = d.Do(func() error {
+			var s stream
+			if err := s.open(); err != nil {
+				return err
+			}
+			defer s.close()
+			buf, _ := cu.MemAlloc(64 * 64 * 3 / 2)
+			defer cu.MemFree(buf)
+			f := Frame{Ptr: 0x10000, Width: 64, Height: 64, Format: RGB24}
+			return d.toNV12(&s, f, uintptr(buf), 64, uintptr(buf)+64*64, 64, 64, 64)
+		})
+	case "unimplemented":
+		err := d.Do(func() error { _, err := cu.MemAllocManaged(64, cu.AttachGlobal); return err })
+		fmt.Println("unimplemented entry point returned:", err)
 	}
 	_ = d.Close()
 	return 0
@@ -56,27 +72,69 @@ func requireEmulator(t *testing.T) *Device {
 	return d
 }
 
-// A double free, a copy past an allocation's end, and device memory still
-// allocated when the primary context is released each abort the process
-// with the reason.
+// A double free, a copy past an allocation's end, a kernel pointer
+// parameter outside device memory, and device memory still allocated when
+// the primary context is released each abort the process with the reason.
+// An entry point the emulator does not implement returns an error and
+// logs its name.
 func TestEmulatorReportsMisuse(t *testing.T) {
 	requireEmulator(t)
 	for c, want := range map[string]string{
-		"double-free":       "double free of device memory",
-		"copy-out-of-range": "runs past the end of the 64-byte allocation",
-		"leak":              "leak: 100 bytes of device memory",
+		"double-free":        "double free of device memory",
+		"copy-out-of-range":  "runs past the end of the 64-byte allocation",
+		"leak":               "leak: 100 bytes of device memory",
+		"kernel-bad-pointer": "cuLaunchKernel(fw_rgb_to_nv12) pointer parameter 0: 0x10000 (1 bytes) is not in any live device or pinned allocation",
+		"unimplemented":      "cuMemAllocManaged is not emulated",
 	} {
 		t.Run(c, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(), "FW_CUDAEMU_CASE="+c)
 			out, err := cmd.CombinedOutput()
-			if err == nil {
-				t.Fatalf("the child exited cleanly; want the emulator to abort it\n%s", out)
+			if aborts := c != "unimplemented"; aborts != (err != nil) {
+				t.Fatalf("child exit %v, want an abort: %v\n%s", err, aborts, out)
 			}
 			if !bytes.Contains(out, []byte(want)) {
 				t.Fatalf("child output does not say %q:\n%s", want, out)
 			}
+			if c == "unimplemented" && (!bytes.Contains(out, []byte("returned: ")) || bytes.Contains(out, []byte("returned: <nil>"))) {
+				t.Fatalf("no error returned:\n%s", out)
+			}
 		})
+	}
+}
+
+// cuModuleLoadData checks the PTX's entry points against the kernels the
+// emulator runs (kernels.cu compiled for the host): an entry with a
+// parameter missing, or one kernels.cu does not have, does not load.
+func TestEmulatorChecksPTXSignatures(t *testing.T) {
+	d := requireEmulator(t)
+	for name, ptx := range map[string]string{
+		"parameter missing": strings.Replace(kernelsPTX, ",\n\t.param .u64 fw_rgb_to_nv12_param_10\n", "\n", 1),
+		"parameter size":    strings.Replace(kernelsPTX, ".param .u64 fw_nv12_to_rgb_param_8", ".param .u32 fw_nv12_to_rgb_param_8", 1),
+		"unknown entry":     strings.Replace(kernelsPTX, ".entry fw_nv12_to_rgb(", ".entry fw_nv12_to_bgr(", 1),
+	} {
+		if ptx == kernelsPTX {
+			t.Fatalf("%s: the PTX edit did not apply", name)
+		}
+		err := d.Do(func() error {
+			m, err := cu.LoadData(ptx)
+			if err == nil {
+				_ = m.Unload()
+			}
+			return err
+		})
+		if err == nil {
+			t.Errorf("%s: the module loaded", name)
+		}
+	}
+	if err := d.Do(func() error {
+		m, err := cu.LoadData(kernelsPTX)
+		if err == nil {
+			err = m.Unload()
+		}
+		return err
+	}); err != nil {
+		t.Errorf("the project's PTX: %v", err)
 	}
 }
 
