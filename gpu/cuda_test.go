@@ -573,6 +573,49 @@ func TestEncoderOrdersAfterLegacyStreamProducer(t *testing.T) {
 	}
 }
 
+// Host RGB through the device encoder (EncodeRGB: pinned copy, upload on
+// the legacy stream, kernel, the probed backend) decodes to the source,
+// with a padded stride and from the first frame (the Encoder opens then).
+// EncodesHostFrames, which tells the pipeline to send host frames here, is
+// true only where h264_nvenc opens: never under the emulated driver.
+func TestEncoderEncodeRGB(t *testing.T) {
+	d := openDevice(t)
+	enc, err := NewEncoder(d, EncoderConfig{Bitrate: 4_000_000}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	if emulated(d) && enc.EncodesHostFrames() {
+		t.Error("EncodesHostFrames under the emulated driver (no NVENC)")
+	}
+	const w, h, n = 320, 240, 8
+	const stride = w*3 + 16
+	soft := newSoftDecoder(t)
+	out := make([]byte, 1<<20)
+	host := make([]byte, stride*h)
+	for i := range n {
+		pic := testImage(w, h, 3, 30*i)
+		for row := range h {
+			copy(host[row*stride:], pic[row*w*3:(row+1)*w*3])
+		}
+		m, _, err := enc.EncodeRGB(host, w, h, stride, int64(i+1)*3000, out)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		for row := range h { // the caller may reuse its memory at once
+			copy(host[row*stride:], make([]byte, w*3))
+		}
+		for _, nv := range soft.decode(t, out[:m]) {
+			if p := encodetest.PSNR(pic, refNV12ToRGB(nv[:w*h], w, nv[w*h:], w, w, h, 3)); p < 30 {
+				t.Fatalf("frame %d: PSNR %.1f dB", i, p)
+			}
+		}
+	}
+	if _, _, err := enc.EncodeRGB(host[:10], w, h, stride, 0, out); !errors.Is(err, ErrBadFrame) {
+		t.Errorf("short host picture: %v, want ErrBadFrame", err)
+	}
+}
+
 // NVDEC is probed at open: FFmpeg sets its hwaccel up only at the first
 // SPS, so a decoder that opened without NVDEC (no libnvcuvid.so.1) used to
 // fail every frame ("Invalid data found") instead of letting the caller

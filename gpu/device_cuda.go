@@ -78,6 +78,8 @@ type Device struct {
 	// Why h264_nvenc cannot open on this Device (no CUDA device for
 	// FFmpeg, no libnvidia-encode.so.1): found once, not per track.
 	nvencErr error
+	// Whether h264_nvenc opens here (hasNVENC), probed once.
+	nvencProbed, nvencHave bool
 }
 
 // Open retains device ordinal's primary context, loads the kernels and

@@ -100,6 +100,14 @@ func (e *Encoder) EncodeBatch(f DeviceFrame, index int, pts int64, out []byte) (
 	return 0, false, ErrNoCUDA
 }
 
+// EncodesHostFrames reports false.
+func (e *Encoder) EncodesHostFrames() bool { return false }
+
+// EncodeRGB returns ErrNoCUDA.
+func (e *Encoder) EncodeRGB(pix []byte, w, h, stride int, pts int64, out []byte) (n int, key bool, err error) {
+	return 0, false, ErrNoCUDA
+}
+
 // Flush returns ErrNoCUDA.
 func (e *Encoder) Flush(out []byte) (n int, key bool, err error) { return 0, false, ErrNoCUDA }
 

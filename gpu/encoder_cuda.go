@@ -50,6 +50,12 @@ type Encoder struct {
 	staged int // pipelined: slot waiting to be encoded, -1 when none
 	spts   [2]int64
 
+	// Host RGB staging (EncodeRGB): pinned memory and a device picture.
+	hpin unsafe.Pointer
+	hdev cu.DevicePtr
+	hcap int
+	hev  C.CUevent // recorded after the upload
+
 	mu      sync.Mutex // held by Encode, Flush and Close
 	task    encTask
 	pts     int64
@@ -442,7 +448,12 @@ func (e *Encoder) Close() error {
 		defer e.mu.Unlock()
 		e.closed.Store(true)
 		e.d.forget(e)
-		err := e.d.Do(func() error { e.free(); return nil })
+		err := e.d.Do(func() error {
+			e.free()
+			e.freeStaging()
+			e.freeStagingEvent()
+			return nil
+		})
 		if err != nil && err != ErrClosed {
 			e.lastErr = err
 		}
@@ -476,4 +487,103 @@ func worthChange(backend encode.Backend, cur, next int) bool {
 		d = -d
 	}
 	return d*5 >= cur
+}
+
+// EncodesHostFrames reports whether host frames should go through this
+// Encoder (EncodeRGB) rather than a host encoder: where h264_nvenc opens on
+// the device (probed once per Device), upload + kernel → NV12 CUDA frame
+// → h264_nvenc spares the CPU conversion and FFmpeg's own upload. On a GPU
+// without NVENC, swscale + libx264 on the CPU is the better path.
+func (e *Encoder) EncodesHostFrames() bool { return e.d.hasNVENC() }
+
+// EncodeRGB encodes a host picture of packed RGB24 (w x h, stride bytes
+// per row, 0 for w*3): it is copied into pinned memory, uploaded
+// asynchronously on the legacy default stream, converted by the kernel
+// and encoded as Encode does (the same backend, size and keyframe rules).
+// pix is not retained.
+func (e *Encoder) EncodeRGB(pix []byte, w, h, stride int, pts int64, out []byte) (n int, key bool, err error) {
+	if stride == 0 {
+		stride = w * 3
+	}
+	if w <= 0 || h <= 0 || stride < w*3 || len(pix) < stride*(h-1)+w*3 {
+		return 0, false, fmt.Errorf("%w: host picture %dx%d, stride %d, %d bytes", ErrBadFrame, w, h, stride, len(pix))
+	}
+	if e.closed.Load() {
+		return 0, false, ErrClosed
+	}
+	if err := e.d.Do(func() error { return e.stage(pix, stride*h) }); err != nil {
+		return 0, false, err
+	}
+	// Neither Stream nor Event: the conversion waits for the legacy
+	// stream, where stage queued the upload.
+	return e.EncodeBatch(Frame{Ptr: uintptr(e.hdev), Pitch: stride, Width: w, Height: h, Format: RGB24}, 0, pts, out)
+}
+
+// stage copies n bytes of pix into the pinned buffer and queues their
+// upload to the device picture on the legacy default stream, growing both
+// buffers when needed. Device goroutine.
+func (e *Encoder) stage(pix []byte, n int) error {
+	if e.hev == nil {
+		if err := cuErr("cuEventCreate", C.fw_event_create(&e.hev)); err != nil {
+			return err
+		}
+	} else if err := cuErr("cuEventSynchronize", C.fw_event_sync(e.hev)); err != nil {
+		return err // the previous upload still reads the pinned buffer otherwise
+	}
+	if n > e.hcap {
+		e.freeStaging()
+		p, err := cu.MemAlloc(int64(n))
+		if err != nil {
+			return fmt.Errorf("gpu: allocate %d bytes for a host picture: %w", n, err)
+		}
+		e.hdev = p
+		if err := cuErr("cuMemHostAlloc", C.fw_host_alloc(&e.hpin, C.size_t(n))); err != nil {
+			return err
+		}
+		e.hcap = n
+	}
+	copy(pinnedSlice(e.hpin, n), pix[:n])
+	if err := cuErr("cuMemcpyHtoDAsync", C.fw_htod_async(C.CUdeviceptr(e.hdev), e.hpin, C.size_t(n), nil)); err != nil {
+		return err
+	}
+	return cuErr("cuEventRecord", C.fw_event_record(e.hev, nil))
+}
+
+// freeStaging frees EncodeRGB's buffers. Device goroutine; idempotent.
+func (e *Encoder) freeStaging() {
+	if e.hdev != 0 {
+		_ = cu.MemFree(e.hdev)
+		e.hdev = 0
+	}
+	if e.hpin != nil {
+		_ = C.fw_host_free(e.hpin)
+		e.hpin = nil
+	}
+	e.hcap = 0
+}
+
+// freeStagingEvent frees EncodeRGB's event. Device goroutine; idempotent.
+func (e *Encoder) freeStagingEvent() {
+	if e.hev != nil {
+		_ = C.fw_event_destroy(e.hev)
+		e.hev = nil
+	}
+}
+
+// hasNVENC reports whether h264_nvenc opens on a CUDA frames context of
+// d, probing once (a 256x256 encoder, closed at once).
+func (d *Device) hasNVENC() bool {
+	have := false
+	_ = d.Do(func() error {
+		if !d.nvencProbed {
+			d.nvencProbed = true
+			p := &Encoder{d: d, cfg: EncoderConfig{Width: 256, Height: 256, FPS: 30, Bitrate: 1_000_000}}
+			p.ow, p.oh = 256, 256
+			d.nvencHave = p.openNVENC() == nil
+			p.freeCodec()
+		}
+		have = d.nvencHave
+		return nil
+	})
+	return have
 }

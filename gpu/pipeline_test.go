@@ -11,6 +11,7 @@ import (
 // in the codec vocabulary the pipeline reads.
 var (
 	_ pipeline.DeviceBatchEncoder           = (*gpu.Encoder)(nil)
+	_ pipeline.HostDeviceEncoder            = (*gpu.Encoder)(nil)
 	_ interface{ Backend() encode.Backend } = (*gpu.Encoder)(nil)
 	_ pipeline.RGBDecoder                   = (*gpu.Decoder)(nil)
 )

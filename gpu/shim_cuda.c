@@ -62,6 +62,7 @@ int fw_module_unload(CUmodule m) { return cuModuleUnload(m); }
 int fw_module_function(CUfunction *f, CUmodule m, const char *name) { return cuModuleGetFunction(f, m, name); }
 
 int fw_dtoh_async(void *dst, CUdeviceptr src, size_t n, CUstream s) { return cuMemcpyDtoHAsync(dst, src, n, s); }
+int fw_htod_async(CUdeviceptr dst, const void *src, size_t n, CUstream s) { return cuMemcpyHtoDAsync(dst, src, n, s); }
 
 int fw_dtod_2d_async(CUdeviceptr dst, size_t dpitch, CUdeviceptr src, size_t spitch, size_t width, size_t height, CUstream s) {
 	CUDA_MEMCPY2D c;

@@ -45,6 +45,7 @@ int fw_module_load(CUmodule *m, const char *ptx);
 int fw_module_unload(CUmodule m);
 int fw_module_function(CUfunction *f, CUmodule m, const char *name);
 int fw_dtoh_async(void *dst, CUdeviceptr src, size_t n, CUstream s);
+int fw_htod_async(CUdeviceptr dst, const void *src, size_t n, CUstream s);
 int fw_dtod_2d_async(CUdeviceptr dst, size_t dpitch, CUdeviceptr src, size_t spitch, size_t width, size_t height, CUstream s);
 int fw_launch_rgb_to_nv12(CUfunction f, CUstream s, CUdeviceptr src, long long src_pitch, long long bpp, long long w, long long h, CUdeviceptr y, long long y_pitch, CUdeviceptr uv, long long uv_pitch, long long ow, long long oh);
 int fw_launch_nv12_to_rgb(CUfunction f, CUstream s, CUdeviceptr y, long long y_pitch, CUdeviceptr uv, long long uv_pitch, long long w, long long h, CUdeviceptr dst, long long dst_pitch, long long bpp);

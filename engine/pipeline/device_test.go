@@ -64,3 +64,61 @@ func TestVideoDeviceEncoderVocabulary(t *testing.T) {
 		t.Errorf("stats backend %q, want %q (what encodes, once open)", st.Backend, gpu.BackendX264)
 	}
 }
+
+// hostDevice is a device encoder that also takes host frames (gpu.Encoder
+// on an NVENC GPU) when wants is set.
+type hostDevice struct {
+	lazyDevice
+	wants     bool
+	asked     int
+	hostCalls int
+}
+
+func (e *hostDevice) EncodesHostFrames() bool { e.asked++; return e.wants }
+func (e *hostDevice) EncodeRGB(pix []byte, w, h, stride int, pts int64, out []byte) (int, bool, error) {
+	e.hostCalls++
+	e.backend = gpu.BackendNVENC
+	out[0] = 1
+	return 1, true, nil
+}
+
+// Host frames go to the device encoder when it says so (upload + kernel →
+// h264_nvenc, as design.md's backend table has it for the cuda build on an
+// NVENC GPU), asked once; otherwise they keep the host encoder.
+func TestVideoHostFramesOnDevice(t *testing.T) {
+	for _, wants := range []bool{true, false} {
+		out := videoOut(t, tracks.Rate(100))
+		sink := newRecordSink(nil)
+		enc := &hostDevice{wants: wants}
+		v, err := pipeline.NewVideo(out, sink, pipeline.VideoConfig{Device: enc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- v.Run(ctx) }()
+		pix := make([]byte, 64*48*3)
+		for range 3 {
+			if err := out.Emit(pix, 48, 64, 3); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-sink.got:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("wants=%v: frame not sent: %+v", wants, v.Stats())
+			}
+		}
+		cancel()
+		<-done
+		st := v.Stats()
+		if wants && (enc.hostCalls != 3 || st.Backend != string(gpu.BackendNVENC)) {
+			t.Errorf("device takes host frames: %d EncodeRGB calls, backend %q; want 3 and %q", enc.hostCalls, st.Backend, gpu.BackendNVENC)
+		}
+		if !wants && (enc.hostCalls != 0 || st.Backend != string(encode.BackendX264)) {
+			t.Errorf("device declines host frames: %d EncodeRGB calls, backend %q; want 0 and %q", enc.hostCalls, st.Backend, encode.BackendX264)
+		}
+		if enc.asked != 1 {
+			t.Errorf("wants=%v: EncodesHostFrames asked %d times, want once", wants, enc.asked)
+		}
+	}
+}
