@@ -8,6 +8,9 @@ PREFIX := $(BUILD)/ffmpeg
 CUDA_DIR := $(BUILD)/cuda
 FFMPEG_STAMP := $(PREFIX)/.stamp-7.1.5
 CUDA_STAMP := $(CUDA_DIR)/.stamp
+CUDAEMU_DIR := $(BUILD)/cudaemu
+CUDAEMU := $(CUDAEMU_DIR)/libcuda.so.1
+CUDAEMU_SRC := $(wildcard gpu/cudaemu/*.c gpu/cudaemu/*.cc gpu/cudaemu/*.h gpu/cudaemu/*.sh) gpu/kernels/kernels.cu gpu/kernels/fw_cuda.h
 
 export PATH := /usr/local/go/bin:$(PATH)
 export PKG_CONFIG_PATH := $(PREFIX)/lib/pkgconfig
@@ -19,7 +22,7 @@ CUDA_ENV := CGO_CFLAGS="-I$(CUDA_DIR)/include" CGO_LDFLAGS="$(CGO_LDFLAGS) -L$(C
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 ADDR ?= :8080
 
-.PHONY: page all deps run test test-go check-cuda gpu-check bench vet clean web screenshot
+.PHONY: page all deps run test test-go check-cuda cudaemu test-cuda-emu gpu-check bench vet clean web screenshot
 
 all: deps
 	go build ./...
@@ -37,13 +40,14 @@ deps: $(FFMPEG_STAMP)
 run: deps page
 	go run ./cmd/framewire -addr $(ADDR)
 
-## test: build what is missing and run every test, the CUDA compile check included.
-test: deps vet test-go check-cuda bench-gate
+## test: build what is missing and run every test, the CUDA compile check
+## and the cuda tests against the emulated driver included.
+test: deps vet test-go check-cuda test-cuda-emu bench-gate
 
 vet: deps
 	go vet ./...
 
-test-go: deps web
+test-go: deps web $(CUDAEMU)
 	FRAMEWIRE_E2E=1 go test $(GO_TEST_FLAGS) ./...
 
 ## page: Node, the pinned npm packages (package-lock.json) and the esbuild
@@ -68,9 +72,24 @@ check-cuda: deps $(CUDA_STAMP)
 	$(CUDA_ENV) go build -tags cuda ./...
 	$(CUDA_ENV) go vet -tags cuda ./...
 
-## gpu-check: build package gpu's CUDA tests and benchmarks with the libraries
-## they need into build/gpu-check (under 64 MiB) and print the command that
-## runs them on a GPU host (build/gpu-check/run.sh).
+## cudaemu: the emulated CUDA driver (gpu/cudaemu, build/cudaemu/libcuda.so.1):
+## real checked memory, contexts, asynchronous streams, the kernels run on the
+## CPU. A test instrument: never a performance figure.
+cudaemu: $(CUDAEMU)
+
+$(CUDAEMU): $(CUDAEMU_SRC) | $(CUDA_STAMP) $(FFMPEG_STAMP)
+	gpu/cudaemu/build.sh $(CUDAEMU_DIR) $(CUDA_DIR)/lib/libcuda.so $(PREFIX)/include/ffnvcodec/dynlink_loader.h
+
+## test-cuda-emu: the cuda build's tests of gpu/, engine/... and cmd/framewire
+## against the emulated driver (no GPU needed).
+test-cuda-emu: deps $(CUDA_STAMP) $(CUDAEMU)
+	$(CUDA_ENV) LD_LIBRARY_PATH=$(CUDAEMU_DIR) go test -tags cuda $(GO_TEST_FLAGS) ./gpu/... ./engine/... ./cmd/framewire/
+
+## gpu-check: build package gpu's CUDA tests and benchmarks and the engine
+## path (cmd/framewire's cuda test) with the libraries they need into
+## build/gpu-check (under 64 MiB) and print the command that runs them on a
+## GPU host (build/gpu-check/run.sh; it first prints the driver, the GPU and
+## whether libnvidia-encode / libnvcuvid are present).
 gpu-check: deps $(CUDA_STAMP)
 	$(CUDA_ENV) gpu/gpucheck.sh $(BUILD)/gpu-check $(PREFIX)
 

@@ -475,3 +475,28 @@ func TestBitrateHysteresis(t *testing.T) {
 		})
 	}
 }
+
+// The encoders' private options are written once (CodecOptions) and used
+// by NewVideoEncoder and by package gpu's device encoders alike.
+func TestCodecOptions(t *testing.T) {
+	get := func(b encode.Backend, threads int, key string) string {
+		for _, o := range encode.CodecOptions(b, threads) {
+			if o.Key == key {
+				return o.Value
+			}
+		}
+		return ""
+	}
+	if p := get(encode.BackendX264, 1, "x264-params"); !strings.Contains(p, "keyint=infinite") || !strings.Contains(p, "repeat-headers=1") || !strings.Contains(p, "sliced-threads=0") {
+		t.Errorf("libx264 params %q", p)
+	}
+	if p := get(encode.BackendX264, 2, "x264-params"); !strings.Contains(p, "sliced-threads=1") {
+		t.Errorf("libx264 params with 2 threads %q", p)
+	}
+	if get(encode.BackendNVENC, 0, "forced-idr") != "1" || get(encode.BackendNVENC, 0, "profile") != "baseline" {
+		t.Errorf("h264_nvenc options %v", encode.CodecOptions(encode.BackendNVENC, 0))
+	}
+	if get(encode.BackendVP8, 0, "deadline") != "realtime" || encode.CodecOptions("nope", 0) != nil {
+		t.Error("VP8 or unknown backend options wrong")
+	}
+}

@@ -210,17 +210,6 @@ func (e *VideoEncoder) open(w, h int) error {
 		cc.SetGopSize(-1) // leave keyint to x264-params below
 		cc.SetRateControlMaxRate(int64(e.cfg.Bitrate))
 		cc.SetRateControlBufferSize(e.vbvBuffer(e.cfg.Bitrate))
-		_ = opts.Set("preset", "ultrafast", 0)
-		_ = opts.Set("tune", "zerolatency", 0)
-		_ = opts.Set("profile", "baseline", 0)
-		_ = opts.Set("forced-idr", "1", 0)
-		params := "keyint=infinite:scenecut=0:repeat-headers=1:aud=0"
-		if e.cfg.Threads > 1 {
-			params += ":sliced-threads=1"
-		} else {
-			params += ":sliced-threads=0"
-		}
-		_ = opts.Set("x264-params", params, 0)
 	case BackendNVENC:
 		cc.SetProfile(astiav.ProfileH264ConstrainedBaseline)
 		// NVENC takes gop_size literally (-1 would keep the preset's GOP):
@@ -229,24 +218,15 @@ func (e *VideoEncoder) open(w, h int) error {
 		cc.SetGopSize(math.MaxInt32)
 		cc.SetRateControlMaxRate(int64(e.cfg.Bitrate))
 		cc.SetRateControlBufferSize(e.vbvBuffer(e.cfg.Bitrate))
-		_ = opts.Set("preset", "p1", 0)
-		_ = opts.Set("tune", "ull", 0)
-		_ = opts.Set("rc", "cbr", 0)
-		_ = opts.Set("zerolatency", "1", 0)
-		_ = opts.Set("delay", "0", 0)
-		_ = opts.Set("forced-idr", "1", 0)
-		_ = opts.Set("profile", "baseline", 0)
 	case BackendVP8:
 		cc.SetGopSize(math.MaxInt32) // keyframes on request (libvpx: kf_max_dist)
 		cc.SetRateControlMaxRate(int64(e.cfg.Bitrate))
 		cc.SetRateControlMinRate(int64(e.cfg.Bitrate))
 		cc.SetRateControlBufferSize(e.cfg.Bitrate)
 		cc.SetQmin(4)
-		_ = opts.Set("deadline", "realtime", 0)
-		_ = opts.Set("cpu-used", "8", 0)
-		_ = opts.Set("lag-in-frames", "0", 0)
-		_ = opts.Set("error-resilient", "default", 0)
-		_ = opts.Set("auto-alt-ref", "0", 0)
+	}
+	for _, o := range CodecOptions(e.cfg.Backend, e.cfg.Threads) {
+		_ = opts.Set(o.Key, o.Value, 0)
 	}
 	if err := cc.Open(codec, opts); err != nil {
 		// Free the unopened context now: left in e.cc, the next Encode of
@@ -423,6 +403,38 @@ func (e *VideoEncoder) Close() error {
 	}
 	if e.conv != nil {
 		e.conv.Close()
+	}
+	return nil
+}
+
+// Option is one FFmpeg private option of an encoder.
+type Option struct{ Key, Value string }
+
+// CodecOptions returns the FFmpeg private options of b's encoder with
+// threads threads (0: the codec's choice; for libx264 sliced threads, as
+// tune=zerolatency sets): the one place they are written.
+// NewVideoEncoder applies them, and so does package gpu for its device
+// encoders (h264_nvenc on CUDA frames takes BackendNVENC's, libx264 on
+// NV12 from the device BackendX264's).
+//
+// H.264 (both): constrained baseline, no B-frames, no lookahead; SPS/PPS
+// in-band before every keyframe (a browser joining mid-stream needs
+// them); keyframes only on request (PLI/FIR), as IDR.
+func CodecOptions(b Backend, threads int) []Option {
+	switch b {
+	case BackendX264:
+		params := "keyint=infinite:scenecut=0:repeat-headers=1:aud=0"
+		switch {
+		case threads > 1:
+			params += ":sliced-threads=1"
+		case threads == 1:
+			params += ":sliced-threads=0"
+		} // 0: tune=zerolatency's sliced threads (frame threads would add latency)
+		return []Option{{"preset", "ultrafast"}, {"tune", "zerolatency"}, {"profile", "baseline"}, {"forced-idr", "1"}, {"x264-params", params}}
+	case BackendNVENC:
+		return []Option{{"preset", "p1"}, {"tune", "ull"}, {"rc", "cbr"}, {"zerolatency", "1"}, {"delay", "0"}, {"forced-idr", "1"}, {"profile", "baseline"}}
+	case BackendVP8:
+		return []Option{{"deadline", "realtime"}, {"cpu-used", "8"}, {"lag-in-frames", "0"}, {"error-resilient", "default"}, {"auto-alt-ref", "0"}}
 	}
 	return nil
 }

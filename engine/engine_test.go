@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/framewire/framewire/engine"
-	"github.com/framewire/framewire/gpu"
 	"github.com/framewire/framewire/tracks"
 )
 
@@ -346,13 +345,14 @@ type fakeDeviceFrame struct{}
 func (fakeDeviceFrame) Size() (int, int) { return 64, 64 }
 func (fakeDeviceFrame) Frames() int      { return 1 }
 
-// In the default build a device frame is refused with gpu's "built without
-// CUDA" error; WithDeviceSupport(nil) enables the path.
+// Without WithDeviceSupport a device frame is refused, saying why (the
+// default build: gpu's "built without CUDA"; the cuda build: no device
+// encoder enabled); WithDeviceSupport(nil) enables the path.
 func TestEmitDeviceFrameWithoutCUDA(t *testing.T) {
 	e := newEngine(t, engine.Model{})
 	s := start(t, e)
 	out, _ := s.VideoOut("")
-	wantErr(t, out.EmitDevice(fakeDeviceFrame{}), gpu.ErrNoCUDA, "main_video", "built without CUDA")
+	wantDefaultDeviceRefusal(t, out.EmitDevice(fakeDeviceFrame{}))
 	e2 := newEngine(t, engine.Model{}, engine.WithDeviceSupport(nil))
 	s2 := start(t, e2)
 	out2, _ := s2.VideoOut("")

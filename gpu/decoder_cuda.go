@@ -6,6 +6,7 @@ package gpu
 import "C"
 
 import (
+	_ "embed"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -27,11 +28,12 @@ import (
 // Device).
 type Decoder struct {
 	d    *Device
+	th   *thread // runs the decoder's CUDA calls (nil until open)
 	c    *C.fw_dec
 	st   stream
 	task decTask
 
-	// Device goroutine: the device-side latest picture.
+	// Decoder thread: the device-side latest picture.
 	rgb    cu.DevicePtr
 	rgbCap int
 	pinCap int
@@ -71,7 +73,12 @@ func (t *decTask) run() {
 
 // NewDecoder opens an NVDEC H.264 decoder on d. It returns an error
 // wrapping ErrUnavailable when FFmpeg cannot create the CUDA device or
-// open the decoder. The caller must call Close.
+// open the decoder, or when NVDEC cannot decode: FFmpeg sets up its NVDEC
+// hwaccel only at a stream's first SPS, so the first NewDecoder on a
+// Device decodes a small embedded IDR picture through NVDEC and every
+// NewDecoder on that Device reports the result (a missing libnvcuvid.so.1,
+// a GPU without H.264 decoding). The caller then decodes on the CPU. The
+// caller must call Close.
 func NewDecoder(d *Device) (*Decoder, error) {
 	if d == nil {
 		return nil, fmt.Errorf("gpu: NewDecoder on a nil Device")
@@ -86,16 +93,24 @@ func NewDecoder(d *Device) (*Decoder, error) {
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
+		if err := d.probeNVDEC(hw); err != nil {
+			return err
+		}
 		if dec.c = C.fw_dec_alloc(); dec.c == nil {
 			return fmt.Errorf("gpu: out of memory")
 		}
 		if r := C.fw_dec_open(dec.c, hw); r < 0 {
-			return fmt.Errorf("%w: %w", ErrUnavailable, avErr("open h264 decoder with NVDEC", r))
+			return fmt.Errorf("%w: %w%s", ErrUnavailable, avErr("open h264 decoder with NVDEC", r), libHint(libNVDEC))
 		}
 		return nil
 	})
 	if err == nil {
-		err = d.adopt(dec)
+		dec.th, err = startThread(d.ctx)
+	}
+	if err == nil {
+		if err = d.adopt(dec); err != nil {
+			dec.th.stop()
+		}
 	}
 	if err != nil {
 		_ = d.Do(func() error { dec.free(); return nil })
@@ -108,7 +123,8 @@ func NewDecoder(d *Device) (*Decoder, error) {
 // it completes; it returns how many. When it returns, the pictures are in
 // the latest buffers. au is only read during the call. In steady state
 // Decode allocates nothing. NVDEC decoding and the conversion run on the
-// device's goroutine.
+// decoder's own OS thread (the device's context current), in parallel
+// with other decoders and with the Device's goroutine.
 func (dec *Decoder) Decode(au []byte) (pictures int, err error) {
 	dec.use.Lock()
 	defer dec.use.Unlock()
@@ -122,7 +138,7 @@ func (dec *Decoder) Decode(au []byte) (pictures int, err error) {
 		return 0, fmt.Errorf("gpu: access unit of %d bytes, want < 1 GiB", len(au))
 	}
 	dec.task.copy, dec.task.au = false, au
-	if err := dec.d.submit(&dec.task); err != nil {
+	if err := dec.th.submit(&dec.task); err != nil {
 		return 0, err
 	}
 	<-dec.task.done
@@ -130,7 +146,7 @@ func (dec *Decoder) Decode(au []byte) (pictures int, err error) {
 	return dec.task.n, dec.task.err
 }
 
-// decode runs on the device goroutine.
+// decode runs on the decoder thread.
 func (dec *Decoder) decode(au []byte) (int, error) {
 	if r := C.fw_dec_send(dec.c, (*C.uint8_t)(unsafe.Pointer(&au[0])), C.int(len(au))); r < 0 {
 		return 0, avErr("NVDEC h264 decode", r)
@@ -155,7 +171,7 @@ func (dec *Decoder) decode(au []byte) (int, error) {
 }
 
 // convert turns one NV12 picture into the device and pinned latest
-// buffers. Device goroutine.
+// buffers. Decoder thread.
 func (dec *Decoder) convert(y uintptr, yl int, uv uintptr, uvl int, w, h int) error {
 	need := w * h * 3
 	if need > dec.rgbCap {
@@ -186,8 +202,12 @@ func (dec *Decoder) convert(y uintptr, yl int, uv uintptr, uvl int, w, h int) er
 		}
 	}
 	dst := Frame{Ptr: uintptr(dec.rgb), Width: w, Height: h, Format: RGB24}
-	// The stream is blocking: it waits for NVDEC's copy into the frame,
-	// which FFmpeg issues on the legacy default stream.
+	// NVDEC's copy into the frame is issued by FFmpeg on the legacy
+	// default stream; our stream is non-blocking, so it waits explicitly
+	// (a Frame with no Stream and no Event means the legacy stream).
+	if err := dec.st.waitFor(Frame{}); err != nil {
+		return err
+	}
 	if err := dec.d.toRGB(&dec.st, y, yl, uv, uvl, dst); err != nil {
 		return err
 	}
@@ -256,14 +276,14 @@ func (dec *Decoder) LatestDevice(dst Frame) error {
 		return ErrClosed
 	}
 	dec.task.copy, dec.task.dst = true, dst
-	if err := dec.d.submit(&dec.task); err != nil {
+	if err := dec.th.submit(&dec.task); err != nil {
 		return err
 	}
 	<-dec.task.done
 	return dec.task.err
 }
 
-// copyLatest runs on the device goroutine.
+// copyLatest runs on the decoder thread.
 func (dec *Decoder) copyLatest(dst Frame) error {
 	if dec.dw == 0 {
 		return ErrNoFrame
@@ -283,7 +303,8 @@ func (dec *Decoder) copyLatest(dst Frame) error {
 	return dec.st.sync()
 }
 
-// free releases everything. Device goroutine; idempotent.
+// free releases everything. Decoder thread (or the device goroutine when
+// the decoder did not open); idempotent.
 func (dec *Decoder) free() {
 	_ = dec.st.sync()
 	if dec.c != nil {
@@ -301,7 +322,7 @@ func (dec *Decoder) free() {
 }
 
 // freePinned frees the host latest buffers; Latest then reports
-// ErrNoFrame. Device goroutine, with mu held.
+// ErrNoFrame. Decoder thread, with mu held.
 func (dec *Decoder) freePinned() {
 	dec.have = false
 	for i := range 2 {
@@ -325,9 +346,54 @@ func (dec *Decoder) Close() error {
 		defer dec.use.Unlock()
 		dec.closed.Store(true)
 		dec.d.forget(dec)
-		if e := dec.d.Do(func() error { dec.free(); return nil }); e != nil && e != ErrClosed {
+		if e := dec.th.do(func() error { dec.free(); return nil }); e != nil && e != ErrClosed {
 			err = e
 		}
+		dec.th.stop()
 	})
 	return err
+}
+
+// nvdecProbeIDR is one 64x64 H.264 IDR access unit (SPS, PPS, slice;
+// libx264 constrained baseline), decoded once per Device to check that
+// NVDEC works before a decoder is handed out.
+//
+//go:embed nvdec_probe.h264
+var nvdecProbeIDR []byte
+
+// probeNVDEC decodes nvdecProbeIDR with NVDEC on hw and returns the
+// result, cached for the Device. Device goroutine.
+func (d *Device) probeNVDEC(hw *C.AVBufferRef) error {
+	if d.nvdecProbed {
+		return d.nvdecErr
+	}
+	d.nvdecProbed = true
+	fail := func(what string, r C.int) error {
+		d.nvdecErr = fmt.Errorf("%w: NVDEC probe (a 64x64 H.264 IDR): %w%s", ErrUnavailable, avErr(what, r), libHint(libNVDEC))
+		return d.nvdecErr
+	}
+	c := C.fw_dec_alloc()
+	if c == nil {
+		d.nvdecProbed = false
+		return fmt.Errorf("gpu: out of memory")
+	}
+	defer C.fw_dec_free(c)
+	if r := C.fw_dec_open(c, hw); r < 0 {
+		return fail("open h264 decoder with NVDEC", r)
+	}
+	au := nvdecProbeIDR
+	if r := C.fw_dec_send(c, (*C.uint8_t)(unsafe.Pointer(&au[0])), C.int(len(au))); r < 0 {
+		return fail("decode", r)
+	}
+	if r := C.fw_dec_drain(c); r < 0 {
+		return fail("drain", r)
+	}
+	if r := C.fw_dec_receive(c); r != 0 {
+		if r == 1 {
+			r = C.AVERROR_INVALIDDATA
+		}
+		return fail("receive a CUDA NV12 picture", r)
+	}
+	C.fw_dec_release(c)
+	return nil
 }

@@ -36,15 +36,16 @@ func (t *funcTask) run() { t.errc <- t.f() }
 type closer interface{ Close() error }
 
 // Device owns one CUDA device's primary context. One goroutine, locked to
-// its OS thread with the context current, makes every CUDA call of this
-// package: allocations, copies, kernels, NVDEC decoding. The one exception
-// is h264_nvenc's own encode call, which an Encoder makes on its caller's
-// goroutine once the device goroutine has synchronised the picture (FFmpeg
-// pushes the context around its CUDA calls; keeping libx264 and NVENC
-// encodes off the device goroutine lets encoders of several sessions run
-// in parallel). FFmpeg's CUDA device context (created on first use by an
-// Encoder or Decoder) uses the same primary context
-// (AV_CUDA_USE_PRIMARY_CONTEXT).
+// its OS thread with the context current, makes the CUDA calls of this
+// package: allocations, copies, encoders' kernels. The exceptions: each
+// Decoder decodes (NVDEC, its kernel and copies) on an OS thread of its
+// own with the same context current, and h264_nvenc's own encode call,
+// which an Encoder makes on its caller's goroutine once the device
+// goroutine has synchronised the picture (FFmpeg pushes the context
+// around its CUDA calls; keeping libx264 and NVENC encodes off the device
+// goroutine lets encoders of several sessions run in parallel). FFmpeg's CUDA device context (created on first use by an
+// Encoder or Decoder) uses the same primary context, taken as the device
+// thread's current context (AV_CUDA_USE_CURRENT_CONTEXT).
 //
 // Methods are safe for concurrent use. The caller must call Close; Close
 // closes every Buffer, Pinned, Encoder and Decoder still open on the
@@ -64,11 +65,21 @@ type Device struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	ctx cu.CUContext // the primary context, current on the device goroutine
+
 	// Owned by the device goroutine.
 	module   C.CUmodule
 	fnToNV12 C.CUfunction
 	fnToRGB  C.CUfunction
 	hwdev    *C.AVBufferRef
+	// NVDEC probe result (see NewDecoder), once per Device.
+	nvdecProbed bool
+	nvdecErr    error
+	// Why h264_nvenc cannot open on this Device (no CUDA device for
+	// FFmpeg, no libnvidia-encode.so.1): found once, not per track.
+	nvencErr error
+	// Whether h264_nvenc opens here (hasNVENC), probed once.
+	nvencProbed, nvencHave bool
 }
 
 // Open retains device ordinal's primary context, loads the kernels and
@@ -110,6 +121,12 @@ func (d *Device) run(ready chan<- error) {
 		ready <- fmt.Errorf("gpu: make context current: %w", err)
 		return
 	}
+	// The OS thread goes back to Go's pool without our context current:
+	// left current, the next goroutine to lock that thread would make its
+	// CUDA calls in our context (in a primary context retained again, they
+	// succeed and allocate there).
+	defer func() { _ = cu.SetCurrentContext(cu.CUContext{}) }()
+	d.ctx = ctx
 	if d.name, err = dev.Name(); err != nil {
 		ready <- fmt.Errorf("gpu: device name: %w", err)
 		return
@@ -142,12 +159,18 @@ func (d *Device) loadKernels() error {
 		name string
 		fn   *C.CUfunction
 	}{{kernelRGBToNV12, &d.fnToNV12}, {kernelNV12ToRGB, &d.fnToRGB}} {
+		// The out-parameter is a local: cgo checks the whole object a
+		// pointer points into unless the argument is written literally
+		// &x.f, and k.fn points into the Device, which holds Go
+		// pointers ("Go pointer to unpinned Go pointer" panic).
+		var fn C.CUfunction
 		name := C.CString(k.name)
-		r := C.fw_module_function(k.fn, d.module, name)
+		r := C.fw_module_function(&fn, d.module, name)
 		C.free(unsafe.Pointer(name))
 		if err := cuErr("find kernel "+k.name, r); err != nil {
 			return err
 		}
+		*k.fn = fn
 	}
 	return nil
 }
@@ -162,15 +185,16 @@ func (d *Device) unload() {
 	}
 }
 
-// hwDevice returns FFmpeg's CUDA device context on the primary context,
-// creating it on first use. Device goroutine only.
+// hwDevice returns FFmpeg's CUDA device context on the primary context
+// (made current on this thread: AV_CUDA_USE_CURRENT_CONTEXT), creating it
+// on first use. Device goroutine only.
 func (d *Device) hwDevice() (*C.AVBufferRef, error) {
 	if d.hwdev != nil {
 		return d.hwdev, nil
 	}
 	ord := C.CString(strconv.Itoa(d.ordinal))
 	defer C.free(unsafe.Pointer(ord))
-	if err := avErr("create FFmpeg CUDA device (primary context)", C.fw_hwdevice_create(&d.hwdev, ord)); err != nil {
+	if err := avErr("create FFmpeg CUDA device on the current (primary) context", C.fw_hwdevice_create(&d.hwdev, ord)); err != nil {
 		d.hwdev = nil
 		return nil, err
 	}

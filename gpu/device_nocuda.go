@@ -2,7 +2,11 @@
 
 package gpu
 
-import "log/slog"
+import (
+	"log/slog"
+
+	"github.com/framewire/framewire/encode"
+)
 
 // Device owns one CUDA device's primary context. In a build without the
 // cuda tag no Device can be opened; every method of a nil or zero Device
@@ -75,7 +79,7 @@ func NewEncoder(d *Device, cfg EncoderConfig, log *slog.Logger) (*Encoder, error
 }
 
 // Backend reports BackendCPU.
-func (e *Encoder) Backend() string { return BackendCPU }
+func (e *Encoder) Backend() encode.Backend { return BackendCPU }
 
 // Size reports 0, 0.
 func (e *Encoder) Size() (w, h int) { return 0, 0 }
@@ -93,6 +97,14 @@ func (e *Encoder) Encode(f DeviceFrame, pts int64, out []byte) (n int, key bool,
 
 // EncodeBatch returns ErrNoCUDA.
 func (e *Encoder) EncodeBatch(f DeviceFrame, index int, pts int64, out []byte) (n int, key bool, err error) {
+	return 0, false, ErrNoCUDA
+}
+
+// EncodesHostFrames reports false.
+func (e *Encoder) EncodesHostFrames() bool { return false }
+
+// EncodeRGB returns ErrNoCUDA.
+func (e *Encoder) EncodeRGB(pix []byte, w, h, stride int, pts int64, out []byte) (n int, key bool, err error) {
 	return 0, false, ErrNoCUDA
 }
 

@@ -1,7 +1,7 @@
 // Package gpu owns Framewire's CUDA resources: one goroutine per device,
 // locked to its OS thread, holding the device's primary context (shared
-// with FFmpeg's CUDA hardware device context through
-// AV_CUDA_USE_PRIMARY_CONTEXT), device and pinned host buffers, and the
+// with FFmpeg's CUDA hardware device context, created on that thread with
+// AV_CUDA_USE_CURRENT_CONTEXT), device and pinned host buffers, and the
 // colour-conversion kernels.
 //
 // # Pieces
@@ -43,6 +43,19 @@
 // init without one). Without the tag the same API exists, Open,
 // NewEncoder and NewDecoder return ErrNoCUDA, and the default build and
 // its tests run on any machine. `make check-cuda` compiles and vets the
-// cuda build without a GPU; `make gpu-check` packages the cuda tests and
+// cuda build without a GPU; `make test-cuda-emu` runs its tests against
+// the emulated driver of gpu/cudaemu (a test instrument, never a
+// performance figure); `make gpu-check` packages the cuda tests and
 // benchmarks for a GPU host.
+//
+// # In an engine
+//
+// An Encoder is the engine pipeline's device encoder as it is (it has the
+// methods of pipeline.DeviceEncoder and DeviceBatchEncoder; DeviceFrame is
+// tracks.DeviceFrame): EncoderFactory(d, log) makes one per output track,
+// opening at the track's first frame, and DecoderFactory(d) makes the
+// NVDEC decoders of inbound H.264 (an error wrapping ErrUnavailable means:
+// decode on the CPU). Errors and backends are package encode's vocabulary
+// (ErrShortBuffer is encode.ErrShortBuffer and wraps io.ErrShortBuffer;
+// Backend values are encode.Backend).
 package gpu

@@ -2,6 +2,7 @@
 
 package gpu
 
+// #include <stdlib.h>
 // #include "shim_cuda.h"
 import "C"
 
@@ -9,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/framewire/framewire/encode"
 	"gorgonia.org/cu"
 )
 
@@ -32,7 +35,7 @@ type Encoder struct {
 	d       *Device
 	cfg     EncoderConfig
 	log     *slog.Logger
-	backend string
+	backend encode.Backend
 	ow, oh  int // coded size (even)
 
 	// Owned by the device goroutine while open; the C structs are also
@@ -46,6 +49,12 @@ type Encoder struct {
 	slot   int
 	staged int // pipelined: slot waiting to be encoded, -1 when none
 	spts   [2]int64
+
+	// Host RGB staging (EncodeRGB): pinned memory and a device picture.
+	hpin unsafe.Pointer
+	hdev cu.DevicePtr
+	hcap int
+	hev  C.CUevent // recorded after the upload
 
 	mu      sync.Mutex // held by Encode, Flush and Close
 	task    encTask
@@ -73,7 +82,11 @@ func (t *encTask) run() {
 
 // NewEncoder opens an encoder of cfg.Width x cfg.Height frames on d. It
 // returns an error wrapping ErrUnavailable when no backend opens (or the
-// forced one does not). log may be nil. The caller must call Close.
+// forced one does not). With cfg.Width and cfg.Height zero it returns at
+// once and opens at the first frame's size (Encode then returns that
+// error): the form the engine's pipeline uses, where an Encoder is the
+// track's device encoder (it has the methods of pipeline.DeviceEncoder and
+// DeviceBatchEncoder). log may be nil. The caller must call Close.
 func NewEncoder(d *Device, cfg EncoderConfig, log *slog.Logger) (*Encoder, error) {
 	if d == nil {
 		return nil, fmt.Errorf("gpu: NewEncoder on a nil Device")
@@ -86,16 +99,33 @@ func NewEncoder(d *Device, cfg EncoderConfig, log *slog.Logger) (*Encoder, error
 	}
 	e := &Encoder{d: d, cfg: cfg, log: log, staged: -1}
 	e.task = encTask{e: e, done: make(chan struct{}, 1)}
-	if err := d.Do(func() error { return e.open(cfg.Width, cfg.Height) }); err != nil {
-		_ = d.Do(func() error { e.free(); return nil })
-		return nil, err
+	if cfg.Width != 0 {
+		if err := e.openAt(cfg.Width, cfg.Height); err != nil {
+			return nil, err
+		}
 	}
 	if err := d.adopt(e); err != nil {
 		_ = d.Do(func() error { e.free(); return nil })
 		return nil, err
 	}
-	log.Info("gpu encoder opened", "backend", e.backend, "device", d.name, "size", fmt.Sprintf("%dx%d", e.ow, e.oh))
 	return e, nil
+}
+
+// openAt opens a backend for w x h (on the device goroutine) and logs the
+// choice; on failure nothing stays allocated.
+func (e *Encoder) openAt(w, h int) error {
+	if err := e.d.Do(func() error {
+		if err := e.open(w, h); err != nil {
+			e.free()
+			e.ow, e.oh = 0, 0
+			return err
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	e.log.Info("gpu encoder opened", "backend", e.backend, "device", e.d.name, "size", fmt.Sprintf("%dx%d", e.ow, e.oh))
+	return nil
 }
 
 // open probes and opens a backend for w x h. Device goroutine.
@@ -127,16 +157,26 @@ func (e *Encoder) open(w, h int) error {
 }
 
 func (e *Encoder) openNVENC() error {
+	if e.d.nvencErr != nil {
+		return e.d.nvencErr // probed on this device before: not per track and reopen
+	}
 	hw, err := e.d.hwDevice()
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		e.d.nvencErr = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return e.d.nvencErr
+	}
+	if !libPresent(libNVENC) {
+		e.d.nvencErr = fmt.Errorf("%w: h264_nvenc cannot load%s", ErrUnavailable, libHint(libNVENC))
+		return e.d.nvencErr
 	}
 	e.c = C.fw_enc_alloc()
 	if e.c == nil {
 		return errors.New("gpu: out of memory")
 	}
-	if r := C.fw_nvenc_open(e.c, hw, C.int(e.ow), C.int(e.oh), C.int(e.cfg.FPS), C.longlong(e.cfg.Bitrate)); r < 0 {
-		return fmt.Errorf("%w: %w", ErrUnavailable, avErr(fmt.Sprintf("open h264_nvenc %dx%d on a CUDA frames context", e.ow, e.oh), r))
+	opts := codecOptions(encode.BackendNVENC, 0)
+	defer C.free(unsafe.Pointer(opts))
+	if r := C.fw_nvenc_open(e.c, hw, C.int(e.ow), C.int(e.oh), C.int(e.cfg.FPS), C.longlong(e.cfg.Bitrate), opts); r < 0 {
+		return fmt.Errorf("%w: %w%s", ErrUnavailable, avErr(fmt.Sprintf("open h264_nvenc %dx%d on a CUDA frames context", e.ow, e.oh), r), libHint(libNVENC))
 	}
 	return nil
 }
@@ -161,7 +201,9 @@ func (e *Encoder) openX264() error {
 	if e.c == nil {
 		return errors.New("gpu: out of memory")
 	}
-	if r := C.fw_x264_open(e.c, C.int(e.ow), C.int(e.oh), C.int(e.cfg.FPS), C.longlong(e.cfg.Bitrate), C.int(e.cfg.Threads), e.pin[0], e.pin[1], C.int(e.pitch)); r < 0 {
+	opts := codecOptions(encode.BackendX264, e.cfg.Threads)
+	defer C.free(unsafe.Pointer(opts))
+	if r := C.fw_x264_open(e.c, C.int(e.ow), C.int(e.oh), C.int(e.cfg.FPS), C.longlong(e.cfg.Bitrate), C.int(e.cfg.Threads), e.pin[0], e.pin[1], C.int(e.pitch), opts); r < 0 {
 		return fmt.Errorf("%w: %w", ErrUnavailable, avErr(fmt.Sprintf("open libx264 %dx%d NV12", e.ow, e.oh), r))
 	}
 	e.slot, e.staged = 0, -1
@@ -195,10 +237,12 @@ func (e *Encoder) free() {
 	e.st.close()
 }
 
-// Backend reports BackendNVENC or BackendX264.
-func (e *Encoder) Backend() string { return e.backend }
+// Backend reports BackendNVENC or BackendX264 ("" before an Encoder
+// created without a size has opened).
+func (e *Encoder) Backend() encode.Backend { return e.backend }
 
-// Size reports the coded size (the configured size padded to even).
+// Size reports the coded size (the configured or first frame's size padded
+// to even; 0, 0 before it opened).
 func (e *Encoder) Size() (w, h int) { return e.ow, e.oh }
 
 // RequestKeyframe makes the next encoded frame an IDR frame.
@@ -244,6 +288,15 @@ func (e *Encoder) EncodeBatch(f DeviceFrame, index int, pts int64, out []byte) (
 	}
 	if e.broken != nil {
 		return 0, false, e.broken
+	}
+	if e.ow == 0 { // created without a size: open at the first frame's
+		if bps := e.rate.Swap(0); bps != 0 {
+			e.cfg.Bitrate = int(bps)
+		}
+		if err := e.openAt(fr.Width, fr.Height); err != nil {
+			e.broken = fmt.Errorf("gpu: encoder could not open at %dx%d: %w", fr.Width, fr.Height, err)
+			return 0, false, e.broken
+		}
 	}
 	if even(fr.Width) != e.ow || even(fr.Height) != e.oh {
 		if err := e.reopen(fr.Width, fr.Height); err != nil {
@@ -339,7 +392,7 @@ func (e *Encoder) encodeC(which int, pts int64, out []byte) (int, bool, error) {
 		if key != 0 {
 			e.key.Store(true)
 		}
-		return 0, false, avErr(e.backend+" encode", r)
+		return 0, false, avErr(string(e.backend)+" encode", r)
 	}
 	if r == 1 {
 		// The access unit is lost: without a keyframe next, every later
@@ -395,7 +448,12 @@ func (e *Encoder) Close() error {
 		defer e.mu.Unlock()
 		e.closed.Store(true)
 		e.d.forget(e)
-		err := e.d.Do(func() error { e.free(); return nil })
+		err := e.d.Do(func() error {
+			e.free()
+			e.freeStaging()
+			e.freeStagingEvent()
+			return nil
+		})
 		if err != nil && err != ErrClosed {
 			e.lastErr = err
 		}
@@ -403,9 +461,24 @@ func (e *Encoder) Close() error {
 	return e.lastErr
 }
 
+// codecOptions flattens encode's options of b for fw_opts (a C string the
+// caller frees): the private options are written once, in package encode.
+func codecOptions(b encode.Backend, threads int) *C.char {
+	var sb strings.Builder
+	for i, o := range encode.CodecOptions(b, threads) {
+		if i > 0 {
+			sb.WriteByte(0x1e)
+		}
+		sb.WriteString(o.Key)
+		sb.WriteByte(0x1f)
+		sb.WriteString(o.Value)
+	}
+	return C.CString(sb.String())
+}
+
 // worthChange reports whether backend should move from bitrate cur to
 // next (see SetBitrate).
-func worthChange(backend string, cur, next int) bool {
+func worthChange(backend encode.Backend, cur, next int) bool {
 	if backend != BackendNVENC {
 		return true
 	}
@@ -414,4 +487,103 @@ func worthChange(backend string, cur, next int) bool {
 		d = -d
 	}
 	return d*5 >= cur
+}
+
+// EncodesHostFrames reports whether host frames should go through this
+// Encoder (EncodeRGB) rather than a host encoder: where h264_nvenc opens on
+// the device (probed once per Device), upload + kernel → NV12 CUDA frame
+// → h264_nvenc spares the CPU conversion and FFmpeg's own upload. On a GPU
+// without NVENC, swscale + libx264 on the CPU is the better path.
+func (e *Encoder) EncodesHostFrames() bool { return e.d.hasNVENC() }
+
+// EncodeRGB encodes a host picture of packed RGB24 (w x h, stride bytes
+// per row, 0 for w*3): it is copied into pinned memory, uploaded
+// asynchronously on the legacy default stream, converted by the kernel
+// and encoded as Encode does (the same backend, size and keyframe rules).
+// pix is not retained.
+func (e *Encoder) EncodeRGB(pix []byte, w, h, stride int, pts int64, out []byte) (n int, key bool, err error) {
+	if stride == 0 {
+		stride = w * 3
+	}
+	if w <= 0 || h <= 0 || stride < w*3 || len(pix) < stride*(h-1)+w*3 {
+		return 0, false, fmt.Errorf("%w: host picture %dx%d, stride %d, %d bytes", ErrBadFrame, w, h, stride, len(pix))
+	}
+	if e.closed.Load() {
+		return 0, false, ErrClosed
+	}
+	if err := e.d.Do(func() error { return e.stage(pix, stride*h) }); err != nil {
+		return 0, false, err
+	}
+	// Neither Stream nor Event: the conversion waits for the legacy
+	// stream, where stage queued the upload.
+	return e.EncodeBatch(Frame{Ptr: uintptr(e.hdev), Pitch: stride, Width: w, Height: h, Format: RGB24}, 0, pts, out)
+}
+
+// stage copies n bytes of pix into the pinned buffer and queues their
+// upload to the device picture on the legacy default stream, growing both
+// buffers when needed. Device goroutine.
+func (e *Encoder) stage(pix []byte, n int) error {
+	if e.hev == nil {
+		if err := cuErr("cuEventCreate", C.fw_event_create(&e.hev)); err != nil {
+			return err
+		}
+	} else if err := cuErr("cuEventSynchronize", C.fw_event_sync(e.hev)); err != nil {
+		return err // the previous upload still reads the pinned buffer otherwise
+	}
+	if n > e.hcap {
+		e.freeStaging()
+		p, err := cu.MemAlloc(int64(n))
+		if err != nil {
+			return fmt.Errorf("gpu: allocate %d bytes for a host picture: %w", n, err)
+		}
+		e.hdev = p
+		if err := cuErr("cuMemHostAlloc", C.fw_host_alloc(&e.hpin, C.size_t(n))); err != nil {
+			return err
+		}
+		e.hcap = n
+	}
+	copy(pinnedSlice(e.hpin, n), pix[:n])
+	if err := cuErr("cuMemcpyHtoDAsync", C.fw_htod_async(C.CUdeviceptr(e.hdev), e.hpin, C.size_t(n), nil)); err != nil {
+		return err
+	}
+	return cuErr("cuEventRecord", C.fw_event_record(e.hev, nil))
+}
+
+// freeStaging frees EncodeRGB's buffers. Device goroutine; idempotent.
+func (e *Encoder) freeStaging() {
+	if e.hdev != 0 {
+		_ = cu.MemFree(e.hdev)
+		e.hdev = 0
+	}
+	if e.hpin != nil {
+		_ = C.fw_host_free(e.hpin)
+		e.hpin = nil
+	}
+	e.hcap = 0
+}
+
+// freeStagingEvent frees EncodeRGB's event. Device goroutine; idempotent.
+func (e *Encoder) freeStagingEvent() {
+	if e.hev != nil {
+		_ = C.fw_event_destroy(e.hev)
+		e.hev = nil
+	}
+}
+
+// hasNVENC reports whether h264_nvenc opens on a CUDA frames context of
+// d, probing once (a 256x256 encoder, closed at once).
+func (d *Device) hasNVENC() bool {
+	have := false
+	_ = d.Do(func() error {
+		if !d.nvencProbed {
+			d.nvencProbed = true
+			p := &Encoder{d: d, cfg: EncoderConfig{Width: 256, Height: 256, FPS: 30, Bitrate: 1_000_000}}
+			p.ow, p.oh = 256, 256
+			d.nvencHave = p.openNVENC() == nil
+			p.freeCodec()
+		}
+		have = d.nvencHave
+		return nil
+	})
+	return have
 }

@@ -1,6 +1,10 @@
 package gpu
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/framewire/framewire/encode"
+)
 
 // ErrNoCUDA is returned by every constructor of a binary built without the
 // cuda build tag. Rebuild with `go build -tags cuda` on a host with an
@@ -13,11 +17,12 @@ var (
 	ErrClosed = errors.New("gpu: closed")
 	// ErrUnavailable is returned when a backend cannot open on this host
 	// (h264_nvenc on a GPU without NVENC, NVDEC missing, FFmpeg built
-	// without it).
-	ErrUnavailable = errors.New("gpu: backend unavailable")
+	// without it). It is encode.ErrUnavailable (one codec vocabulary).
+	ErrUnavailable = encode.ErrUnavailable
 	// ErrNoFrame is returned by Decoder.Latest before the first picture.
 	ErrNoFrame = errors.New("gpu: no picture decoded yet")
 	// ErrShortBuffer is returned when the caller's buffer cannot hold the
-	// result; the returned length says how much is needed.
-	ErrShortBuffer = errors.New("gpu: buffer too small")
+	// result; the returned length says how much is needed. It is
+	// encode.ErrShortBuffer and wraps io.ErrShortBuffer.
+	ErrShortBuffer = encode.ErrShortBuffer
 )

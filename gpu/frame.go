@@ -3,6 +3,9 @@ package gpu
 import (
 	"errors"
 	"fmt"
+
+	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/tracks"
 )
 
 // ErrBadFrame is returned for a Frame whose pointer, size, pitch, stride,
@@ -39,12 +42,10 @@ func (p PixelFormat) String() string {
 	return fmt.Sprintf("PixelFormat(%d)", int(p))
 }
 
-// DeviceFrame has the method set of tracks.DeviceFrame, so a Frame (and any
-// tracks.DeviceFrame) can be passed where either is expected.
-type DeviceFrame interface {
-	Size() (w, h int)
-	Frames() int // batch size, 1 for a single picture
-}
+// DeviceFrame is tracks.DeviceFrame (an alias): Encoder's methods take the
+// type the engine's pipeline passes, so an Encoder is the pipeline's
+// device encoder without an adapter.
+type DeviceFrame = tracks.DeviceFrame
 
 // Frame describes one picture, or a batch of N pictures of the same size
 // at a fixed stride, in CUDA device memory owned by someone else: a model
@@ -64,10 +65,11 @@ type DeviceFrame interface {
 // recorded after the writes: the encoder's stream waits for it), Stream
 // (the CUstream the writes were issued on: the encoder records an event on
 // it and waits for that), or, when both are zero, the legacy default
-// stream: the encoder's stream is a blocking stream, so it starts after
-// all work issued before on the legacy default stream. A producer that
-// writes on a non-blocking stream or the per-thread default stream must
-// set Stream or Event (or synchronise before handing the frame over).
+// stream: the encoder records an event there and waits for it, so it
+// starts after all work issued before on the legacy default stream (its
+// own stream is non-blocking). A producer that writes on a non-blocking
+// stream or the per-thread default stream must set Stream or Event (or
+// synchronise before handing the frame over).
 //
 // Reuse. Encoder.Encode returns only after the kernel that reads the frame
 // has completed on the device, so the producer may write the memory again
@@ -145,6 +147,19 @@ func (f Frame) At(i int) (Frame, error) {
 	return g, nil
 }
 
+// GPUFrame returns f. Encoders accept any DeviceFrame with this method, so
+// a producer's own type that embeds a Frame (for example to implement
+// tracks.Releaser and learn when the frame was consumed) is encoded like
+// the Frame it embeds.
+func (f Frame) GPUFrame() Frame { return f }
+
+// Framer is a DeviceFrame that can give the Frame describing its memory:
+// Frame, *Frame and every type that embeds a Frame.
+type Framer interface {
+	DeviceFrame
+	GPUFrame() Frame
+}
+
 // frameOf extracts the Frame behind a DeviceFrame without allocating.
 func frameOf(df DeviceFrame, index int) (Frame, error) {
 	var f Frame
@@ -158,33 +173,37 @@ func frameOf(df DeviceFrame, index int) (Frame, error) {
 		f = *v
 	case nil:
 		return Frame{}, fmt.Errorf("%w: nil device frame", ErrBadFrame)
+	case Framer:
+		f = v.GPUFrame()
 	default:
-		return Frame{}, fmt.Errorf("%w: device frame of type %T, want gpu.Frame", ErrBadFrame, df)
+		return Frame{}, fmt.Errorf("%w: device frame of type %T, want gpu.Frame or a type that embeds one (a GPUFrame method)", ErrBadFrame, df)
 	}
 	return f.At(index)
 }
 
-// Backend names what an Encoder runs on, as Encoder.Backend reports it.
+// Backend names what an Encoder runs on, as Encoder.Backend reports it:
+// encode.Backend values, so stats and logs use one type for every encoder.
 const (
 	// BackendNVENC: the kernel writes NV12 straight into a CUDA frame from
 	// FFmpeg's pool and h264_nvenc encodes it; no host memory per frame.
-	BackendNVENC = "cuda+h264_nvenc"
+	BackendNVENC encode.Backend = "cuda+h264_nvenc"
 	// BackendX264: the kernel writes NV12 on the device, an async copy
 	// moves it to pinned host memory and libx264 encodes it (GPUs without
 	// NVENC: H100, H200, A100).
-	BackendX264 = "cuda+libx264"
+	BackendX264 encode.Backend = "cuda+libx264"
 	// BackendCPU is what the engine uses when no device encoder opens
 	// (no GPU, or a binary built without the cuda tag): swscale + libx264.
-	BackendCPU = "cpu"
+	BackendCPU encode.Backend = "cpu"
 )
 
-// EncoderConfig configures an Encoder. The zero value of every field but
-// Width and Height picks a default.
+// EncoderConfig configures an Encoder. The zero value of every field
+// picks a default; with Width and Height zero the Encoder opens at the
+// size of the first frame it encodes.
 type EncoderConfig struct {
-	Width, Height int    // Picture size; odd sizes are padded to even.
-	FPS           int    // Nominal frame rate. Default 30.
-	Bitrate       int    // Target bit/s. Default 2.5 Mbit/s.
-	Backend       string // BackendNVENC or BackendX264 to force one; "" probes (NVENC first).
+	Width, Height int            // Picture size; odd sizes are padded to even. 0, 0: the first frame's.
+	FPS           int            // Nominal frame rate. Default 30.
+	Bitrate       int            // Target bit/s. Default 2.5 Mbit/s.
+	Backend       encode.Backend // BackendNVENC or BackendX264 to force one; "" probes (NVENC first).
 	// Pipelined (BackendX264 only) overlaps the device→host copy of frame
 	// n+1 with the libx264 encode of frame n, at the cost of one frame of
 	// latency: Encode returns the packet of the previous frame and Flush
@@ -194,7 +213,8 @@ type EncoderConfig struct {
 }
 
 func (c *EncoderConfig) defaults() error {
-	if c.Width <= 0 || c.Height <= 0 || c.Width > 16384 || c.Height > 16384 {
+	lazy := c.Width == 0 && c.Height == 0
+	if !lazy && (c.Width <= 0 || c.Height <= 0 || c.Width > 16384 || c.Height > 16384) {
 		return fmt.Errorf("%w: encoder size %dx%d, want 1..16384 in each dimension", ErrBadFrame, c.Width, c.Height)
 	}
 	if c.FPS <= 0 {

@@ -55,3 +55,36 @@ type fakeFrame struct{}
 
 func (fakeFrame) Size() (int, int) { return 1, 1 }
 func (fakeFrame) Frames() int      { return 1 }
+
+// pooled is a producer's frame type: it embeds a Frame and implements
+// tracks.Releaser to learn when the engine is done with the memory.
+type pooled struct {
+	Frame
+	released *int
+}
+
+func (p pooled) Release() { *p.released++ }
+
+// Encoders accept a type that embeds Frame (defect 5: frameOf accepted only
+// Frame and *Frame, so a Releaser wrapper had every frame dropped).
+func TestFrameOfAcceptsEmbeddingTypes(t *testing.T) {
+	n := 0
+	base := Frame{Ptr: 0x1000, Width: 64, Height: 48, Format: RGB24, Count: 2}
+	for name, df := range map[string]DeviceFrame{"Frame": base, "*Frame": &base, "embedding": pooled{Frame: base, released: &n}, "*embedding": &pooled{Frame: base, released: &n}} {
+		f, err := frameOf(df, 1)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if f.Ptr != base.Ptr+uintptr(64*3*48) || f.Width != 64 {
+			t.Errorf("%s: picture 1 = %+v", name, f)
+		}
+	}
+	if _, err := frameOf(struct{ DeviceFrame }{base}, 0); !errors.Is(err, ErrBadFrame) {
+		t.Errorf("a type with no GPUFrame method: %v, want ErrBadFrame", err)
+	}
+	var df DeviceFrame = pooled{Frame: base, released: &n}
+	if a := testing.AllocsPerRun(100, func() { _, _ = frameOf(df, 0) }); a != 0 {
+		t.Errorf("frameOf of an embedding type allocates %.1f times", a)
+	}
+}

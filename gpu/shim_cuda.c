@@ -3,6 +3,7 @@
 // C shim of package gpu: the CUDA driver calls gorgonia.org/cu lacks or
 // makes awkward, and the FFmpeg glue. Declarations in shim_cuda.h.
 #include "shim_cuda.h"
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -26,7 +27,10 @@ const char *fw_cu_error(int r) {
 
 int fw_host_alloc(void **p, size_t n) { return cuMemHostAlloc(p, n, 0); }
 int fw_host_free(void *p) { return cuMemFreeHost(p); }
-int fw_stream_create(CUstream *s) { return cuStreamCreate(s, CU_STREAM_DEFAULT); }
+// Our streams are non-blocking: they do not serialise against the legacy
+// default stream, on which FFmpeg's NVDEC copies and other code of the
+// process run. Ordering with a producer is explicit (fw_wait_producer).
+int fw_stream_create(CUstream *s) { return cuStreamCreate(s, CU_STREAM_NON_BLOCKING); }
 int fw_stream_destroy(CUstream s) { return cuStreamDestroy(s); }
 int fw_stream_sync(CUstream s) { return cuStreamSynchronize(s); }
 int fw_event_create(CUevent *e) { return cuEventCreate(e, CU_EVENT_DISABLE_TIMING); }
@@ -35,17 +39,14 @@ int fw_event_sync(CUevent e) { return cuEventSynchronize(e); }
 int fw_event_record(CUevent e, CUstream s) { return cuEventRecord(e, s); }
 
 // fw_wait_producer makes s wait for a producer's writes: for its event ev
-// when set, else for everything issued so far on its stream ps (through
-// our event tmp), else nothing (s is a blocking stream: it already waits
-// for the legacy default stream).
+// when set, else for everything issued so far on its stream ps, else for
+// everything issued so far on the legacy default stream (ps 0), through
+// our event tmp: s is non-blocking and would not wait by itself.
 int fw_wait_producer(CUstream s, CUevent tmp, uintptr_t ev, uintptr_t ps) {
 	if (ev != 0) return cuStreamWaitEvent(s, (CUevent)ev, 0);
-	if (ps != 0) {
-		int r = cuEventRecord(tmp, (CUstream)ps);
-		if (r != CUDA_SUCCESS) return r;
-		return cuStreamWaitEvent(s, tmp, 0);
-	}
-	return CUDA_SUCCESS;
+	int r = cuEventRecord(tmp, (CUstream)ps);
+	if (r != CUDA_SUCCESS) return r;
+	return cuStreamWaitEvent(s, tmp, 0);
 }
 
 // fw_signal_consumer makes a consumer's stream cs wait for everything
@@ -61,6 +62,7 @@ int fw_module_unload(CUmodule m) { return cuModuleUnload(m); }
 int fw_module_function(CUfunction *f, CUmodule m, const char *name) { return cuModuleGetFunction(f, m, name); }
 
 int fw_dtoh_async(void *dst, CUdeviceptr src, size_t n, CUstream s) { return cuMemcpyDtoHAsync(dst, src, n, s); }
+int fw_htod_async(CUdeviceptr dst, const void *src, size_t n, CUstream s) { return cuMemcpyHtoDAsync(dst, src, n, s); }
 
 int fw_dtod_2d_async(CUdeviceptr dst, size_t dpitch, CUdeviceptr src, size_t spitch, size_t width, size_t height, CUstream s) {
 	CUDA_MEMCPY2D c;
@@ -100,8 +102,17 @@ int fw_launch_nv12_to_rgb(CUfunction f, CUstream s, CUdeviceptr y, long long y_p
 // ---- FFmpeg: the CUDA hardware device on the primary context, encoders
 // and the NVDEC decoder. Functions return an AVERROR (< 0) or >= 0.
 
+// fw_hwdevice_create makes FFmpeg's CUDA device on the calling thread's
+// current context: the device goroutine's, the primary context package gpu
+// retained. AV_CUDA_USE_PRIMARY_CONTEXT cannot be used: FFmpeg wants the
+// primary context created with CU_CTX_SCHED_BLOCKING_SYNC and answers
+// ENOTSUP ("Primary context already active with incompatible flags") when
+// it is already active with other flags, as it is once we (or the CUDA
+// runtime of a model in the same process) retained it. FFmpeg neither
+// retains nor releases a current context: the Device owns its lifetime and
+// frees this device context before releasing the primary context.
 int fw_hwdevice_create(AVBufferRef **out, const char *ordinal) {
-	return av_hwdevice_ctx_create(out, AV_HWDEVICE_TYPE_CUDA, ordinal, NULL, AV_CUDA_USE_PRIMARY_CONTEXT);
+	return av_hwdevice_ctx_create(out, AV_HWDEVICE_TYPE_CUDA, ordinal, NULL, AV_CUDA_USE_CURRENT_CONTEXT);
 }
 
 void fw_buffer_unref(AVBufferRef **r) { av_buffer_unref(r); }
@@ -136,8 +147,14 @@ static void fw_set_common(AVCodecContext *cc, int w, int h, int fps, long long b
 	cc->color_trc = AVCOL_TRC_BT709;
 }
 
-// fw_nvenc_open opens h264_nvenc on a CUDA NV12 frames context of hwdev.
-int fw_nvenc_open(fw_enc *e, AVBufferRef *hwdev, int w, int h, int fps, long long bitrate) {
+// fw_opts parses opts, the encoder's private options as package encode
+// writes them (encode.CodecOptions): key \x1f value, pairs separated by
+// \x1e (the values hold ':' and '=').
+static int fw_opts(AVDictionary **o, const char *opts) { return av_dict_parse_string(o, opts, "\x1f", "\x1e", 0); }
+
+// fw_nvenc_open opens h264_nvenc on a CUDA NV12 frames context of hwdev
+// with the private options opts (see fw_opts).
+int fw_nvenc_open(fw_enc *e, AVBufferRef *hwdev, int w, int h, int fps, long long bitrate, const char *opts) {
 	const AVCodec *c = avcodec_find_encoder_by_name("h264_nvenc");
 	if (!c) return AVERROR_ENCODER_NOT_FOUND;
 	e->frames = av_hwframe_ctx_alloc(hwdev);
@@ -161,13 +178,7 @@ int fw_nvenc_open(fw_enc *e, AVBufferRef *hwdev, int w, int h, int fps, long lon
 	e->cc->hw_frames_ctx = av_buffer_ref(e->frames);
 	if (!e->cc->hw_frames_ctx) return AVERROR(ENOMEM);
 	AVDictionary *o = NULL;
-	av_dict_set(&o, "preset", "p1", 0);
-	av_dict_set(&o, "tune", "ull", 0);
-	av_dict_set(&o, "rc", "cbr", 0);
-	av_dict_set(&o, "zerolatency", "1", 0);
-	av_dict_set(&o, "delay", "0", 0);
-	av_dict_set(&o, "forced-idr", "1", 0);
-	av_dict_set(&o, "profile", "baseline", 0);
+	if ((r = fw_opts(&o, opts)) < 0) return r;
 	r = avcodec_open2(e->cc, c, &o);
 	av_dict_free(&o);
 	if (r < 0) return r;
@@ -191,9 +202,10 @@ int fw_nvenc_frame(fw_enc *e) {
 
 static void fw_noop_free(void *opaque, uint8_t *data) { (void)opaque; (void)data; }
 
-// fw_x264_open opens libx264 for NV12 input and wraps the two pinned
-// NV12 buffers (pitch bytes per row, luma then chroma) as frames.
-int fw_x264_open(fw_enc *e, int w, int h, int fps, long long bitrate, int threads, void *pin0, void *pin1, int pitch) {
+// fw_x264_open opens libx264 for NV12 input with the private options
+// opts (see fw_opts) and wraps the two pinned NV12 buffers (pitch bytes
+// per row, luma then chroma) as frames.
+int fw_x264_open(fw_enc *e, int w, int h, int fps, long long bitrate, int threads, void *pin0, void *pin1, int pitch, const char *opts) {
 	const AVCodec *c = avcodec_find_encoder_by_name("libx264");
 	if (!c) return AVERROR_ENCODER_NOT_FOUND;
 	e->cc = avcodec_alloc_context3(c);
@@ -202,12 +214,9 @@ int fw_x264_open(fw_enc *e, int w, int h, int fps, long long bitrate, int thread
 	e->cc->pix_fmt = AV_PIX_FMT_NV12;
 	if (threads > 0) e->cc->thread_count = threads;
 	AVDictionary *o = NULL;
-	av_dict_set(&o, "preset", "ultrafast", 0);
-	av_dict_set(&o, "tune", "zerolatency", 0);
-	av_dict_set(&o, "profile", "baseline", 0);
-	av_dict_set(&o, "forced-idr", "1", 0);
-	av_dict_set(&o, "x264-params", "keyint=infinite:scenecut=0:repeat-headers=1:aud=0", 0);
-	int r = avcodec_open2(e->cc, c, &o);
+	int r = fw_opts(&o, opts);
+	if (r < 0) return r;
+	r = avcodec_open2(e->cc, c, &o);
 	av_dict_free(&o);
 	if (r < 0) return r;
 	void *pins[2] = {pin0, pin1};
@@ -307,8 +316,27 @@ int fw_dec_open(fw_dec *d, AVBufferRef *hwdev) {
 	if (!d->cc->hw_device_ctx) return AVERROR(ENOMEM);
 	d->cc->get_format = fw_get_cuda_format;
 	d->cc->thread_count = 1; // frame threads add latency
+	// Each picture is converted (and the kernel waited for) and released
+	// before the next packet is sent (Decoder.decode), so NVDEC may hand
+	// out its own surface: without this flag FFmpeg copies every decoded
+	// frame (av_frame_make_writable) to keep the surface pool free.
+	d->cc->hwaccel_flags |= AV_HWACCEL_FLAG_UNSAFE_OUTPUT;
 	return avcodec_open2(d->cc, c, NULL);
 }
+
+// fw_lib_present reports whether the dynamic library name (a driver
+// library FFmpeg loads at run time: libnvidia-encode.so.1, libnvcuvid.so.1)
+// can be loaded here.
+int fw_lib_present(const char *name) {
+	void *h = dlopen(name, RTLD_LAZY | RTLD_LOCAL);
+	if (!h) return 0;
+	dlclose(h);
+	return 1;
+}
+
+// fw_dec_drain signals the end of the stream: the decoder outputs what it
+// holds.
+int fw_dec_drain(fw_dec *d) { return avcodec_send_packet(d->cc, NULL); }
 
 int fw_dec_send(fw_dec *d, const uint8_t *au, int n) {
 	av_packet_unref(d->pkt);

@@ -36,5 +36,27 @@ func avErr(op string, r C.int) error {
 
 func devptr(p uintptr) C.CUdeviceptr { return C.CUdeviceptr(p) }
 
+// Driver libraries FFmpeg loads at run time for NVENC and NVDEC.
+const (
+	libNVENC = "libnvidia-encode.so.1"
+	libNVDEC = "libnvcuvid.so.1"
+)
+
+// libPresent reports whether the dynamic library name loads here.
+func libPresent(name string) bool {
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	return C.fw_lib_present(cs) != 0
+}
+
+// libHint explains a failure whose likely cause is that the driver
+// library name is missing ("" when it loads).
+func libHint(name string) string {
+	if libPresent(name) {
+		return ""
+	}
+	return " (" + name + " is not installed: the NVIDIA driver's video libraries are missing, or the container was started without the video driver capability)"
+}
+
 // pinnedSlice views n bytes of pinned host memory as a slice.
 func pinnedSlice(p unsafe.Pointer, n int) []byte { return unsafe.Slice((*byte)(p), n) }

@@ -301,7 +301,10 @@ func (a *Audio) take(now time.Time, stalled bool, st *playState, pcm []int16) (c
 		st.playing, st.over, stalled = true, 0, true
 	}
 	if stalled {
-		if now.Sub(a.buf.headCapture()) > target+trimTolerance/2 {
+		// A tick lands up to one frame after the head turned Playout old:
+		// that much is the tick's granularity, not stale audio (real-time
+		// audio must start untrimmed).
+		if now.Sub(a.buf.headCapture()) > target+frameDuration+trimTolerance/2 {
 			a.trimmed.Add(uint64(a.buf.dropBefore(now.Add(-target))))
 		}
 		st.over = 0

@@ -200,9 +200,15 @@ func TestAudioRealTrack(t *testing.T) {
 	for i := range tone {
 		tone[i] = int16(8000 * math.Sin(2*math.Pi*300*float64(i)/float64(sr)))
 	}
-	if err := out.Emit(tone); err != nil {
-		t.Fatal(err)
+	// Emitted in real time, as models are asked to: 20 ms at a time.
+	tick := time.NewTicker(20 * time.Millisecond)
+	for i := 0; i < len(tone); i += sr / 50 {
+		<-tick.C
+		if err := out.Emit(tone[i : i+sr/50]); err != nil {
+			t.Fatal(err)
+		}
 	}
+	tick.Stop()
 	deadline := time.After(5 * time.Second)
 	for a.Stats().Frames-a.Stats().Silent < 8 {
 		select {
@@ -216,7 +222,9 @@ func TestAudioRealTrack(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	st := a.Stats()
-	if st.Emitted != 1 || st.Silent < 3 || st.LatencyP50 < 40*time.Millisecond {
+	// Real-time audio is never trimmed and plays 40 ms (the playout
+	// target) or more after its emit.
+	if st.Emitted != 10 || st.Silent < 3 || st.Trimmed != 0 || st.LatencyP50 < 40*time.Millisecond {
 		t.Fatalf("stats %+v", st)
 	}
 }

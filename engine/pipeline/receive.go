@@ -1,7 +1,10 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"time"
 
 	"github.com/framewire/framewire/encode"
@@ -45,7 +48,21 @@ type VideoReceiver struct {
 	fn  func(encode.Frame) error
 
 	Frames, Errors uint64 // delivered pictures; undecodable units
+	// Fallbacks counts switches from the hardware decoder to FFmpeg's
+	// software decoder after it failed RGBFallbackAfter units in a row.
+	Fallbacks uint64
+	// Logger, when set, hears of a fallback.
+	Logger *slog.Logger
+
+	rgbFails int // consecutive failures of rgb
 }
+
+// RGBFallbackAfter is how many access units in a row the hardware decoder
+// of a receiver (NewVideoReceiverFrom) may fail before the receiver
+// replaces it with FFmpeg's software H.264 decoder: NVDEC can fail after
+// it opened (its hwaccel is set up at the stream's first SPS), and a
+// decoder that fails every unit would leave the input track frozen.
+const RGBFallbackAfter = 10
 
 // NewVideoReceiver opens a software decoder for codec.
 func NewVideoReceiver(codec encode.Codec, in VideoDeliverer) (*VideoReceiver, error) {
@@ -105,13 +122,17 @@ func (r *VideoReceiver) fromRGBDecoder(au []byte) error {
 	n, err := r.rgb.Decode(au)
 	if err != nil {
 		r.Errors++
+		if r.rgbFails++; r.rgbFails >= RGBFallbackAfter {
+			r.fallBack(err)
+		}
 		return err
 	}
+	r.rgbFails = 0
 	if n == 0 {
 		return nil
 	}
 	w, h, _, err := r.rgb.Latest(r.buf)
-	if err != nil && w*h > 0 && len(r.buf) < w*h*3 {
+	if errors.Is(err, io.ErrShortBuffer) && w*h > 0 {
 		r.buf = make([]byte, w*h*3) // first picture, or the size grew
 		w, h, _, err = r.rgb.Latest(r.buf)
 	}
@@ -121,6 +142,23 @@ func (r *VideoReceiver) fromRGBDecoder(au []byte) error {
 	}
 	r.Frames++
 	return r.in.Deliver(r.buf[:w*h*3], w, h, r.at)
+}
+
+// fallBack replaces the failing hardware decoder with FFmpeg's software
+// H.264 decoder (pictures resume at the next keyframe), counted and
+// logged. When the software decoder cannot open, the receiver keeps the
+// hardware one.
+func (r *VideoReceiver) fallBack(cause error) {
+	dec, err := encode.NewVideoDecoder(encode.CodecH264)
+	if err != nil {
+		return
+	}
+	_ = r.rgb.Close()
+	r.rgb, r.dec, r.fn = nil, dec, r.picture
+	r.Fallbacks++
+	if r.Logger != nil {
+		r.Logger.Warn("hardware H.264 decoder failed repeatedly; decoding on the CPU from the next keyframe", "failures", r.rgbFails, "err", cause)
+	}
 }
 
 // Close frees the decoder. It is idempotent.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -69,6 +70,18 @@ type DeviceEncoder interface {
 type DeviceBatchEncoder interface {
 	DeviceEncoder
 	EncodeBatch(f tracks.DeviceFrame, index int, pts int64, out []byte) (n int, key bool, err error)
+}
+
+// HostDeviceEncoder is a DeviceEncoder that also encodes host RGB
+// pictures on the device (package gpu's Encoder: upload + kernel → NV12
+// CUDA frame → h264_nvenc). When EncodesHostFrames reports true (asked
+// once, at the first host frame), the pipeline sends host frames to
+// EncodeRGB instead of opening a host encoder: on a GPU with NVENC that
+// spares the CPU conversion and FFmpeg's own upload.
+type HostDeviceEncoder interface {
+	DeviceEncoder
+	EncodesHostFrames() bool
+	EncodeRGB(pix []byte, w, h, stride int, pts int64, out []byte) (n int, key bool, err error)
 }
 
 // errNoBatchEncoder is counted (VideoStats.DeviceErrors) and logged once
@@ -157,6 +170,8 @@ type Video struct {
 	warned   sync.Once
 	devWarn  sync.Once
 	sinkWarn sync.Once
+	hostDev  HostDeviceEncoder // host frames encode on the device (see HostDeviceEncoder)
+	hostAsk  bool              // EncodesHostFrames asked
 }
 
 // NewVideo builds a pipeline for src writing to sink. It opens nothing:
@@ -349,9 +364,12 @@ func (v *Video) frame(ctx context.Context, clock Clock, f *tracks.VideoFrame) (*
 		key, ok bool
 		fatal   error
 	)
-	if f.Device != nil {
+	switch {
+	case f.Device != nil:
 		n, key, ok = v.encodeDevice(f, pts)
-	} else {
+	case v.hostOnDevice() != nil:
+		n, key, ok = v.encodeHostOnDevice(f, pts)
+	default:
 		n, key, ok, fatal = v.encodeHost(f, pts)
 		if ok {
 			converted = v.enc.ConvertedAt()
@@ -457,7 +475,7 @@ func (v *Video) encodeHost(f *tracks.VideoFrame, pts int64) (n int, key, ok bool
 	}
 	v.ensureOut(f.Width*f.Height*3/2 + 4096)
 	n, key, err := v.enc.Encode(encode.Image{Pix: f.Pix, Width: f.Width, Height: f.Height}, pts, v.out)
-	if errors.Is(err, encode.ErrShortBuffer) {
+	if errors.Is(err, io.ErrShortBuffer) {
 		// That packet is lost; the encoder makes the next one a keyframe.
 		v.ensureOut(2 * n)
 	}
@@ -481,21 +499,7 @@ func (v *Video) encodeDevice(f *tracks.VideoFrame, pts int64) (n int, key, ok bo
 		v.devWarn.Do(func() { v.log.Error("dropping device frames", "err", errNoDeviceEncoder) })
 		return 0, false, false
 	}
-	if v.backend.Load() == nil {
-		b := "device"
-		if bk, ok := d.(interface{ Backend() encode.Backend }); ok {
-			b = string(bk.Backend())
-		} else if bs, ok := d.(interface{ Backend() string }); ok {
-			b = bs.Backend()
-		}
-		v.backend.Store(&b)
-	}
-	if bps := v.rateReq.Swap(0); bps > 0 {
-		d.SetBitrate(int(bps))
-	}
-	if v.keyReq.Swap(false) {
-		d.RequestKeyframe()
-	}
+	v.deviceRequests(d)
 	w, h := f.Device.Size()
 	v.ensureOut(w*h*3/2 + 4096)
 	var err error
@@ -510,15 +514,79 @@ func (v *Video) encodeDevice(f *tracks.VideoFrame, pts int64) (n int, key, ok bo
 	} else {
 		n, key, err = d.Encode(f.Device, pts, v.out)
 	}
-	if errors.Is(err, encode.ErrShortBuffer) {
-		v.ensureOut(2 * n)
+	if errors.Is(err, io.ErrShortBuffer) {
+		v.ensureOut(2 * n) // any encoder's short buffer: encode's and gpu's wrap io.ErrShortBuffer
 	}
 	if err != nil {
 		v.devErrs.Add(1)
 		v.devWarn.Do(func() { v.log.Error("device encode failed; counting further failures in stats", "err", err) })
 		return 0, false, false
 	}
+	v.noteDeviceBackend(d)
 	return n, key, true
+}
+
+// deviceRequests hands pending bitrate and keyframe requests to d.
+func (v *Video) deviceRequests(d DeviceEncoder) {
+	if bps := v.rateReq.Swap(0); bps > 0 {
+		d.SetBitrate(int(bps))
+	}
+	if v.keyReq.Swap(false) {
+		d.RequestKeyframe()
+	}
+}
+
+// hostOnDevice returns the device encoder when host frames should go
+// through it (HostDeviceEncoder), deciding at the first host frame.
+func (v *Video) hostOnDevice() HostDeviceEncoder {
+	if !v.hostAsk {
+		v.hostAsk = true
+		if hd, ok := v.cfg.Device.(HostDeviceEncoder); ok && hd.EncodesHostFrames() {
+			v.hostDev = hd
+			v.log.Info("host frames encode on the device (upload + kernel)")
+		}
+	}
+	return v.hostDev
+}
+
+// encodeHostOnDevice encodes a host frame with the device encoder; ok is
+// false when it was not (counted as an encode error and logged).
+func (v *Video) encodeHostOnDevice(f *tracks.VideoFrame, pts int64) (n int, key, ok bool) {
+	d := v.hostDev
+	v.deviceRequests(d)
+	v.ensureOut(f.Width*f.Height*3/2 + 4096)
+	n, key, err := d.EncodeRGB(f.Pix, f.Width, f.Height, 0, pts, v.out)
+	if errors.Is(err, io.ErrShortBuffer) {
+		v.ensureOut(2 * n)
+	}
+	if err != nil {
+		v.encErrs.Add(1)
+		v.warned.Do(func() {
+			v.log.Warn("device encode of a host frame failed; counting further failures in stats", "err", err)
+		})
+		return 0, false, false
+	}
+	v.noteDeviceBackend(d)
+	return n, key, true
+}
+
+// noteDeviceBackend records what the device encoder reports once it has
+// encoded: an encoder that opens at the first frame knows its backend
+// (cuda+h264_nvenc, cuda+libx264) only then, and may change it when it
+// reopens. It allocates only when the name changes.
+func (v *Video) noteDeviceBackend(d DeviceEncoder) {
+	var b string
+	switch bk := d.(type) {
+	case interface{ Backend() encode.Backend }:
+		b = string(bk.Backend())
+	case interface{ Backend() string }:
+		b = bk.Backend()
+	default:
+		b = "device"
+	}
+	if cur := v.backend.Load(); cur == nil || *cur != b {
+		v.backend.Store(&b)
+	}
 }
 
 // ensureOut grows the packet buffer to at least n bytes (allocates only

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"github.com/framewire/framewire/encode/encodetest"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -559,5 +560,68 @@ func checkStages(t *testing.T, st pipeline.VideoStats) {
 	}
 	if s.Encoded.P50 <= s.Paced.P50 || s.Converted.P50 <= s.Paced.P50 || s.Wire.P50 > st.LatencyP50 || s.Wire.P50 == 0 {
 		t.Fatalf("stage times not measured: %+v (latency p50 %v)", s, st.LatencyP50)
+	}
+}
+
+// failingRGB is a hardware decoder that opened but fails every unit (NVDEC
+// without libnvcuvid.so.1: FFmpeg sets its hwaccel up at the first SPS).
+type failingRGB struct{ closed bool }
+
+func (f *failingRGB) Decode([]byte) (int, error) {
+	return 0, errors.New("NVDEC h264 decode: Invalid data found when processing input")
+}
+func (f *failingRGB) Latest([]byte) (int, int, uint64, error) {
+	return 0, 0, 0, errors.New("no picture")
+}
+func (f *failingRGB) Close() error { f.closed = true; return nil }
+
+// A hardware decoder that fails after open persistently is replaced by the
+// CPU decoder, counted and logged, and pictures resume at the next
+// keyframe (defect 4: the receiver fell back only at open).
+func TestReceiverFallsBackFromAFailingHardwareDecoder(t *testing.T) {
+	const w, h = 160, 120
+	set, err := tracks.NewSet([]tracks.Spec{tracks.VideoOutput("out"), tracks.VideoInput("cam")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	in, _ := set.VideoIn("cam")
+	hw := &failingRGB{}
+	rx, err := pipeline.NewVideoReceiverFrom(hw, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	var logged bytes.Buffer
+	rx.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	enc, err := encode.NewVideoEncoder(encode.VideoConfig{Width: w, Height: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	pix := make([]byte, w*h*3)
+	pkt := make([]byte, 1<<20)
+	for i := range pipeline.RGBFallbackAfter + 3 {
+		encodetest.Scene(pix, w, h, i)
+		if i == pipeline.RGBFallbackAfter {
+			enc.RequestKeyframe() // what the peer's PLI asks for after decode errors
+		}
+		n, _, err := enc.Encode(encode.Image{Pix: pix, Width: w, Height: h}, int64(i*3000), pkt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = rx.WriteAccessUnit(pkt[:n], time.Now())
+		if (i < pipeline.RGBFallbackAfter) != (err != nil) {
+			t.Fatalf("unit %d: err %v", i, err)
+		}
+	}
+	if rx.Fallbacks != 1 || !hw.closed || rx.Frames != 3 {
+		t.Fatalf("fallbacks %d, hardware decoder closed %v, %d pictures delivered; want 1, true, 3", rx.Fallbacks, hw.closed, rx.Frames)
+	}
+	if latest := in.Latest(); latest == nil || encodetest.PSNR(pix, latest.Pix) < 30 {
+		t.Fatalf("latest picture wrong after the fallback: %+v", latest)
+	}
+	if !strings.Contains(logged.String(), "decoding on the CPU") {
+		t.Errorf("fallback not logged: %q", logged.String())
 	}
 }

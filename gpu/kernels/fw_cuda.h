@@ -3,9 +3,14 @@
 // (the driver's cuda.h is host-only). Only what kernels.cu uses.
 #pragma once
 
+#ifdef FW_CUDA_HOST
+// The host build the emulated driver runs (../cudaemu).
+#include "../cudaemu/cuda_host.h"
+#else
 #define __global__ __attribute__((global))
 #define __device__ __attribute__((device))
 #define __forceinline__ __inline__ __attribute__((always_inline))
+#endif
 
 typedef unsigned char u8;
 

@@ -1,0 +1,342 @@
+// Emulated CUDA driver: streams that run their work on a worker thread
+// after a deliberate delay, and events. Ordering follows the driver's
+// documented rules: operations of a stream run in order; cuStreamWaitEvent
+// orders a stream after an event's work; the legacy default stream (NULL)
+// waits for all blocking streams of its context and they wait for it;
+// non-blocking streams (CU_STREAM_NON_BLOCKING) are ordered with nothing.
+#include "cudaemu.h"
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct CUstream_st {
+	CUcontext ctx;
+	unsigned flags;
+	int legacy;
+	int destroyed;
+	uint64_t enq, done; // sequence numbers: queued, completed
+	emu_op *head, *tail;
+	int stop;
+	pthread_t th;
+	CUstream next; // the context's streams
+};
+
+struct CUevent_st {
+	CUcontext ctx;
+	CUstream s; // the stream of the last record, NULL before any
+	uint64_t seq;
+	int destroyed;
+	struct CUevent_st *next;
+};
+
+static CUstream streams;
+static struct CUevent_st *events;
+
+// delay is how long each operation waits on its worker before it runs
+// (FW_CUDAEMU_DELAY_US, default 200 µs): long enough that work nobody
+// waited for is visibly not done yet.
+static long delay_us(void) {
+	static long d = -1;
+	if (d < 0) {
+		const char *e = getenv("FW_CUDAEMU_DELAY_US");
+		d = e ? atol(e) : 200;
+	}
+	return d;
+}
+
+static int deps_done(const emu_op *op) {
+	for (int i = 0; i < op->ndeps; i++)
+		if (op->deps[i].s->done < op->deps[i].seq) return 0;
+	return 1;
+}
+
+static void *worker(void *arg) {
+	CUstream s = arg;
+	pthread_mutex_lock(&emu_mu);
+	for (;;) {
+		while (!s->head && !s->stop) pthread_cond_wait(&emu_cv, &emu_mu);
+		if (!s->head) break;
+		emu_op *op = s->head;
+		while (!deps_done(op)) pthread_cond_wait(&emu_cv, &emu_mu);
+		pthread_mutex_unlock(&emu_mu);
+		if (op->run) {
+			struct timespec ts = {0, delay_us() * 1000};
+			nanosleep(&ts, NULL);
+			op->run(op);
+		}
+		pthread_mutex_lock(&emu_mu);
+		s->head = op->next;
+		if (!s->head) s->tail = NULL;
+		s->done = op->seq;
+		free(op);
+		pthread_cond_broadcast(&emu_cv);
+	}
+	pthread_mutex_unlock(&emu_mu);
+	return NULL;
+}
+
+CUstream emu_stream_new(CUcontext ctx, unsigned flags, int legacy) {
+	CUstream s = calloc(1, sizeof *s);
+	s->ctx = ctx;
+	s->flags = flags;
+	s->legacy = legacy;
+	pthread_mutex_lock(&emu_mu);
+	s->next = streams;
+	streams = s;
+	pthread_mutex_unlock(&emu_mu);
+	pthread_create(&s->th, NULL, worker, s);
+	return s;
+}
+
+// emu_stream_free waits for s's work, stops its worker and marks it
+// destroyed. The structure stays (operations of other streams may still
+// name it in their dependencies; a stale handle must fail, not crash).
+void emu_stream_free(CUstream s) {
+	if (!s) return;
+	pthread_mutex_lock(&emu_mu);
+	s->stop = 1;
+	pthread_cond_broadcast(&emu_cv);
+	pthread_mutex_unlock(&emu_mu);
+	pthread_join(s->th, NULL);
+	pthread_mutex_lock(&emu_mu);
+	s->destroyed = 1;
+	pthread_mutex_unlock(&emu_mu);
+}
+
+CUstream emu_stream_resolve(CUstream s, CUresult *r) {
+	CUcontext c = emu_current(r);
+	if (!c) return NULL;
+	if (s == NULL || s == CU_STREAM_LEGACY) return c->legacy;
+	if (s == CU_STREAM_PER_THREAD) {
+		emu_log("the per-thread default stream is not emulated");
+		*r = CUDA_ERROR_NOT_SUPPORTED;
+		return NULL;
+	}
+	pthread_mutex_lock(&emu_mu);
+	CUstream x = streams;
+	while (x && x != s) x = x->next;
+	int bad = !x || x->destroyed || x->stop;
+	CUcontext sc = x ? x->ctx : NULL;
+	pthread_mutex_unlock(&emu_mu);
+	if (bad) {
+		emu_fail("stream %p is not a live stream (destroyed or never created)", (void *)s);
+		*r = CUDA_ERROR_INVALID_HANDLE;
+		return NULL;
+	}
+	if (sc != c) {
+		emu_fail("stream %p belongs to another context than the current one", (void *)s);
+		*r = CUDA_ERROR_INVALID_HANDLE;
+		return NULL;
+	}
+	return s;
+}
+
+emu_op *emu_op_new(void (*run)(emu_op *)) {
+	emu_op *op = calloc(1, sizeof *op);
+	op->run = run;
+	return op;
+}
+
+static void add_dep(emu_op *op, CUstream s, uint64_t seq) {
+	if (seq == 0 || s->done >= seq) return;
+	if (op->ndeps == 8) {
+		emu_fail("an operation waits for more than 8 streams (emulator limit)");
+		return;
+	}
+	op->deps[op->ndeps].s = s;
+	op->deps[op->ndeps].seq = seq;
+	op->ndeps++;
+}
+
+uint64_t emu_enqueue(CUstream s, emu_op *op) {
+	pthread_mutex_lock(&emu_mu);
+	CUstream legacy = s->ctx->legacy;
+	if (s->legacy) {
+		for (CUstream x = streams; x; x = x->next)
+			if (x != s && x->ctx == s->ctx && !x->destroyed && !(x->flags & CU_STREAM_NON_BLOCKING)) add_dep(op, x, x->enq);
+	} else if (!(s->flags & CU_STREAM_NON_BLOCKING) && legacy) {
+		add_dep(op, legacy, legacy->enq);
+	}
+	op->seq = ++s->enq;
+	if (s->tail) s->tail->next = op;
+	else s->head = op;
+	s->tail = op;
+	pthread_cond_broadcast(&emu_cv);
+	pthread_mutex_unlock(&emu_mu);
+	return op->seq;
+}
+
+void emu_wait(CUstream s, uint64_t seq) {
+	pthread_mutex_lock(&emu_mu);
+	while (s->done < seq) pthread_cond_wait(&emu_cv, &emu_mu);
+	pthread_mutex_unlock(&emu_mu);
+}
+
+void emu_ctx_sync(CUcontext ctx) {
+	pthread_mutex_lock(&emu_mu);
+	for (CUstream x = streams; x; x = x->next)
+		if (x->ctx == ctx)
+			while (x->done < x->enq) pthread_cond_wait(&emu_cv, &emu_mu);
+	pthread_mutex_unlock(&emu_mu);
+}
+
+int emu_stream_leaks(CUcontext ctx) {
+	int n = 0;
+	for (CUstream x = streams; x; x = x->next)
+		if (x->ctx == ctx && !x->legacy && !x->destroyed) {
+			emu_log("leak: stream %p never destroyed", (void *)x);
+			n++;
+		}
+	for (struct CUevent_st *e = events; e; e = e->next)
+		if (e->ctx == ctx && !e->destroyed) {
+			emu_log("leak: event %p never destroyed", (void *)e);
+			n++;
+		}
+	return n;
+}
+
+CUresult cuStreamCreate(CUstream *out, unsigned flags) {
+	CUresult r;
+	CUcontext c = emu_current(&r);
+	if (!c) return r;
+	if (!out || flags > CU_STREAM_NON_BLOCKING) return CUDA_ERROR_INVALID_VALUE;
+	*out = emu_stream_new(c, flags, 0);
+	return CUDA_SUCCESS;
+}
+
+CUresult cuStreamCreateWithPriority(CUstream *out, unsigned flags, int prio) {
+	(void)prio;
+	return cuStreamCreate(out, flags);
+}
+
+CUresult cuStreamDestroy_v2(CUstream s) {
+	CUresult r;
+	if (s == NULL || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD) return CUDA_ERROR_INVALID_HANDLE;
+	CUstream st = emu_stream_resolve(s, &r);
+	if (!st) return r;
+	emu_stream_free(st);
+	return CUDA_SUCCESS;
+}
+
+CUresult cuStreamDestroy(CUstream s) { return cuStreamDestroy_v2(s); }
+
+CUresult cuStreamSynchronize(CUstream s) {
+	CUresult r;
+	CUstream st = emu_stream_resolve(s, &r);
+	if (!st) return r;
+	// A marker queued now completes after all the work before it,
+	// including the legacy stream's implicit dependencies.
+	uint64_t seq = emu_enqueue(st, emu_op_new(NULL));
+	emu_wait(st, seq);
+	return CUDA_SUCCESS;
+}
+
+CUresult cuStreamQuery(CUstream s) {
+	CUresult r;
+	CUstream st = emu_stream_resolve(s, &r);
+	if (!st) return r;
+	pthread_mutex_lock(&emu_mu);
+	int done = st->done == st->enq;
+	pthread_mutex_unlock(&emu_mu);
+	return done ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
+
+static struct CUevent_st *event_of(CUevent e, CUresult *r) {
+	CUcontext c = emu_current(r);
+	if (!c) return NULL;
+	pthread_mutex_lock(&emu_mu);
+	struct CUevent_st *x = events;
+	while (x && x != e) x = x->next;
+	int bad = !x || x->destroyed;
+	pthread_mutex_unlock(&emu_mu);
+	if (bad) {
+		emu_fail("event %p is not a live event (destroyed or never created)", (void *)e);
+		*r = CUDA_ERROR_INVALID_HANDLE;
+		return NULL;
+	}
+	return x;
+}
+
+CUresult cuEventCreate(CUevent *out, unsigned flags) {
+	(void)flags;
+	CUresult r;
+	CUcontext c = emu_current(&r);
+	if (!c) return r;
+	if (!out) return CUDA_ERROR_INVALID_VALUE;
+	struct CUevent_st *e = calloc(1, sizeof *e);
+	e->ctx = c;
+	pthread_mutex_lock(&emu_mu);
+	e->next = events;
+	events = e;
+	pthread_mutex_unlock(&emu_mu);
+	*out = e;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuEventDestroy_v2(CUevent e) {
+	CUresult r;
+	struct CUevent_st *x = event_of(e, &r);
+	if (!x) return r;
+	pthread_mutex_lock(&emu_mu);
+	x->destroyed = 1;
+	pthread_mutex_unlock(&emu_mu);
+	return CUDA_SUCCESS;
+}
+
+CUresult cuEventDestroy(CUevent e) { return cuEventDestroy_v2(e); }
+
+CUresult cuEventRecord(CUevent e, CUstream s) {
+	CUresult r;
+	struct CUevent_st *x = event_of(e, &r);
+	if (!x) return r;
+	CUstream st = emu_stream_resolve(s, &r);
+	if (!st) return r;
+	uint64_t seq = emu_enqueue(st, emu_op_new(NULL));
+	pthread_mutex_lock(&emu_mu);
+	x->s = st;
+	x->seq = seq;
+	pthread_mutex_unlock(&emu_mu);
+	return CUDA_SUCCESS;
+}
+
+CUresult cuEventRecordWithFlags(CUevent e, CUstream s, unsigned flags) {
+	(void)flags;
+	return cuEventRecord(e, s);
+}
+
+CUresult cuEventSynchronize(CUevent e) {
+	CUresult r;
+	struct CUevent_st *x = event_of(e, &r);
+	if (!x) return r;
+	pthread_mutex_lock(&emu_mu);
+	CUstream s = x->s;
+	uint64_t seq = x->seq;
+	pthread_mutex_unlock(&emu_mu);
+	if (s) emu_wait(s, seq);
+	return CUDA_SUCCESS;
+}
+
+CUresult cuEventQuery(CUevent e) {
+	CUresult r;
+	struct CUevent_st *x = event_of(e, &r);
+	if (!x) return r;
+	pthread_mutex_lock(&emu_mu);
+	int done = !x->s || x->s->done >= x->seq;
+	pthread_mutex_unlock(&emu_mu);
+	return done ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
+
+CUresult cuStreamWaitEvent(CUstream s, CUevent e, unsigned flags) {
+	(void)flags;
+	CUresult r;
+	struct CUevent_st *x = event_of(e, &r);
+	if (!x) return r;
+	CUstream st = emu_stream_resolve(s, &r);
+	if (!st) return r;
+	emu_op *op = emu_op_new(NULL);
+	pthread_mutex_lock(&emu_mu);
+	if (x->s) add_dep(op, x->s, x->seq);
+	pthread_mutex_unlock(&emu_mu);
+	emu_enqueue(st, op);
+	return CUDA_SUCCESS;
+}
