@@ -100,7 +100,8 @@ bench: deps
 ## bench-gate: fail when a hot path allocates per frame or runs below 0.85x
 ## its same-run go-astiav baseline (median of interleaved rounds), or when
 ## emit→sent p95 at 720p/30 fps to an in-process pion receiver exceeds the
-## same run's bare encode p95 by more than 3 ms (TestLatencyGate).
+## same round's bare encode p95 by more than 3 ms in each of five rounds
+## (TestLatencyGate).
 bench-gate: deps
 	go test -count=1 -run '^(TestGate|TestLatencyGate)$$' ./bench/ -gate
 

@@ -297,10 +297,15 @@ const maxLatencyOverhead = 3 * time.Millisecond
 
 // TestLatencyGate is the latency half of `make bench-gate`: five rounds
 // of 90 frames at 30 fps through a Rate(30) track to the in-process
-// receiver; it fails when the median over the rounds of (emit → sent p95
-// − the same round's bare encode p95) exceeds 3 ms, so that one round
-// hit by another process's burst cannot fail it, or when a frame is not
-// decoded. It does nothing without -gate.
+// receiver; it fails when, in every round, emit → sent p95 exceeds the
+// same round's bare encode p95 by more than 3 ms (or when a frame is not
+// decoded). The best round is taken because other processes on a shared
+// host only add time, and more to the pipeline's three goroutine
+// handoffs than to the bare loop's one thread: on a 2-core host at load
+// 4-5 single rounds ranged from 0.3 to 29 ms over, while something in the
+// path that adds latency does so in every round (the fixed-phase pacer
+// this replaced: 5.1 to 26.7 ms over, best 5.1). It does nothing without
+// -gate.
 func TestLatencyGate(t *testing.T) {
 	if !*gate {
 		t.Skip("latency gate: run with -gate (make bench-gate)")
@@ -318,7 +323,7 @@ func TestLatencyGate(t *testing.T) {
 			s.Dequeued.P50, s.Paced.P50, s.Converted.P50, s.Encoded.P50, s.Handed.P50, s.Wire.P50)
 	}
 	slices.Sort(over)
-	if med := over[len(over)/2]; med > maxLatencyOverhead {
-		t.Errorf("emit→sent p95 exceeds the bare encode p95 by %v (median of %d rounds %v), more than %v", med, rounds, over, maxLatencyOverhead)
+	if best := over[0]; best > maxLatencyOverhead {
+		t.Errorf("emit→sent p95 exceeds the bare encode p95 by %v in the best of %d rounds (%v), more than %v", best, rounds, over, maxLatencyOverhead)
 	}
 }
