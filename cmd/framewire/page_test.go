@@ -276,6 +276,9 @@ func TestDemoPage(t *testing.T) {
 	if b := text(`[data-testid=engine-backend]`); b == "" || b == "–" {
 		t.Errorf("stats panel shows no encoder backend")
 	}
+	if st := text(`[data-testid=engine-stages]`); !strings.Contains(st, "encoded") || !strings.Contains(st, "wire") {
+		t.Errorf("stats panel's stage timing %q lacks the encoded and wire stages", st)
+	}
 	doc := getStats(t, base)
 	if len(doc.Sessions) != 1 || len(doc.Sessions[0].Tracks) != 1 || doc.Sessions[0].Tracks[0].Sent == 0 || doc.Sessions[0].Tracks[0].Backend == "" {
 		t.Errorf("stats during the session: %+v, want one session with main_video sent > 0 and a backend", doc)

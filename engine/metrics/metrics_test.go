@@ -92,9 +92,12 @@ func TestMetrics(t *testing.T) {
 		`framewire_track_frames_total{event="emitted",track="main_video"}`:   func(v float64) bool { return v >= 5 },
 		`framewire_video_target_bitrate_bps{track="main_video"}`:             func(v float64) bool { return v == 2_500_000 },
 		`framewire_video_encode_seconds{quantile="0.5",track="main_video"}`:  func(v float64) bool { return v > 0 },
-		`framewire_track_frames_total{event="delivered",track="webcam"}`:     func(v float64) bool { return v == 0 },
-		`framewire_commands_total{outcome="run"}`:                            func(v float64) bool { return v == 0 },
-		`framewire_sessions_started_total`:                                   func(v float64) bool { return v == 1 },
+		`framewire_video_stage_seconds{quantile="0.5",stage="encoded",track="main_video"}`: func(v float64) bool {
+			return v > 0 && v >= value(text, `framewire_video_stage_seconds{quantile="0.5",stage="dequeued",track="main_video"}`)
+		},
+		`framewire_track_frames_total{event="delivered",track="webcam"}`: func(v float64) bool { return v == 0 },
+		`framewire_commands_total{outcome="run"}`:                        func(v float64) bool { return v == 0 },
+		`framewire_sessions_started_total`:                               func(v float64) bool { return v == 1 },
 	} {
 		if v := value(text, series); !ok(v) {
 			t.Errorf("%s = %v", series, v)

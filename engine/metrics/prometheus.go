@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/framewire/framewire/engine/pipeline"
 	"github.com/framewire/framewire/engine/protocol"
 	"github.com/framewire/framewire/engine/wiring"
 )
@@ -43,12 +44,14 @@ var (
 	mVideoErrors   = desc("video_errors_total", "Video pipeline errors of the current session.", "track", "kind")
 	mQueueDepth    = desc("video_queue_depth", "Frames waiting in the output track's queue.", "track")
 	mEncodeSeconds = desc("video_encode_seconds", "Encode time (conversion included) over the last 256 frames.", "track", "quantile")
+	mStage         = desc("video_stage_seconds", "Time from Emit to each pipeline stage (dequeued, paced, converted, encoded, handed to pion, written to the socket) over the last 256 frames: the difference between two stages is where latency goes.", "track", "stage", "quantile")
 	mLatency       = desc("video_latency_seconds", "Emit-to-wire latency over the last 256 frames.", "track", "quantile")
 	mBitrate       = desc("video_bitrate_bps", "Measured output bitrate over the last 256 frames.", "track")
 	mTarget        = desc("video_target_bitrate_bps", "Encoder target bitrate (congestion control).", "track")
 	mBackend       = desc("video_encoder_info", "1 for the encoder backend of each video output.", "track", "backend")
 
 	mAudioFrames   = desc("audio_frames_total", "20 ms Opus frames of the current session: sent, silent (generated), underruns.", "track", "event")
+	mAudioTrimmed  = desc("audio_trimmed_samples_total", "Model audio samples dropped to bring latency back to the playout target (stale at start, after a stall, or drifting).", "track")
 	mAudioOverflow = desc("audio_overflow_samples_total", "Audio samples dropped beyond the buffer bound.", "track")
 	mAudioBuffered = desc("audio_buffered_seconds", "Audio queued for sending.", "track")
 	mAudioLatency  = desc("audio_latency_seconds", "Emit-to-wire latency of model audio over the last 256 frames.", "track", "quantile")
@@ -70,7 +73,7 @@ func Collector(w *wiring.Wiring, srv *protocol.Server) prometheus.Collector {
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mSessions, mSessionState, mCommands, mDroppedMessages, mRefusedSends, mLiveSessions, mKeyframeReqs, mPeerTarget,
 		mPanics, mTrackEvents, mVideoFrames, mVideoErrors, mQueueDepth, mEncodeSeconds, mLatency,
-		mBitrate, mTarget, mBackend, mAudioFrames, mAudioOverflow, mAudioBuffered, mAudioLatency} {
+		mBitrate, mTarget, mBackend, mAudioFrames, mAudioOverflow, mStage, mAudioTrimmed, mAudioBuffered, mAudioLatency} {
 		ch <- d
 	}
 }
@@ -125,6 +128,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(mEncodeSeconds, v.EncodeP99.Seconds(), v.Track, "0.99")
 		gauge(mLatency, v.LatencyP50.Seconds(), v.Track, "0.5")
 		gauge(mLatency, v.LatencyP99.Seconds(), v.Track, "0.99")
+		for _, st := range metricStages(v.Stages) {
+			gauge(mStage, st.p.P50.Seconds(), v.Track, st.name, "0.5")
+			gauge(mStage, st.p.P99.Seconds(), v.Track, st.name, "0.99")
+		}
 		gauge(mBitrate, float64(v.Bitrate), v.Track)
 		gauge(mTarget, float64(v.TargetBitrate), v.Track)
 		if v.Backend != "" {
@@ -136,6 +143,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(mAudioFrames, a.Silent, a.Track, "silent")
 		counter(mAudioFrames, a.Underruns, a.Track, "underrun")
 		counter(mAudioOverflow, a.Overflow, a.Track)
+		counter(mAudioTrimmed, a.Trimmed, a.Track)
 		gauge(mAudioBuffered, a.Buffered.Seconds(), a.Track)
 		gauge(mAudioLatency, a.LatencyP50.Seconds(), a.Track, "0.5")
 		gauge(mAudioLatency, a.LatencyP99.Seconds(), a.Track, "0.99")
@@ -157,4 +165,15 @@ func Handler(w *wiring.Wiring, srv *protocol.Server) (http.Handler, error) {
 		}
 	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}), nil
+}
+
+type namedStage struct {
+	name string
+	p    pipeline.Percentiles
+}
+
+// metricStages lists the stages in pipeline order with their label.
+func metricStages(s pipeline.StageTimes) [6]namedStage {
+	return [6]namedStage{{"dequeued", s.Dequeued}, {"paced", s.Paced}, {"converted", s.Converted},
+		{"encoded", s.Encoded}, {"handed", s.Handed}, {"wire", s.Wire}}
 }

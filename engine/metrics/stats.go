@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/framewire/framewire/engine/pipeline"
 	"github.com/framewire/framewire/engine/protocol"
 	"github.com/framewire/framewire/engine/wiring"
 )
@@ -29,6 +30,18 @@ type TrackStats struct {
 	LatencyP99    float64 `json:"latency_p99_ms"`
 	Bitrate       int     `json:"bitrate"`
 	TargetBitrate int     `json:"target_bitrate"`
+	// Stages (video) are the p50/p99 times from Emit to each pipeline
+	// stage, in pipeline order; Trimmed (audio) the samples dropped to
+	// keep latency at the playout target.
+	Stages  []StageStats `json:"stages,omitempty"`
+	Trimmed uint64       `json:"trimmed,omitempty"`
+}
+
+// StageStats is one pipeline stage's time since Emit, in milliseconds.
+type StageStats struct {
+	Stage string  `json:"stage"`
+	P50   float64 `json:"p50_ms"`
+	P99   float64 `json:"p99_ms"`
 }
 
 // SessionStats is one running session in the stats document.
@@ -91,7 +104,7 @@ func sessionDoc(s wiring.SessionStats) SessionStats {
 			Errors:    v.EncodeErrors + v.SinkErrors + v.DeviceErrors,
 			EncodeP50: ms(v.EncodeP50), EncodeP99: ms(v.EncodeP99),
 			LatencyP50: ms(v.LatencyP50), LatencyP99: ms(v.LatencyP99),
-			Bitrate: v.Bitrate, TargetBitrate: v.TargetBitrate,
+			Bitrate: v.Bitrate, TargetBitrate: v.TargetBitrate, Stages: stageDoc(v.Stages),
 		})
 	}
 	for _, au := range s.Audio {
@@ -99,10 +112,18 @@ func sessionDoc(s wiring.SessionStats) SessionStats {
 			Track: au.Track, Backend: "libopus", Emitted: au.Emitted, Dropped: au.Dropped + au.Overflow,
 			QueueDepth: au.QueueDepth, Encoded: au.Frames, Sent: au.Frames, Errors: au.SinkErrors,
 			EncodeP50: ms(au.EncodeP50), EncodeP99: ms(au.EncodeP99),
-			LatencyP50: ms(au.LatencyP50), LatencyP99: ms(au.LatencyP99), Bitrate: au.Bitrate,
+			LatencyP50: ms(au.LatencyP50), LatencyP99: ms(au.LatencyP99), Bitrate: au.Bitrate, Trimmed: au.Trimmed,
 		})
 	}
 	return ss
+}
+
+func stageDoc(s pipeline.StageTimes) []StageStats {
+	out := make([]StageStats, 0, 6)
+	for _, st := range metricStages(s) {
+		out = append(out, StageStats{Stage: st.name, P50: ms(st.p.P50), P99: ms(st.p.P99)})
+	}
+	return out
 }
 
 // StatsHandler serves Snapshot as JSON (GET; no caching; readable from any

@@ -17,7 +17,7 @@ type input struct {
 	codec   peer.Codec
 	decoder atomic.Pointer[string]
 
-	samples, pictures, errors atomic.Uint64
+	samples, pictures, errors, fallbacks atomic.Uint64
 }
 
 // InputStats is a snapshot of one inbound track's receive loop.
@@ -27,12 +27,13 @@ type InputStats struct {
 	Decoder string // "nvdec", "cpu" ("" before the decoder opened)
 	// Samples counts depacketized samples read from the peer; Pictures the
 	// decoded pictures (or Opus frames) delivered to the input track;
-	// Errors the samples that did not decode (each asks for a keyframe).
-	Samples, Pictures, Errors uint64
+	// Errors the samples that did not decode (each asks for a keyframe);
+	// Fallbacks the switches from a failing hardware decoder to the CPU.
+	Samples, Pictures, Errors, Fallbacks uint64
 }
 
 func (in *input) stats() InputStats {
-	st := InputStats{Name: in.name, Codec: string(in.codec), Samples: in.samples.Load(), Pictures: in.pictures.Load(), Errors: in.errors.Load()}
+	st := InputStats{Name: in.name, Codec: string(in.codec), Samples: in.samples.Load(), Pictures: in.pictures.Load(), Errors: in.errors.Load(), Fallbacks: in.fallbacks.Load()}
 	if d := in.decoder.Load(); d != nil {
 		st.Decoder = *d
 	}
@@ -133,9 +134,14 @@ func (ws *Session) videoReceiver(in *peer.Inbound, rec *input) (func([]byte, tim
 	if err != nil {
 		return nil, nil, fmt.Errorf("video decoder: %w", err)
 	}
+	rx.Logger = ws.w.log.With("session", ws.s.ID(), "track", in.Name())
 	write := func(au []byte, at time.Time) (uint64, error) {
 		before := rx.Frames
 		err := rx.WriteAccessUnit(au, at)
+		if rx.Fallbacks != rec.fallbacks.Load() {
+			rec.fallbacks.Store(rx.Fallbacks)
+			rec.setDecoder("cpu")
+		}
 		return rx.Frames - before, err
 	}
 	return write, rx.Close, nil

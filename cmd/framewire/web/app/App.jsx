@@ -380,6 +380,11 @@ function StatsPanel() {
           <Stat label="fps sent" value={fmt(engineFps, 1)} testid="engine-fps" />
           <Stat label="encode p50/p99" value={t ? `${fmt(t.encode_p50_ms, 1)} / ${fmt(t.encode_p99_ms, 1)} ms` : "–"} />
           <Stat label="emit→wire p50/p99" value={t ? `${fmt(t.latency_p50_ms, 1)} / ${fmt(t.latency_p99_ms, 1)} ms` : "–"} />
+          <Stat
+            label="stages p50 (ms from emit)"
+            testid="engine-stages"
+            value={t && t.stages ? t.stages.map((s) => `${s.stage} ${fmt(s.p50_ms, 1)}`).join(" · ") : "–"}
+          />
           <Stat label="bitrate" value={t ? `${mbit(t.bitrate)}` : "–"} />
           <Stat label="dropped · skipped" value={t ? `${t.dropped} · ${t.skipped ?? 0} of ${t.emitted}` : "–"} testid="engine-dropped" />
         </dl>
