@@ -63,6 +63,18 @@
 // returns the most recently started one; code that can serve several
 // sessions uses the *Session it is handed.
 //
+// # Locks
+//
+// The one lock order of a session, from the outside in (a lock is only
+// ever taken while holding locks to its left): protocol session.negMu
+// (serialises offers) → wiring Session.prepMu (serialises Prepare) →
+// engine Session.mu (Session.Go). protocol session.mu and Server.mu, the
+// wiring's Wiring.mu and Session.mu, tracks' queue locks and the engine's
+// registry lock are leaves: held for a few field reads or writes, never
+// across a call into another package, the network, the model, or a wait
+// for a goroutine. No lock is held while a pipeline drains: a codec
+// restart's new run waits for the old one on its own goroutine.
+//
 // # Device frames
 //
 // VideoOut.EmitDevice fails with an error wrapping gpu.ErrNoCUDA in the
