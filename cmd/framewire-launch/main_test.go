@@ -1,11 +1,17 @@
 package main
 
 import (
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestMain lets a test run the launcher's choice in a fresh process, where
@@ -55,4 +61,79 @@ func TestLauncherChoosesTheBuildThatCanRun(t *testing.T) {
 	if b, log := launch(t, "LD_LIBRARY_PATH="+t.TempDir()); b != "cpu" || !strings.Contains(log, "libcuda.so.1 does not load") {
 		t.Errorf("no driver: %s (%s), want cpu and why", b, log)
 	}
+}
+
+// The image's entry point on a host without a driver: the real launcher
+// starts the real CPU server, which serves (GET /health) until SIGTERM;
+// the log says why the CPU build was chosen.
+func TestLauncherServesWithoutADriver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two binaries")
+	}
+	if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/libcuda.so.1"); err == nil {
+		t.Skip("a real driver here: the no-driver case cannot be shown")
+	}
+	dir := t.TempDir()
+	for out, pkg := range map[string]string{"framewire": ".", "framewire-cpu": "../framewire"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	srv := exec.Command(filepath.Join(dir, "framewire"), "-addr", addr)
+	srv.Env = append(os.Environ(), "LD_LIBRARY_PATH="+t.TempDir())
+	var logs syncBuffer
+	srv.Stderr = &logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Process.Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/health")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && strings.TrimSpace(string(body)) == "ok" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the launched server did not serve /health within 30 s: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond) // polling a separate process's port: nothing to wait on
+	}
+	if !strings.Contains(logs.String(), "starting the cpu build") || !strings.Contains(logs.String(), "libcuda.so.1 does not load") {
+		t.Errorf("the log does not say which build started and why:\n%s", logs.String())
+	}
+	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Wait(); err != nil {
+		t.Errorf("the server did not exit cleanly on SIGTERM: %v\n%s", err, logs.String())
+	}
+}
+
+// syncBuffer is a strings.Builder safe for the writes of os/exec's copier.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
