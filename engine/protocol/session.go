@@ -75,7 +75,7 @@ func (s *Server) newSession(ws *wiring.Session) *session {
 		srv: s, id: ws.ID(), ws: ws, es: ws.Engine(), caps: s.caps,
 		st: stateWaiting, since: time.Now(),
 		lost:    make(chan *peer.Peer, 4),
-		uploads: newUploadStore(s.cfg.MaxUploadSize, s.cfg.UploadQuota),
+		uploads: newUploadStore(s.cfg, s.upMem),
 	}
 	sess.log = s.log.With("session", sess.id)
 	sess.es.Attach(sess)
