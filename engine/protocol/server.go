@@ -123,8 +123,8 @@ type Server struct {
 
 	startMu sync.Mutex // serialises start_session: the newest start wins
 	mu      sync.Mutex // guards cur and closed
-	cur    *session
-	closed bool
+	cur     *session
+	closed  bool
 
 	stats counters
 	upMem *memBudget // upload bytes of every session together
