@@ -17,7 +17,9 @@ export BUILD
 CUDA_ENV := CGO_CFLAGS="-I$(CUDA_DIR)/include" CGO_LDFLAGS="$(CGO_LDFLAGS) -L$(CUDA_DIR)/lib"
 
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
-ADDR ?= :8080
+# Loopback only; `make run ADDR=:8080` listens on every interface (then list
+# the pages that may use it: go run ./cmd/framewire -addr :8080 -allow-origin https://app.example.com).
+ADDR ?= 127.0.0.1:8080
 
 .PHONY: page all deps run test test-go check-cuda gpu-check bench vet clean web screenshot
 
