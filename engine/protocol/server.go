@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/internal/ratelog"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/wiring"
 )
@@ -213,7 +214,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case allowed || strings.HasPrefix(r.URL.Path, "/uploads/"):
 		h.Set("Access-Control-Allow-Origin", origin)
 	default:
-		writeError(w, http.StatusForbidden, fmt.Sprintf("origin %s is not allowed to use this server; allow it with the server's allowed-origins setting (framewire -allow-origin)", truncate(origin, 200)))
+		writeError(w, http.StatusForbidden, fmt.Sprintf("origin %s is not allowed to use this server; allow it with the server's allowed-origins setting (framewire -allow-origin)", ratelog.Truncate(origin, 200)))
 		return
 	}
 	if r.Method == http.MethodOptions {
@@ -253,15 +254,6 @@ func (s *Server) originAllowed(origin string, r *http.Request) bool {
 		}
 	}
 	return false
-}
-
-// truncate cuts a client-supplied string to at most n bytes for logs and
-// error replies.
-func truncate(v string, n int) string {
-	if len(v) <= n {
-		return v
-	}
-	return v[:n] + fmt.Sprintf("…(%d bytes)", len(v))
 }
 
 // Close ends the current session and waits for it: every goroutine of a
@@ -358,7 +350,7 @@ const maxDrain = 64 << 20
 // error says what was wrong; code is the status to answer.
 func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any, emptyOK bool) (code int, err error) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		return http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type %q; want application/json", truncate(r.Header.Get("Content-Type"), 100))
+		return http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type %q; want application/json", ratelog.Truncate(r.Header.Get("Content-Type"), 100))
 	}
 	if r.ContentLength > limit {
 		discardBody(w, r)

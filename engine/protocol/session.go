@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/internal/ratelog"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/wiring"
 )
@@ -65,9 +66,10 @@ type session struct {
 	negErr      error
 	reason      string // why the session ends, for the client's sessionEnded
 
-	lastSeen atomic.Int64 // unix nanos of the last data-channel message
-	lost     chan *peer.Peer
-	uploads  *uploadStore
+	clientLog ratelog.Limiter // log lines the client can cause at will
+	lastSeen  atomic.Int64    // unix nanos of the last data-channel message
+	lost      chan *peer.Peer
+	uploads   *uploadStore
 }
 
 func (s *Server) newSession(ws *wiring.Session) *session {
@@ -381,8 +383,10 @@ func (ss *session) CommandRejected(name string, err error) {
 	if p == nil {
 		return
 	}
-	if err := ss.sendRuntime(p, "error", map[string]string{"code": "COMMAND_REJECTED", "command": name, "message": err.Error()}); err != nil {
-		ss.log.Debug("rejection not sent to the client", "command", name, "err", err)
+	if err := ss.sendRuntime(p, "error", map[string]string{"code": "COMMAND_REJECTED", "command": ratelog.Truncate(name, 64), "message": ratelog.Truncate(err.Error(), 1024)}); err != nil {
+		if ok, suppressed := ss.clientLog.Allow(); ok {
+			ss.log.Debug("rejection not sent to the client", "command", ratelog.Truncate(name, 64), "err", err, "suppressed", suppressed)
+		}
 	}
 }
 

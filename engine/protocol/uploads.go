@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/internal/ratelog"
 )
 
 var (
@@ -203,7 +204,7 @@ func (u *uploadStore) put(id string, w http.ResponseWriter, r *http.Request) (in
 	switch {
 	case s == nil:
 		u.mu.Unlock()
-		return http.StatusNotFound, fmt.Errorf("unknown upload %q", truncate(id, 64))
+		return http.StatusNotFound, fmt.Errorf("unknown upload %q", ratelog.Truncate(id, 64))
 	case s.writing:
 		u.mu.Unlock()
 		return http.StatusConflict, fmt.Errorf("upload %q is already being written or complete", id)
