@@ -400,6 +400,35 @@ func (p *Peer) Send(text []byte) error {
 	return nil
 }
 
+// Flush waits until everything sent on the "data" channel has been
+// acknowledged by the client (the SCTP stream's buffered amount is zero),
+// or until ctx ends. Send, then Flush, then Close delivers a last message
+// that closing at once would lose. It returns ErrChannelNotOpen when the
+// channel is not open.
+func (p *Peer) Flush(ctx context.Context) error {
+	dc := p.dc.Load()
+	if dc == nil || dc.ReadyState() != webrtc.DataChannelStateOpen {
+		return ErrChannelNotOpen
+	}
+	low := make(chan struct{}, 1)
+	dc.SetBufferedAmountLowThreshold(0)
+	dc.OnBufferedAmountLow(func() {
+		select {
+		case low <- struct{}{}:
+		default:
+		}
+	})
+	defer dc.OnBufferedAmountLow(func() {}) // pion calls the handler unchecked
+	for dc.BufferedAmount() > 0 {
+		select {
+		case <-low:
+		case <-ctx.Done():
+			return fmt.Errorf("peer: flush: %d bytes unacknowledged: %w", dc.BufferedAmount(), context.Cause(ctx))
+		}
+	}
+	return nil
+}
+
 // Stats is a snapshot of a peer's counters.
 type Stats struct {
 	Connected       bool

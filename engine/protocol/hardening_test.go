@@ -283,3 +283,20 @@ func TestUploadMemoryBounded(t *testing.T) {
 		t.Fatal("a held PUT body has no deadline")
 	}
 }
+
+// A session that ends tells its client why before the peer closes, for
+// every takeover (defect 5: sessionEnded reached the client in 7 of 20).
+func TestSessionEndedDeliveredBeforeClose(t *testing.T) {
+	ts := newTestServer(t, testConfig())
+	_, c := ts.connectClient(t)
+	for i := range 10 {
+		d := ts.start(t) // takes the previous session over
+		m := c.Expect("runtime", "sessionEnded", 5*time.Second)
+		if data, _ := m["data"].(map[string]any); data == nil || !strings.Contains(fmt.Sprint(data["reason"]), "replaced") {
+			t.Fatalf("takeover %d: sessionEnded %v; want the reason", i, m)
+		}
+		c.Close()
+		c = ts.dial(t, d.SessionID, d.Capabilities.Tracks, "POST")
+		c.WaitReady()
+	}
+}

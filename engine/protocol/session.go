@@ -128,13 +128,30 @@ func (ss *session) cleanup(fallback string) {
 	}
 	ss.log.Info("session ending", "reason", reason)
 	if p != nil {
-		if err := ss.sendRuntime(p, "sessionEnded", map[string]string{"reason": reason}); err != nil {
-			ss.log.Debug("sessionEnded not sent", "err", err)
-		}
+		ss.sayGoodbye(p, reason)
 		ss.closePeer(p)
 	}
 	ss.uploads.clear()
 	ss.srv.removeIfCurrent(ss)
+}
+
+// endedFlushWait bounds how long a session that ends waits for its client
+// to acknowledge sessionEnded before it closes the peer.
+const endedFlushWait = time.Second
+
+// sayGoodbye sends the client sessionEnded and waits (at most
+// endedFlushWait) until the client acknowledged it: closing the peer at
+// once would usually lose it.
+func (ss *session) sayGoodbye(p *peer.Peer, reason string) {
+	err := ss.sendRuntime(p, "sessionEnded", map[string]string{"reason": reason})
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), endedFlushWait)
+		err = p.Flush(ctx)
+		cancel()
+	}
+	if err != nil {
+		ss.log.Debug("sessionEnded may not have reached the client", "err", err)
+	}
 }
 
 // monitor owns the session's timers: liveness of the connected peer, the
