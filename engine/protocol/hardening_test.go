@@ -300,3 +300,25 @@ func TestSessionEndedDeliveredBeforeClose(t *testing.T) {
 		c.WaitReady()
 	}
 }
+
+// An inbound data-channel message above the advertised max-message-size
+// (262144) is refused, counted and logged, and the channel stays alive
+// (defect 6: it used to close the channel silently).
+func TestOversizedInboundMessageRefused(t *testing.T) {
+	ts := newTestServer(t, testConfig())
+	ts.client.SendMaxMessageSize = 1 << 20
+	_, c := ts.connectClient(t)
+	for i, n := range []int{262144 + 1, 300_000, 1000_000} {
+		before := ts.srv.Stats().DroppedMessages
+		c.SendJSON(map[string]any{"scope": "application", "data": map[string]any{"type": "blob", "data": map[string]any{"blob": strings.Repeat("x", n)}}})
+		eventually(t, 5*time.Second, fmt.Sprintf("message %d of %d bytes counted as dropped", i, n), func() bool { return ts.srv.Stats().DroppedMessages > before })
+		c.SendJSON(map[string]any{"scope": "runtime", "data": map[string]any{"type": "requestCapabilities"}})
+		c.Expect("runtime", "modelCapabilities", 5*time.Second)
+	}
+	// Exactly at the limit still arrives.
+	blob := strings.Repeat("y", 262144-100)
+	c.Command("blob", map[string]any{"blob": blob}, nil)
+	if m := c.Expect("application", "blob", 5*time.Second); m["size"] != float64(len(blob)) {
+		t.Errorf("message under the limit: %v", m)
+	}
+}
