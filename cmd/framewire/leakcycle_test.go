@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -55,17 +56,37 @@ func sample(t *testing.T, base string) procSample {
 	return s
 }
 
-// startBinary builds and runs the real framewire binary on a free loopback
-// port and returns its base URL; it is stopped with SIGTERM (and waited
-// for) when the test ends.
-func startBinary(t *testing.T, args ...string) string {
+// server is a running framewire process.
+type server struct {
+	base     string
+	pid      int
+	logBytes *atomic.Int64 // bytes it wrote to stderr
+}
+
+// startBinary builds and runs the real framewire binary on a free
+// loopback port; see runBinary.
+func startBinary(t *testing.T, args ...string) server {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "framewire")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-interfaces", "lo", "-log-level", "error"}, args...)...)
-	cmd.Stderr = os.Stderr
+	return runBinary(t, bin, append([]string{"-log-level", "error"}, args...)...)
+}
+
+// countWriter counts what is written to it.
+type countWriter struct{ n *atomic.Int64 }
+
+func (c countWriter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
+
+// runBinary runs the framewire binary bin on a free loopback port, its log
+// counted, not kept. It is stopped with SIGTERM (and waited for) when the
+// test ends.
+func runBinary(t *testing.T, bin string, args ...string) server {
+	t.Helper()
+	srv := server{logBytes: new(atomic.Int64)}
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-interfaces", "lo"}, args...)...)
+	cmd.Stderr = countWriter{srv.logBytes}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +104,8 @@ func startBinary(t *testing.T, args ...string) string {
 		t.Fatalf("framewire printed %q (%v); want its URL", line, err)
 	}
 	go func() { _, _ = io.Copy(io.Discard, out) }() // returns when the process exits
-	return "http://127.0.0.1:" + port[1]
+	srv.base, srv.pid = "http://127.0.0.1:"+port[1], cmd.Process.Pid
+	return srv
 }
 
 // TestLeakClientProcess is the client of one leak cycle, run in a child
@@ -172,7 +194,7 @@ func TestLeakCycles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	base := startBinary(t, "-ping-timeout", "1s", "-orphan-grace", "1s")
+	base := startBinary(t, "-ping-timeout", "1s", "-orphan-grace", "1s").base
 	warm := max(cycles/10, 4)
 	var ref procSample
 	began := time.Now()
