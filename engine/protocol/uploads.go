@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,7 @@ var (
 type memBudget struct {
 	mu          sync.Mutex
 	used, limit int64
+	freed       int64 // released since the last return of memory to the OS
 }
 
 // acquire takes n bytes of the budget; false when that would exceed it.
@@ -43,10 +45,22 @@ func (m *memBudget) acquire(n int64) bool {
 	return true
 }
 
+// release gives n bytes back. Released upload buffers are garbage the
+// collector would keep as headroom (with GOGC=100, the process would hold
+// about twice the budget); once half the budget has been released, it
+// collects and returns the memory to the OS, so RSS follows the budget.
 func (m *memBudget) release(n int64) {
 	m.mu.Lock()
 	m.used -= n
+	m.freed += n
+	collect := m.freed >= m.limit/2
+	if collect {
+		m.freed = 0
+	}
 	m.mu.Unlock()
+	if collect {
+		debug.FreeOSMemory()
+	}
 }
 
 func (m *memBudget) inUse() int64 {
