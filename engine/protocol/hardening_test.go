@@ -108,6 +108,17 @@ func TestExposureOriginsAndContentType(t *testing.T) {
 			t.Errorf("preflight from %s: %d %v", o, resp.StatusCode, resp.Header)
 		}
 	}
+	// DNS rebinding: a page on evil.example whose name resolves to this
+	// loopback server is not the server's own page.
+	rebound := strings.Replace(ts.URL, "127.0.0.1", "evil.example", 1)
+	r, _ := http.NewRequest("POST", ts.URL+"/stop_session", nil)
+	r.Host = strings.TrimPrefix(rebound, "http://")
+	r.Header.Set("Origin", rebound)
+	if resp, err := http.DefaultClient.Do(r); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("DNS-rebound stop_session: %v %v; want 403", resp.StatusCode, err)
+	} else {
+		resp.Body.Close()
+	}
 	// A configured allow-list admits its origins (and no others).
 	cfg.AllowedOrigins = []string{"https://app.example"}
 	ts2 := newTestServer(t, cfg)
@@ -172,7 +183,9 @@ func TestEmptyMappingAndPresignedURL(t *testing.T) {
 		for k, v := range h {
 			r.Header.Set(k, v)
 		}
-		r.Header.Set("Origin", enginetest.Origin)
+		if hdr["Origin"] == "" {
+			r.Header.Set("Origin", enginetest.Origin)
+		}
 		if host := hdr["Host"]; host != "" {
 			r.Host = host
 		}
@@ -187,6 +200,12 @@ func TestEmptyMappingAndPresignedURL(t *testing.T) {
 	}
 	if u := slotURL(ts, map[string]string{"Host": "evil.example", "X-Forwarded-Proto": "https"}); !strings.HasPrefix(u, ts.URL+"/uploads/") {
 		t.Errorf("presigned_url %q follows Host/X-Forwarded-*; want the listener's %s", u, ts.URL)
+	}
+	// The server's own page (Origin = the Host it reached) gets its origin:
+	// behind a port mapping the listener's address is not reachable.
+	own := strings.Replace(ts.URL, "127.0.0.1", "localhost", 1)
+	if u := slotURL(ts, map[string]string{"Host": strings.TrimPrefix(own, "http://"), "Origin": own}); !strings.HasPrefix(u, own+"/uploads/") {
+		t.Errorf("presigned_url %q for the server's own page at %s", u, own)
 	}
 	cfg.PublicURL = "https://fw.example/base/"
 	ts2 := newTestServer(t, cfg)
@@ -244,7 +263,11 @@ func TestUploadMemoryBounded(t *testing.T) {
 	slot := createUpload(t, ts, d.SessionID, "big", 64<<20)
 	_, held := heldPut(t, slot["presigned_url"], 64<<20, 1024)
 	ss := ts.srv.currentSession()
-	eventually(t, 5*time.Second, "the PUT is being received", func() bool { return ss.uploads.get(slot["presigned_id"]).writing })
+	eventually(t, 5*time.Second, "the PUT is being received", func() bool {
+		ss.uploads.mu.Lock()
+		defer ss.uploads.mu.Unlock()
+		return len(ss.uploads.inflight) == 1
+	})
 	runtime.ReadMemStats(&after)
 	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 16<<20 {
 		t.Errorf("heap grew %d MB for 1 KiB of a 64 MB upload; want allocation as bytes arrive", grew>>20)
@@ -290,6 +313,8 @@ func TestSessionEndedDeliveredBeforeClose(t *testing.T) {
 	ts := newTestServer(t, testConfig())
 	_, c := ts.connectClient(t)
 	for i := range 10 {
+		// The server can only talk once it has seen the channel open too.
+		eventually(t, 5*time.Second, "the server sees the client", func() bool { return ts.srv.Stats().State == "streaming" })
 		d := ts.start(t) // takes the previous session over
 		m := c.Expect("runtime", "sessionEnded", 5*time.Second)
 		if data, _ := m["data"].(map[string]any); data == nil || !strings.Contains(fmt.Sprint(data["reason"]), "replaced") {

@@ -93,7 +93,9 @@ func TestPrepareDoesNotHoldSessionLock(t *testing.T) {
 	go func() {
 		rec := httptest.NewRecorder()
 		j, _ := json.Marshal(body)
-		srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/sessions/"+d.SessionID+"/transport/webrtc/sdp_params", bytes.NewReader(j)))
+		req := httptest.NewRequest(http.MethodPost, "/sessions/"+d.SessionID+"/transport/webrtc/sdp_params", bytes.NewReader(j))
+		req.Header.Set("Content-Type", "application/json")
+		srv.ServeHTTP(rec, req)
 		posted <- rec.Code
 	}()
 	<-entered

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -241,12 +242,11 @@ func (s *Server) originAllowed(origin string, r *http.Request) bool {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return false // includes "null" (sandboxed frames, file: pages)
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	if ownOrigin(u, r) {
 		return true
 	}
 	if s.cfg.AllowedOrigins == nil {
-		h := strings.ToLower(u.Hostname())
-		return h == "localhost" || strings.HasSuffix(h, ".localhost") || h == "127.0.0.1" || h == "::1"
+		return isLoopbackName(u.Hostname())
 	}
 	for _, a := range s.cfg.AllowedOrigins {
 		if a == "*" || strings.EqualFold(strings.TrimRight(a, "/"), origin) {
@@ -254,6 +254,31 @@ func (s *Server) originAllowed(origin string, r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// ownOrigin reports whether origin u is the page's own server: the
+// browser reached this server under the origin's host. A server listening
+// on loopback reached under a name that is not a loopback one is a DNS
+// rebinding attack (evil.example resolving to 127.0.0.1), not its page.
+func ownOrigin(u *url.URL, r *http.Request) bool {
+	if !strings.EqualFold(u.Host, r.Host) {
+		return false
+	}
+	if isLoopbackName(u.Hostname()) {
+		return true
+	}
+	a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+	return !ok || !a.IP.IsLoopback()
+}
+
+// isLoopbackName: localhost (and *.localhost), 127.0.0.0/8 or ::1.
+func isLoopbackName(host string) bool {
+	host = strings.ToLower(host)
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Close ends the current session and waits for it: every goroutine of a

@@ -137,7 +137,7 @@ func (ss *session) cleanup(fallback string) {
 
 // endedFlushWait bounds how long a session that ends waits for its client
 // to acknowledge sessionEnded before it closes the peer.
-const endedFlushWait = time.Second
+const endedFlushWait = 2 * time.Second
 
 // sayGoodbye sends the client sessionEnded and waits (at most
 // endedFlushWait) until the client acknowledged it: closing the peer at

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"path"
 	"runtime/debug"
 	"strings"
@@ -345,11 +346,13 @@ func (s *Server) handlePutUpload(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, map[string]string{"status": "ok"})
 }
 
-// baseURL is the URL browsers reach this server at: Config.PublicURL, or
-// the scheme and address of the listener the request came in on, or (with
-// Config.TrustForwardedHeaders) what the proxy's X-Forwarded-Proto and
-// X-Forwarded-Host say. The request's Host is never used: a client could
-// make the server hand out URLs of another host.
+// baseURL is the URL browsers reach this server at: Config.PublicURL; or,
+// with Config.TrustForwardedHeaders, what the proxy's X-Forwarded-Proto
+// and X-Forwarded-Host say; or, for the server's own page, the origin the
+// browser used (a browser cannot forge Host and Origin); else the scheme
+// and address of the listener the request came in on. The Host of any
+// other client is never used: it could make the server hand out URLs of
+// another host.
 func (s *Server) baseURL(r *http.Request) string {
 	if s.cfg.PublicURL != "" {
 		return strings.TrimRight(s.cfg.PublicURL, "/")
@@ -369,6 +372,10 @@ func (s *Server) baseURL(r *http.Request) string {
 		if h := first(r.Header.Get("X-Forwarded-Host")); h != "" {
 			host = h
 		}
+		return scheme + "://" + host
+	}
+	if u, err := url.Parse(r.Header.Get("Origin")); err == nil && (u.Scheme == "http" || u.Scheme == "https") && ownOrigin(u, r) {
+		return u.Scheme + "://" + u.Host
 	}
 	return scheme + "://" + host
 }
