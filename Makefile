@@ -52,7 +52,7 @@ test-go: deps web
 ## detector (the browser tests are left to test-go).
 RACE_PKGS := ./engine ./engine/protocol ./engine/peer ./engine/pipeline ./tracks
 race: deps
-	go test -race $(GO_TEST_FLAGS) $(RACE_PKGS)
+	go test -race -p 1 $(GO_TEST_FLAGS) $(RACE_PKGS)
 
 ## fuzz: every fuzz target of the module under -fuzz for FUZZTIME each.
 FUZZTIME ?= 5s
