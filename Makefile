@@ -20,9 +20,11 @@ export BUILD
 CUDA_ENV := CGO_CFLAGS="-I$(CUDA_DIR)/include" CGO_LDFLAGS="$(CGO_LDFLAGS) -L$(CUDA_DIR)/lib"
 
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
-ADDR ?= :8080
+# Loopback only; `make run ADDR=:8080` listens on every interface (then list
+# the pages that may use it: go run ./cmd/framewire -addr :8080 -allow-origin https://app.example.com).
+ADDR ?= 127.0.0.1:8080
 
-.PHONY: page all deps run test test-go check-cuda cudaemu test-cuda-emu gpu-check bench vet clean web screenshot
+.PHONY: page all deps run test test-go race fuzz leak check-cuda cudaemu test-cuda-emu gpu-check bench vet clean web screenshot
 
 all: deps
 	go build ./...
@@ -40,15 +42,34 @@ deps: $(FFMPEG_STAMP)
 run: deps page
 	go run ./cmd/framewire -addr $(ADDR)
 
-## test: build what is missing and run every test, the CUDA compile check
-## and the cuda tests against the emulated driver included.
-test: deps vet test-go check-cuda test-cuda-emu bench-gate
+## test: build what is missing and run every test: the race detector, a
+## time-boxed fuzz of every target, the CUDA compile check and the cuda
+## tests against the emulated driver included.
+test: deps vet test-go race fuzz check-cuda test-cuda-emu bench-gate
 
 vet: deps
 	go vet ./...
 
 test-go: deps web $(CUDAEMU)
 	FRAMEWIRE_E2E=1 go test $(GO_TEST_FLAGS) ./...
+
+## race: the tests of the packages with the most concurrency under the race
+## detector (the browser tests are left to test-go).
+RACE_PKGS := ./engine ./engine/protocol ./engine/peer ./engine/pipeline ./tracks
+race: deps
+	go test -race -p 1 $(GO_TEST_FLAGS) $(RACE_PKGS)
+
+## fuzz: every fuzz target of the module under -fuzz for FUZZTIME each.
+FUZZTIME ?= 5s
+fuzz: deps
+	.ci/fuzz.sh $(FUZZTIME)
+
+## leak: LEAK_CYCLES (100) connect → stream → leave cycles against the real
+## binary, rotating clean stop, abrupt close, vanished client and kill -9 of
+## a client process; prints the resource table. make test runs 8 cycles.
+LEAK_CYCLES ?= 100
+leak: deps
+	FRAMEWIRE_LEAK_CYCLES=$(LEAK_CYCLES) go test -count=1 -timeout 60m -run '^TestLeakCycles$$' -v ./cmd/framewire/
 
 ## page: Node, the pinned npm packages (package-lock.json) and the esbuild
 ## bundle of the demo page (cmd/framewire/web/dist, served by the binary).

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/framewire/framewire/engine/internal/ratelog"
 	"github.com/framewire/framewire/tracks"
 )
 
@@ -54,6 +55,7 @@ type Session struct {
 	transport atomic.Pointer[Transport]
 
 	cmdRun, cmdRejected, cmdFailed atomic.Uint64
+	cmdLog                         ratelog.Limiter // rejected and failed commands' log lines
 	mediaEvents, mediaErrors       atomic.Uint64
 	panics                         atomic.Uint64
 }
@@ -327,7 +329,7 @@ func (s *Session) Call(ctx context.Context, name string, args json.RawMessage, u
 func (s *Session) prepare(name string, args json.RawMessage, uploads map[string]Upload) (cmdJob, error) {
 	c, ok := s.e.cmds[name]
 	if !ok {
-		return cmdJob{}, s.reject(name, fmt.Errorf("%w: %q; the model declares %s", ErrUnknownCommand, name, s.e.commandList()))
+		return cmdJob{}, s.reject(name, fmt.Errorf("%w: %q; the model declares %s", ErrUnknownCommand, ratelog.Truncate(name, 64), s.e.commandList()))
 	}
 	resolve, err := c.prepare(s, args, uploads)
 	if err != nil {
@@ -351,7 +353,11 @@ func (s *Session) enqueue(j cmdJob) error {
 func (s *Session) reject(name string, err error) error {
 	s.cmdRejected.Add(1)
 	s.e.stats.cmdRejected.Add(1)
-	s.log.Warn("command dropped", "command", name, "reason", err)
+	// A client can send rejected commands at will: the log gets a bounded
+	// rate of lines, each naming how many were suppressed before it.
+	if ok, suppressed := s.cmdLog.Allow(); ok {
+		s.log.Warn("command dropped", "command", ratelog.Truncate(name, 64), "reason", ratelog.Truncate(err.Error(), 512), "suppressed", suppressed)
+	}
 	if t := s.currentTransport(); t != nil {
 		t.CommandRejected(name, err)
 	}
@@ -415,7 +421,9 @@ func (s *Session) runJob(ctx context.Context, j cmdJob) error {
 	if err != nil {
 		s.cmdFailed.Add(1)
 		s.e.stats.cmdFailed.Add(1)
-		s.log.Warn("command failed", "command", j.name, "error", err)
+		if ok, suppressed := s.cmdLog.Allow(); ok {
+			s.log.Warn("command failed", "command", j.name, "error", ratelog.Truncate(err.Error(), 512), "suppressed", suppressed)
+		}
 		return err
 	}
 	s.cmdRun.Add(1)

@@ -1,7 +1,9 @@
 // Command framewire serves a Framewire model over the Reactor local-mode
 // protocol, so the published @reactor-team/js-sdk (with local: true)
 // connects to it unmodified. Without flags it serves the built-in demo model
-// "framewire-demo" on :8080.
+// "framewire-demo" on 127.0.0.1:8080, reachable from this host only; to
+// listen on every interface use -addr :8080 and list the origins of the
+// pages that may use it with -allow-origin.
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 	"github.com/framewire/framewire/engine/protocol"
 	"github.com/framewire/framewire/engine/wiring"
 	"github.com/framewire/framewire/gpu"
+	"golang.org/x/net/netutil"
 )
 
 // options are the command-line settings.
@@ -42,12 +45,20 @@ type options struct {
 	pingTimeout time.Duration
 	maxUpload   int64
 	logLevel    string
+
+	allowOrigins   string
+	publicURL      string
+	trustForwarded bool
+	maxConns       int
+	readTimeout    time.Duration
+	idleTimeout    time.Duration
+	uploadMemory   int64
 }
 
 func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("framewire", flag.ContinueOnError)
-	fs.StringVar(&o.addr, "addr", ":8080", "HTTP listen address")
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "HTTP listen address; loopback only by default, :8080 listens on every interface")
 	fs.BoolVar(&o.loopback, "loopback", true, "offer loopback ICE candidates (browser on the same host)")
 	fs.StringVar(&o.ifaces, "interfaces", "", "comma-separated network interfaces for host candidates (default all)")
 	fs.StringVar(&o.publicIPs, "public-ip", "", "comma-separated public IPs announced as host candidates (1:1 NAT)")
@@ -59,6 +70,13 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.pingTimeout, "ping-timeout", 20*time.Second, "a client silent on the data channel this long is treated as lost")
 	fs.Int64Var(&o.maxUpload, "max-upload", 100<<20, "largest upload in bytes")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.allowOrigins, "allow-origin", "", "comma-separated browser origins (https://app.example.com) allowed to use the server, * for any; default: the server's own page and localhost origins")
+	fs.StringVar(&o.publicURL, "public-url", "", "base URL browsers reach the server at, for upload URLs (default: the listener's address)")
+	fs.BoolVar(&o.trustForwarded, "trust-forwarded-headers", false, "build upload URLs from X-Forwarded-Proto/-Host (only behind a proxy that sets them)")
+	fs.IntVar(&o.maxConns, "max-conns", 1024, "most HTTP connections served at once; more wait to be accepted")
+	fs.DurationVar(&o.readTimeout, "read-timeout", 15*time.Second, "time to read a request (upload bodies get a deadline from their size instead)")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 60*time.Second, "keep-alive connections idle this long are closed")
+	fs.Int64Var(&o.uploadMemory, "upload-memory", 256<<20, "upload bytes held in memory by all sessions together")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -89,11 +107,30 @@ func (o options) serverConfig(log *slog.Logger) protocol.Config {
 		pc.ICEServers = append(pc.ICEServers, peer.ICEServer{URLs: t, Username: o.turnUser, Credential: o.turnPass})
 	}
 	return protocol.Config{
-		Peer:          pc,
-		OrphanGrace:   o.orphanGrace,
-		PingTimeout:   o.pingTimeout,
-		MaxUploadSize: o.maxUpload,
-		Logger:        log,
+		Peer:                  pc,
+		OrphanGrace:           o.orphanGrace,
+		PingTimeout:           o.pingTimeout,
+		MaxUploadSize:         o.maxUpload,
+		UploadMemory:          o.uploadMemory,
+		AllowedOrigins:        split(o.allowOrigins),
+		PublicURL:             o.publicURL,
+		TrustForwardedHeaders: o.trustForwarded,
+		Logger:                log,
+	}
+}
+
+// httpServer bounds what a client can hold: headers and bodies have a read
+// deadline (upload bodies replace it with one from their size), idle
+// keep-alive connections are closed, headers are at most 64 KiB. The
+// connection cap is on the listener (serve).
+func (o options) httpServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: min(10*time.Second, o.readTimeout),
+		ReadTimeout:       o.readTimeout,
+		IdleTimeout:       o.idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }
 
@@ -116,6 +153,9 @@ func main() {
 		os.Exit(1)
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
+		log.Warn("listening beyond loopback: any host that reaches this address can use the model (browsers only from allowed origins)", "addr", ln.Addr().String())
+	}
 	fmt.Printf("framewire: serving model framewire-demo on http://localhost:%s/ (Reactor SDK: new Reactor({modelName: \"framewire-demo\", local: true}))\n", port)
 	if err := serve(ctx, ln, o, log); err != nil {
 		log.Error("framewire", "err", err)
@@ -174,9 +214,12 @@ func serve(ctx context.Context, ln net.Listener, o options, log *slog.Logger) er
 	mux.Handle("GET /metrics", prom)
 	mux.Handle("/", srv)
 	mountPage(mux, wired, srv, log) // page.go: the demo page at / and GET /framewire/stats
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := o.httpServer(mux, log)
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	// netutil.LimitListener (golang.org/x/net, kept by the Go team) caps
+	// the connections served at once: held connections cannot take every
+	// file descriptor; more wait in the kernel's accept queue.
+	go func() { errc <- hs.Serve(netutil.LimitListener(ln, max(o.maxConns, 1))) }()
 	select {
 	case err := <-errc:
 		return err

@@ -3,9 +3,11 @@ package enginetest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -99,6 +101,10 @@ type ClientOptions struct {
 	// the video decoding; it runs on the track's goroutine, which Close
 	// waits for, and returns when reading fails.
 	OnAudio func(remote *webrtc.TrackRemote)
+	// SendMaxMessageSize, when set, replaces the answer's
+	// a=max-message-size before it is applied, so the client sends
+	// messages the server said it does not accept (a hostile client).
+	SendMaxMessageSize int
 }
 
 // Client is a pion peer that follows the SDK 2.9.0 flow: ice_servers, an
@@ -264,10 +270,15 @@ func (c *Client) offer(t testing.TB, base string, caps []engine.TrackCap, method
 		t.Fatalf("%s sdp_params: %d %s, want 202", method, code, body)
 	}
 	answer := PollAnswer(t, base, c.SID)
+	if c.opts.SendMaxMessageSize > 0 {
+		answer = maxMessageSize.ReplaceAllString(answer, fmt.Sprintf("a=max-message-size:%d", c.opts.SendMaxMessageSize))
+	}
 	if err := c.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatalf("apply answer: %v", err)
 	}
 }
+
+var maxMessageSize = regexp.MustCompile(`a=max-message-size:\d+`)
 
 // PollAnswer polls like the SDK: 6 GETs, waiting 200, 400, … ms between.
 func PollAnswer(t testing.TB, base, sid string) string {

@@ -46,12 +46,21 @@ type Config struct {
 	// DisconnectedTimeout and FailedTimeout are ICE consent timeouts.
 	// Defaults 5 s and 10 s.
 	DisconnectedTimeout, FailedTimeout time.Duration
-	// SCTPMaxMessageSize is the a=max-message-size advertised (and the
-	// largest message accepted). Default 262144 (256 KiB).
+	// SCTPMaxMessageSize is the a=max-message-size advertised and the
+	// largest inbound message accepted: a larger one, up to the SCTP
+	// receive window (sctpReadLimit), is dropped, counted and logged, and
+	// the channel stays open. Default 262144 (256 KiB).
 	SCTPMaxMessageSize uint32
 	// Logger receives connection-level events; default discards.
 	Logger *slog.Logger
 }
+
+// sctpReadLimit is the largest inbound message pion reads: the default
+// SCTP receive window (1 MiB). A message above the advertised size but
+// within it is dropped and the channel kept; a message larger than the
+// receive window cannot be reassembled at all, so the client's channel
+// stalls and the ping timeout declares it lost.
+const sctpReadLimit = 1 << 20
 
 func (c *Config) withDefaults() Config {
 	d := *c
@@ -181,7 +190,10 @@ func (c *Config) newAPI(bwe chan<- cc.BandwidthEstimator) (*webrtc.API, error) {
 		return nil, fmt.Errorf("peer: interceptors: %w", err)
 	}
 	se := webrtc.SettingEngine{}
-	se.SetSCTPMaxMessageSize(c.SCTPMaxMessageSize)
+	// pion reads messages up to this size and closes the channel on a
+	// larger one; the answer advertises SCTPMaxMessageSize instead (see
+	// answer) and the peer drops what lies between.
+	se.SetSCTPMaxMessageSize(max(sctpReadLimit, c.SCTPMaxMessageSize))
 	se.SetIncludeLoopbackCandidate(c.Loopback)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeQueryOnly)
 	se.SetICETimeouts(c.DisconnectedTimeout, c.FailedTimeout, time.Second)

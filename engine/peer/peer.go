@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/framewire/framewire/engine/internal/ratelog"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
@@ -64,11 +66,14 @@ type Peer struct {
 
 	bwe atomic.Pointer[cc.BandwidthEstimator]
 
-	dropped   atomic.Uint64 // undecodable data-channel frames (binary, other channels)
-	discarded atomic.Uint64 // RTP packets of inbound tracks nobody consumes
-	plisSent  atomic.Uint64
-	plisRecvd atomic.Uint64
-	bitrate   atomic.Int64
+	dropped   atomic.Uint64 // undecodable data-channel frames (binary, other channels, oversized)
+	oversized atomic.Uint64 // of which above the advertised max-message-size
+
+	oversizeLog ratelog.Limiter
+	discarded   atomic.Uint64 // RTP packets of inbound tracks nobody consumes
+	plisSent    atomic.Uint64
+	plisRecvd   atomic.Uint64
+	bitrate     atomic.Int64
 }
 
 // Answer creates a PeerConnection for b.Offer, binds the session's outputs
@@ -184,7 +189,16 @@ func (p *Peer) answer(ctx context.Context) (string, error) {
 	if ctx.Err() != nil { // also when gathering finished at the same time
 		return "", context.Cause(ctx)
 	}
-	return p.pc.LocalDescription().SDP, nil
+	// pion advertises its read limit; the client must be told the
+	// configured size, which onDataChannel enforces.
+	return advertiseMaxMessageSize(p.pc.LocalDescription().SDP, p.cfg.SCTPMaxMessageSize), nil
+}
+
+var maxMessageSizeAttr = regexp.MustCompile(`a=max-message-size:\d+`)
+
+// advertiseMaxMessageSize sets the answer's a=max-message-size to n.
+func advertiseMaxMessageSize(sdp string, n uint32) string {
+	return maxMessageSizeAttr.ReplaceAllString(sdp, fmt.Sprintf("a=max-message-size:%d", n))
 }
 
 // bindOutputs attaches each mapped output's track to the transceiver of its
@@ -368,6 +382,14 @@ func (p *Peer) onDataChannel(dc *webrtc.DataChannel) {
 	})
 	dc.OnClose(func() { p.dcOpen.Store(false) })
 	dc.OnMessage(func(m webrtc.DataChannelMessage) {
+		if len(m.Data) > int(p.cfg.SCTPMaxMessageSize) {
+			p.dropped.Add(1)
+			p.oversized.Add(1)
+			if ok, suppressed := p.oversizeLog.Allow(); ok {
+				p.log.Warn("data-channel message above the advertised max-message-size dropped", "bytes", len(m.Data), "max", p.cfg.SCTPMaxMessageSize, "suppressed", suppressed)
+			}
+			return
+		}
 		if !m.IsString {
 			p.dropped.Add(1)
 			return
@@ -400,25 +422,58 @@ func (p *Peer) Send(text []byte) error {
 	return nil
 }
 
+// Flush waits until everything sent on the "data" channel has been
+// acknowledged by the client (the SCTP stream's buffered amount is zero),
+// or until ctx ends. Send, then Flush, then Close delivers a last message
+// that closing at once would lose. It returns ErrChannelNotOpen when the
+// channel is not open.
+func (p *Peer) Flush(ctx context.Context) error {
+	dc := p.dc.Load()
+	if dc == nil || dc.ReadyState() != webrtc.DataChannelStateOpen {
+		return ErrChannelNotOpen
+	}
+	low := make(chan struct{}, 1)
+	dc.SetBufferedAmountLowThreshold(0)
+	dc.OnBufferedAmountLow(func() {
+		select {
+		case low <- struct{}{}:
+		default:
+		}
+	})
+	defer dc.OnBufferedAmountLow(func() {}) // pion calls the handler unchecked
+	for dc.BufferedAmount() > 0 {
+		select {
+		case <-low:
+		case <-ctx.Done():
+			return fmt.Errorf("peer: flush: %d bytes unacknowledged: %w", dc.BufferedAmount(), context.Cause(ctx))
+		}
+	}
+	return nil
+}
+
 // Stats is a snapshot of a peer's counters.
 type Stats struct {
 	Connected       bool
-	DroppedMessages uint64 // binary frames and frames on other channels
-	DiscardedRTP    uint64 // RTP packets of inbound tracks nobody consumes (unsupported codec, no receiver)
-	PLIsSent        uint64 // keyframe requests sent to the client
-	PLIsReceived    uint64 // PLI/FIR received from the client
-	TargetBitrate   int    // GCC's latest estimate, bit/s
+	DroppedMessages uint64 // binary frames, frames on other channels, oversized frames
+	// OversizedMessages counts inbound frames above the advertised
+	// a=max-message-size (also in DroppedMessages).
+	OversizedMessages uint64
+	DiscardedRTP      uint64 // RTP packets of inbound tracks nobody consumes (unsupported codec, no receiver)
+	PLIsSent          uint64 // keyframe requests sent to the client
+	PLIsReceived      uint64 // PLI/FIR received from the client
+	TargetBitrate     int    // GCC's latest estimate, bit/s
 }
 
 // Stats returns the peer's counters.
 func (p *Peer) Stats() Stats {
 	return Stats{
-		Connected:       p.connected.Load(),
-		DroppedMessages: p.dropped.Load(),
-		DiscardedRTP:    p.discarded.Load(),
-		PLIsSent:        p.plisSent.Load(),
-		PLIsReceived:    p.plisRecvd.Load(),
-		TargetBitrate:   int(p.bitrate.Load()),
+		Connected:         p.connected.Load(),
+		DroppedMessages:   p.dropped.Load(),
+		OversizedMessages: p.oversized.Load(),
+		DiscardedRTP:      p.discarded.Load(),
+		PLIsSent:          p.plisSent.Load(),
+		PLIsReceived:      p.plisRecvd.Load(),
+		TargetBitrate:     int(p.bitrate.Load()),
 	}
 }
 

@@ -213,6 +213,7 @@ type narrationRecorder struct {
 	ts      []uint32
 	arrived []time.Time
 	pcm     [][]int16 // one decoded frame per packet
+	loud    []bool    // per frame: carries the tone (computed as it arrives)
 	errs    int       // packets that did not decode
 	mime    string
 }
@@ -238,6 +239,10 @@ func (r *narrationRecorder) read(remote *webrtc.TrackRemote) {
 		}
 		at := time.Now()
 		n, err := dec.Decode(pkt.Payload, buf)
+		if err != nil {
+			n = 0
+		}
+		isLoud := loud(buf[:n]) // outside the lock: polling must not starve this loop
 		r.mu.Lock()
 		if len(r.seq) < maxRecorded {
 			r.seq = append(r.seq, pkt.SequenceNumber)
@@ -248,6 +253,7 @@ func (r *narrationRecorder) read(remote *webrtc.TrackRemote) {
 				n = 0
 			}
 			r.pcm = append(r.pcm, append([]int16(nil), buf[:n]...))
+			r.loud = append(r.loud, isLoud)
 		}
 		r.mu.Unlock()
 	}
@@ -263,12 +269,12 @@ func (r *narrationRecorder) tonePlayedOut() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	lastLoud := -1
-	for i, f := range r.pcm {
-		if loud(f) {
+	for i, l := range r.loud {
+		if l {
 			lastLoud = i
 		}
 	}
-	return lastLoud >= 0 && len(r.pcm)-lastLoud > 10
+	return lastLoud >= 0 && len(r.loud)-lastLoud > 10
 }
 
 func newToneServer(t *testing.T, rec *narrationRecorder) (*testServer, *toneModel) {

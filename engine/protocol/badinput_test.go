@@ -1,8 +1,10 @@
 package protocol
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Bad input gets a 4xx with a {"detail"} that says what was wrong, never a
@@ -45,9 +47,19 @@ func TestBadInput(t *testing.T) {
 		{"upload with a negative size", "POST", "/sessions/" + d.SessionID + "/uploads", map[string]any{"name": "a", "size": -4, "mime_type": "x"}, 400, "positive"},
 		{"upload with size as a string", "POST", "/sessions/" + d.SessionID + "/uploads", map[string]any{"name": "a", "size": "4", "mime_type": "x"}, 400, "JSON"},
 		{"DELETE start_session", "DELETE", "/start_session", nil, 405, "not allowed"},
+		{"start_session as text/plain", "POST", "/start_session", "{}", 415, "want application/json"},
+		{"start_session body over 1 MiB", "POST", "/start_session", strings.Repeat(" ", 2<<20), 400, "larger than"},
+		{"sdp_params with an empty track_mapping", "POST", sdpPath, with("track_mapping", []any{}), 400, "track_mapping is empty"},
+		{"upload with a size over the maximum", "POST", "/sessions/" + d.SessionID + "/uploads", map[string]any{"name": "a", "size": 1 << 40, "mime_type": "x"}, 413, "exceeds the maximum"},
+		{"PUT to an unknown upload", "PUT", "/uploads/nope", "x", 404, "unknown upload"},
+		{"upload slot of an unknown session", "POST", "/sessions/nope/uploads", map[string]any{"name": "a", "size": 1, "mime_type": "x"}, 404, "unknown session"},
 	}
 	for _, tc := range cases {
-		code, raw := ts.do(t, tc.method, tc.path, tc.body, rtcHdr)
+		hdr := rtcHdr
+		if strings.Contains(tc.name, "text/plain") {
+			hdr = map[string]string{"Content-Type": "text/plain"}
+		}
+		code, raw := ts.do(t, tc.method, tc.path, tc.body, hdr)
 		if code != tc.want || !strings.Contains(string(raw), `"detail"`) || !strings.Contains(string(raw), tc.detail) {
 			t.Errorf("%s: %d %s, want %d with a detail mentioning %q", tc.name, code, raw, tc.want, tc.detail)
 		}
@@ -56,4 +68,45 @@ func TestBadInput(t *testing.T) {
 	c := ts.dial(t, d.SessionID, d.Capabilities.Tracks, "POST")
 	c.WaitReady()
 	c.WaitFrames(3, 5*ts.srv.cfg.NegotiationTimeout)
+
+	// Bad data-channel frames: each is dropped and counted, a bad command
+	// gets a runtime error saying what was wrong, and the channel lives.
+	frames := []struct {
+		name  string
+		send  func()
+		error string // the runtime error's message, "" when none is sent
+	}{
+		{"not JSON", func() { _ = c.DC.SendText("{nope") }, ""},
+		{"a binary frame", func() { _ = c.DC.Send([]byte{1, 2, 3}) }, ""},
+		{"unknown scope", func() { _ = c.DC.SendText(`{"scope":"weird","data":{"type":"x"}}`) }, ""},
+		{"unknown runtime type", func() { _ = c.DC.SendText(`{"scope":"runtime","data":{"type":"nope"}}`) }, ""},
+		{"fileUploaded without upload_id", func() { _ = c.DC.SendText(`{"scope":"runtime","data":{"type":"fileUploaded","data":{}}}`) }, ""},
+		{"unknown command", func() { c.Command("no_such_command", map[string]any{}, nil) }, "unknown command"},
+		{"a 10 KB command name", func() { c.Command(strings.Repeat("n", 10_000), map[string]any{}, nil) }, "bytes)"},
+		{"wrong argument type", func() { c.Command("set_color", map[string]any{"level": "high", "label": "red"}, nil) }, "level"},
+		{"value out of range", func() { c.Command("set_color", map[string]any{"level": 999, "label": "red"}, nil) }, "level"},
+	}
+	for _, f := range frames {
+		before := ts.srv.Stats().DroppedMessages
+		rejected := ts.eng.Engine().Stats().CommandsRejected
+		f.send()
+		if f.error == "" {
+			eventually(t, 5*time.Second, f.name+" counted as dropped", func() bool { return ts.srv.Stats().DroppedMessages == before+1 })
+			continue
+		}
+		m := c.Expect("runtime", "error", 5*time.Second)
+		if data, _ := m["data"].(map[string]any); data == nil || !strings.Contains(fmt.Sprint(data["message"]), f.error) {
+			t.Errorf("%s: error reply %v; want a message mentioning %q", f.name, m, f.error)
+		}
+		if got := ts.eng.Engine().Stats().CommandsRejected; got != rejected+1 {
+			t.Errorf("%s: %d commands rejected; want %d", f.name, got, rejected+1)
+		}
+	}
+	c.SendJSON(map[string]any{"scope": "runtime", "data": map[string]any{"type": "requestCapabilities"}})
+	c.Expect("runtime", "modelCapabilities", 5*time.Second)
+
+	// A fresh session works afterwards.
+	c.Close()
+	_, c2 := ts.connectClient(t)
+	c2.WaitFrames(3, 5*ts.srv.cfg.NegotiationTimeout)
 }

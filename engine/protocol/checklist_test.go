@@ -34,7 +34,9 @@ var allRoutes = []string{
 }
 
 func TestChecklist01_PreflightOnEveryRoute(t *testing.T) {
-	ts := newTestServer(t, testConfig())
+	cfg := testConfig()
+	cfg.AllowedOrigins = []string{"http://page.example"} // the app's page
+	ts := newTestServer(t, cfg)
 	for _, path := range allRoutes {
 		req, _ := http.NewRequest("OPTIONS", ts.URL+path, nil)
 		req.Header.Set("Origin", "http://page.example")

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/internal/ratelog"
 	"github.com/framewire/framewire/engine/peer"
 )
 
@@ -45,7 +46,9 @@ func (ss *session) onMessage(p *peer.Peer, text []byte) {
 		case "ping":
 		case "requestCapabilities":
 			if err := ss.sendRuntime(p, "modelCapabilities", ss.caps); err != nil {
-				ss.log.Warn("modelCapabilities not sent", "err", err)
+				if ok, suppressed := ss.clientLog.Allow(); ok {
+					ss.log.Warn("modelCapabilities not sent", "err", err, "suppressed", suppressed)
+				}
 			} else {
 				ss.srv.stats.capabilityReplies.Add(1)
 			}
@@ -59,21 +62,20 @@ func (ss *session) onMessage(p *peer.Peer, text []byte) {
 				ss.drop("fileUploaded for an unknown upload", text)
 			}
 		default:
-			ss.drop("unknown runtime message type "+env.Data.Type, text)
+			ss.drop("unknown runtime message type "+ratelog.Truncate(env.Data.Type, 64), text)
 		}
 	case "application":
 		ss.dispatch(env.Data.Type, env.Data.Data, env.Data.Uploads)
 	default:
-		ss.drop("unknown scope "+env.Scope, text)
+		ss.drop("unknown scope "+ratelog.Truncate(env.Scope, 64), text)
 	}
 }
 
 func (ss *session) drop(why string, text []byte) {
 	ss.srv.stats.droppedMessages.Add(1)
-	if len(text) > 200 {
-		text = text[:200]
+	if ok, suppressed := ss.clientLog.Allow(); ok {
+		ss.log.Debug("data-channel message dropped", "why", why, "message", ratelog.Truncate(string(text), 200), "suppressed", suppressed)
 	}
-	ss.log.Debug("data-channel message dropped", "why", why, "message", string(text))
 }
 
 // dispatch hands an application command to the engine session's one

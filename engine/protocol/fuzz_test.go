@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 // FuzzDataChannelMessage feeds arbitrary text frames to a connected
@@ -87,5 +88,54 @@ func FuzzHTTPBodies(f *testing.F) {
 			}
 			sid = d.SessionID
 		}
+	})
+}
+
+// FuzzDataChannelSCTP sends each input as a real frame over SCTP, from a
+// pion client that ignores the answer's a=max-message-size: text or
+// binary, padded with JSON whitespace to any size up to the SCTP receive
+// window, so frames above the advertised 262144 bytes are fuzzed too.
+// After every frame the channel must still answer requestCapabilities.
+func FuzzDataChannelSCTP(f *testing.F) {
+	for _, s := range []struct {
+		text bool
+		pad  uint32
+		msg  string
+	}{
+		{true, 0, `{"scope":"runtime","data":{"type":"ping"}}`},
+		{true, 262144 - 100, `{"scope":"application","data":{"type":"blob","data":{"blob":"x"}}}`},
+		{true, 262145, `{"scope":"runtime","data":{"type":"ping"}}`},
+		{true, 600_000, `{"scope":"application","data":{"type":"set_color","data":{"level":3,"label":"red"}}}`},
+		{false, 10, "\x00\x01"},
+		{false, 300_000, ""},
+		{true, 0, `{`},
+		{true, 0, ""},
+	} {
+		f.Add(s.text, s.pad, []byte(s.msg))
+	}
+	ts := newTestServer(f, testConfig())
+	ts.client.SendMaxMessageSize = 1 << 20
+	_, c := ts.connectClient(f)
+	caps, _ := json.Marshal(map[string]any{"scope": "runtime", "data": map[string]any{"type": "requestCapabilities"}})
+	f.Fuzz(func(t *testing.T, text bool, pad uint32, msg []byte) {
+		frame := append(append([]byte{}, msg...), bytes.Repeat([]byte(" "), int(pad%(1<<20-1024)))...)
+		if len(frame) > 1<<20-1024 {
+			frame = frame[:1<<20-1024]
+		}
+		var err error
+		if text {
+			err = c.DC.SendText(string(frame))
+		} else {
+			err = c.DC.Send(frame)
+		}
+		if err != nil && len(frame) > 0 {
+			t.Fatalf("send %d bytes: %v", len(frame), err)
+		}
+		if err := c.DC.SendText(string(caps)); err != nil {
+			t.Fatal(err)
+		}
+		c.T = t // Expect fails this input
+		defer func() { c.T = f }()
+		c.Expect("runtime", "modelCapabilities", 10*time.Second)
 	})
 }

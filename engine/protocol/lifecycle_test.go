@@ -34,7 +34,9 @@ func TestCloseDuringStartSession(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/start_session", strings.NewReader("{}")))
+		req := httptest.NewRequest(http.MethodPost, "/start_session", strings.NewReader("{}"))
+		req.Header.Set("Content-Type", "application/json")
+		srv.ServeHTTP(rec, req)
 	}()
 	<-entered
 	if err := srv.Close(); err != nil {
@@ -91,7 +93,9 @@ func TestPrepareDoesNotHoldSessionLock(t *testing.T) {
 	go func() {
 		rec := httptest.NewRecorder()
 		j, _ := json.Marshal(body)
-		srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/sessions/"+d.SessionID+"/transport/webrtc/sdp_params", bytes.NewReader(j)))
+		req := httptest.NewRequest(http.MethodPost, "/sessions/"+d.SessionID+"/transport/webrtc/sdp_params", bytes.NewReader(j))
+		req.Header.Set("Content-Type", "application/json")
+		srv.ServeHTTP(rec, req)
 		posted <- rec.Code
 	}()
 	<-entered

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/internal/ratelog"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/wiring"
 )
@@ -40,6 +44,29 @@ type Config struct {
 	// UploadWait bounds how long a command waits for an upload whose PUT is
 	// still in flight. Default 10 s.
 	UploadWait time.Duration
+	// UploadMemory bounds the bytes of upload data held in memory by the
+	// whole server, every session together (received bytes, not announced
+	// sizes). A PUT that would exceed it is answered 507. Default 256 MB.
+	UploadMemory int64
+	// UploadMinRate and UploadGrace give every upload body a deadline of
+	// UploadGrace + size/UploadMinRate. Defaults 64 KiB/s and 10 s.
+	UploadMinRate int64
+	UploadGrace   time.Duration
+	// AllowedOrigins lists the browser origins ("https://app.example.com")
+	// that may call the server; "*" admits any. Nil admits the server's
+	// own origin (the demo page) and http(s) origins on localhost,
+	// 127.0.0.1 and [::1] (development servers). Requests without an
+	// Origin header (not from a browser) are always served. Only allowed
+	// origins get CORS and Private Network Access answers.
+	AllowedOrigins []string
+	// PublicURL is the base URL browsers reach the server at
+	// ("https://fw.example.com"); upload URLs are built from it. Empty:
+	// the address of the listener the request came in on (or, with
+	// TrustForwardedHeaders, X-Forwarded-Proto and X-Forwarded-Host).
+	PublicURL string
+	// TrustForwardedHeaders makes upload URLs follow X-Forwarded-Proto and
+	// X-Forwarded-Host: set it only behind a proxy that sets them.
+	TrustForwardedHeaders bool
 	// Logger receives session-level events; default discards.
 	Logger *slog.Logger
 }
@@ -62,6 +89,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.UploadQuota <= 0 {
 		c.UploadQuota = 512 << 20
+	}
+	if c.UploadMemory <= 0 {
+		c.UploadMemory = 256 << 20
+	}
+	if c.UploadMinRate <= 0 {
+		c.UploadMinRate = 64 << 10
+	}
+	if c.UploadGrace <= 0 {
+		c.UploadGrace = 10 * time.Second
 	}
 	if c.UploadWait <= 0 {
 		c.UploadWait = 10 * time.Second
@@ -87,11 +123,13 @@ type Server struct {
 	log  *slog.Logger
 	mux  *http.ServeMux
 
-	mu     sync.Mutex // guards cur and closed
-	cur    *session
-	closed bool
+	startMu sync.Mutex // serialises start_session: the newest start wins
+	mu      sync.Mutex // guards cur and closed
+	cur     *session
+	closed  bool
 
 	stats counters
+	upMem *memBudget // upload bytes of every session together
 
 	testHookStarted func() // tests: runs after the engine started a session, before it is installed
 }
@@ -111,6 +149,9 @@ type Stats struct {
 	DroppedMessages   uint64
 	CapabilityReplies uint64 // modelCapabilities sent
 	State             string // state of the current session, or "ready"
+	// UploadMemory is the upload bytes held in memory now, every session
+	// together (bounded by Config.UploadMemory).
+	UploadMemory int64
 	// Peer is the current session's connected peer (zero when none):
 	// keyframe requests both ways, GCC's estimate, discarded RTP.
 	Peer peer.Stats
@@ -129,7 +170,7 @@ func NewServer(w *wiring.Wiring, cfg Config) (*Server, error) {
 	if err := checkCapabilities(caps); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, w: w, caps: caps, log: cfg.Logger.With("component", "protocol")}
+	s := &Server{cfg: cfg, w: w, caps: caps, log: cfg.Logger.With("component", "protocol"), upMem: &memBudget{limit: cfg.UploadMemory}}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/start_session", s.handleStart)
 	s.mux.HandleFunc("/stop_session", s.handleStop)
@@ -158,12 +199,25 @@ func checkCapabilities(c engine.Capabilities) error {
 	return nil
 }
 
-// ServeHTTP answers CORS preflights on every path before routing, adds
+// ServeHTTP refuses browsers on origins that are not allowed (403),
+// answers CORS preflights on every path before routing, adds
 // Access-Control-Allow-Origin to every response and routes the request.
+// Upload targets (/uploads/{id}) take any origin: the 128-bit id in the
+// URL is the capability.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
 	h.Add("Vary", "Origin")
+	origin := r.Header.Get("Origin")
+	allowed := origin == "" || s.originAllowed(origin, r)
+	switch {
+	case origin == "":
+		h.Set("Access-Control-Allow-Origin", "*")
+	case allowed || strings.HasPrefix(r.URL.Path, "/uploads/"):
+		h.Set("Access-Control-Allow-Origin", origin)
+	default:
+		writeError(w, http.StatusForbidden, fmt.Sprintf("origin %s is not allowed to use this server; allow it with the server's allowed-origins setting (framewire -allow-origin)", ratelog.Truncate(origin, 200)))
+		return
+	}
 	if r.Method == http.MethodOptions {
 		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
 		allow := "Authorization, Content-Type, Reactor-API-Version, Reactor-API-Accept-Version, Reactor-WebRTC-Version"
@@ -172,13 +226,59 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.Set("Access-Control-Allow-Headers", allow)
 		h.Set("Access-Control-Max-Age", "600")
-		if strings.EqualFold(r.Header.Get("Access-Control-Request-Private-Network"), "true") {
+		if allowed && strings.EqualFold(r.Header.Get("Access-Control-Request-Private-Network"), "true") {
 			h.Set("Access-Control-Allow-Private-Network", "true")
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// originAllowed applies Config.AllowedOrigins to a request's Origin. The
+// server's own origin (the demo page it serves) is always allowed.
+func (s *Server) originAllowed(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return false // includes "null" (sandboxed frames, file: pages)
+	}
+	if ownOrigin(u, r) {
+		return true
+	}
+	if s.cfg.AllowedOrigins == nil {
+		return isLoopbackName(u.Hostname())
+	}
+	for _, a := range s.cfg.AllowedOrigins {
+		if a == "*" || strings.EqualFold(strings.TrimRight(a, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// ownOrigin reports whether origin u is the page's own server: the
+// browser reached this server under the origin's host. A server listening
+// on loopback reached under a name that is not a loopback one is a DNS
+// rebinding attack (evil.example resolving to 127.0.0.1), not its page.
+func ownOrigin(u *url.URL, r *http.Request) bool {
+	if !strings.EqualFold(u.Host, r.Host) {
+		return false
+	}
+	if isLoopbackName(u.Hostname()) {
+		return true
+	}
+	a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+	return !ok || !a.IP.IsLoopback()
+}
+
+// isLoopbackName: localhost (and *.localhost), 127.0.0.0/8 or ::1.
+func isLoopbackName(host string) bool {
+	host = strings.ToLower(host)
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Close ends the current session and waits for it: every goroutine of a
@@ -203,6 +303,7 @@ func (s *Server) Stats() Stats {
 		DroppedMessages:   s.stats.droppedMessages.Load(),
 		CapabilityReplies: s.stats.capabilityReplies.Load(),
 		State:             "ready",
+		UploadMemory:      s.upMem.inUse(),
 	}
 	s.mu.Lock()
 	cur := s.cur
@@ -264,26 +365,57 @@ func checkVersion(w http.ResponseWriter, r *http.Request, header string) bool {
 	return true
 }
 
-// readJSON decodes the body (at most limit bytes) into v. An empty body is
-// allowed when emptyOK.
-func readJSON(r *http.Request, limit int64, v any, emptyOK bool) error {
+// maxDrain is how much of an oversized body the server reads and discards
+// so that the client, still sending, sees the error reply rather than a
+// reset connection. Beyond it the connection is closed after the reply.
+const maxDrain = 64 << 20
+
+// readJSON decodes the body (at most limit bytes) of a request that must
+// be application/json into v. An empty body is allowed when emptyOK. The
+// error says what was wrong; code is the status to answer.
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any, emptyOK bool) (code int, err error) {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		return http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type %q; want application/json", ratelog.Truncate(r.Header.Get("Content-Type"), 100))
+	}
+	if r.ContentLength > limit {
+		discardBody(w, r)
+		return http.StatusBadRequest, fmt.Errorf("body of %d bytes is larger than %d bytes", r.ContentLength, limit)
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		return fmt.Errorf("reading body: %v", err)
+		return http.StatusBadRequest, fmt.Errorf("reading body: %v", err)
 	}
 	if int64(len(body)) > limit {
-		return fmt.Errorf("body larger than %d bytes", limit)
+		discardBody(w, r)
+		return http.StatusBadRequest, fmt.Errorf("body larger than %d bytes", limit)
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
 		if emptyOK {
-			return nil
+			return 0, nil
 		}
-		return errors.New("empty body; want a JSON object")
+		return http.StatusBadRequest, errors.New("empty body; want a JSON object")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("body is not the expected JSON: %v", err)
+		return http.StatusBadRequest, fmt.Errorf("body is not the expected JSON: %v", err)
 	}
-	return nil
+	return 0, nil
+}
+
+// discardBody makes an oversized body end cleanly. A client waiting for
+// 100-continue whose body was not read yet is answered before it sends
+// (net/http then sends no 100 and closes); otherwise up to maxDrain bytes
+// are read and dropped (under the route's read deadline), so a client
+// still writing reads the reply instead of a reset; a longer body closes
+// the connection after the reply.
+func discardBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > maxDrain || strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		w.Header().Set("Connection", "close")
+		return
+	}
+	n, _ := io.CopyN(io.Discard, r.Body, maxDrain)
+	if n == maxDrain {
+		w.Header().Set("Connection", "close")
+	}
 }
 
 // session returns the current session if its id is sid, else writes the
@@ -310,10 +442,14 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ExtraArgs map[string]any `json:"extra_args"`
 	}
-	if err := readJSON(r, 1<<20, &req, true); err != nil {
-		writeError(w, http.StatusBadRequest, "start_session: "+err.Error())
+	if code, err := readJSON(w, r, 1<<20, &req, true); err != nil {
+		writeError(w, code, "start_session: "+err.Error())
 		return
 	}
+	// Starts run one at a time, so concurrent ones behave like sequential
+	// ones: each replaces the previous session and the newest stays.
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -339,15 +475,10 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 	}
 	sess := s.newSession(ws)
 	s.mu.Lock()
-	if s.closed || s.cur != nil { // closed, or a concurrent start won
-		closed := s.closed
+	if s.closed {
 		s.mu.Unlock()
-		sess.end("superseded")
-		if closed {
-			writeError(w, http.StatusServiceUnavailable, "server is shutting down")
-		} else {
-			writeError(w, http.StatusConflict, "another start_session won the race")
-		}
+		sess.end("server closing")
+		writeError(w, http.StatusServiceUnavailable, "server is shutting down")
 		return
 	}
 	s.cur = sess
@@ -444,8 +575,8 @@ func (s *Server) handleSDP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req sdpRequest
-	if err := readJSON(r, 1<<20, &req, false); err != nil {
-		writeError(w, http.StatusBadRequest, "sdp_params: "+err.Error())
+	if code, err := readJSON(w, r, 1<<20, &req, false); err != nil {
+		writeError(w, code, "sdp_params: "+err.Error())
 		return
 	}
 	if req.SDPOffer == "" {
@@ -454,6 +585,10 @@ func (s *Server) handleSDP(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.TrackMapping == nil {
 		writeError(w, http.StatusBadRequest, "sdp_params: track_mapping is required: one {mid, name, kind, direction} per capability track")
+		return
+	}
+	if len(req.TrackMapping) == 0 {
+		writeError(w, http.StatusBadRequest, "sdp_params: track_mapping is empty; want one {mid, name, kind, direction} per capability track")
 		return
 	}
 	offer, err := peer.ParseOffer(req.SDPOffer)

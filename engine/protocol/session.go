@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/internal/ratelog"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/wiring"
 )
@@ -65,9 +66,10 @@ type session struct {
 	negErr      error
 	reason      string // why the session ends, for the client's sessionEnded
 
-	lastSeen atomic.Int64 // unix nanos of the last data-channel message
-	lost     chan *peer.Peer
-	uploads  *uploadStore
+	clientLog ratelog.Limiter // log lines the client can cause at will
+	lastSeen  atomic.Int64    // unix nanos of the last data-channel message
+	lost      chan *peer.Peer
+	uploads   *uploadStore
 }
 
 func (s *Server) newSession(ws *wiring.Session) *session {
@@ -75,7 +77,7 @@ func (s *Server) newSession(ws *wiring.Session) *session {
 		srv: s, id: ws.ID(), ws: ws, es: ws.Engine(), caps: s.caps,
 		st: stateWaiting, since: time.Now(),
 		lost:    make(chan *peer.Peer, 4),
-		uploads: newUploadStore(s.cfg.MaxUploadSize, s.cfg.UploadQuota),
+		uploads: newUploadStore(s.cfg, s.upMem),
 	}
 	sess.log = s.log.With("session", sess.id)
 	sess.es.Attach(sess)
@@ -126,13 +128,30 @@ func (ss *session) cleanup(fallback string) {
 	}
 	ss.log.Info("session ending", "reason", reason)
 	if p != nil {
-		if err := ss.sendRuntime(p, "sessionEnded", map[string]string{"reason": reason}); err != nil {
-			ss.log.Debug("sessionEnded not sent", "err", err)
-		}
+		ss.sayGoodbye(p, reason)
 		ss.closePeer(p)
 	}
 	ss.uploads.clear()
 	ss.srv.removeIfCurrent(ss)
+}
+
+// endedFlushWait bounds how long a session that ends waits for its client
+// to acknowledge sessionEnded before it closes the peer.
+const endedFlushWait = 2 * time.Second
+
+// sayGoodbye sends the client sessionEnded and waits (at most
+// endedFlushWait) until the client acknowledged it: closing the peer at
+// once would usually lose it.
+func (ss *session) sayGoodbye(p *peer.Peer, reason string) {
+	err := ss.sendRuntime(p, "sessionEnded", map[string]string{"reason": reason})
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), endedFlushWait)
+		err = p.Flush(ctx)
+		cancel()
+	}
+	if err != nil {
+		ss.log.Debug("sessionEnded may not have reached the client", "err", err)
+	}
 }
 
 // monitor owns the session's timers: liveness of the connected peer, the
@@ -381,8 +400,10 @@ func (ss *session) CommandRejected(name string, err error) {
 	if p == nil {
 		return
 	}
-	if err := ss.sendRuntime(p, "error", map[string]string{"code": "COMMAND_REJECTED", "command": name, "message": err.Error()}); err != nil {
-		ss.log.Debug("rejection not sent to the client", "command", name, "err", err)
+	if err := ss.sendRuntime(p, "error", map[string]string{"code": "COMMAND_REJECTED", "command": ratelog.Truncate(name, 64), "message": ratelog.Truncate(err.Error(), 1024)}); err != nil {
+		if ok, suppressed := ss.clientLog.Allow(); ok {
+			ss.log.Debug("rejection not sent to the client", "command", ratelog.Truncate(name, 64), "err", err, "suppressed", suppressed)
+		}
 	}
 }
 
