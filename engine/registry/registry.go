@@ -11,6 +11,7 @@
 //	{p}queue:{model}       zset: pending session ids by creation time
 //	{p}nodes               set: ids of registered nodes
 //	{p}node:{id}           hash: a node's address, model, capacity, draining (TTL: heartbeat)
+//	{p}acct:{account}      set: an account's session ids (ended ones pruned lazily)
 //	{p}slots:{id}          zset: session ids holding a slot on node id, scored by lease expiry (ms)
 //
 // The reservation script reads keys it computes, so the Store needs one
@@ -100,6 +101,29 @@ func (s *Store) queueKey(m string) string  { return s.p + "queue:" + m }
 func (s *Store) nodeKey(id string) string  { return s.p + "node:" + id }
 func (s *Store) slotsKey(id string) string { return s.p + "slots:" + id }
 func (s *Store) nodesKey() string          { return s.p + "nodes" }
+func (s *Store) acctKey(a string) string   { return s.p + "acct:" + a }
+
+// LiveSessions counts account's sessions that have not ended (queued ones
+// included), forgetting ended ones on the way.
+func (s *Store) LiveSessions(ctx context.Context, account string) (int, error) {
+	ids, err := s.rdb.SMembers(ctx, s.acctKey(account)).Result()
+	if err != nil {
+		return 0, err
+	}
+	live := 0
+	for _, id := range ids {
+		st, err := s.rdb.HGet(ctx, s.sessKey(id), "state").Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return 0, err
+		}
+		if st == "" || Terminal(st) {
+			s.rdb.SRem(ctx, s.acctKey(account), id)
+			continue
+		}
+		live++
+	}
+	return live, nil
+}
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
@@ -120,6 +144,8 @@ func (s *Store) CreateSession(ctx context.Context, x Session, ttl time.Duration)
 			"created", ms(x.Created), "last_poll", ms(x.Created), "deadline", ms(x.Deadline))
 		p.PExpire(ctx, k, time.Until(x.Deadline)+ttl)
 		p.ZAdd(ctx, s.queueKey(x.Model), redis.Z{Score: float64(ms(x.Created)), Member: x.ID})
+		p.SAdd(ctx, s.acctKey(x.Account), x.ID)
+		p.Expire(ctx, s.acctKey(x.Account), 24*time.Hour)
 		return nil
 	})
 	return err
@@ -226,3 +252,11 @@ func (s *Store) Keys(ctx context.Context, pattern string) ([]string, error) {
 }
 
 func (x Session) String() string { return fmt.Sprintf("session %s (%s, %s)", x.ID, x.Model, x.State) }
+
+// Dequeue removes sid from model's queue.
+func (s *Store) Dequeue(ctx context.Context, model, sid string) error {
+	return s.rdb.ZRem(ctx, s.queueKey(model), sid).Err()
+}
+
+// KeyPrefix returns the prefix of every key of the store.
+func (s *Store) KeyPrefix() string { return s.p }
