@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/auth"
 	"github.com/framewire/framewire/engine/enginetest"
@@ -22,7 +23,6 @@ import (
 	"github.com/framewire/framewire/engine/registry"
 	"github.com/framewire/framewire/engine/registry/registrytest"
 	"github.com/framewire/framewire/engine/wiring"
-	"github.com/framewire/framewire/encode"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -76,7 +76,7 @@ type testNode struct {
 
 type envOptions struct {
 	fronts, nodes, capacity int
-	front                   func(*front.Config)
+	front                   func(i int, c *front.Config)
 	node                    func(*node.Config)
 }
 
@@ -98,10 +98,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	for i := range o.nodes {
 		e.addNode(t, fmt.Sprintf("node-%d", i), o)
 	}
-	for range o.fronts {
+	for i := range o.fronts {
 		cfg := front.Config{Store: e.store, Issuer: e.issuer, Keys: keys, Janitor: 100 * time.Millisecond}
 		if o.front != nil {
-			o.front(&cfg)
+			o.front(i, &cfg)
 		}
 		f, err := front.New(cfg)
 		if err != nil {
@@ -193,10 +193,10 @@ func apiHeaders(tok string) map[string]string {
 var createBody = `{"model":{"name":"grey"},"client_info":{"sdk_version":"2.9.0","sdk_type":"js"},"supported_transports":[{"protocol":"webrtc","version":"1.0"}]}`
 
 type sessionDoc struct {
-	SessionID         string              `json:"session_id"`
-	State             string              `json:"state"`
-	Cluster           string              `json:"cluster"`
-	SelectedTransport map[string]string   `json:"selected_transport"`
+	SessionID         string               `json:"session_id"`
+	State             string               `json:"state"`
+	Cluster           string               `json:"cluster"`
+	SelectedTransport map[string]string    `json:"selected_transport"`
 	Capabilities      *engine.Capabilities `json:"capabilities"`
 	raw               map[string]any
 }
