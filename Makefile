@@ -19,7 +19,7 @@ CUDA_ENV := CGO_CFLAGS="-I$(CUDA_DIR)/include" CGO_LDFLAGS="$(CGO_LDFLAGS) -L$(C
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 ADDR ?= :8080
 
-.PHONY: page all deps run test test-go check-cuda gpu-check bench vet clean web screenshot
+.PHONY: cluster cluster-test redis page all deps run test test-go check-cuda gpu-check bench vet clean web screenshot
 
 all: deps
 	go build ./...
@@ -37,13 +37,29 @@ deps: $(FFMPEG_STAMP)
 run: deps page
 	go run ./cmd/framewire -addr $(ADDR)
 
+## redis: Debian's redis-server (production-mode tests and the cluster).
+redis:
+	@.ci/deps.sh redis
+
+## cluster: production mode on this host: Redis + 2 fronts (:8090, :8091) +
+## 3 engine nodes (:8100-:8102) as local processes, until Ctrl-C.
+cluster: deps redis
+	go build -o $(BUILD)/bin/framewire ./cmd/framewire
+	go build -o $(BUILD)/bin/front ./cmd/front
+	BIN=$(BUILD)/bin DIR=$(BUILD)/cluster cmd/front/cluster.sh
+
+## cluster-test: the fault tests on a local cluster of processes (kill -9 of
+## a node and of a front, SIGTERM drain, all nodes full, bad tokens).
+cluster-test: deps redis
+	FRAMEWIRE_CLUSTER=1 go test -count=1 -run '^TestCluster' -v ./cmd/front/
+
 ## test: build what is missing and run every test, the CUDA compile check included.
 test: deps vet test-go check-cuda bench-gate
 
 vet: deps
 	go vet ./...
 
-test-go: deps web
+test-go: deps web redis
 	FRAMEWIRE_E2E=1 go test $(GO_TEST_FLAGS) ./...
 
 ## page: Node, the pinned npm packages (package-lock.json) and the esbuild

@@ -42,6 +42,8 @@ type options struct {
 	pingTimeout time.Duration
 	maxUpload   int64
 	logLevel    string
+	mode        string      // "local" (default) or "node"
+	node        nodeOptions // -mode node
 }
 
 func parseFlags(args []string) (options, error) {
@@ -59,8 +61,13 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.pingTimeout, "ping-timeout", 20*time.Second, "a client silent on the data channel this long is treated as lost")
 	fs.Int64Var(&o.maxUpload, "max-upload", 100<<20, "largest upload in bytes")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.mode, "mode", "local", "local: one replaceable session, no auth (the SDK's local mode); node: a production engine node behind fronts (cmd/front)")
+	nodeFlags(fs, &o.node)
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.mode != "local" && o.mode != "node" {
+		return o, fmt.Errorf("-mode %q: want local or node", o.mode)
 	}
 	return o, nil
 }
@@ -114,6 +121,13 @@ func main() {
 	if err != nil {
 		log.Error("framewire", "err", fmt.Errorf("listen on %s: %w", o.addr, err))
 		os.Exit(1)
+	}
+	if o.mode == "node" {
+		if err := serveNode(ctx, ln, o, log); err != nil {
+			log.Error("framewire", "err", err)
+			os.Exit(1)
+		}
+		return
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	fmt.Printf("framewire: serving model framewire-demo on http://localhost:%s/ (Reactor SDK: new Reactor({modelName: \"framewire-demo\", local: true}))\n", port)

@@ -54,7 +54,7 @@ func (f *Front) place(ctx context.Context, sid string) error {
 		f.stats.placed.Add(1)
 		f.stats.queueNanos.Add(uint64(q))
 		f.stats.queueCount.Add(1)
-		f.log.Info("session placed", "session", x.ID, "node", node, "queued", q.Round(time.Millisecond))
+		f.log.Info("session placed", "session", x.ID, "node", node, "queued", q.Round(time.Millisecond).String())
 		return nil
 	}
 	return errors.New("front: every node tried refused the session")
