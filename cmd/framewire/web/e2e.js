@@ -43,9 +43,10 @@ function attach(name, track, stream) {
 window.fw = {
   state,
 
-  // connect runs connect() and resolves with the ms from connect() to ready.
-  async connect(apiUrl) {
-    reactor = new Reactor({ modelName: "framewire-demo", local: true, apiUrl });
+  // connect runs connect() and resolves with the ms from connect() to
+  // ready: in local mode, or in production mode when jwt is given.
+  async connect(apiUrl, jwt) {
+    reactor = new Reactor(jwt ? { modelName: "framewire-demo", apiUrl } : { modelName: "framewire-demo", local: true, apiUrl });
     state.statuses.push(reactor.getStatus());
     reactor.on("statusChanged", (s) => state.statuses.push(s));
     reactor.on("message", (m) => state.messages.push(m));
@@ -53,7 +54,7 @@ window.fw = {
     reactor.on("error", (e) => state.errors.push(e));
     reactor.on("trackReceived", attach);
     const t0 = performance.now();
-    await reactor.connect();
+    await (jwt ? reactor.connect(jwt) : reactor.connect());
     await waitFor("status ready", () => reactor.getStatus() === "ready", 10000);
     return performance.now() - t0;
   },
