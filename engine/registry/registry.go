@@ -251,6 +251,7 @@ func (s *Store) Keys(ctx context.Context, pattern string) ([]string, error) {
 	return out, it.Err()
 }
 
+// String describes the session for logs.
 func (x Session) String() string { return fmt.Sprintf("session %s (%s, %s)", x.ID, x.Model, x.State) }
 
 // Dequeue removes sid from model's queue.
