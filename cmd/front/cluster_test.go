@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -248,6 +249,29 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("metrics and probes", func(t *testing.T) {
+		var node *proc
+		for _, p := range c.nodes {
+			node = p
+		}
+		for url, want := range map[string][]string{
+			a + "/metrics":        {"framewire_front_sessions_created_total 1", "framewire_front_placements_total 1"},
+			node.url + "/metrics": {"framewire_node_capacity 1", "framewire_node_sessions", "framewire_live_sessions"},
+			a + "/readyz":         {"ready"},
+			node.url + "/readyz":  {"ready"},
+		} {
+			resp, err := http.Get(url)
+			must(t, err)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, w := range want {
+				if resp.StatusCode != 200 || !strings.Contains(string(body), w) {
+					t.Errorf("%s: %d, want %q in:\n%s", url, resp.StatusCode, w, tail(string(body), 500))
+				}
+			}
+		}
+	})
+
 	t.Run("kill -9 node", func(t *testing.T) {
 		victim := nodeOf(d)
 		killed := time.Now()
@@ -292,6 +316,14 @@ func TestCluster(t *testing.T) {
 		victim := nodeOf(d)
 		start := time.Now()
 		must(t, c.nodes[victim].cmd.Process.Signal(syscall.SIGTERM))
+		enginetest.Eventually(t, 2*time.Second, "node /readyz 503 while draining", func() bool {
+			resp, err := http.Get(c.nodes[victim].url + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 503
+		})
 		enginetest.Eventually(t, 2*time.Second, "node marked draining", func() bool {
 			nodes, _ := c.store.Nodes(ctx)
 			for _, n := range nodes {
