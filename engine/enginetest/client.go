@@ -95,7 +95,7 @@ func Start(t testing.TB, base string) Descriptor {
 type ClientOptions struct {
 	// Token, when set, is the bearer token of every transport request (a
 	// production-mode JWT); otherwise "local", as in local mode.
-	Token string
+	Token          string
 	VP8Only        bool // offer VP8 as the only video codec
 	SendrecvInputs bool // offer input tracks as sendrecv, not sendonly
 	// OnAudio, when set, reads each audio track the model sends instead of

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -289,4 +290,31 @@ func TestDrainAndCapacity(t *testing.T) {
 		t.Fatalf("registry after the drain: %+v", nodes)
 	}
 	_ = second
+}
+
+// TestDeadNodeSkipped: a registered node that no longer answers (its
+// registration not yet expired, with free slots) is skipped at once and
+// the session lands on a live node; its lease is released.
+func TestDeadNodeSkipped(t *testing.T) {
+	e := newEnv(t, envOptions{fronts: 1, nodes: 1, capacity: 1})
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close() // a port nothing listens on
+	if err := e.store.Register(t.Context(), registry.Node{ID: "dead", Addr: dead.URL, Model: "grey", Capacity: 50}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	base, tok := e.fronts[0].URL, e.token("acme")
+	start := time.Now()
+	d := e.create(base, tok)
+	r := e.waitReady(base, tok, d.SessionID, 3*time.Second)
+	if !strings.HasSuffix(r.Cluster, "/node-0") {
+		t.Fatalf("placed on %s", r.Cluster)
+	}
+	t.Logf("placed past the dead node in %s", time.Since(start).Round(time.Millisecond))
+	nodes, _ := e.store.Nodes(t.Context())
+	for _, n := range nodes {
+		if n.ID == "dead" && n.Used != 0 {
+			t.Errorf("dead node keeps a lease: %+v", n)
+		}
+	}
+	enginetest.Do(t, base, "DELETE", "/sessions/"+d.SessionID, nil, apiHeaders(tok))
 }
