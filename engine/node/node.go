@@ -156,8 +156,12 @@ func (n *Node) registration(draining bool) registry.Node {
 // outlive MaxDuration and records ends and state changes in Redis, until
 // ctx ends; then it drains (see Drain) and returns.
 func (n *Node) Run(ctx context.Context) error {
-	if err := n.cfg.Store.ResetSlots(ctx, n.cfg.ID); err != nil {
-		return fmt.Errorf("node: reset slots: %w", err)
+	// A predecessor under the same id (a restart) left sessions this
+	// process does not host: they end as INACTIVE.
+	if lost, err := n.cfg.Store.ReapNode(ctx, n.cfg.ID, time.Minute); err != nil {
+		return fmt.Errorf("node: clean up a predecessor: %w", err)
+	} else if len(lost) > 0 {
+		n.log.Info("sessions of a predecessor under this id ended", "sessions", len(lost))
 	}
 	if err := n.cfg.Store.Register(ctx, n.registration(false), n.cfg.TTL); err != nil {
 		return fmt.Errorf("node: register: %w", err)
@@ -254,7 +258,8 @@ func (n *Node) finish(ctx context.Context, h *hosted, reason string) bool {
 	return true
 }
 
-// Drain stops taking sessions (the registration says draining at once, so
+// Drain is what Run does when its context ends; call it directly only
+// for a Node whose Run is not running. It stops taking sessions (the registration says draining at once, so
 // fronts stop placing here), lets running sessions go on until they end or
 // DrainTimeout passes (or ctx ends), ends the rest and leaves the registry.
 func (n *Node) Drain(ctx context.Context) error {

@@ -35,12 +35,6 @@ func boolText(b bool) string {
 	return "0"
 }
 
-// ResetSlots drops every slot of node id: a node starting afresh holds no
-// session.
-func (s *Store) ResetSlots(ctx context.Context, id string) error {
-	return s.rdb.Del(ctx, s.slotsKey(id)).Err()
-}
-
 // Deregister removes node id and its slots at once (a node that drained).
 func (s *Store) Deregister(ctx context.Context, id string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -156,18 +150,30 @@ func (s *Store) ReapDeadNodes(ctx context.Context, keep time.Duration) ([]string
 		if err != nil || live == 1 {
 			continue
 		}
-		sids, err := s.rdb.ZRange(ctx, s.slotsKey(id), 0, -1).Result()
+		lost, err := s.ReapNode(ctx, id, keep)
+		ended = append(ended, lost...)
 		if err != nil {
-			return ended, err
-		}
-		for _, sid := range sids {
-			if ok, _ := s.End(ctx, Session{ID: sid}, StateInactive, "engine node "+id+" lost", keep); ok {
-				ended = append(ended, sid)
-			}
-		}
-		if err := s.Deregister(ctx, id); err != nil {
 			return ended, err
 		}
 	}
 	return ended, nil
+}
+
+// ReapNode ends every session holding a slot on node id as INACTIVE (kept
+// for keep) and removes the node from the registry; it returns the
+// sessions it ended. Fronts call it for a node whose heartbeat lapsed; a
+// node restarting under the same id calls it for its predecessor's
+// sessions before registering.
+func (s *Store) ReapNode(ctx context.Context, id string, keep time.Duration) ([]string, error) {
+	sids, err := s.rdb.ZRange(ctx, s.slotsKey(id), 0, -1).Result()
+	if err != nil {
+		return nil, err
+	}
+	var ended []string
+	for _, sid := range sids {
+		if ok, _ := s.End(ctx, Session{ID: sid}, StateInactive, "engine node "+id+" lost", keep); ok {
+			ended = append(ended, sid)
+		}
+	}
+	return ended, s.Deregister(ctx, id)
 }
