@@ -14,6 +14,7 @@ import (
 	"github.com/framewire/framewire/engine/enginetest"
 	"github.com/framewire/framewire/engine/front"
 	"github.com/framewire/framewire/engine/node"
+	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/registry"
 )
 
@@ -315,6 +316,47 @@ func TestDeadNodeSkipped(t *testing.T) {
 		if n.ID == "dead" && n.Used != 0 {
 			t.Errorf("dead node keeps a lease: %+v", n)
 		}
+	}
+	enginetest.Do(t, base, "DELETE", "/sessions/"+d.SessionID, nil, apiHeaders(tok))
+}
+
+// TestICEAndUploadURLs covers items 13 and 27's refusals: the node's STUN
+// and TURN servers reach the client through the front in the SDK's shape
+// (credentials on TURN only); a presigned URL that expired or whose
+// signature was tampered with is refused.
+func TestICEAndUploadURLs(t *testing.T) {
+	e := newEnv(t, envOptions{fronts: 1, nodes: 1, capacity: 1,
+		front: func(_ int, c *front.Config) { c.UploadTTL = 300 * time.Millisecond },
+		node: func(c *node.Config) {
+			c.Protocol.Peer.ICEServers = []peer.ICEServer{{URLs: []string{"stun:stun.example.org:3478"}},
+				{URLs: []string{"turn:turn.example.org:3478"}, Username: "u", Credential: "p"}}
+		}})
+	base, tok := e.fronts[0].URL, e.token("acme")
+	d := e.create(base, tok)
+	e.waitReady(base, tok, d.SessionID, 5*time.Second)
+	code, body := enginetest.Do(t, base, "GET", "/sessions/"+d.SessionID+"/transport/webrtc/ice_servers", nil, apiHeaders(tok))
+	want := `{"ice_servers":[{"uris":["stun:stun.example.org:3478"]},{"uris":["turn:turn.example.org:3478"],"credentials":{"password":"p","username":"u"}}]}`
+	if code != 200 || strings.TrimSpace(string(body)) != want {
+		t.Fatalf("ice_servers: %d %s\nwant %s", code, body, want)
+	}
+	_, body = enginetest.Do(t, base, "POST", "/sessions/"+d.SessionID+"/uploads", map[string]any{"name": "a", "size": 1, "mime_type": "text/plain"}, apiHeaders(tok))
+	var slot struct {
+		URL string `json:"presigned_url"`
+	}
+	_ = json.Unmarshal(body, &slot)
+	put := func(u string) int {
+		req, _ := http.NewRequest("PUT", u, strings.NewReader("x"))
+		resp, err := http.DefaultClient.Do(req)
+		fatalIf(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := put(strings.Replace(slot.URL, "sig=", "sig=0", 1)); code != 403 {
+		t.Errorf("tampered signature: %d, want 403", code)
+	}
+	time.Sleep(400 * time.Millisecond) // the URL's lifetime
+	if code := put(slot.URL); code != 403 {
+		t.Errorf("expired URL: %d, want 403", code)
 	}
 	enginetest.Do(t, base, "DELETE", "/sessions/"+d.SessionID, nil, apiHeaders(tok))
 }
