@@ -42,11 +42,13 @@ redis:
 	@.ci/deps.sh redis
 
 ## cluster: production mode on this host: Redis + 2 fronts (:8090, :8091) +
-## 3 engine nodes (:8100-:8102) as local processes, until Ctrl-C.
+## 3 engine nodes (:8100-:8102) as local processes, until Ctrl-C; binaries,
+## keys and logs in $(CLUSTER_DIR).
+CLUSTER_DIR ?= $(BUILD)/cluster
 cluster: deps redis
-	go build -o $(BUILD)/bin/framewire ./cmd/framewire
-	go build -o $(BUILD)/bin/front ./cmd/front
-	BIN=$(BUILD)/bin DIR=$(BUILD)/cluster cmd/front/cluster.sh
+	go build -o $(CLUSTER_DIR)/bin/framewire ./cmd/framewire
+	go build -o $(CLUSTER_DIR)/bin/front ./cmd/front
+	BIN=$(CLUSTER_DIR)/bin DIR=$(CLUSTER_DIR) cmd/front/cluster.sh
 
 ## cluster-test: the fault tests on a local cluster of processes (kill -9 of
 ## a node and of a front, SIGTERM drain, all nodes full, bad tokens).

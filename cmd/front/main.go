@@ -117,17 +117,8 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		return err
 	}
 	var draining atomic.Bool
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(registryOf(f), promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if draining.Load() {
-			http.Error(w, "draining", http.StatusServiceUnavailable)
-			return
-		}
-		f.ServeHTTP(w, r)
-	})
-	mux.Handle("/", f)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	h := handler(f, promhttp.HandlerFor(registryOf(f), promhttp.HandlerOpts{}), &draining)
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("front serving", "addr", ln.Addr().String(), "redis", o.redis)
 	jctx, jcancel := context.WithCancel(context.Background())
 	jdone := make(chan error, 1)
@@ -148,6 +139,24 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	jcancel()
 	<-jdone
 	return err
+}
+
+// handler serves /metrics, answers /readyz 503 once draining is set, and
+// hands everything else to the front unchanged: no http.ServeMux in
+// between, which would redirect the "//sessions" of an apiUrl with a
+// trailing slash instead of letting the front route it.
+func handler(f *front.Front, metrics http.Handler, draining *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/metrics" && r.Method == http.MethodGet:
+			metrics.ServeHTTP(w, r)
+		case r.URL.Path == "/readyz" && draining.Load():
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+		default:
+			f.ServeHTTP(w, r)
+		}
+	})
 }
 
 // registryOf exposes the front's counters to Prometheus.
