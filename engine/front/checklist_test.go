@@ -203,8 +203,8 @@ func TestOwnership(t *testing.T) {
 	if code, body := enginetest.Do(t, base, "GET", "/sessions/"+sid+"/transport/webrtc/ice_servers", nil, apiHeaders(expired)); code != 200 {
 		t.Errorf("owner's expired token on the session: %d %s, want 200", code, body)
 	}
-	if code, _ := enginetest.Do(t, base, "DELETE", "/sessions/"+sid, nil, apiHeaders(expired)); code != 200 {
-		t.Errorf("owner's expired token, DELETE: %d", code)
+	if code, _ := enginetest.Do(t, base, "DELETE", "/sessions/"+sid, `{"reason":"done"}`, apiHeaders(expired)); code != 200 {
+		t.Errorf("owner's expired token, DELETE with a reason body: %d", code)
 	}
 }
 
@@ -359,4 +359,22 @@ func TestICEAndUploadURLs(t *testing.T) {
 		t.Errorf("expired URL: %d, want 403", code)
 	}
 	enginetest.Do(t, base, "DELETE", "/sessions/"+d.SessionID, nil, apiHeaders(tok))
+}
+
+// TestQueueFIFO: sessions are placed in creation order; a later session's
+// polls do not overtake an earlier one when a slot frees.
+func TestQueueFIFO(t *testing.T) {
+	e := newEnv(t, envOptions{fronts: 2, nodes: 1, capacity: 1, front: func(_ int, c *front.Config) { c.Janitor = time.Hour }})
+	a, b, tok := e.fronts[0].URL, e.fronts[1].URL, e.token("acme")
+	s1 := e.create(a, tok)
+	e.waitReady(a, tok, s1.SessionID, 5*time.Second)
+	s2, s3 := e.create(a, tok), e.create(b, tok)
+	enginetest.Do(t, a, "DELETE", "/sessions/"+s1.SessionID, nil, apiHeaders(tok))
+	if _, d := e.get(b, tok, s3.SessionID); d.State != registry.StatePending {
+		t.Fatalf("the later session overtook the earlier one: %+v", d.raw)
+	}
+	e.waitReady(b, tok, s2.SessionID, 3*time.Second)
+	enginetest.Do(t, a, "DELETE", "/sessions/"+s2.SessionID, nil, apiHeaders(tok))
+	e.waitReady(a, tok, s3.SessionID, 3*time.Second)
+	enginetest.Do(t, a, "DELETE", "/sessions/"+s3.SessionID, nil, apiHeaders(tok))
 }

@@ -13,8 +13,9 @@ import (
 	"github.com/framewire/framewire/engine/registry"
 )
 
-// place tries once to bind the pending session sid to a node: under a
-// short Redis lock (one placer per session across fronts), it leases a
+// place tries once to bind the pending session sid to a node when it is
+// the oldest of its model's queue: under a short Redis lock (one placer
+// per session across fronts), it leases a
 // slot on the live node with the most free slots and starts the session
 // there; a node that fails is skipped and the next one tried. With no free
 // slot the session stays queued.
@@ -28,6 +29,11 @@ func (f *Front) place(ctx context.Context, sid string) error {
 	defer func() { _ = st.Unlock(context.WithoutCancel(ctx), "place:"+sid) }()
 	x, err := st.Session(ctx, sid)
 	if err != nil || x.State != registry.StatePending {
+		return err
+	}
+	// First come, first placed: only the oldest queued session of its
+	// model is placed; the janitor walks the queue in order.
+	if rank, err := st.QueueRank(ctx, x.Model, x.ID); err != nil || rank != 0 {
 		return err
 	}
 	var excluded []string

@@ -204,7 +204,7 @@ func (n *Node) sweep(ctx context.Context) {
 		default:
 			if s := wireState(st); s != h.state {
 				h.state = s // only sweep writes it
-				if _, err := n.cfg.Store.SetState(ctx, h.fsid, s); err != nil {
+				if _, err := n.cfg.Store.SetState(ctx, h.fsid, n.cfg.ID, s); err != nil {
 					n.log.Warn("state not recorded", "session", h.fsid, "err", err)
 				}
 			}
@@ -247,7 +247,7 @@ func (n *Node) finish(ctx context.Context, h *hosted, reason string) bool {
 	n.mu.Unlock()
 	_ = h.srv.Close()
 	n.ended.Add(1)
-	st := registry.Session{ID: h.fsid}
+	st := registry.Session{ID: h.fsid, Node: n.cfg.ID} // only if bound here
 	if _, err := n.cfg.Store.End(ctx, st, registry.StateClosed, reason, time.Minute); err != nil {
 		n.log.Warn("end not recorded", "session", h.fsid, "err", err)
 	}

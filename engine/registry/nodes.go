@@ -171,7 +171,7 @@ func (s *Store) ReapNode(ctx context.Context, id string, keep time.Duration) ([]
 	}
 	var ended []string
 	for _, sid := range sids {
-		if ok, _ := s.End(ctx, Session{ID: sid}, StateInactive, "engine node "+id+" lost", keep); ok {
+		if ok, _ := s.End(ctx, Session{ID: sid, Node: id}, StateInactive, "engine node "+id+" lost", keep); ok {
 			ended = append(ended, sid)
 		}
 	}

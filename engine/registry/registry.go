@@ -172,6 +172,16 @@ func (s *Store) Touch(ctx context.Context, sid string, now time.Time) error {
 	return s.rdb.HSet(ctx, s.sessKey(sid), "last_poll", ms(now)).Err()
 }
 
+// QueueRank returns sid's place in model's queue (0: the oldest), or -1
+// when it is not queued.
+func (s *Store) QueueRank(ctx context.Context, model, sid string) (int64, error) {
+	r, err := s.rdb.ZRank(ctx, s.queueKey(model), sid).Result()
+	if errors.Is(err, redis.Nil) {
+		return -1, nil
+	}
+	return r, err
+}
+
 // Queue returns the pending sessions of model, oldest first.
 func (s *Store) Queue(ctx context.Context, model string) ([]string, error) {
 	return s.rdb.ZRange(ctx, s.queueKey(model), 0, -1).Result()
@@ -196,28 +206,33 @@ func (s *Store) Bind(ctx context.Context, x Session, node, addr, caps string, tt
 }
 
 // setStateScript sets a live session's state (KEYS[1]); a terminal state
-// is never left. ARGV: state, reason, ttl ms (0 keeps the TTL).
+// is never left, and with a node given only a session bound to that node
+// changes (a node never ends a session placed elsewhere). ARGV: state,
+// reason, ttl ms (0 keeps the TTL), node ("" for any).
 var setStateScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur or cur == 'CLOSED' or cur == 'INACTIVE' then return 0 end
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'node') ~= ARGV[4] then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[2]) end
 if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return 1`)
 
-// SetState moves a live session to state (ACTIVE, SUSPENDED, …); it
-// reports false when the session is gone or already ended.
-func (s *Store) SetState(ctx context.Context, sid, state string) (bool, error) {
-	n, err := setStateScript.Run(ctx, s.rdb, []string{s.sessKey(sid)}, state, "", 0).Int()
+// SetState moves a live session bound to node to state (ACTIVE,
+// SUSPENDED, …); it reports false when the session is gone, ended or
+// bound elsewhere.
+func (s *Store) SetState(ctx context.Context, sid, node, state string) (bool, error) {
+	n, err := setStateScript.Run(ctx, s.rdb, []string{s.sessKey(sid)}, state, "", 0, node).Int()
 	return n == 1, err
 }
 
-// End moves session sid to a terminal state (CLOSED or INACTIVE) with
+// End moves session x to a terminal state (CLOSED or INACTIVE) with
 // reason, removes it from its queue, and keeps the record ttl so polls
-// read the state before they get 404. It reports false when the session
-// had already ended or is unknown.
+// read the state before they get 404. When x.Node is set, only a session
+// bound to that node is ended. It reports false when the session had
+// already ended, is unknown or is bound elsewhere.
 func (s *Store) End(ctx context.Context, x Session, state, reason string, ttl time.Duration) (bool, error) {
-	n, err := setStateScript.Run(ctx, s.rdb, []string{s.sessKey(x.ID)}, state, reason, ttl.Milliseconds()).Int()
+	n, err := setStateScript.Run(ctx, s.rdb, []string{s.sessKey(x.ID)}, state, reason, ttl.Milliseconds(), x.Node).Int()
 	if err != nil {
 		return false, err
 	}

@@ -72,6 +72,9 @@ func TestReserveAtomic(t *testing.T) {
 	if ok, err := st.Bind(ctx, x, "a", "http://a", "{}", time.Minute); !ok || err != nil {
 		t.Fatalf("Bind: %v %v", ok, err)
 	}
+	if ok, _ := st.End(ctx, registry.Session{ID: x.ID, Node: "b"}, registry.StateClosed, "stale node", time.Minute); ok {
+		t.Fatal("node b ended a session bound to node a")
+	}
 	if err := st.Register(ctx, registry.Node{ID: "a", Addr: "http://a", Model: "m", Capacity: 3}, 100*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
