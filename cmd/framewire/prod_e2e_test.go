@@ -42,7 +42,7 @@ func startProduction(t *testing.T, log *slog.Logger) (string, *auth.Issuer, *reg
 		t.Fatal(err)
 	}
 	o, err := parseFlags([]string{"-mode", "node", "-redis", rd.Addr, "-jwt-secret-file", secretFile, "-capacity", "2",
-		"-heartbeat", "200ms", "-ttl", "1s", "-reconnect-window", "30s", "-drain-timeout", "2s"})
+		"-heartbeat", "200ms", "-ttl", "1s", "-reconnect-window", "3s", "-drain-timeout", "2s"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,5 +200,21 @@ func TestBrowserSDKProduction(t *testing.T) {
 	eval("errors", `fw.state.errors`, &errs)
 	if len(errs) != 0 {
 		t.Errorf("SDK reported errors: %v", errs)
+	}
+
+	// A new session dropped without DELETE outlives the reconnect window
+	// (3 s here) no more: the node closes it, and reconnect() fails fast.
+	eval("connect(jwt) again", fmt.Sprintf(`fw.connect(%q, %q)`, frontURL, jwt), &readyMs)
+	eval("disconnect(true)", `fw.drop()`, nil)
+	eval("session id", `fw.sessionId()`, &sid)
+	waitTrue(t, 6*time.Second, "session CLOSED after the reconnect window", func() bool {
+		x, err := store.Session(context.Background(), sid)
+		return err == nil && x.State == registry.StateClosed
+	})
+	var failMs float64
+	eval("reconnect after the window", `fw.reconnectFails()`, &failMs)
+	t.Logf("reconnect() after the window: RECONNECTION_FAILED in %.0f ms", failMs)
+	if failMs > 2000 {
+		t.Errorf("RECONNECTION_FAILED after %.0f ms, want within 2 s", failMs)
 	}
 }

@@ -142,6 +142,20 @@ window.fw = {
     return performance.now() - t0;
   },
 
+  // reconnectFails runs reconnect() on a session the server has closed and
+  // resolves with the ms until the SDK reports RECONNECTION_FAILED.
+  async reconnectFails() {
+    const from = state.errors.length;
+    const t0 = performance.now();
+    try {
+      await reactor.reconnect();
+    } catch (e) {
+      // the error event is what is measured
+    }
+    await waitFor("RECONNECTION_FAILED", () => state.errors.slice(from).some((e) => e && e.code === "RECONNECTION_FAILED"), 10000);
+    return performance.now() - t0;
+  },
+
   async disconnect() {
     await reactor.disconnect();
   },
