@@ -97,9 +97,11 @@ bench: deps
 	go test -run '^$$' -bench . -benchtime 2s ./bench/
 
 ## bench-gate: fail when a hot path allocates per frame or runs below 0.85x
-## its same-run go-astiav baseline (median of interleaved rounds).
+## its same-run go-astiav baseline (median of interleaved rounds), or when
+## emit→sent p95 at 720p/30 fps to an in-process pion receiver exceeds the
+## same run's bare encode p95 by more than 3 ms (TestLatencyGate).
 bench-gate: deps
-	go test -count=1 -run '^TestGate$$' ./bench/ -gate
+	go test -count=1 -run '^(TestGate|TestLatencyGate)$$' ./bench/ -gate
 
 ## screenshot: regenerate cmd/framewire/screenshot.png with the browser test of the page.
 screenshot: deps web

@@ -170,6 +170,12 @@ type astiavEncoder struct {
 }
 
 func newAstiavEncoder(b encode.Backend, w, h int) (*astiavEncoder, error) {
+	return newAstiavEncoderWith(b, w, h, nil)
+}
+
+// newAstiavEncoderWith is newAstiavEncoder with tune, when set, changing
+// the codec context and options after the defaults and before opening.
+func newAstiavEncoderWith(b encode.Backend, w, h int, tune func(*astiav.CodecContext, *astiav.Dictionary)) (*astiavEncoder, error) {
 	name := string(b)
 	if b == encode.BackendVP8 {
 		name = "libvpx"
@@ -231,6 +237,9 @@ func newAstiavEncoder(b encode.Backend, w, h int) (*astiavEncoder, error) {
 		opts.Set("lag-in-frames", "0", 0)
 		opts.Set("error-resilient", "default", 0)
 		opts.Set("auto-alt-ref", "0", 0)
+	}
+	if tune != nil {
+		tune(cc, opts)
 	}
 	if err := cc.Open(codec, opts); err != nil {
 		cc.Free()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/asticode/go-astiav"
 
@@ -133,6 +134,7 @@ type VideoEncoder struct {
 	key    bool // force a keyframe on the next Encode
 	rate   int  // pending bitrate, 0 when none
 	closed bool
+	conved time.Time // when the latest Encode finished converting
 }
 
 // NewVideoEncoder opens the configured backend. It returns an error
@@ -360,6 +362,7 @@ func (e *VideoEncoder) Encode(img Image, pts int64, out []byte) (n int, key bool
 	if err := e.conv.Convert(img, e.encW, e.encH); err != nil {
 		return 0, false, err
 	}
+	e.conved = time.Now()
 	frame := e.conv.picture()
 	if pts <= e.pts && e.pts != 0 {
 		pts = e.pts + 1 // encoders need strictly increasing pts
@@ -402,6 +405,10 @@ func (e *VideoEncoder) drain(out []byte) (n int, key bool, err error) {
 		key = key || k
 	}
 }
+
+// ConvertedAt reports when the latest Encode finished converting its
+// picture (RGB → YUV) and began encoding it, for per-stage timing.
+func (e *VideoEncoder) ConvertedAt() time.Time { return e.conved }
 
 // Close frees the codec, frames and scaler. It is idempotent.
 func (e *VideoEncoder) Close() error {

@@ -146,7 +146,7 @@ func TestBrowserSDKProduction(t *testing.T) {
 	})
 
 	var readyMs float64
-	eval("connect(jwt)", fmt.Sprintf(`fw.connect(%q, %q)`, frontURL, jwt), &readyMs)
+	eval("connect(jwt)", fmt.Sprintf(`fw.connect(%q, "framewire-demo", %q)`, frontURL, jwt), &readyMs)
 	var statuses []string
 	eval("statuses", `fw.state.statuses`, &statuses)
 	if strings.Join(statuses, ",") != "disconnected,connecting,waiting,ready" {
@@ -204,7 +204,7 @@ func TestBrowserSDKProduction(t *testing.T) {
 
 	// A new session dropped without DELETE outlives the reconnect window
 	// (3 s here) no more: the node closes it, and reconnect() fails fast.
-	eval("connect(jwt) again", fmt.Sprintf(`fw.connect(%q, %q)`, frontURL, jwt), &readyMs)
+	eval("connect(jwt) again", fmt.Sprintf(`fw.connect(%q, "framewire-demo", %q)`, frontURL, jwt), &readyMs)
 	eval("disconnect(true)", `fw.drop()`, nil)
 	eval("session id", `fw.sessionId()`, &sid)
 	waitTrue(t, 6*time.Second, "session CLOSED after the reconnect window", func() bool {

@@ -114,6 +114,13 @@ func (c *Config) pionICEServers() []webrtc.ICEServer {
 	return out
 }
 
+// The RTP header extensions for low-latency video that the answer accepts
+// when the offer carries them.
+const (
+	playoutDelayURI   = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
+	absCaptureTimeURI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
+)
+
 // newAPI builds a pion API for one PeerConnection: codecs we can send and
 // receive, NACK/RTCP reports/TWCC interceptors and a GCC estimator that
 // reports through bwe once the connection is created.
@@ -129,6 +136,15 @@ func (c *Config) newAPI(bwe chan<- cc.BandwidthEstimator) (*webrtc.API, error) {
 	for _, p := range video {
 		if err := m.RegisterCodec(p, webrtc.RTPCodecTypeVideo); err != nil {
 			return nil, fmt.Errorf("peer: register %s: %w", p.MimeType, err)
+		}
+	}
+	// Low-latency rendering, negotiated where the offer carries them:
+	// playout-delay 0/0 makes Chrome render each video frame as soon as it
+	// is decoded; abs-capture-time carries each frame's capture (Emit)
+	// time, so the browser's stats can report capture to render.
+	for _, uri := range []string{playoutDelayURI, absCaptureTimeURI} {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, fmt.Errorf("peer: register %s: %w", uri, err)
 		}
 	}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{

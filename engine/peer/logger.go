@@ -45,14 +45,16 @@ func (p pionLogger) Warnf(format string, args ...any) {
 
 // routine are fragments of the warnings pion logs in every normal session,
 // which say nothing is wrong: ICE pings before a candidate pair exists,
-// RTP/RTCP arriving for a stream being torn down at close, and the first
-// packets of a track read before its payload type is bound.
+// RTP/RTCP arriving for a stream being torn down at close, the first
+// packets of a track read before its payload type is bound, and a DTLS
+// packet that arrives before its endpoint (pion queues it).
 var routine = []string{
 	"Failed to ping without candidate pairs",
 	"Failed to accept RTP",
 	"Failed to accept RTCP",
 	"stream is already closed",
 	"Could not determine PayloadType",
+	"no endpoint for packet", // a DTLS packet before its endpoint exists: pion queues it
 }
 
 // warnLevel is Warn, or Debug for a routine warning.

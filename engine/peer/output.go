@@ -1,10 +1,12 @@
 package peer
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 )
@@ -26,8 +28,11 @@ type Output struct {
 	name  string
 	kind  Kind
 	codec Codec
-	track *webrtc.TrackLocalStaticSample
+	track *wiredTrack
 	ctl   atomic.Pointer[controlBox]
+
+	wire    atomic.Int64 // UnixNano of the latest packet's socket write
+	capture atomic.Int64 // UnixNano of the capture of the sample being written; 0 for none
 }
 
 type controlBox struct{ Control }
@@ -43,7 +48,101 @@ func NewOutput(name string, kind Kind, codec Codec) (*Output, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peer: track %q: %w", name, err)
 	}
-	return &Output{name: name, kind: kind, codec: codec, track: tr}, nil
+	o := &Output{name: name, kind: kind, codec: codec}
+	o.track = &wiredTrack{TrackLocalStaticSample: tr, out: o}
+	return o, nil
+}
+
+// WireTime reports when the latest RTP packet this output wrote passed
+// every interceptor (NACK, TWCC, congestion control) and was written to
+// the socket, for any bound peer; zero before the first. Packetizing and
+// writing are synchronous in WriteSample, so right after WriteSample
+// returns it is when that sample's last packet left. It implements the
+// pipeline's per-stage timing hook.
+func (o *Output) WireTime() time.Time {
+	ns := o.wire.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// wiredTrack is the output's pion track. Its Bind hands pion's sample
+// track a write stream that notes when each packet came back from the
+// interceptor chain and the SRTP socket write.
+type wiredTrack struct {
+	*webrtc.TrackLocalStaticSample
+	out *Output
+}
+
+// Bind implements webrtc.TrackLocal.
+func (t *wiredTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	return t.TrackLocalStaticSample.Bind(wiredContext{ctx, t.out})
+}
+
+type wiredContext struct {
+	webrtc.TrackLocalContext
+	out *Output
+}
+
+// WriteStream returns pion's write stream for this binding, wrapped to
+// time each packet and, on video, to add the low-latency header
+// extensions the answer negotiated (see newAPI).
+func (c wiredContext) WriteStream() webrtc.TrackLocalWriter {
+	w := &wiredWriter{TrackLocalWriter: c.TrackLocalContext.WriteStream(), out: c.out}
+	if c.out.kind == KindVideo {
+		for _, e := range c.HeaderExtensions() {
+			switch e.URI {
+			case playoutDelayURI:
+				w.playoutID = uint8(e.ID)
+			case absCaptureTimeURI:
+				w.captureID = uint8(e.ID)
+			}
+		}
+	}
+	return w
+}
+
+// wiredWriter is one binding's write stream. It is used by the goroutine
+// writing the output's samples only.
+type wiredWriter struct {
+	webrtc.TrackLocalWriter
+	out       *Output
+	playoutID uint8  // negotiated id of playout-delay, 0 when not
+	captureID uint8  // negotiated id of abs-capture-time, 0 when not
+	lastTS    uint32 // RTP timestamp of the previous packet
+	started   bool
+}
+
+// playoutNow is the playout-delay payload min = max = 0: render each frame
+// as soon as it is decoded, with no smoothing buffer.
+var playoutNow = []byte{0, 0, 0}
+
+// WriteRTP adds the header extensions (playout-delay on every packet,
+// abs-capture-time on each frame's first), writes the packet through the
+// interceptors and the socket, and notes when that returned.
+func (w *wiredWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	if w.playoutID != 0 {
+		_ = h.SetExtension(w.playoutID, playoutNow)
+	}
+	first := !w.started || h.Timestamp != w.lastTS
+	w.started, w.lastTS = true, h.Timestamp
+	if c := w.out.capture.Load(); w.captureID != 0 && first && c != 0 {
+		_ = h.SetExtension(w.captureID, absCaptureTime(time.Unix(0, c)))
+	}
+	n, err := w.TrackLocalWriter.WriteRTP(h, payload)
+	w.out.wire.Store(time.Now().UnixNano())
+	return n, err
+}
+
+// absCaptureTime is the 8-byte abs-capture-time payload: the capture time
+// as a 64-bit NTP timestamp (UQ32.32 seconds since 1900), without the
+// optional clock offset.
+func absCaptureTime(t time.Time) []byte {
+	const ntpEpochOffset = 2208988800 // seconds from 1900 to 1970
+	secs := uint64(t.Unix()) + ntpEpochOffset
+	frac := uint64(t.Nanosecond()) << 32 / uint64(time.Second)
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), secs<<32|frac)
 }
 
 // Name is the output track's name.
@@ -80,6 +179,11 @@ func (o *Output) setBitrate(bps int) {
 // WriteSample hands one encoded access unit (or Opus frame) to every bound
 // peer. data is only read during the call. It implements pipeline.Sink.
 func (o *Output) WriteSample(data []byte, duration time.Duration, capture time.Time, key bool) error {
+	if capture.IsZero() {
+		o.capture.Store(0)
+	} else {
+		o.capture.Store(capture.UnixNano())
+	}
 	if err := o.track.WriteSample(media.Sample{Data: data, Duration: duration, Timestamp: capture}); err != nil {
 		return fmt.Errorf("peer: write %s sample: %w", o.name, err)
 	}

@@ -29,7 +29,11 @@ type AudioConfig struct {
 	Bitrate int
 	// Playout is how long audio waits before it starts to leave, so that a
 	// model emitting chunks in real time, with some jitter, never runs the
-	// stream dry between chunks. Default 40 ms.
+	// stream dry between chunks. Default 40 ms. It is also the latency
+	// target: audio that starts older than Playout (queued before sending
+	// began), or that stays more than 20 ms later than Playout for half a
+	// second (sending fell behind: a stall, a loaded CPU), loses its oldest
+	// samples until it is back at Playout (counted as Trimmed).
 	Playout time.Duration
 	// MaxBuffer bounds the queued audio; a model emitting faster than real
 	// time loses its oldest samples beyond it (counted). Default 1 s.
@@ -47,8 +51,10 @@ type AudioStats struct {
 	QueueDepth       int
 	// Frames counts 20 ms Opus frames sent; Silent how many of them were
 	// generated silence (gaps); Underruns how often the model's audio ran
-	// out mid-stream; Overflow samples dropped beyond MaxBuffer.
-	Frames, Silent, Underruns, Overflow uint64
+	// out mid-stream; Overflow samples dropped beyond MaxBuffer; Trimmed
+	// samples (48 kHz) dropped, oldest first, to bring the latency back to
+	// the Playout target.
+	Frames, Silent, Underruns, Overflow, Trimmed uint64
 	// Buffered is the audio queued right now.
 	Buffered time.Duration
 	// Encode time and emit→wire latency over the last 256 frames of
@@ -67,9 +73,9 @@ type Audio struct {
 	cfg  AudioConfig
 	log  *slog.Logger
 
-	running                                         atomic.Bool
-	frames, silent, underruns, overflow, sinkErrors atomic.Uint64
-	win                                             window
+	running                                                  atomic.Bool
+	frames, silent, underruns, overflow, trimmed, sinkErrors atomic.Uint64
+	win                                                      window
 
 	mu  sync.Mutex
 	buf pcmRing // 48 kHz mono, guarded by mu
@@ -107,7 +113,8 @@ const frameDuration = 20 * time.Millisecond
 func (a *Audio) Stats() AudioStats {
 	s := AudioStats{
 		Track: a.src.Name(), Frames: a.frames.Load(), Silent: a.silent.Load(),
-		Underruns: a.underruns.Load(), Overflow: a.overflow.Load(), SinkErrors: a.sinkErrors.Load(),
+		Underruns: a.underruns.Load(), Overflow: a.overflow.Load(), Trimmed: a.trimmed.Load(),
+		SinkErrors: a.sinkErrors.Load(),
 	}
 	if ts, ok := a.src.(trackStats); ok {
 		t := ts.Stats()
@@ -213,10 +220,10 @@ func sameFormat(rs *encode.Resampler, f *tracks.AudioFrame) bool {
 // clock advances continuously.
 func (a *Audio) tick(ctx context.Context, clock Clock, enc *encode.OpusEncoder) error {
 	var (
-		pcm     = make([]int16, encode.AudioFrameSamples)
-		pkt     = make([]byte, encode.MaxOpusPacket)
-		next    = clock.Now()
-		playing bool
+		pcm  = make([]int16, encode.AudioFrameSamples)
+		pkt  = make([]byte, encode.MaxOpusPacket)
+		next = clock.Now()
+		play playState
 	)
 	const maxLag = 5 * frameDuration
 	for {
@@ -224,32 +231,16 @@ func (a *Audio) tick(ctx context.Context, clock Clock, enc *encode.OpusEncoder) 
 			return err
 		}
 		now := clock.Now()
-		if now.Sub(next) > maxLag {
-			// A long stall (suspended process): skip the lost ticks rather
-			// than burst them out.
+		stalled := now.Sub(next) > maxLag
+		if stalled {
+			// A long stall (suspended process, starved CPU): skip the lost
+			// ticks rather than burst them out, and (in take) drop the
+			// audio that was meant for them.
 			next = now
 		}
 		next = next.Add(frameDuration)
 
-		a.mu.Lock()
-		if !playing && a.buf.len() > 0 && now.Sub(a.buf.headCapture()) >= a.cfg.Playout {
-			playing = true
-		}
-		var (
-			capture time.Time
-			got     int
-		)
-		if playing {
-			capture = a.buf.headCapture()
-			got = a.buf.pop(pcm)
-			if got < len(pcm) {
-				playing = false
-				if got > 0 {
-					a.underruns.Add(1)
-				}
-			}
-		}
-		a.mu.Unlock()
+		capture, got := a.take(now, stalled, &play, pcm)
 		clear(pcm[got:])
 
 		start := time.Now()
@@ -273,6 +264,77 @@ func (a *Audio) tick(ctx context.Context, clock Clock, enc *encode.OpusEncoder) 
 			a.win.record(encodeTime, clock.Now().Sub(capture), now, n)
 		}
 	}
+}
+
+// playState is the tick goroutine's view of the playout.
+type playState struct {
+	playing bool
+	over    int           // consecutive frames above the target + tolerance
+	minLat  time.Duration // least latency of those frames
+}
+
+const (
+	// trimTolerance is how far above Playout the latency may sit before
+	// the oldest audio is dropped.
+	trimTolerance = 20 * time.Millisecond
+	// trimWindow is how many consecutive frames (300 ms) the latency must
+	// stay above Playout + trimTolerance before the excess is dropped, so
+	// that a model's emission jitter is not mistaken for drift.
+	trimWindow = 15
+)
+
+// take moves the next 20 ms of model audio into pcm and returns how many
+// samples it moved and when the first was captured. Playing starts once
+// the oldest sample is Playout old; when it starts, and after a stall,
+// audio older than Playout is dropped at once (stale audio queued before
+// sending began, audio meant for skipped ticks); while playing, a
+// latency that stays above Playout + trimTolerance for trimWindow frames
+// is trimmed by its least excess. It does not allocate.
+func (a *Audio) take(now time.Time, stalled bool, st *playState, pcm []int16) (capture time.Time, got int) {
+	target := a.cfg.Playout
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !st.playing {
+		if a.buf.len() == 0 || now.Sub(a.buf.headCapture()) < target {
+			return time.Time{}, 0
+		}
+		st.playing, st.over, stalled = true, 0, true
+	}
+	if stalled {
+		if now.Sub(a.buf.headCapture()) > target+trimTolerance/2 {
+			a.trimmed.Add(uint64(a.buf.dropBefore(now.Add(-target))))
+		}
+		st.over = 0
+	}
+	if a.buf.len() == 0 {
+		st.playing = false
+		return time.Time{}, 0
+	}
+	if lat := now.Sub(a.buf.headCapture()); lat <= target+trimTolerance {
+		st.over = 0
+	} else {
+		if st.over == 0 || lat < st.minLat {
+			st.minLat = lat
+		}
+		if st.over++; st.over >= trimWindow {
+			// Move the head's capture time forward by the least excess.
+			a.trimmed.Add(uint64(a.buf.dropBefore(now.Add(st.minLat - target - lat))))
+			st.over = 0
+		}
+	}
+	if a.buf.len() == 0 {
+		st.playing = false
+		return time.Time{}, 0
+	}
+	capture = a.buf.headCapture()
+	got = a.buf.pop(pcm)
+	if got < len(pcm) {
+		st.playing = false
+		if got > 0 {
+			a.underruns.Add(1)
+		}
+	}
+	return capture, got
 }
 
 // pcmRing is a FIFO of 48 kHz mono samples that remembers when each
@@ -332,6 +394,31 @@ func (r *pcmRing) headCapture() time.Time {
 	}
 	m := r.marks[r.mHead]
 	return m.capture.Add(time.Duration(r.popped-m.at) * time.Second / encode.AudioRate)
+}
+
+// dropBefore drops the oldest samples whose estimated capture time is
+// before cutoff, mark by mark (a newer chunk's own capture time decides
+// for its samples), and returns how many it dropped.
+func (r *pcmRing) dropBefore(cutoff time.Time) (dropped int) {
+	for r.n > 0 {
+		h := r.headCapture()
+		if !h.Before(cutoff) {
+			break
+		}
+		k := int(cutoff.Sub(h) * encode.AudioRate / time.Second)
+		if r.mN > 1 {
+			k = min(k, int(r.marks[(r.mHead+1)%len(r.marks)].at-r.popped))
+		}
+		k = min(k, r.n)
+		if k <= 0 {
+			break
+		}
+		r.head = (r.head + k) % len(r.s)
+		r.n -= k
+		r.popped += int64(k)
+		dropped += k
+	}
+	return dropped
 }
 
 // pop moves up to len(dst) samples into dst and returns how many.

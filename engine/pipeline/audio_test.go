@@ -3,8 +3,10 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,5 +218,144 @@ func TestAudioRealTrack(t *testing.T) {
 	st := a.Stats()
 	if st.Emitted != 1 || st.Silent < 3 || st.LatencyP50 < 40*time.Millisecond {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// stallSink is a recordSink whose WriteSample can be held, as a starved
+// or suspended sending goroutine would be.
+type stallSink struct {
+	*recordSink
+	mu      sync.Mutex
+	hold    chan struct{} // when set, WriteSample waits until it is closed
+	entered chan struct{}
+}
+
+func (s *stallSink) WriteSample(data []byte, d time.Duration, capture time.Time, key bool) error {
+	s.mu.Lock()
+	hold := s.hold
+	s.mu.Unlock()
+	if hold != nil {
+		s.entered <- struct{}{}
+		<-hold
+	}
+	return s.recordSink.WriteSample(data, d, capture, key)
+}
+
+// TestAudioLatencyRecoversAfterStalls feeds a real-time model's audio
+// (20 ms chunks, each stamped when emitted) on a simulated clock while
+// the sending goroutine stalls: three 500 ms stalls (a SIGSTOP'd or
+// starved sender), then a model that emits 300 ms ahead of real time
+// once. After each, the buffered audio and the latency of what is sent
+// must be back within the 40 ms target + 20 ms in under a second, by
+// dropping the oldest audio (counted as Trimmed), and stay there. Audio
+// queued before sending began is not sent (it starts fresh).
+func TestAudioLatencyRecoversAfterStalls(t *testing.T) {
+	const (
+		target = 40 * time.Millisecond
+		bound  = target + 20*time.Millisecond
+		chunk  = 960 // 20 ms at 48 kHz mono
+	)
+	clock := newFakeClock(false)
+	feed := &audioFeed{ready: make(chan struct{}), ch: make(chan *tracks.AudioFrame, 64)}
+	sink := &stallSink{recordSink: newRecordSink(clock), entered: make(chan struct{})}
+	a, err := pipeline.NewAudio(feed, sink, pipeline.AudioConfig{Clock: clock, Playout: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm := make([]int16, chunk)
+	for i := range pcm {
+		pcm[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/48000))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	// Stale audio: 200 ms emitted before sending began.
+	start := clock.Now()
+	for i := range 10 {
+		<-feed.ready
+		feed.ch <- &tracks.AudioFrame{PCM: pcm, Channels: 1, SampleRate: 48000, Capture: start.Add(time.Duration(i-10) * 20 * time.Millisecond)}
+	}
+	<-feed.ready
+
+	// step emits the next 20 ms chunk, advances the clock one frame and
+	// waits for the tick; it returns the latency of the frame sent (0 for
+	// silence) and the audio buffered after it.
+	latest := func() sample { s := sink.all(); return s[len(s)-1] }
+	step := func() (lat, buffered time.Duration) {
+		feed.ch <- &tracks.AudioFrame{PCM: pcm, Channels: 1, SampleRate: 48000, Capture: clock.Now()}
+		<-feed.ready
+		clock.Advance(20 * time.Millisecond)
+		<-sink.got
+		s := latest()
+		if !s.capture.IsZero() {
+			lat = s.at.Sub(s.capture)
+		}
+		return lat, a.Stats().Buffered
+	}
+	// recovered runs one second of steps and fails unless latency and
+	// buffered audio are within bound from some step on, and that step
+	// comes before the second is over.
+	recovered := func(what string) {
+		t.Helper()
+		lastBad := -1
+		var worstLat, worstBuf time.Duration
+		for i := range 75 {
+			lat, buf := step()
+			worstLat, worstBuf = max(worstLat, lat), max(worstBuf, buf)
+			if lat > bound || buf > bound || lat == 0 && i > 3 {
+				lastBad = i
+			}
+		}
+		if lastBad >= 49 {
+			t.Fatalf("%s: latency or buffered audio above %v (or silent) until %v later (worst %v, %v; stats %+v)",
+				what, bound, time.Duration(lastBad+1)*20*time.Millisecond, worstLat, worstBuf, a.Stats())
+		}
+		t.Logf("%s: back within %v after %v (worst latency %v, buffered %v)", what, bound, time.Duration(lastBad+1)*20*time.Millisecond, worstLat, worstBuf)
+	}
+	<-sink.got // the first tick, at once (stale audio trimmed, or silence)
+	recovered("start with 200 ms of stale audio queued")
+	for k := range 3 {
+		// The sender stalls in WriteSample for 500 ms while the model
+		// keeps emitting in real time.
+		sink.mu.Lock()
+		sink.hold = make(chan struct{})
+		hold := sink.hold
+		sink.mu.Unlock()
+		feed.ch <- &tracks.AudioFrame{PCM: pcm, Channels: 1, SampleRate: 48000, Capture: clock.Now()}
+		<-feed.ready
+		clock.Advance(20 * time.Millisecond)
+		<-sink.entered
+		for range 25 {
+			feed.ch <- &tracks.AudioFrame{PCM: pcm, Channels: 1, SampleRate: 48000, Capture: clock.Now()}
+			<-feed.ready
+			clock.Advance(20 * time.Millisecond)
+		}
+		sink.mu.Lock()
+		sink.hold = nil
+		sink.mu.Unlock()
+		close(hold)
+		<-sink.got // the held frame
+		<-sink.got // the first tick after the stall
+		if b := a.Stats().Buffered; b > bound {
+			t.Logf("stall %d: %v buffered right after it", k, b)
+		}
+		recovered(fmt.Sprintf("500 ms stall %d", k+1))
+	}
+	// The model emits 300 ms ahead of real time once.
+	big := make([]int16, 15*chunk)
+	for i := range big {
+		big[i] = pcm[i%chunk]
+	}
+	feed.ch <- &tracks.AudioFrame{PCM: big, Channels: 1, SampleRate: 48000, Capture: clock.Now()}
+	<-feed.ready
+	recovered("300 ms emitted ahead")
+
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	st := a.Stats()
+	if st.Trimmed == 0 || st.Underruns != 0 {
+		t.Fatalf("stats %+v: want samples trimmed, no underrun", st)
 	}
 }

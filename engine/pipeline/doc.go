@@ -15,9 +15,14 @@
 // be called from any goroutine at any time, before, during or after Run.
 //
 // Timing follows a Clock (the system clock unless the config supplies a
-// fake): video leaves at the track's rate, or, for rate 0, each emitted
-// batch is spread over the model's measured push interval; after a stall
-// the pacer never bursts to catch up. Audio leaves as a continuous stream
-// of 20 ms Opus frames, silence filling any gap. In steady state a frame
-// costs no Go allocation from the track's queue to the Sink.
+// fake): at a declared rate a frame that arrives on rate leaves at once
+// and only early frames (bursts, batches, a backlog) are smoothed to the
+// rate; for rate 0 each emitted batch is spread over the model's measured
+// push interval; after a stall the pacer never bursts to catch up. Audio
+// leaves as a continuous stream of 20 ms Opus frames, silence filling any
+// gap, its latency trimmed back to the playout target after a stall.
+// Every video frame's time from Emit to each stage (dequeued, paced,
+// converted, encoded, handed to the sink, written to the socket) is kept
+// in VideoStats.Stages. In steady state a frame costs no Go allocation
+// from the track's queue to the Sink.
 package pipeline

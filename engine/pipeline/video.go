@@ -120,6 +120,9 @@ type VideoStats struct {
 	// last 256 frames.
 	EncodeP50, EncodeP99   time.Duration
 	LatencyP50, LatencyP99 time.Duration
+	// Stages is how long after Emit frames reached each stage on their
+	// way to the wire.
+	Stages StageTimes
 	// Bitrate is the measured output over the last 256 frames, bit/s;
 	// TargetBitrate is what the encoder aims at.
 	Bitrate, TargetBitrate int
@@ -141,6 +144,7 @@ type Video struct {
 
 	encoded, sent, keys, skipped, encErrs, sinkErrs, devErrs atomic.Uint64
 	win                                                      window
+	stages                                                   stageWindow
 
 	// Owned by Run's goroutine.
 	enc      *encode.VideoEncoder
@@ -149,6 +153,7 @@ type Video struct {
 	t0       time.Time
 	rtpNext  int64              // 90 kHz ticks handed to the sink so far
 	pending  *tracks.VideoFrame // taken from the queue by freshest, not yet sent
+	dequeued time.Time          // when the current frame left the queue
 	warned   sync.Once
 	devWarn  sync.Once
 	sinkWarn sync.Once
@@ -220,6 +225,7 @@ func (v *Video) Stats() VideoStats {
 		s.Emitted, s.Dropped, s.QueueDepth = t.Emitted, t.Dropped, t.QueueDepth
 	}
 	s.EncodeP50, s.EncodeP99, s.LatencyP50, s.LatencyP99, s.Bitrate = v.win.summary()
+	s.Stages = v.stages.summary()
 	return s
 }
 
@@ -246,6 +252,7 @@ func (v *Video) Run(ctx context.Context) error {
 	}()
 	for {
 		f, err := v.next(ctx)
+		v.dequeued = clock.Now()
 		if err != nil {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
@@ -325,12 +332,18 @@ func (v *Video) frame(ctx context.Context, clock Clock, f *tracks.VideoFrame) (*
 	if err := clock.SleepUntil(ctx, slot); err != nil {
 		return f, err
 	}
-	f = v.freshest(f)
+	paced := clock.Now()
+	if nf := v.freshest(f); nf != f {
+		f = nf
+		v.pace.swapped(f.Capture)
+		v.dequeued = paced // the newer frame left the queue just now
+	}
 	if v.t0.IsZero() {
 		v.t0 = slot
 	}
 	pts := ticks90k(slot.Sub(v.t0))
 	start := time.Now()
+	converted := start
 	var (
 		n       int
 		key, ok bool
@@ -340,6 +353,9 @@ func (v *Video) frame(ctx context.Context, clock Clock, f *tracks.VideoFrame) (*
 		n, key, ok = v.encodeDevice(f, pts)
 	} else {
 		n, key, ok, fatal = v.encodeHost(f, pts)
+		if ok {
+			converted = v.enc.ConvertedAt()
+		}
 	}
 	if fatal != nil {
 		return f, fmt.Errorf("pipeline: %s: %w", v.src.Name(), fatal)
@@ -347,11 +363,27 @@ func (v *Video) frame(ctx context.Context, clock Clock, f *tracks.VideoFrame) (*
 	if !ok {
 		return f, nil // counted and logged by the encode helpers
 	}
-	encodeTime := time.Since(start)
+	encoded := time.Now()
 	v.encoded.Add(1)
 	if n == 0 {
 		return f, nil
 	}
+	// Stage times: queue and pacer on the pipeline's clock, the rest
+	// measured on the system clock from the start of the encode.
+	st := [nStages]time.Duration{
+		stageDequeued:  v.dequeued.Sub(f.Capture),
+		stagePaced:     paced.Sub(f.Capture),
+		stageConverted: converted.Sub(start),
+		stageEncoded:   encoded.Sub(start),
+	}
+	v.send(clock, f, n, key, pts, gap, start, &st)
+	return f, nil
+}
+
+// send hands one access unit to the sink, timing it on the RTP clock, and
+// records its stats. st holds the frame's stage times so far; the
+// converted and encoded ones relative to start.
+func (v *Video) send(clock Clock, f *tracks.VideoFrame, n int, key bool, pts int64, gap time.Duration, start time.Time, st *[nStages]time.Duration) {
 	// The sink advances the RTP clock by each duration. Aim the next
 	// frame's timestamp at its planned slot, and absorb any lag from a
 	// stall, so RTP time stays on the presentation clock.
@@ -360,19 +392,37 @@ func (v *Video) frame(ctx context.Context, clock Clock, f *tracks.VideoFrame) (*
 		dur = 1
 	}
 	v.rtpNext += dur
+	handed := time.Now()
 	if err := v.sink.WriteSample(v.out[:n], time.Duration(dur)*time.Second/90000, f.Capture, key); err != nil {
 		v.sinkErrs.Add(1)
 		v.sinkWarn.Do(func() { v.log.Warn("sink write failed; counting further failures in stats", "err", err) })
-		return f, nil
+		return
 	}
+	returned := time.Now()
 	wire := clock.Now()
+	socket := returned
+	if wt, ok := v.sink.(wireTimer); ok && v.cfg.Clock == nil {
+		if t := wt.WireTime(); !t.Before(handed) && t.Before(returned) {
+			socket = t
+		}
+	}
+	encodeTime := st[stageEncoded]
+	paced := st[stagePaced]
+	st[stageConverted] += paced
+	st[stageEncoded] += paced
+	st[stageHanded] = paced + handed.Sub(start)
+	st[stageWire] = paced + socket.Sub(start)
+	v.stages.record(st)
 	v.sent.Add(1)
 	if key {
 		v.keys.Add(1)
 	}
 	v.win.record(encodeTime, wire.Sub(f.Capture), wire, n)
-	return f, nil
 }
+
+// wireTimer is implemented by sinks that know when the latest sample's
+// last packet was written to the socket (peer.Output).
+type wireTimer interface{ WireTime() time.Time }
 
 func ticks90k(d time.Duration) int64 { return int64(d) * 90000 / int64(time.Second) }
 

@@ -130,6 +130,7 @@ func TestVideoRoundTrip(t *testing.T) {
 			if st.EncodeP50 <= 0 || st.EncodeP99 < st.EncodeP50 || st.LatencyP50 <= 0 || st.Bitrate <= 0 {
 				t.Fatalf("stats percentiles/bitrate not measured: %+v", st)
 			}
+			checkStages(t, st)
 		})
 	}
 }
@@ -503,5 +504,60 @@ func TestVideoSkipsOvertakenFrames(t *testing.T) {
 				t.Fatalf("last frame sent has grey %d, want the newest frame's %d", rgb[w*h*3/2], tc.wantLast)
 			}
 		})
+	}
+}
+
+// TestVideoOnRateSimulated runs a Rate(30) track whose model emits on its
+// 30 fps ticks with up to ±5 ms of jitter, on a simulated clock: every
+// frame must leave the moment it is emitted (the pacer adds nothing), and
+// the RTP clock (the sum of durations) must stay within the jitter of the
+// send clock for every frame, without drifting.
+func TestVideoOnRateSimulated(t *testing.T) {
+	const w, h = 64, 48
+	clock := newFakeClock(true)
+	start := clock.Now()
+	jitter := []time.Duration{0, 4, -3, 5, -5, 2, -1, 5, -4, 3}
+	var frames []*tracks.VideoFrame
+	for k := range 90 {
+		pix := make([]byte, w*h*3)
+		encodetest.Scene(pix, w, h, k)
+		c := start.Add(time.Duration(k)*time.Second/30 + jitter[k%len(jitter)]*time.Millisecond)
+		frames = append(frames, &tracks.VideoFrame{Pix: pix, Width: w, Height: h, Capture: c})
+	}
+	sink := newRecordSink(clock)
+	err := pipeline.RunVideo(context.Background(), &scripted{clock: clock, frames: frames, rate: 30}, sink, pipeline.VideoConfig{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sink.all()
+	if len(got) != 90 {
+		t.Fatalf("%d samples for 90 frames", len(got))
+	}
+	var rtp time.Duration
+	for i, s := range got {
+		if s.at != s.capture {
+			t.Fatalf("frame %d emitted at +%v left at +%v", i, s.capture.Sub(start), s.at.Sub(start))
+		}
+		if d := s.at.Sub(got[0].at) - rtp; d > 10*time.Millisecond || d < -10*time.Millisecond {
+			t.Fatalf("frame %d: RTP clock %v, send clock %v", i, rtp, s.at.Sub(got[0].at))
+		}
+		rtp += s.duration
+	}
+}
+
+// checkStages: every stage is measured, p99 ≥ p50, the stages come in
+// order, encoding takes time, and the last stage is within the emit→wire
+// latency.
+func checkStages(t *testing.T, st pipeline.VideoStats) {
+	t.Helper()
+	s := st.Stages
+	order := []pipeline.Percentiles{s.Dequeued, s.Paced, s.Converted, s.Encoded, s.Handed, s.Wire}
+	for i, p := range order {
+		if p.P99 < p.P50 || p.P50 < 0 || i > 0 && p.P50 < order[i-1].P50 {
+			t.Fatalf("stage %d out of order: %+v", i, s)
+		}
+	}
+	if s.Encoded.P50 <= s.Paced.P50 || s.Converted.P50 <= s.Paced.P50 || s.Wire.P50 > st.LatencyP50 || s.Wire.P50 == 0 {
+		t.Fatalf("stage times not measured: %+v (latency p50 %v)", s, st.LatencyP50)
 	}
 }

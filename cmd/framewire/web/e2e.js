@@ -14,6 +14,29 @@ for (const level of ["warn", "error"]) {
 let reactor;
 let video;
 
+// Every RTCPeerConnection the SDK makes, for getStats; and the RTP header
+// extensions to strip from its offers (fw.stripExtensions), to measure
+// what each one does.
+const pcs = [];
+let strip = [];
+const OrigPC = window.RTCPeerConnection;
+window.RTCPeerConnection = function (...args) {
+  const pc = new OrigPC(...args);
+  pcs.push(pc);
+  return pc;
+};
+window.RTCPeerConnection.prototype = OrigPC.prototype;
+const origCreateOffer = OrigPC.prototype.createOffer;
+OrigPC.prototype.createOffer = async function (...args) {
+  const o = await origCreateOffer.apply(this, args);
+  if (strip.length === 0) return o;
+  const sdp = o.sdp
+    .split("\r\n")
+    .filter((l) => !(l.startsWith("a=extmap:") && strip.some((u) => l.includes(u))))
+    .join("\r\n");
+  return { type: o.type, sdp };
+};
+
 function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -44,9 +67,10 @@ window.fw = {
   state,
 
   // connect runs connect() and resolves with the ms from connect() to
-  // ready: in local mode, or in production mode when jwt is given.
-  async connect(apiUrl, jwt) {
-    reactor = new Reactor(jwt ? { modelName: "framewire-demo", apiUrl } : { modelName: "framewire-demo", local: true, apiUrl });
+  // ready: in local mode, or in production mode (apiUrl = a front) when
+  // jwt is given.
+  async connect(apiUrl, modelName = "framewire-demo", jwt = "") {
+    reactor = new Reactor(jwt ? { modelName, apiUrl } : { modelName, local: true, apiUrl });
     state.statuses.push(reactor.getStatus());
     reactor.on("statusChanged", (s) => state.statuses.push(s));
     reactor.on("message", (m) => state.messages.push(m));
@@ -159,5 +183,69 @@ window.fw = {
   async disconnect() {
     await reactor.disconnect();
   },
+
+  // stripExtensions makes the next offers leave out the RTP header
+  // extensions whose URI contains one of uris.
+  stripExtensions(uris) {
+    strip = uris || [];
+  },
+
+  // latency measures glass-to-glass on main_video for ms: the model stamps
+  // each picture with its emit time (Unix ms mod 2^24, 24 black/white
+  // 40×40 blocks on the top row); at each presented frame the page reads
+  // the stamp and subtracts it from the frame's expected display time.
+  // It also returns, per frame, the display time less the time its last
+  // packet arrived, and Chromium's inbound-rtp counters and the video
+  // extensions the answer accepted.
+  async latency(ms) {
+    await waitFor("decoded main_video frames", () => video && video.videoWidth > 0 && video.readyState >= 2, 10000);
+    const c = document.createElement("canvas");
+    c.width = 960;
+    c.height = 40;
+    const g = c.getContext("2d", { willReadFrequently: true });
+    const glass = [];
+    const inBrowser = [];
+    const before = await inbound();
+    let done = false;
+    const onFrame = (now, md) => {
+      g.drawImage(video, 0, 0, 960, 40, 0, 0, 960, 40);
+      const d = g.getImageData(0, 0, 960, 40).data;
+      let v = 0;
+      for (let b = 0; b < 24; b++) v = v * 2 + (d[(20 * 960 + b * 40 + 20) * 4] > 128 ? 1 : 0);
+      const display = performance.timeOrigin + md.expectedDisplayTime;
+      const mod = 1 << 24;
+      glass.push(((((display - v - 0.5) % mod) + mod) % mod));
+      if (md.receiveTime) inBrowser.push(md.expectedDisplayTime - md.receiveTime);
+      if (!done) video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);
+    await sleep(ms);
+    done = true;
+    const after = await inbound();
+    const per = (k) => (after[k] - before[k]) / Math.max(1, after.jitterBufferEmittedCount - before.jitterBufferEmittedCount) * 1000;
+    const sdp = pcs.length ? pcs[pcs.length - 1].currentRemoteDescription.sdp : "";
+    return {
+      glass,
+      inBrowser,
+      jitterBufferMs: per("jitterBufferDelay"),
+      targetDelayMs: per("jitterBufferTargetDelay"),
+      decodeMs: (after.totalDecodeTime - before.totalDecodeTime) / Math.max(1, after.framesDecoded - before.framesDecoded) * 1000,
+      extensions: sdp.split("\r\n").filter((l) => l.startsWith("a=extmap:")),
+    };
+  },
 };
+
+// inbound sums Chromium's inbound-rtp video counters over every peer
+// connection.
+async function inbound() {
+  const sum = { jitterBufferDelay: 0, jitterBufferTargetDelay: 0, jitterBufferEmittedCount: 0, totalDecodeTime: 0, framesDecoded: 0 };
+  for (const pc of pcs) {
+    const stats = await pc.getStats();
+    stats.forEach((r) => {
+      if (r.type !== "inbound-rtp" || r.kind !== "video") return;
+      for (const k of Object.keys(sum)) sum[k] += r[k] || 0;
+    });
+  }
+  return sum;
+}
 document.title = "framewire-e2e-ready";
