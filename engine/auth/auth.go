@@ -191,6 +191,40 @@ func (i *Issuer) Verify(token string) (Claims, error) {
 	return i.verify(token, true)
 }
 
+// nodeAudience marks the tokens fronts mint for engine nodes.
+const nodeAudience = "framewire-node"
+
+// MintForNode returns a short-lived token of account that only engine
+// nodes accept for starting a session (VerifyForNode): fronts place
+// sessions with it, so a client token cannot start sessions on a node
+// directly, around the queue and the quotas.
+func (i *Issuer) MintForNode(account string, ttl time.Duration) (string, error) {
+	now := i.now()
+	c := tokenClaims{jwt.RegisteredClaims{
+		Issuer: issuer, Subject: account, Audience: jwt.ClaimStrings{nodeAudience},
+		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(min(ttl, MaxTTL))),
+	}}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(i.secret)
+	if err != nil {
+		return "", fmt.Errorf("auth: sign: %w", err)
+	}
+	return s, nil
+}
+
+// VerifyForNode accepts only an unexpired token made by MintForNode.
+func (i *Issuer) VerifyForNode(token string) (Claims, error) {
+	c, err := i.Verify(token)
+	if err != nil {
+		return c, err
+	}
+	var tc tokenClaims
+	_, _, err = jwt.NewParser().ParseUnverified(token, &tc) // signature checked by Verify
+	if err != nil || len(tc.Audience) != 1 || tc.Audience[0] != nodeAudience {
+		return Claims{}, fmt.Errorf("%w: not a front's placement token", ErrBadToken)
+	}
+	return c, nil
+}
+
 // VerifySigned is Verify without the expiry check: on the routes of a
 // session that exists, the token that created it stays valid for the
 // session's whole life (the contract's policy for one token per session).

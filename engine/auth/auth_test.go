@@ -90,3 +90,22 @@ func TestHandlerBodies(t *testing.T) {
 		t.Errorf("negative expires_after: %d", w.Code)
 	}
 }
+
+func TestNodeTokens(t *testing.T) {
+	i, _ := auth.NewIssuer(secret)
+	user, _, _ := i.Mint("acme", time.Minute)
+	if _, err := i.VerifyForNode(user); !errors.Is(err, auth.ErrBadToken) {
+		t.Errorf("a client token passed VerifyForNode: %v", err)
+	}
+	placement, err := i.MintForNode("acme", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := i.VerifyForNode(placement); err != nil || c.Account != "acme" {
+		t.Errorf("VerifyForNode: %+v %v", c, err)
+	}
+	other, _ := auth.NewIssuer([]byte("another-secret-of-thirty-two-bytes!!"))
+	if _, err := other.VerifyForNode(placement); err == nil {
+		t.Error("a placement token of another deployment was accepted")
+	}
+}

@@ -258,7 +258,8 @@ func TestNodeTimers(t *testing.T) {
 	})
 }
 
-// TestDrainAndCapacity: a node refuses beyond its capacity (503); a
+// TestDrainAndCapacity: a node refuses client tokens on its placement
+// route (401) and sessions beyond its capacity (503); a
 // draining node takes no new placement, its running session ends within
 // the drain bound and it leaves the registry; new sessions go to another
 // node.
@@ -267,7 +268,10 @@ func TestDrainAndCapacity(t *testing.T) {
 	base, tok := e.fronts[0].URL, e.token("acme")
 	d := e.create(base, tok)
 	e.waitReady(base, tok, d.SessionID, 5*time.Second)
-	nodeTok, _, err := e.issuer.Mint("acme", time.Minute)
+	if code, _ := enginetest.Do(t, e.nodes[0].srv.URL, "POST", "/node/sessions", `{"session_id":"x"}`, apiHeaders(tok)); code != 401 {
+		t.Fatalf("a client token started a session on a node directly: %d, want 401", code)
+	}
+	nodeTok, err := e.issuer.MintForNode("acme", time.Minute)
 	fatalIf(t, err)
 	if code, body := enginetest.Do(t, e.nodes[0].srv.URL, "POST", "/node/sessions", `{"session_id":"x"}`, apiHeaders(nodeTok)); code != 503 {
 		t.Fatalf("start on a full node: %d %s, want 503", code, body)

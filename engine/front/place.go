@@ -67,10 +67,10 @@ func (f *Front) place(ctx context.Context, sid string) error {
 }
 
 // startOnNode starts session x on the node at addr, authorised by a
-// one-minute token of the session's account, and returns the node's
+// one-minute placement token of the session's account, and returns the node's
 // capabilities.
 func (f *Front) startOnNode(ctx context.Context, x registry.Session, addr string) (json.RawMessage, error) {
-	tok, _, err := f.cfg.Issuer.Mint(x.Account, time.Minute)
+	tok, err := f.cfg.Issuer.MintForNode(x.Account, time.Minute)
 	if err != nil {
 		return nil, err
 	}

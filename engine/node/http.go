@@ -69,10 +69,11 @@ type StartReply struct {
 	Capabilities  engine.Capabilities `json:"capabilities"`
 }
 
-// handleStart starts session {"session_id"} for the token's account,
+// handleStart starts session {"session_id"} for the account of a front's
+// placement token (auth.Issuer.MintForNode; client tokens are refused),
 // refusing with 503 when the node is draining or full.
 func (n *Node) handleStart(w http.ResponseWriter, r *http.Request) {
-	claims, err := n.cfg.Issuer.Verify(auth.BearerToken(r))
+	claims, err := n.cfg.Issuer.VerifyForNode(auth.BearerToken(r))
 	if err != nil {
 		writeDetail(w, http.StatusUnauthorized, err.Error())
 		return
