@@ -107,8 +107,11 @@ func videoStats(ss []*wiring.Session) []struct{ Encoded, Dropped, Skipped, Emitt
 // frames are dropped: each session has its own runner, track, pacer,
 // converter and encoder, as in production. It searches the largest
 // sustained count (doubling, then bisecting) and reports it as
-// "sessions", with the slowest session's encoded rate at that count. It
-// ignores b.N: run it with -benchtime 1x.
+// "sessions", with the slowest session's encoded rate at that count; a
+// failed step is retried once. The sessions encode into unbound peer
+// outputs (enginetest.StartVideo): RTP packetization and SRTP are not
+// counted, and no client decodes on the same CPU. It ignores b.N: run it
+// with -benchtime 1x.
 //
 //	go test -run '^$' -bench NodeCapacity -benchtime 1x ./bench/
 func BenchmarkNodeCapacity(b *testing.B) {
@@ -126,8 +129,16 @@ func BenchmarkNodeCapacity(b *testing.B) {
 			window := 4 * time.Second
 			best, fps := 0, 0.0
 			lo, hi := 0, 0 // lo sustained, hi failed (0: not yet)
-			for n := 1; hi == 0 && n <= 64; n *= 2 {
+			// A step that fails is tried once more: on a shared host a
+			// neighbour's burst can starve one window.
+			try := func(n int) (bool, float64) {
 				if ok, f := sustains(b, w, n, window); ok {
+					return ok, f
+				}
+				return sustains(b, w, n, window)
+			}
+			for n := 1; hi == 0 && n <= 64; n *= 2 {
+				if ok, f := try(n); ok {
 					lo, best, fps = n, n, f
 				} else {
 					hi = n
@@ -135,7 +146,7 @@ func BenchmarkNodeCapacity(b *testing.B) {
 			}
 			for hi > lo+1 {
 				mid := (lo + hi) / 2
-				if ok, f := sustains(b, w, mid, window); ok {
+				if ok, f := try(mid); ok {
 					lo, best, fps = mid, mid, f
 				} else {
 					hi = mid
