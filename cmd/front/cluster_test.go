@@ -73,7 +73,7 @@ func newCluster(t *testing.T, fronts, nodes int) *cluster {
 		port := freePort(t)
 		c.fronts = append(c.fronts, c.start(fmt.Sprintf("front-%d", port), fmt.Sprintf("http://127.0.0.1:%d", port), filepath.Join(c.bin, "front"),
 			"-addr", fmt.Sprint("127.0.0.1:", port), "-redis", c.redis.Addr, "-jwt-secret-file", c.secret, "-keys-file", c.keys,
-			"-placement-deadline", "4s", "-poll-gap", "3s"))
+			"-placement-deadline", "4s", "-poll-gap", "3s", "-janitor", "200ms"))
 	}
 	return c
 }
@@ -297,7 +297,11 @@ func TestCluster(t *testing.T) {
 			nk, _ := c.store.Keys(ctx, "node:"+victim)
 			return g.State == registry.StateInactive && len(slots) == 0 && len(nk) == 0
 		})
-		t.Logf("cleaned %s after the kill", time.Since(killed).Round(10*time.Millisecond))
+		cleaned := time.Since(killed)
+		t.Logf("cleaned %s after the kill (node TTL 1 s, janitor 200 ms)", cleaned.Round(10*time.Millisecond))
+		if cleaned > 1500*time.Millisecond {
+			t.Errorf("Redis cleaned %s after the kill, want within the TTL plus one sweep", cleaned)
+		}
 		d, cl = d2, cl2
 	})
 

@@ -35,7 +35,7 @@ import (
 // options are the command-line settings.
 type options struct {
 	addr, redis, keysFile, secretFile, prefix, publicURL, cluster, models, logLevel string
-	deadline, pollGap, drain                                                        time.Duration
+	deadline, pollGap, drain, janitor                                               time.Duration
 	maxPerAccount                                                                   int
 }
 
@@ -53,6 +53,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.deadline, "placement-deadline", 130*time.Second, "a session not placed this long after creation is CLOSED")
 	fs.DurationVar(&o.pollGap, "poll-gap", 30*time.Second, "a queued session not polled this long is abandoned")
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "on SIGTERM, time to finish requests in flight")
+	fs.DurationVar(&o.janitor, "janitor", time.Second, "period of the sweep: dead nodes' sessions, abandoned and expired queued sessions, queue placement")
 	fs.IntVar(&o.maxPerAccount, "max-per-account", 0, "live sessions per account, queued included (0: no limit)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return o, fs.Parse(args)
@@ -107,7 +108,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	f, err := front.New(front.Config{
 		Store: registry.New(rdb, ""), Issuer: issuer, Keys: keys, Cluster: o.cluster,
 		Prefix: o.prefix, PublicURL: o.publicURL, Models: split(o.models),
-		PlacementDeadline: o.deadline, PollGap: o.pollGap, MaxPerAccount: o.maxPerAccount, Logger: log,
+		PlacementDeadline: o.deadline, PollGap: o.pollGap, MaxPerAccount: o.maxPerAccount, Janitor: o.janitor, Logger: log,
 	})
 	if err != nil {
 		return err
