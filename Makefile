@@ -24,7 +24,7 @@ GO_TEST_FLAGS ?= -count=1 -timeout 20m
 # the pages that may use it: go run ./cmd/framewire -addr :8080 -allow-origin https://app.example.com).
 ADDR ?= 127.0.0.1:8080
 
-.PHONY: page all deps run test test-go race fuzz leak check-cuda cudaemu test-cuda-emu gpu-check bench vet clean web screenshot
+.PHONY: cluster cluster-test redis page all deps run test test-go race fuzz leak check-cuda cudaemu test-cuda-emu gpu-check bench vet clean web screenshot
 
 all: deps
 	go build ./...
@@ -42,6 +42,24 @@ deps: $(FFMPEG_STAMP)
 run: deps page
 	go run ./cmd/framewire -addr $(ADDR)
 
+## redis: Debian's redis-server (production-mode tests and the cluster).
+redis:
+	@.ci/deps.sh redis
+
+## cluster: production mode on this host: Redis + 2 fronts (:8090, :8091) +
+## 3 engine nodes (:8100-:8102) as local processes, until Ctrl-C; binaries,
+## keys and logs in $(CLUSTER_DIR).
+CLUSTER_DIR ?= $(BUILD)/cluster
+cluster: deps redis
+	go build -o $(CLUSTER_DIR)/bin/framewire ./cmd/framewire
+	go build -o $(CLUSTER_DIR)/bin/front ./cmd/front
+	BIN=$(CLUSTER_DIR)/bin DIR=$(CLUSTER_DIR) cmd/front/cluster.sh
+
+## cluster-test: the fault tests on a local cluster of processes (kill -9 of
+## a node and of a front, SIGTERM drain, all nodes full, bad tokens).
+cluster-test: deps redis
+	FRAMEWIRE_CLUSTER=1 go test -count=1 -run '^TestCluster' -v ./cmd/front/
+
 ## test: build what is missing and run every test: the race detector, a
 ## time-boxed fuzz of every target, the CUDA compile check and the cuda
 ## tests against the emulated driver included.
@@ -50,7 +68,7 @@ test: deps vet test-go race fuzz check-cuda test-cuda-emu bench-gate
 vet: deps
 	go vet ./...
 
-test-go: deps web $(CUDAEMU)
+test-go: deps web redis $(CUDAEMU)
 	FRAMEWIRE_E2E=1 go test $(GO_TEST_FLAGS) ./...
 
 ## race: the tests of the packages with the most concurrency under the race

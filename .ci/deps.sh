@@ -4,7 +4,7 @@
 # $PREFIX, and the CUDA driver header and stub library for `-tags cuda`
 # compile checks. Every step is stamped: a rerun is a no-op.
 #
-# usage: .ci/deps.sh apt|ffmpeg|cuda|chromium|node|all   (BUILD=<dir>, default ./build)
+# usage: .ci/deps.sh apt|ffmpeg|cuda|chromium|node|redis|all   (BUILD=<dir>, default ./build)
 set -euo pipefail
 
 BUILD=${BUILD:-$(pwd)/build}
@@ -140,12 +140,20 @@ step_node() {
 	need_pkgs nodejs npm
 }
 
+# step_redis installs Debian's redis-server for the production-mode tests
+# and the cluster target; the tests start their own instances on free ports
+# (redis-server --port N --save ''), so the system service is not needed.
+step_redis() {
+	need_pkgs redis-server
+}
+
 case "${1:-all}" in
 apt) step_apt ;;
 ffmpeg) step_ffmpeg ;;
 cuda) step_cuda ;;
 chromium) step_chromium ;;
 node) step_node ;;
+redis) step_redis ;;
 all) step_apt; step_ffmpeg; step_cuda ;;
-*) echo "usage: $0 apt|ffmpeg|cuda|chromium|node|all" >&2; exit 2 ;;
+*) echo "usage: $0 apt|ffmpeg|cuda|chromium|node|redis|all" >&2; exit 2 ;;
 esac

@@ -53,6 +53,8 @@ type options struct {
 	readTimeout    time.Duration
 	idleTimeout    time.Duration
 	uploadMemory   int64
+	mode           string      // "local" (default) or "node"
+	node           nodeOptions // -mode node
 }
 
 func parseFlags(args []string) (options, error) {
@@ -77,8 +79,13 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.readTimeout, "read-timeout", 15*time.Second, "time to read a request (upload bodies get a deadline from their size instead)")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 60*time.Second, "keep-alive connections idle this long are closed")
 	fs.Int64Var(&o.uploadMemory, "upload-memory", 256<<20, "upload bytes held in memory by all sessions together")
+	fs.StringVar(&o.mode, "mode", "local", "local: one replaceable session, no auth (the SDK's local mode); node: a production engine node behind fronts (cmd/front)")
+	nodeFlags(fs, &o.node)
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.mode != "local" && o.mode != "node" {
+		return o, fmt.Errorf("-mode %q: want local or node", o.mode)
 	}
 	return o, nil
 }
@@ -151,6 +158,13 @@ func main() {
 	if err != nil {
 		log.Error("framewire", "err", fmt.Errorf("listen on %s: %w", o.addr, err))
 		os.Exit(1)
+	}
+	if o.mode == "node" {
+		if err := serveNode(ctx, ln, o, log); err != nil {
+			log.Error("framewire", "err", err)
+			os.Exit(1)
+		}
+		return
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {

@@ -95,6 +95,9 @@ func Start(t testing.TB, base string) Descriptor {
 
 // ClientOptions vary the client's offer.
 type ClientOptions struct {
+	// Token, when set, is the bearer token of every transport request (a
+	// production-mode JWT); otherwise "local", as in local mode.
+	Token          string
 	VP8Only        bool // offer VP8 as the only video codec
 	SendrecvInputs bool // offer input tracks as sendrecv, not sendonly
 	// OnAudio, when set, reads each audio track the model sends instead of
@@ -193,7 +196,7 @@ func Dial(t testing.TB, base, sid string, caps []engine.TrackCap, method string,
 	t.Helper()
 	c := &Client{T: t, SID: sid, Transceivers: map[string]*webrtc.RTPTransceiver{}, opts: o,
 		open: make(chan struct{}), connected: make(chan struct{}), Msgs: make(chan map[string]any, 64)}
-	code, body := Do(t, base, "GET", "/sessions/"+sid+"/transport/webrtc/ice_servers", nil, RTCHeaders)
+	code, body := Do(t, base, "GET", "/sessions/"+sid+"/transport/webrtc/ice_servers", nil, rtcHeaders(o.Token))
 	if code != 200 {
 		t.Fatalf("ice_servers: %d %s", code, body)
 	}
@@ -265,11 +268,11 @@ func (c *Client) offer(t testing.TB, base string, caps []engine.TrackCap, method
 	}
 	code, body := Do(t, base, method, "/sessions/"+c.SID+"/transport/webrtc/sdp_params", map[string]any{
 		"sdp_offer": c.PC.LocalDescription().SDP, "client_info": map[string]string{"sdk_version": "2.9.0", "sdk_type": "js"}, "track_mapping": mapping,
-	}, RTCHeaders)
+	}, rtcHeaders(c.opts.Token))
 	if code != http.StatusAccepted {
 		t.Fatalf("%s sdp_params: %d %s, want 202", method, code, body)
 	}
-	answer := PollAnswer(t, base, c.SID)
+	answer := pollAnswer(t, base, c.SID, rtcHeaders(c.opts.Token))
 	if c.opts.SendMaxMessageSize > 0 {
 		answer = maxMessageSize.ReplaceAllString(answer, fmt.Sprintf("a=max-message-size:%d", c.opts.SendMaxMessageSize))
 	}
@@ -283,9 +286,27 @@ var maxMessageSize = regexp.MustCompile(`a=max-message-size:\d+`)
 // PollAnswer polls like the SDK: 6 GETs, waiting 200, 400, … ms between.
 func PollAnswer(t testing.TB, base, sid string) string {
 	t.Helper()
+	return pollAnswer(t, base, sid, RTCHeaders)
+}
+
+// rtcHeaders returns RTCHeaders with token as the bearer ("" keeps "local").
+func rtcHeaders(token string) map[string]string {
+	if token == "" {
+		return RTCHeaders
+	}
+	h := map[string]string{}
+	for k, v := range RTCHeaders {
+		h[k] = v
+	}
+	h["Authorization"] = "Bearer " + token
+	return h
+}
+
+func pollAnswer(t testing.TB, base, sid string, hdr map[string]string) string {
+	t.Helper()
 	back := 200 * time.Millisecond
 	for range 6 {
-		code, body := Do(t, base, "GET", "/sessions/"+sid+"/transport/webrtc/sdp_params", nil, RTCHeaders)
+		code, body := Do(t, base, "GET", "/sessions/"+sid+"/transport/webrtc/sdp_params", nil, hdr)
 		switch code {
 		case 200:
 			var a struct {

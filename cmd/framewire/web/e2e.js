@@ -66,9 +66,11 @@ function attach(name, track, stream) {
 window.fw = {
   state,
 
-  // connect runs connect() and resolves with the ms from connect() to ready.
-  async connect(apiUrl, modelName = "framewire-demo") {
-    reactor = new Reactor({ modelName, local: true, apiUrl });
+  // connect runs connect() and resolves with the ms from connect() to
+  // ready: in local mode, or in production mode (apiUrl = a front) when
+  // jwt is given.
+  async connect(apiUrl, modelName = "framewire-demo", jwt = "") {
+    reactor = new Reactor(jwt ? { modelName, apiUrl } : { modelName, local: true, apiUrl });
     state.statuses.push(reactor.getStatus());
     reactor.on("statusChanged", (s) => state.statuses.push(s));
     reactor.on("message", (m) => state.messages.push(m));
@@ -76,7 +78,7 @@ window.fw = {
     reactor.on("error", (e) => state.errors.push(e));
     reactor.on("trackReceived", attach);
     const t0 = performance.now();
-    await reactor.connect();
+    await (jwt ? reactor.connect(jwt) : reactor.connect());
     await waitFor("status ready", () => reactor.getStatus() === "ready", 10000);
     return performance.now() - t0;
   },
@@ -161,6 +163,20 @@ window.fw = {
     const t0 = performance.now();
     await reactor.reconnect();
     await waitFor("status ready after reconnect", () => reactor.getStatus() === "ready", 10000);
+    return performance.now() - t0;
+  },
+
+  // reconnectFails runs reconnect() on a session the server has closed and
+  // resolves with the ms until the SDK reports RECONNECTION_FAILED.
+  async reconnectFails() {
+    const from = state.errors.length;
+    const t0 = performance.now();
+    try {
+      await reactor.reconnect();
+    } catch (e) {
+      // the error event is what is measured
+    }
+    await waitFor("RECONNECTION_FAILED", () => state.errors.slice(from).some((e) => e && e.code === "RECONNECTION_FAILED"), 10000);
     return performance.now() - t0;
   },
 

@@ -1,0 +1,278 @@
+// Package registry is production mode's shared state in Redis: the
+// sessions of the coordinator API (state, owning account, the node bound to
+// each), the queue of sessions waiting for capacity, and the registry of
+// engine nodes with heartbeats, TTLs and atomic capacity reservation.
+//
+// Every front and node of a deployment opens a Store on the same Redis;
+// fronts keep nothing else, so any front answers for any session and a
+// crashed front loses nothing. Keys (prefix "fw:" by default):
+//
+//	{p}sess:{sid}          hash: the Session record (TTL: the session's life + slack)
+//	{p}queue:{model}       zset: pending session ids by creation time
+//	{p}nodes               set: ids of registered nodes
+//	{p}node:{id}           hash: a node's address, model, capacity, draining (TTL: heartbeat)
+//	{p}acct:{account}      set: an account's session ids (ended ones pruned lazily)
+//	{p}slots:{id}          zset: session ids holding a slot on node id, scored by lease expiry (ms)
+//
+// The reservation script reads keys it computes, so the Store needs one
+// Redis (or one hash slot), not Redis Cluster.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNotFound is returned for a session Redis does not hold.
+var ErrNotFound = errors.New("registry: no such session")
+
+// Session states, as the SDK reads them (upper case; CLOSED and INACTIVE
+// are terminal).
+const (
+	StateCreated   = "CREATED"
+	StatePending   = "PENDING"
+	StateWaiting   = "WAITING"
+	StateActive    = "ACTIVE"
+	StateSuspended = "SUSPENDED"
+	StateInactive  = "INACTIVE"
+	StateClosed    = "CLOSED"
+)
+
+// Terminal reports whether state ends a session.
+func Terminal(state string) bool { return state == StateClosed || state == StateInactive }
+
+// Bound reports whether a session in state has a node.
+func Bound(state string) bool {
+	return state == StateWaiting || state == StateActive || state == StateSuspended
+}
+
+// Session is one coordinator session as stored.
+type Session struct {
+	ID       string
+	Account  string
+	Model    string
+	State    string
+	Node     string    // node id, once bound
+	NodeAddr string    // node base URL, once bound
+	Caps     string    // the bound node's capabilities, JSON
+	Created  time.Time // POST /sessions
+	LastPoll time.Time // last GET /sessions/{sid}
+	Deadline time.Time // placement must happen before this
+	Reason   string    // why it ended
+}
+
+// Node is an engine node as registered.
+type Node struct {
+	ID       string
+	Addr     string // base URL fronts reach it at
+	Model    string
+	Capacity int
+	Draining bool
+	Used     int // slots held now (Nodes fills it)
+}
+
+// Store reads and writes the shared state. It is safe for concurrent use
+// and holds no state of its own besides the client, which the caller owns
+// and closes.
+type Store struct {
+	rdb redis.UniversalClient
+	p   string
+}
+
+// New returns a store on rdb whose keys start with prefix ("fw:" when
+// empty).
+func New(rdb redis.UniversalClient, prefix string) *Store {
+	if prefix == "" {
+		prefix = "fw:"
+	}
+	return &Store{rdb: rdb, p: prefix}
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+func (s *Store) sessKey(id string) string  { return s.p + "sess:" + id }
+func (s *Store) queueKey(m string) string  { return s.p + "queue:" + m }
+func (s *Store) nodeKey(id string) string  { return s.p + "node:" + id }
+func (s *Store) slotsKey(id string) string { return s.p + "slots:" + id }
+func (s *Store) nodesKey() string          { return s.p + "nodes" }
+func (s *Store) acctKey(a string) string   { return s.p + "acct:" + a }
+
+// LiveSessions counts account's sessions that have not ended (queued ones
+// included), forgetting ended ones on the way.
+func (s *Store) LiveSessions(ctx context.Context, account string) (int, error) {
+	ids, err := s.rdb.SMembers(ctx, s.acctKey(account)).Result()
+	if err != nil {
+		return 0, err
+	}
+	live := 0
+	for _, id := range ids {
+		st, err := s.rdb.HGet(ctx, s.sessKey(id), "state").Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return 0, err
+		}
+		if st == "" || Terminal(st) {
+			s.rdb.SRem(ctx, s.acctKey(account), id)
+			continue
+		}
+		live++
+	}
+	return live, nil
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v string) time.Time {
+	n, _ := strconv.ParseInt(v, 10, 64)
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n)
+}
+
+// CreateSession stores a new pending session and queues it; the record
+// expires ttl after its deadline unless updated.
+func (s *Store) CreateSession(ctx context.Context, x Session, ttl time.Duration) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		k := s.sessKey(x.ID)
+		p.HSet(ctx, k, "account", x.Account, "model", x.Model, "state", StatePending,
+			"created", ms(x.Created), "last_poll", ms(x.Created), "deadline", ms(x.Deadline))
+		p.PExpire(ctx, k, time.Until(x.Deadline)+ttl)
+		p.ZAdd(ctx, s.queueKey(x.Model), redis.Z{Score: float64(ms(x.Created)), Member: x.ID})
+		p.SAdd(ctx, s.acctKey(x.Account), x.ID)
+		p.Expire(ctx, s.acctKey(x.Account), 24*time.Hour)
+		return nil
+	})
+	return err
+}
+
+// Session returns the session sid.
+func (s *Store) Session(ctx context.Context, sid string) (Session, error) {
+	m, err := s.rdb.HGetAll(ctx, s.sessKey(sid)).Result()
+	if err != nil {
+		return Session{}, err
+	}
+	if len(m) == 0 {
+		return Session{}, ErrNotFound
+	}
+	return Session{
+		ID: sid, Account: m["account"], Model: m["model"], State: m["state"],
+		Node: m["node"], NodeAddr: m["node_addr"], Caps: m["caps"], Reason: m["reason"],
+		Created: fromMS(m["created"]), LastPoll: fromMS(m["last_poll"]), Deadline: fromMS(m["deadline"]),
+	}, nil
+}
+
+// Touch records a poll of sid at now.
+func (s *Store) Touch(ctx context.Context, sid string, now time.Time) error {
+	return s.rdb.HSet(ctx, s.sessKey(sid), "last_poll", ms(now)).Err()
+}
+
+// QueueRank returns sid's place in model's queue (0: the oldest), or -1
+// when it is not queued.
+func (s *Store) QueueRank(ctx context.Context, model, sid string) (int64, error) {
+	r, err := s.rdb.ZRank(ctx, s.queueKey(model), sid).Result()
+	if errors.Is(err, redis.Nil) {
+		return -1, nil
+	}
+	return r, err
+}
+
+// Queue returns the pending sessions of model, oldest first.
+func (s *Store) Queue(ctx context.Context, model string) ([]string, error) {
+	return s.rdb.ZRange(ctx, s.queueKey(model), 0, -1).Result()
+}
+
+// bindScript binds a pending session (KEYS[1] session, KEYS[2] queue):
+// only a PENDING session is bound, so a session closed meanwhile stays
+// closed. ARGV: sid, node, addr, caps, ttl ms.
+var bindScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') ~= 'PENDING' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'WAITING', 'node', ARGV[2], 'node_addr', ARGV[3], 'caps', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1`)
+
+// Bind records that node (at addr, answering with caps) serves the pending
+// session sid; the record then lives ttl. It reports false when the
+// session is no longer pending (closed meanwhile).
+func (s *Store) Bind(ctx context.Context, x Session, node, addr, caps string, ttl time.Duration) (bool, error) {
+	n, err := bindScript.Run(ctx, s.rdb, []string{s.sessKey(x.ID), s.queueKey(x.Model)}, x.ID, node, addr, caps, ttl.Milliseconds()).Int()
+	return n == 1, err
+}
+
+// setStateScript sets a live session's state (KEYS[1]); a terminal state
+// is never left, and with a node given only a session bound to that node
+// changes (a node never ends a session placed elsewhere). ARGV: state,
+// reason, ttl ms (0 keeps the TTL), node ("" for any).
+var setStateScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'state')
+if not cur or cur == 'CLOSED' or cur == 'INACTIVE' then return 0 end
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'node') ~= ARGV[4] then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[2]) end
+if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1`)
+
+// SetState moves a live session bound to node to state (ACTIVE,
+// SUSPENDED, …); it reports false when the session is gone, ended or
+// bound elsewhere.
+func (s *Store) SetState(ctx context.Context, sid, node, state string) (bool, error) {
+	n, err := setStateScript.Run(ctx, s.rdb, []string{s.sessKey(sid)}, state, "", 0, node).Int()
+	return n == 1, err
+}
+
+// End moves session x to a terminal state (CLOSED or INACTIVE) with
+// reason, removes it from its queue, and keeps the record ttl so polls
+// read the state before they get 404. When x.Node is set, only a session
+// bound to that node is ended. It reports false when the session had
+// already ended, is unknown or is bound elsewhere.
+func (s *Store) End(ctx context.Context, x Session, state, reason string, ttl time.Duration) (bool, error) {
+	n, err := setStateScript.Run(ctx, s.rdb, []string{s.sessKey(x.ID)}, state, reason, ttl.Milliseconds(), x.Node).Int()
+	if err != nil {
+		return false, err
+	}
+	if x.Model != "" {
+		if err := s.rdb.ZRem(ctx, s.queueKey(x.Model), x.ID).Err(); err != nil {
+			return n == 1, err
+		}
+	}
+	return n == 1, nil
+}
+
+// Lock takes a short exclusive lock named name for ttl; it reports false
+// when another holder has it.
+func (s *Store) Lock(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	return s.rdb.SetNX(ctx, s.p+"lock:"+name, "1", ttl).Result()
+}
+
+// Unlock releases the lock name.
+func (s *Store) Unlock(ctx context.Context, name string) error {
+	return s.rdb.Del(ctx, s.p+"lock:"+name).Err()
+}
+
+// Keys returns the keys matching pattern under the prefix (tests and
+// diagnostics: it scans).
+func (s *Store) Keys(ctx context.Context, pattern string) ([]string, error) {
+	var out []string
+	it := s.rdb.Scan(ctx, 0, s.p+pattern, 100).Iterator()
+	for it.Next(ctx) {
+		out = append(out, it.Val())
+	}
+	return out, it.Err()
+}
+
+// String describes the session for logs.
+func (x Session) String() string { return fmt.Sprintf("session %s (%s, %s)", x.ID, x.Model, x.State) }
+
+// Dequeue removes sid from model's queue.
+func (s *Store) Dequeue(ctx context.Context, model, sid string) error {
+	return s.rdb.ZRem(ctx, s.queueKey(model), sid).Err()
+}
+
+// KeyPrefix returns the prefix of every key of the store.
+func (s *Store) KeyPrefix() string { return s.p }
