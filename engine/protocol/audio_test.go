@@ -289,7 +289,12 @@ func newToneServer(t *testing.T, rec *narrationRecorder) (*testServer, *toneMode
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(a, testConfig())
+	// This client sends nothing on the data channel after "play": the
+	// ping timeout must not orphan it while the tone plays (under -race on
+	// a loaded machine the 2 s of testConfig did).
+	cfg := testConfig()
+	cfg.PingTimeout = time.Minute
+	srv, err := NewServer(a, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,6 +308,13 @@ func newToneServer(t *testing.T, rec *narrationRecorder) (*testServer, *toneMode
 }
 
 func TestAudioToneBothWays(t *testing.T) {
+	if raceDetector {
+		// It checks real-time playout (2 s of tone arriving in 2 s ± 25%,
+		// about 100 loud frames); race-instrumented Opus and pion fall
+		// behind real time on a loaded 2-core machine (it failed 1 in 5
+		// -race runs before issue 12 too). test-go runs it without -race.
+		t.Skip("real-time audio check; not meaningful under -race")
+	}
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // first registered: runs after every close below
 	rec := &narrationRecorder{}
