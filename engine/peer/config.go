@@ -134,6 +134,23 @@ const (
 // receive, NACK/RTCP reports/TWCC interceptors and a GCC estimator that
 // reports through bwe once the connection is created.
 func (c *Config) newAPI(bwe chan<- cc.BandwidthEstimator) (*webrtc.API, error) {
+	m, err := mediaEngine()
+	if err != nil {
+		return nil, err
+	}
+	reg, err := c.interceptors(m, bwe)
+	if err != nil {
+		return nil, err
+	}
+	se, err := c.settingEngine()
+	if err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
+
+// mediaEngine registers the codecs and header extensions we negotiate.
+func mediaEngine() (*webrtc.MediaEngine, error) {
 	m := &webrtc.MediaEngine{}
 	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
 	video := []webrtc.RTPCodecParameters{
@@ -160,6 +177,12 @@ func (c *Config) newAPI(bwe chan<- cc.BandwidthEstimator) (*webrtc.API, error) {
 		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, fmt.Errorf("peer: register opus: %w", err)
 	}
+	return m, nil
+}
+
+// interceptors builds the interceptor chain (GCC, TWCC, NACK, reports,
+// stats), all logging through the peer's logger.
+func (c *Config) interceptors(m *webrtc.MediaEngine, bwe chan<- cc.BandwidthEstimator) (*interceptor.Registry, error) {
 	reg := &interceptor.Registry{}
 	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
 		return gcc.NewSendSideBWE(
@@ -189,6 +212,11 @@ func (c *Config) newAPI(bwe chan<- cc.BandwidthEstimator) (*webrtc.API, error) {
 	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, reg, webrtc.WithInterceptorLoggerFactory(loggerFactory{c.Logger})); err != nil {
 		return nil, fmt.Errorf("peer: interceptors: %w", err)
 	}
+	return reg, nil
+}
+
+// settingEngine applies the ICE, SCTP and network settings.
+func (c *Config) settingEngine() (webrtc.SettingEngine, error) {
 	se := webrtc.SettingEngine{}
 	// pion reads messages up to this size and closes the channel on a
 	// larger one; the answer advertises SCTPMaxMessageSize instead (see
@@ -210,9 +238,9 @@ func (c *Config) newAPI(bwe chan<- cc.BandwidthEstimator) (*webrtc.API, error) {
 	}
 	if c.UDPPortMin != 0 || c.UDPPortMax != 0 {
 		if err := se.SetEphemeralUDPPortRange(c.UDPPortMin, c.UDPPortMax); err != nil {
-			return nil, fmt.Errorf("peer: UDP port range: %w", err)
+			return se, fmt.Errorf("peer: UDP port range: %w", err)
 		}
 	}
 	se.LoggerFactory = loggerFactory{c.Logger}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+	return se, nil
 }
