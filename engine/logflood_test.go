@@ -1,39 +1,20 @@
 package engine_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/enginetest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A flood of rejected commands writes a bounded log: a few lines, then a
 // count of what was suppressed; a client's 200 KB command name is cut
 // short in the log line (issue 12, defect 3: two full lines per command).
 func TestRejectedCommandFloodLogIsBounded(t *testing.T) {
-	var buf syncBuffer
+	var buf enginetest.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	e := newEngine(t, engine.Model{}, engine.WithLogger(log))
 	s := start(t, e)

@@ -8,10 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/framewire/framewire/engine/enginetest"
 )
 
 // TestMain lets a test run the launcher's choice in a fresh process, where
@@ -88,7 +89,7 @@ func TestLauncherServesWithoutADriver(t *testing.T) {
 	ln.Close()
 	srv := exec.Command(filepath.Join(dir, "framewire"), "-addr", addr)
 	srv.Env = append(os.Environ(), "LD_LIBRARY_PATH="+t.TempDir())
-	var logs syncBuffer
+	var logs enginetest.SyncBuffer
 	srv.Stderr = &logs
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -118,22 +119,4 @@ func TestLauncherServesWithoutADriver(t *testing.T) {
 	if err := srv.Wait(); err != nil {
 		t.Errorf("the server did not exit cleanly on SIGTERM: %v\n%s", err, logs.String())
 	}
-}
-
-// syncBuffer is a strings.Builder safe for the writes of os/exec's copier.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

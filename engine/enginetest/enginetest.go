@@ -5,7 +5,9 @@
 package enginetest
 
 import (
+	"bytes"
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,4 +154,26 @@ func StartVideo(t testing.TB, w *wiring.Wiring) *wiring.Session {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writes: a log handler's
+// (slog writes from pion's and the session's goroutines) or a child
+// process's output copier. The zero value is ready.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/engine/enginetest"
 	"github.com/framewire/framewire/engine/wiring"
 )
 
@@ -122,31 +123,12 @@ func TestPrepareDoesNotHoldSessionLock(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes (slog handlers
-// write from pion's goroutines).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A clean session (connect, stream, a command, stop) logs nothing above
 // Info, through the configured logger: pion's routine warnings are Debug,
 // the interceptors log through it too, and FFmpeg's probe chatter stays in
 // the probe's reasons.
 func TestCleanSessionLogsNothingAboveInfo(t *testing.T) {
-	var logs syncBuffer
+	var logs enginetest.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	te := newTestEngine(t, wiring.Config{Logger: log})
 	cfg := testConfig()
