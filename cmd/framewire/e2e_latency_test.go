@@ -105,14 +105,7 @@ func stamp(img []byte, ms int64) {
 // Gated like the other browser tests by FRAMEWIRE_E2E=1;
 // FRAMEWIRE_LATENCY_SECONDS sets the measured time per case (default 5).
 func TestBrowserLatency(t *testing.T) {
-	for _, p := range []string{chromiumPath, bundlePath} {
-		if _, err := os.Stat(p); err != nil {
-			if os.Getenv("FRAMEWIRE_E2E") != "" {
-				t.Fatalf("%s missing (run `make web`): %v", p, err)
-			}
-			t.Skipf("%s missing; run `make web` (or `make test`) for the browser test", p)
-		}
-	}
+	needBrowser(t)
 	secs := 5
 	if v, err := strconv.Atoi(os.Getenv("FRAMEWIRE_LATENCY_SECONDS")); err == nil && v > 0 {
 		secs = v
@@ -188,18 +181,7 @@ func browserLatency(t *testing.T, actx context.Context, pageURL string, rate flo
 	}
 	ctx, cancel := context.WithTimeout(cctx, time.Duration(secs)*time.Second+60*time.Second)
 	defer cancel()
-	eval := func(what, js string, out any) {
-		t.Helper()
-		raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](js, chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if out != nil {
-			if err := json.Unmarshal(raw, out); err != nil {
-				t.Fatalf("%s: result %s: %v", what, raw, err)
-			}
-		}
-	}
+	eval := evaluator(t, ctx)
 	waitTrue(t, 10*time.Second, "harness loaded", func() bool {
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`typeof fw`))
 		return err == nil && v == "object"

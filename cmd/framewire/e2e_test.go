@@ -31,14 +31,7 @@ const (
 // `make test` builds the bundle and sets FRAMEWIRE_E2E=1, which turns a
 // missing browser or bundle into a failure instead of a skip.
 func TestBrowserSDK(t *testing.T) {
-	for _, p := range []string{chromiumPath, bundlePath} {
-		if _, err := os.Stat(p); err != nil {
-			if os.Getenv("FRAMEWIRE_E2E") != "" {
-				t.Fatalf("%s missing (run `make web`): %v", p, err)
-			}
-			t.Skipf("%s missing; run `make web` (or `make test`) for the browser test", p)
-		}
-	}
+	needBrowser(t)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	// The engine.
@@ -67,18 +60,7 @@ func TestBrowserSDK(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(cctx, 90*time.Second)
 	defer cancel()
-	eval := func(what, js string, out any) {
-		t.Helper()
-		raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](js, chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if out != nil {
-			if err := json.Unmarshal(raw, out); err != nil {
-				t.Fatalf("%s: result %s: %v", what, raw, err)
-			}
-		}
-	}
+	eval := evaluator(t, ctx)
 	defer func() {
 		if t.Failed() {
 			var console []string
@@ -274,4 +256,42 @@ func chromiumOptions(t *testing.T, extra ...chromedp.ExecAllocatorOption) []chro
 		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 	), extra...)
+}
+
+// needBrowser skips a browser test when Chromium or the harness bundle is
+// missing, or fails it under FRAMEWIRE_E2E=1 (make test), where a missing
+// piece is a broken install, not a reason to skip.
+func needBrowser(t *testing.T) {
+	t.Helper()
+	for _, p := range []string{chromiumPath, bundlePath} {
+		if _, err := os.Stat(p); err != nil {
+			if os.Getenv("FRAMEWIRE_E2E") != "" {
+				t.Fatalf("%s missing (run `make web`): %v", p, err)
+			}
+			t.Skipf("%s missing; run `make web` (or `make test`) for the browser test", p)
+		}
+	}
+}
+
+// evaluator returns eval(what, js, out): it evaluates js in ctx's tab
+// (awaiting a promise), decodes the result into out when out is not nil,
+// and fails the test naming what, with the harness's console (fw.state.
+// console, when the page has one) on an error.
+func evaluator(t *testing.T, ctx context.Context) func(what, js string, out any) {
+	return func(what, js string, out any) {
+		t.Helper()
+		raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](js, chromedp.EvalAwaitPromise))
+		if err != nil {
+			var console []string
+			if c, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](`fw.state.console`)); err == nil {
+				_ = json.Unmarshal(c, &console)
+			}
+			t.Fatalf("%s: %v (console: %v)", what, err, console)
+		}
+		if out != nil {
+			if err := json.Unmarshal(raw, out); err != nil {
+				t.Fatalf("%s: result %s: %v", what, raw, err)
+			}
+		}
+	}
 }

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/metrics"
@@ -28,7 +30,6 @@ import (
 	"github.com/framewire/framewire/engine/protocol"
 	"github.com/framewire/framewire/engine/wiring"
 	"github.com/framewire/framewire/gpu"
-	"golang.org/x/net/netutil"
 )
 
 // options are the command-line settings.
@@ -187,6 +188,31 @@ type deviceSetup struct {
 	device  *gpu.Device // the open device, nil when none
 }
 
+// loadDemo loads the demo model once and wires its media on dev (device
+// encoders, and NVDEC for the webcam, in a cuda build), with FFmpeg's log
+// routed to log (encode.Probe keeps its own rejected backends' FFmpeg
+// lines in their reasons). The caller closes the engine.
+func loadDemo(log *slog.Logger, dev deviceSetup, opts ...engine.Option) (*engine.Engine, *wiring.Wiring, error) {
+	encode.RouteFFmpegLog(log)
+	eng, err := engine.New(demoModel(), append([]engine.Option{engine.WithLogger(log), dev.option}, opts...)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	wired, err := wiring.New(eng, wiring.Config{DeviceEncoder: dev.encoder, H264Decoder: dev.decoder, Logger: log})
+	if err != nil {
+		_ = eng.Close()
+		return nil, nil, err
+	}
+	return eng, wired, nil
+}
+
+// closeLogged closes the device, logging a failure.
+func (d deviceSetup) closeLogged(log *slog.Logger) {
+	if err := d.close(); err != nil {
+		log.Warn("close the CUDA device", "err", err)
+	}
+}
+
 // serve runs the protocol server for the demo model on ln until ctx ends:
 // the model is declared with package engine, loaded once by engine.New,
 // wired by wiring.New and served by protocol.NewServer like any model
@@ -194,26 +220,13 @@ type deviceSetup struct {
 // ln and closes it on every return, an early error included.
 func serve(ctx context.Context, ln net.Listener, o options, log *slog.Logger) error {
 	defer ln.Close() // after hs.Serve this is a second, harmless Close
-	// FFmpeg's own complaints while encode.Probe tries NVENC on a host
-	// without it are expected; Probe logs its choice and the reasons.
-	encode.RouteFFmpegLog(slog.New(slog.DiscardHandler))
 	dev := openDevice(log)
-	defer func() {
-		if err := dev.close(); err != nil {
-			log.Warn("close the CUDA device", "err", err)
-		}
-	}()
-	eng, err := engine.New(demoModel(), engine.WithLogger(log), dev.option)
+	defer dev.closeLogged(log)
+	eng, wired, err := loadDemo(log, dev)
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
-	// NVDEC decodes the webcam in a cuda build (dev.decoder).
-	wired, err := wiring.New(eng, wiring.Config{DeviceEncoder: dev.encoder, H264Decoder: dev.decoder, Logger: log})
-	if err != nil {
-		return err
-	}
-	encode.RouteFFmpegLog(log)
 	srv, err := protocol.NewServer(wired, o.serverConfig(log))
 	if err != nil {
 		return err

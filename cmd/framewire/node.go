@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/auth"
 	"github.com/framewire/framewire/engine/metrics"
@@ -67,23 +66,17 @@ func serveNode(ctx context.Context, ln net.Listener, o options, log *slog.Logger
 		no.id = "node-" + port
 	}
 	log = log.With("node", no.id)
-	encode.RouteFFmpegLog(slog.New(slog.DiscardHandler))
 	dev := openDevice(log)
-	defer func() { _ = dev.close() }()
+	defer dev.closeLogged(log)
 	capacity := no.capacity
 	if dev.device != nil && no.perGPU > 0 {
 		capacity = min(capacity, no.perGPU) // one device per node process
 	}
-	eng, err := engine.New(demoModel(), engine.WithLogger(log), dev.option, engine.WithMaxSessions(capacity))
+	eng, wired, err := loadDemo(log, dev, engine.WithMaxSessions(capacity))
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
-	wired, err := wiring.New(eng, wiring.Config{DeviceEncoder: dev.encoder, H264Decoder: dev.decoder, Logger: log})
-	if err != nil {
-		return err
-	}
-	encode.RouteFFmpegLog(log)
 	rdb := redis.NewClient(&redis.Options{Addr: no.redis})
 	defer rdb.Close()
 	pcfg := o.serverConfig(log)

@@ -150,18 +150,7 @@ func TestDemoPage(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	eval := func(what, js string, out any) {
-		t.Helper()
-		raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](js, chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if out != nil {
-			if err := json.Unmarshal(raw, out); err != nil {
-				t.Fatalf("%s: result %s: %v", what, raw, err)
-			}
-		}
-	}
+	eval := evaluator(t, ctx)
 	text := func(sel string) string {
 		var s string
 		eval("text of "+sel, fmt.Sprintf(`__t.text(%q)`, sel), &s)

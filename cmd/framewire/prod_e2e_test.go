@@ -98,14 +98,7 @@ func mintToken(t *testing.T, frontURL string) string {
 // front's presigned URL read by the model, disconnect(true) + reconnect()
 // into the same session, and disconnect() deleting it.
 func TestBrowserSDKProduction(t *testing.T) {
-	for _, p := range []string{chromiumPath, bundlePath} {
-		if _, err := os.Stat(p); err != nil {
-			if os.Getenv("FRAMEWIRE_E2E") != "" {
-				t.Fatalf("%s missing (run `make web`): %v", p, err)
-			}
-			t.Skipf("%s missing; run `make web` (or `make test`) for the browser test", p)
-		}
-	}
+	needBrowser(t)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	frontURL, _, store := startProduction(t, log)
 	jwt := mintToken(t, frontURL)
@@ -124,22 +117,7 @@ func TestBrowserSDKProduction(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(cctx, 90*time.Second)
 	defer cancel()
-	eval := func(what, js string, out any) {
-		t.Helper()
-		raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](js, chromedp.EvalAwaitPromise))
-		if err != nil {
-			var console []string
-			if c, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](`fw.state.console`)); err == nil {
-				_ = json.Unmarshal(c, &console)
-			}
-			t.Fatalf("%s: %v (console: %v)", what, err, console)
-		}
-		if out != nil {
-			if err := json.Unmarshal(raw, out); err != nil {
-				t.Fatalf("%s: result %s: %v", what, raw, err)
-			}
-		}
-	}
+	eval := evaluator(t, ctx)
 	waitTrue(t, 10*time.Second, "harness loaded", func() bool {
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`typeof fw`))
 		return err == nil && v == "object"
