@@ -17,7 +17,8 @@ import {
   useStats,
 } from "@reactor-team/js-sdk";
 
-const MODEL = "framewire-demo";
+// The served model: the server writes its name into the page (host.MountPage).
+const MODEL = window.FRAMEWIRE_MODEL || "framewire-demo";
 // The engine serves this page, so its protocol routes are on the page's own
 // origin; ?api=http://host:port points the page at another engine.
 const API = new URLSearchParams(window.location.search).get("api") || window.location.origin;
