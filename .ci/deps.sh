@@ -4,7 +4,7 @@
 # $PREFIX, and the CUDA driver header and stub library for `-tags cuda`
 # compile checks. Every step is stamped: a rerun is a no-op.
 #
-# usage: .ci/deps.sh apt|ffmpeg|cuda|chromium|node|redis|all   (BUILD=<dir>, default ./build)
+# usage: .ci/deps.sh apt|ffmpeg|cuda|chromium|node|redis|python|all   (BUILD=<dir>, default ./build)
 set -euo pipefail
 
 BUILD=${BUILD:-$(pwd)/build}
@@ -147,6 +147,12 @@ step_redis() {
 	need_pkgs redis-server
 }
 
+# step_python installs Debian's interpreter and the packages the Python
+# package's tests use (PyPI is not used): NumPy, PyTorch (CPU), pytest.
+step_python() {
+	need_pkgs python3 python3-numpy python3-torch python3-pytest
+}
+
 case "${1:-all}" in
 apt) step_apt ;;
 ffmpeg) step_ffmpeg ;;
@@ -154,6 +160,7 @@ cuda) step_cuda ;;
 chromium) step_chromium ;;
 node) step_node ;;
 redis) step_redis ;;
+python) step_python ;;
 all) step_apt; step_ffmpeg; step_cuda ;;
-*) echo "usage: $0 apt|ffmpeg|cuda|chromium|node|redis|all" >&2; exit 2 ;;
+*) echo "usage: $0 apt|ffmpeg|cuda|chromium|node|redis|python|all" >&2; exit 2 ;;
 esac

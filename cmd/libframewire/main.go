@@ -40,6 +40,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -155,4 +156,16 @@ func goStr(p *C.char) string {
 		return ""
 	}
 	return C.GoString(p)
+}
+
+// fw_setenv sets an environment variable of the Go runtime, which copied
+// the process environment when the library loaded and does not see later
+// changes (setenv, os.environ): FRAMEWIRE_WEB_DIR, GODEBUG and the like.
+//
+//export fw_setenv
+func fw_setenv(key, value *C.char, err *C.char, errcap C.int32_t) C.int32_t {
+	if gerr := os.Setenv(goStr(key), goStr(value)); gerr != nil {
+		return errBuf{err, errcap}.failf(C.FW_EINVAL, "setenv %q: %v", goStr(key), gerr)
+	}
+	return C.FW_OK
 }
