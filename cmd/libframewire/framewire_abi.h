@@ -19,6 +19,7 @@ enum {
 	FW_ESHORT = -4,   /* the caller's buffer is too small: the needed size was written */
 	FW_EHANDLE = -5,  /* an unknown or stale handle */
 	FW_EFAIL = -6,    /* anything else: the message says what */
+	FW_ENOCLIENT = -7, /* send: no client is attached to the session right now */
 	FW_ENONE = 1      /* not an error: no data yet (latest before the first frame) */
 };
 

@@ -96,6 +96,10 @@ func code(err error) C.int32_t {
 		return C.FW_ENODEV
 	case errors.Is(err, errHandle):
 		return C.FW_EHANDLE
+	case errors.Is(err, engine.ErrNoTransport):
+		return C.FW_ENOCLIENT
+	case errors.Is(err, engine.ErrSessionEnded):
+		return C.FW_ECLOSED
 	}
 	return C.FW_EFAIL
 }

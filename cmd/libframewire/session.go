@@ -191,7 +191,9 @@ func fw_session_id(sh C.uintptr_t, buf *C.char, n C.int32_t) C.int32_t {
 }
 
 // fw_session_send sends a JSON document (len bytes) to the client as one
-// application message. It does not wait for the client.
+// application message. It does not wait for the client. With no client
+// attached (before the SDK connected, or while it reconnects) it returns
+// FW_ENOCLIENT and the message is not sent.
 //
 //export fw_session_send
 func fw_session_send(sh C.uintptr_t, doc *C.char, n C.int64_t, err *C.char, errcap C.int32_t) C.int32_t {

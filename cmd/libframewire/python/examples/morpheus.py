@@ -2,7 +2,7 @@
 on_media into a pipeline whose prompt a command sets. Only the imports
 differ from the page; load_pipeline() is this file's own (the "prompt"
 picks a tint; the pipeline emits the newest pushed frame, tinted, at 30
-fps, and black until the webcam arrives)."""
+fps, and black frames until the webcam arrives)."""
 
 import threading
 import time
@@ -41,7 +41,9 @@ class Pipeline:
         while not ctx.should_stop():
             with self.lock:
                 frame, tint = self.frame, self.tint()
-            if frame is not None:
+            if frame is None:
+                ctx.get_track().emit(None)  # black until the webcam arrives
+            else:
                 ctx.get_track().emit(((frame.astype(np.uint16) + tint) // 2).astype(np.uint8))
             next_t += 1 / self.fps
             time.sleep(max(0.0, next_t - time.monotonic()))

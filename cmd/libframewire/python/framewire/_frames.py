@@ -30,24 +30,25 @@ def describe(x):
     return name
 
 
-def _check_video_array(a):
-    """Check a host array's dtype, shape and layout; return (n, h, w, c)."""
+def _check_video_array(a, given):
+    """Check a host array's dtype, shape and layout; return (n, h, w, c).
+    Errors describe given, what the caller passed."""
     if a.dtype is not _U8 and a.dtype != _U8:
         if a.dtype.kind == "f":
-            raise TypeError(f"emit: got {describe(a)}; want uint8 values 0-255 "
+            raise TypeError(f"emit: got {describe(given)}; want uint8 values 0-255 "
                             "(convert floats with (x * 255).clip(0, 255).astype(np.uint8))")
-        raise TypeError(f"emit: got {describe(a)}; want {WANT_VIDEO}")
+        raise TypeError(f"emit: got {describe(given)}; want {WANT_VIDEO}")
     shape = a.shape
     if len(shape) == 3:
         n, (h, w, c) = 0, shape
     elif len(shape) == 4:
         n, h, w, c = shape
     else:
-        raise ValueError(f"emit: got {describe(a)}; want shape (H, W, 3) or (N, H, W, 3)")
+        raise ValueError(f"emit: got {describe(given)}; want shape (H, W, 3) or (N, H, W, 3)")
     if c != 3:
-        raise ValueError(f"emit: got {describe(a)} with {c} channels; want 3 (RGB)")
+        raise ValueError(f"emit: got {describe(given)} with {c} channels; want 3 (RGB)")
     if not a.flags.c_contiguous:
-        raise ValueError(f"emit: got {describe(a)} that is not C-contiguous (a slice, transpose or "
+        raise ValueError(f"emit: got {describe(given)} that is not C-contiguous (a slice, transpose or "
                          "channel-first view); pass np.ascontiguousarray(frame)")
     return n, h, w, c
 
@@ -85,7 +86,7 @@ def emit_video(lib, th, frame, err):
         if hasattr(frame, "__dlpack__") or hasattr(frame, "__cuda_array_interface__"):
             return emit_device(lib, th, frame, err)
         raise TypeError(f"emit: got {describe(frame)}; want {WANT_VIDEO}")
-    n, h, w, c = _check_video_array(a)
+    n, h, w, c = _check_video_array(a, frame)
     return lib.fw_track_emit_video(th, a.ctypes.data, n, h, w, c, err, _abi.ERR_CAP)
 
 
@@ -99,15 +100,15 @@ def emit_audio(lib, th, pcm, err):
         raise TypeError(f"emit: got {describe(pcm)}; want a NumPy int16 or float32 array of shape (N,) or "
                         "(C, N) on the CPU, or None for silence")
     if a.dtype not in (_I16, _F32):
-        raise TypeError(f"emit: got {describe(a)}; want int16 or float32 samples")
+        raise TypeError(f"emit: got {describe(pcm)}; want int16 or float32 samples")
     if a.ndim == 1:
         ch, n = 0, a.shape[0]
     elif a.ndim == 2:
         ch, n = a.shape
     else:
-        raise ValueError(f"emit: got {describe(a)}; want shape (N,) for mono or (C, N) planar")
+        raise ValueError(f"emit: got {describe(pcm)}; want shape (N,) for mono or (C, N) planar")
     if not a.flags.c_contiguous:
-        raise ValueError(f"emit: got {describe(a)} that is not C-contiguous; pass np.ascontiguousarray(pcm)")
+        raise ValueError(f"emit: got {describe(pcm)} that is not C-contiguous; pass np.ascontiguousarray(pcm)")
     f = lib.fw_track_emit_audio if a.dtype == _I16 else lib.fw_track_emit_audio_f32
     return f(th, a.ctypes.data, ch, n, err, _abi.ERR_CAP)
 

@@ -61,13 +61,21 @@ class Context:
 
     def send(self, msg):
         """Send a JSON-serialisable message to the client (the SDK's
-        "message" event). Does not wait for the client."""
+        "message" event). Does not wait for the client. Returns True when
+        handed to the client, False when no client is attached right now
+        (before it connected, or while it reconnects): that message is not
+        delivered. Raises TypeError for a value JSON cannot express and
+        SessionEnded after the session ended."""
         try:
             doc = json.dumps(msg, allow_nan=False).encode()
         except (TypeError, ValueError) as e:
             raise TypeError(f"send: {type(msg).__name__} is not JSON-serialisable: {e}") from None
         err = _abi.errbuf()
-        _abi.check(self._lib.fw_session_send(self._h, doc, len(doc), err, _abi.ERR_CAP), err)
+        rc = self._lib.fw_session_send(self._h, doc, len(doc), err, _abi.ERR_CAP)
+        if rc == _abi.ENOCLIENT:
+            return False
+        _abi.check(rc, err)
+        return True
 
     def stop(self, reason="model"):
         """Ask the session to end; should_stop() turns true."""
