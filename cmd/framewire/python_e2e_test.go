@@ -405,23 +405,29 @@ func TestPythonNodeProduction(t *testing.T) {
 	if sessions["red"] == sessions["green"] {
 		t.Fatalf("both tabs got session %s", sessions["red"])
 	}
+	// The node names its engine sessions itself (it maps the front's ids
+	// to them), so each tab's commands must see one engine session, and
+	// the two tabs two different ones.
+	seen := map[string]string{}
 	for _, tab := range []struct {
 		eval   func(string, string, any)
 		colour string
 	}{{eval1, "red"}, {eval2, "green"}} {
 		var n int
-		var m map[string]any
+		var who, set map[string]any
 		tab.eval("message count", `fw.state.messages.length`, &n)
 		tab.eval("whoami", `fw.command("whoami", {})`, nil)
-		tab.eval("whoami reply", fmt.Sprintf(`fw.waitMessage("whoami", %d, 5000)`, n), &m)
-		if m["session"] != sessions[tab.colour] {
-			t.Errorf("get_ctx() in the command of session %s saw session %v", sessions[tab.colour], m["session"])
-		}
+		tab.eval("whoami reply", fmt.Sprintf(`fw.waitMessage("whoami", %d, 5000)`, n), &who)
 		tab.eval("set_colour", fmt.Sprintf(`fw.command("set_colour", {name: %q})`, tab.colour), nil)
-		tab.eval("colour_set", fmt.Sprintf(`fw.waitMessage("colour_set", %d, 5000)`, n), &m)
-		if m["session"] != sessions[tab.colour] {
-			t.Errorf("set_colour of session %s ran as session %v", sessions[tab.colour], m["session"])
+		tab.eval("colour_set", fmt.Sprintf(`fw.waitMessage("colour_set", %d, 5000)`, n), &set)
+		id, _ := who["session"].(string)
+		if id == "" || set["session"] != id {
+			t.Errorf("session %s: whoami saw %v, set_colour ran as %v: get_ctx() must be the calling session on every thread", sessions[tab.colour], who["session"], set["session"])
 		}
+		seen[tab.colour] = id
+	}
+	if seen["red"] == seen["green"] {
+		t.Errorf("both tabs' commands saw engine session %s", seen["red"])
 	}
 	for _, tab := range []struct {
 		eval func(string, string, any)
