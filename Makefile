@@ -133,16 +133,18 @@ gpu-check: deps $(CUDA_STAMP)
 	$(CUDA_ENV) gpu/gpucheck.sh $(BUILD)/gpu-check $(PREFIX)
 
 ## bench: run the benchmarks and print the ratio table.
-bench: deps
+bench: deps python
 	go test -run '^$$' -bench . -benchtime 2s ./bench/
+	$(PY) $(PYDIR)/bench_emit.py
 
 ## bench-gate: fail when a hot path allocates per frame or runs below 0.85x
 ## its same-run go-astiav baseline (median of interleaved rounds), or when
 ## emit→sent p95 at 720p/30 fps to an in-process pion receiver exceeds the
 ## same round's bare encode p95 by more than 3 ms in each of five rounds
 ## (TestLatencyGate).
-bench-gate: deps
+bench-gate: deps python
 	go test -count=1 -run '^(TestGate|TestLatencyGate)$$' ./bench/ -gate
+	$(PY) $(PYDIR)/bench_emit.py --gate 1.1
 
 ## screenshot: regenerate cmd/framewire/screenshot.png with the browser test of the page.
 screenshot: deps web

@@ -84,6 +84,9 @@ _SIGNATURES = {
     "fw_track_latest_video": ([uptr, _c.c_void_p, _c.c_int64, i32p, i32p] + _E, _c.c_int32),
     "fw_track_latest_audio": ([uptr, _c.c_void_p, _c.c_int64, i32p, i32p] + _E, _c.c_int32),
     "fw_track_stats": ([uptr, _c.c_char_p, _c.c_int32], _c.c_int32),
+    "fw_track_new_standalone": ([_c.c_char_p, _c.POINTER(uptr)] + _E, _c.c_int32),
+    "fw_track_close": ([uptr], _c.c_int32),
+    "fw_measure_emit": ([uptr, _c.c_void_p, _c.c_int32, _c.c_int32, _c.c_int32], _c.c_int64),
     "fw_track_emit_device": ([uptr, uptr, _c.c_int32, _c.c_int32, _c.c_int32, _c.c_int32, _c.c_int64,
                               _c.c_int64, uptr, uptr, RELEASE_FN, uptr] + _E, _c.c_int32),
 }
