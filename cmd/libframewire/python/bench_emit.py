@@ -1,7 +1,6 @@
 """Python emit vs Go Emit of the same 1280x720 frame, side by side in one
 process (make bench prints it; make bench-gate fails above 1.1x).
 
-
 Each round times N Python OutputTrack.emit calls on a standalone track and
 N calls of the Go VideoOut.Emit on the same track (fw_measure_emit),
 interleaved; the ratio is the median over rounds. It also counts the
