@@ -184,4 +184,4 @@ $(PYLIB): $(LIBFW_SRC) | $(FFMPEG_STAMP)
 ## test-python: the Python package's tests (pytest, Debian's interpreter);
 ## the browser tests of Python models are in cmd/libframewire (test-go).
 test-python: python
-	cd $(PYDIR) && $(PY) -m pytest -q -p no:cacheprovider tests
+	cd $(PYDIR) && FRAMEWIRE_E2E=1 FRAMEWIRE_WHEEL_DIR=$(BUILD)/python $(PY) -m pytest -q -p no:cacheprovider tests

@@ -150,7 +150,7 @@ step_redis() {
 # step_python installs Debian's interpreter and the packages the Python
 # package's tests use (PyPI is not used): NumPy, PyTorch (CPU), pytest.
 step_python() {
-	need_pkgs python3 python3-numpy python3-torch python3-pytest
+	need_pkgs python3 python3-numpy python3-torch python3-pytest python3-venv python3-pip
 }
 
 case "${1:-all}" in
