@@ -121,7 +121,7 @@ $(CUDAEMU): $(CUDAEMU_SRC) | $(CUDA_STAMP) $(FFMPEG_STAMP)
 
 ## test-cuda-emu: the cuda build's tests of gpu/, engine/... and cmd/framewire
 ## against the emulated driver (no GPU needed).
-test-cuda-emu: deps $(CUDA_STAMP) $(CUDAEMU)
+test-cuda-emu: deps python $(CUDA_STAMP) $(CUDAEMU)
 	$(CUDA_ENV) LD_LIBRARY_PATH=$(CUDAEMU_DIR) go test -tags cuda $(GO_TEST_FLAGS) ./gpu/... ./engine/... ./cmd/framewire/
 
 ## gpu-check: build package gpu's CUDA tests and benchmarks and the engine
@@ -163,12 +163,13 @@ clean:
 PYDIR := cmd/libframewire/python
 PYPKG := $(PYDIR)/framewire
 PYLIB := $(PYPKG)/_lib/libframewire.so
+PYLIB_CUDA := $(PYPKG)/_lib/libframewire-cuda.so
 PY := /usr/bin/python3
 LIBFW_SRC := $(shell find cmd/libframewire engine tracks encode gpu -name '*.go' -not -name '*_test.go') cmd/libframewire/framewire_abi.h go.mod
 WHEEL_VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' $(PYPKG)/__init__.py)
 WHEEL = $(BUILD)/python/framewire-$(WHEEL_VERSION)-py3-none-linux_x86_64.whl
 
-python: deps python-deps page $(PYLIB)
+python: deps python-deps page $(PYLIB) $(PYLIB_CUDA)
 	mkdir -p $(PYPKG)/web && cp $(WEB)/dist/app.js $(PYPKG)/web/ && { cp $(WEB)/dist/app.css $(PYPKG)/web/ 2>/dev/null || true; }
 	$(PY) $(PYDIR)/build_wheel.py $(BUILD)/python >/dev/null
 
@@ -180,6 +181,13 @@ $(PYLIB): $(LIBFW_SRC) | $(FFMPEG_STAMP)
 	CGO_LDFLAGS='-Wl,--disable-new-dtags,-rpath,$$ORIGIN' go build -buildmode=c-shared -trimpath -ldflags='-s -w' -o $@ ./cmd/libframewire
 	rm -f $(PYPKG)/_lib/libframewire.h
 	LD_LIBRARY_PATH=$(PREFIX)/lib ldd $@ | awk '$$3 ~ "^$(PREFIX)/" {print $$3}' | xargs -r -I{} cp -L {} $(PYPKG)/_lib/
+
+# The cuda build of the library (device frames, NVENC, NVDEC): the package
+# loads it instead where libcuda.so.1 loads and cuInit finds a device.
+$(PYLIB_CUDA): $(LIBFW_SRC) $(PYLIB) | $(CUDA_STAMP)
+	CGO_CFLAGS="-I$(CUDA_DIR)/include" CGO_LDFLAGS='-Wl,--disable-new-dtags,-rpath,$$ORIGIN -L$(CUDA_DIR)/lib' \
+		go build -tags cuda -buildmode=c-shared -trimpath -ldflags='-s -w' -o $@ ./cmd/libframewire
+	rm -f $(PYPKG)/_lib/libframewire-cuda.h
 
 ## test-python: the Python package's tests (pytest, Debian's interpreter);
 ## the browser tests of Python models are in cmd/libframewire (test-go).

@@ -40,7 +40,7 @@ var (
 	mPanics      = desc("model_panics_total", "Panics contained in model code of the current session.")
 	mTrackEvents = desc("track_frames_total", "Frames (or audio chunks) of the current session's tracks: emitted by the model or delivered by the client, dropped, rejected.", "track", "event")
 
-	mVideoFrames   = desc("video_frames_total", "Video pipeline frames of the current session: encoded, sent, keyframes, skipped.", "track", "event")
+	mVideoFrames   = desc("video_frames_total", "Video pipeline frames of the current session: encoded, sent, keyframes, skipped, device_encoded (from device memory, no host copy).", "track", "event")
 	mVideoErrors   = desc("video_errors_total", "Video pipeline errors of the current session.", "track", "kind")
 	mQueueDepth    = desc("video_queue_depth", "Frames waiting in the output track's queue.", "track")
 	mEncodeSeconds = desc("video_encode_seconds", "Encode time (conversion included) over the last 256 frames.", "track", "quantile")
@@ -120,6 +120,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(mVideoFrames, v.Sent, v.Track, "sent")
 		counter(mVideoFrames, v.Keyframes, v.Track, "keyframe")
 		counter(mVideoFrames, v.Skipped, v.Track, "skipped")
+		counter(mVideoFrames, v.DeviceEncoded, v.Track, "device_encoded")
 		counter(mVideoErrors, v.EncodeErrors, v.Track, "encode")
 		counter(mVideoErrors, v.SinkErrors, v.Track, "sink")
 		counter(mVideoErrors, v.DeviceErrors, v.Track, "device")

@@ -14,15 +14,18 @@ import (
 // TrackStats is one output track in the stats document. Durations are
 // milliseconds, rates bit/s.
 type TrackStats struct {
-	Track         string  `json:"track"`
-	Backend       string  `json:"backend"`
-	Emitted       uint64  `json:"emitted"`
-	Dropped       uint64  `json:"dropped"` // by the track's full queue
-	Skipped       uint64  `json:"skipped"` // overtaken by a newer frame before their slot
-	QueueDepth    int     `json:"queue_depth"`
-	Encoded       uint64  `json:"encoded"`
-	Sent          uint64  `json:"sent"`
-	Keyframes     uint64  `json:"keyframes"`
+	Track      string `json:"track"`
+	Backend    string `json:"backend"`
+	Emitted    uint64 `json:"emitted"`
+	Dropped    uint64 `json:"dropped"` // by the track's full queue
+	Skipped    uint64 `json:"skipped"` // overtaken by a newer frame before their slot
+	QueueDepth int    `json:"queue_depth"`
+	Encoded    uint64 `json:"encoded"`
+	Sent       uint64 `json:"sent"`
+	Keyframes  uint64 `json:"keyframes"`
+	// DeviceEncoded counts pictures encoded from device memory (no host
+	// copy of the picture).
+	DeviceEncoded uint64  `json:"device_encoded"`
 	Errors        uint64  `json:"errors"`
 	EncodeP50     float64 `json:"encode_p50_ms"`
 	EncodeP99     float64 `json:"encode_p99_ms"`
@@ -100,7 +103,7 @@ func sessionDoc(s wiring.SessionStats) SessionStats {
 		ss.Tracks = append(ss.Tracks, TrackStats{
 			Track: v.Track, Backend: v.Backend,
 			Emitted: v.Emitted, Dropped: v.Dropped, Skipped: v.Skipped, QueueDepth: v.QueueDepth,
-			Encoded: v.Encoded, Sent: v.Sent, Keyframes: v.Keyframes,
+			Encoded: v.Encoded, Sent: v.Sent, Keyframes: v.Keyframes, DeviceEncoded: v.DeviceEncoded,
 			Errors:    v.EncodeErrors + v.SinkErrors + v.DeviceErrors,
 			EncodeP50: ms(v.EncodeP50), EncodeP99: ms(v.EncodeP99),
 			LatencyP50: ms(v.LatencyP50), LatencyP99: ms(v.LatencyP99),

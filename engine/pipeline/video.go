@@ -129,6 +129,10 @@ type VideoStats struct {
 	// SinkErrors counts failed writes; DeviceErrors counts device frames
 	// that could not be encoded.
 	EncodeErrors, SinkErrors, DeviceErrors uint64
+	// DeviceEncoded counts pictures encoded straight from device memory
+	// (EmitDevice): the device encoder read them where the model left
+	// them, with no copy of the RGB picture through host memory.
+	DeviceEncoded uint64
 	// Encode time (conversion included) and emit→wire latency over the
 	// last 256 frames.
 	EncodeP50, EncodeP99   time.Duration
@@ -155,9 +159,9 @@ type Video struct {
 	backend atomic.Pointer[string]
 	running atomic.Bool
 
-	encoded, sent, keys, skipped, encErrs, sinkErrs, devErrs atomic.Uint64
-	win                                                      window
-	stages                                                   stageWindow
+	encoded, sent, keys, skipped, encErrs, sinkErrs, devErrs, devEnc atomic.Uint64
+	win                                                              window
+	stages                                                           stageWindow
 
 	// Owned by Run's goroutine.
 	enc      *encode.VideoEncoder
@@ -230,6 +234,7 @@ func (v *Video) Stats() VideoStats {
 		EncodeErrors:  v.encErrs.Load(),
 		SinkErrors:    v.sinkErrs.Load(),
 		DeviceErrors:  v.devErrs.Load(),
+		DeviceEncoded: v.devEnc.Load(),
 		TargetBitrate: int(v.target.Load()),
 	}
 	if b := v.backend.Load(); b != nil {
@@ -523,6 +528,7 @@ func (v *Video) encodeDevice(f *tracks.VideoFrame, pts int64) (n int, key, ok bo
 		return 0, false, false
 	}
 	v.noteDeviceBackend(d)
+	v.devEnc.Add(1)
 	return n, key, true
 }
 
@@ -567,6 +573,7 @@ func (v *Video) encodeHostOnDevice(f *tracks.VideoFrame, pts int64) (n int, key,
 		return 0, false, false
 	}
 	v.noteDeviceBackend(d)
+	v.devEnc.Add(1)
 	return n, key, true
 }
 

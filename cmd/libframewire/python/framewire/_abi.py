@@ -100,12 +100,41 @@ def _after_fork_in_child():
     _forked = True
 
 
+def cuda_usable():
+    """(True, "") where the cuda build of the library can run: libcuda.so.1
+    loads and cuInit finds a device; else (False, why). The cuda build's
+    CUDA binding exits the process when cuInit fails, so this is asked
+    before loading it (as the image's launcher does for the server)."""
+    if os.environ.get("FRAMEWIRE_CPU"):
+        return False, "FRAMEWIRE_CPU is set"
+    try:
+        cu = ctypes.CDLL("libcuda.so.1")
+    except OSError as e:
+        return False, f"libcuda.so.1 does not load ({e})"
+    rc = cu.cuInit(0)
+    if rc != 0:
+        return False, f"cuInit failed (CUresult {rc})"
+    n = ctypes.c_int()
+    if cu.cuDeviceGetCount(ctypes.byref(n)) != 0 or n.value < 1:
+        return False, "no CUDA device"
+    return True, ""
+
+
 def library_path():
-    """Where the library is: $FRAMEWIRE_LIB, else _lib/ inside this package."""
+    """Where the library is: $FRAMEWIRE_LIB, else _lib/ inside this package:
+    the cuda build where it can run (cuda_usable), else the CPU build."""
     p = os.environ.get("FRAMEWIRE_LIB")
     if p:
         return p
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lib", "libframewire.so")
+    lib_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lib")
+    cuda = os.path.join(lib_dir, "libframewire-cuda.so")
+    if os.path.exists(cuda):
+        ok, why = cuda_usable()
+        if ok:
+            return cuda
+        import logging
+        logging.getLogger("framewire").info("the CPU build of the engine: %s", why)
+    return os.path.join(lib_dir, "libframewire.so")
 
 
 def lib():
