@@ -100,4 +100,3 @@ func startPython(t *testing.T, model string, args ...string) string {
 	}
 	return ""
 }
-
