@@ -23,7 +23,7 @@ import (
 // and is released exactly once, on an engine thread, not the model's.
 func TestPythonDeviceFrames(t *testing.T) {
 	needPython(t)
-	base := startPython(t, "tests/models/device.py", "-log-level", "warn")
+	base, _ := startPython(t, "tests/models/device.py", "-log-level", "warn")
 	_, c := enginetest.Connect(t, base, enginetest.ClientOptions{})
 	c.WaitReady()
 	c.WaitFrames(20, 30*time.Second)

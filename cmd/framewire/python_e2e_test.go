@@ -104,13 +104,13 @@ func TestPythonPageExamples(t *testing.T) {
 	needBrowser(t)
 	needPython(t)
 	t.Run("default_track", func(t *testing.T) {
-		url := startPython(t, "examples/default_track.py")
+		url, _ := startPython(t, "examples/default_track.py")
 		eval, _ := openHarness(t)
 		connectPython(t, eval, url, "default-track", 640, 360)
 		eval("disconnect", `fw.disconnect()`, nil)
 	})
 	t.Run("face_transform", func(t *testing.T) {
-		url := startPython(t, "examples/face_transform.py")
+		url, _ := startPython(t, "examples/face_transform.py")
 		eval, _ := openHarness(t)
 		var readyMs float64
 		eval("connect", fmt.Sprintf(`fw.connect(%q, "face-transform")`, url), &readyMs)
@@ -127,7 +127,7 @@ func TestPythonPageExamples(t *testing.T) {
 }
 
 func testMorpheus(t *testing.T) {
-	url := startPython(t, "examples/morpheus.py")
+	url, _ := startPython(t, "examples/morpheus.py")
 	eval, _ := openHarness(t)
 	var readyMs float64
 	eval("connect", fmt.Sprintf(`fw.connect(%q, "morpheus")`, url), &readyMs)
@@ -183,7 +183,7 @@ func testMorpheus(t *testing.T) {
 func TestPythonStudio(t *testing.T) {
 	needBrowser(t)
 	needPython(t)
-	url := startPython(t, "tests/models/studio.py")
+	url, logs := startPython(t, "tests/models/studio.py")
 	eval, _ := openHarness(t)
 	connectPython(t, eval, url, "studio", 320, 240)
 	var n, r int
@@ -223,6 +223,17 @@ func TestPythonStudio(t *testing.T) {
 	eval("emit_checks", fmt.Sprintf(`fw.waitMessage("emit_checks", %d, 5000)`, n), &m)
 	checkEmitErrors(t, m)
 	eval("a failing command", `fw.command("fail", {})`, nil)
+	// on_media raises on every 10th webcam frame: reported, and it goes on.
+	eval("publish webcam", `fw.publishWebcam()`, nil)
+	waitTrue(t, 15*time.Second, "on_media sees 25 webcam frames through its own errors", func() bool {
+		eval("message count", `fw.state.messages.length`, &n)
+		eval("media_count", `fw.command("media_count", {})`, nil)
+		eval("media_count", fmt.Sprintf(`fw.waitMessage("media_count", %d, 5000)`, n), &m)
+		return m["frames"].(float64) >= 25
+	})
+	if !strings.Contains(logs.String(), "on_media: RuntimeError: on_media cannot handle frame 10 of shape (480, 640, 3)") {
+		t.Errorf("on_media's exception was not reported like a Go model's error:\n%s", logs.String())
+	}
 	var f videoInfo
 	eval("frames after the bad input", `fw.frames(1500)`, &f)
 	if f.FPS < 10 {
@@ -276,7 +287,7 @@ func TestPythonNodeProduction(t *testing.T) {
 	if err := os.WriteFile(secretFile, secret, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startPython(t, "tests/models/studio.py", "-mode", "node", "-redis", rd.Addr, "-jwt-secret-file", secretFile,
+	_, _ = startPython(t, "tests/models/studio.py", "-mode", "node", "-redis", rd.Addr, "-jwt-secret-file", secretFile,
 		"-capacity", "2", "-heartbeat", "200ms", "-ttl", "1s", "-drain-timeout", "2s")
 	issuer, err := auth.NewIssuer(secret)
 	if err != nil {

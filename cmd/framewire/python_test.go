@@ -42,10 +42,10 @@ func needPython(t *testing.T) {
 var servingLine = regexp.MustCompile(`serving model \S+ on (http://[0-9a-z.:]+)`)
 
 // startPython serves model file (relative to the package dir) with
-// `python3 -m framewire serve` and the given flags, returns its base URL,
-// and on cleanup stops it with SIGTERM and checks that it exits 0 without
-// an ERROR line.
-func startPython(t *testing.T, model string, args ...string) string {
+// `python3 -m framewire serve` and the given flags, returns its base URL
+// and its stderr so far, and on cleanup stops it with SIGTERM and checks
+// that it exits 0 without an ERROR line.
+func startPython(t *testing.T, model string, args ...string) (string, *enginetest.SyncBuffer) {
 	t.Helper()
 	abs, _ := filepath.Abs(pyDir)
 	cmd := exec.Command(pythonBin, append([]string{"-m", "framewire", "serve", filepath.Join(abs, model), "-addr", "127.0.0.1:0"}, args...)...)
@@ -92,11 +92,11 @@ func startPython(t *testing.T, model string, args ...string) string {
 	})
 	select {
 	case u := <-urls:
-		return u
+		return u, &stderr
 	case err := <-done:
 		t.Fatalf("serve %s exited early: %v\n%s", model, err, stderr.String())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("serve %s did not start within 30 s\n%s", model, stderr.String())
 	}
-	return ""
+	return "", nil
 }

@@ -148,12 +148,6 @@ func (t *table[T]) remove(h uintptr) {
 	t.mu.Unlock()
 }
 
-func (t *table[T]) len() int {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return len(t.m)
-}
-
 // goStr copies a C string; NULL is "".
 func goStr(p *C.char) string {
 	if p == nil {

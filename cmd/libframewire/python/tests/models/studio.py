@@ -27,6 +27,7 @@ class Studio(VideoModel):
         super().__init__(config)
         self.lock = threading.Lock()
         self.colour = {}  # session id → RGB
+        self.media = {}  # session id → webcam frames seen by on_media
 
     def start_session(self):
         ctx = get_ctx()
@@ -60,6 +61,23 @@ class Studio(VideoModel):
         get_ctx().send({"type": "file_info", "name": file.name, "size": file.size, "scale": scale,
                         "scale_type": type(scale).__name__, "sha256": hashlib.sha256(file.data).hexdigest(),
                         "note": note is not None})
+
+    def on_media(self, bundle):
+        """Counts webcam frames; every 10th raises, as a buggy model would:
+        the engine reports it and goes on."""
+        d = bundle.get_track("webcam")
+        sid = get_ctx().session_id
+        with self.lock:
+            n = self.media[sid] = self.media.get(sid, 0) + 1
+        if n % 10 == 0:
+            raise RuntimeError(f"on_media cannot handle frame {n} of shape {d.data.shape}")
+
+    @command("media_count")
+    def media_count(self):
+        sid = get_ctx().session_id
+        with self.lock:
+            n = self.media.get(sid, 0)
+        get_ctx().send({"type": "media_count", "frames": n})
 
     @command("whoami")
     def whoami(self):
