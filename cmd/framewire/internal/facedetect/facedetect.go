@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"os"
 	"unsafe"
 )
 
@@ -44,6 +45,9 @@ type Detector struct {
 // Open loads the cascade file at path (DefaultCascade for faces). The
 // caller must call Close.
 func Open(path string) (*Detector, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("facedetect: %w (Debian: apt-get install opencv-data)", err)
+	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	d := &Detector{}

@@ -2,8 +2,6 @@ package facedetect
 
 import (
 	"bufio"
-	"bytes"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -87,11 +85,3 @@ func yuvToRGB(yuv []byte, w, h int) []byte {
 }
 
 func clamp8(v int) byte { return byte(max(0, min(255, v))) }
-
-// writePPM is for looking at a frame while debugging a test.
-func writePPM(path string, rgb []byte, w, h int) error {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "P6\n%d %d\n255\n", w, h)
-	b.Write(rgb)
-	return os.WriteFile(path, b.Bytes(), 0o644)
-}
