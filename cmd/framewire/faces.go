@@ -133,7 +133,8 @@ func (d *demo) detectFaces(ctx context.Context, s *engine.Session, cam *tracks.V
 		return err
 	}
 	defer det.Close()
-	dt := &detector{det: det, st: d.state(s), cam: cam, found: make([]image.Rectangle, 0, facedetect.MaxFaces)}
+	dt := &detector{det: det, st: d.state(s), cam: cam, found: make([]image.Rectangle, 0, facedetect.MaxFaces),
+		rep: faceReport{next: time.Now().Add(time.Second)}}
 	tick := time.NewTicker(time.Second / detectRate)
 	defer tick.Stop()
 	var seen uint64

@@ -2,7 +2,8 @@
 // its users use it (ReactorProvider in local mode, ReactorView,
 // WebcamStream, ReactorController, the store's connect/disconnect/
 // reconnect, useReactorMessage, useStats), plus a panel with the engine's
-// own per-track statistics from GET /framewire/stats.
+// own per-track statistics from GET /framewire/stats, and what the model
+// (a face filter) reports about the faces it finds in the webcam.
 import { useEffect, useRef, useState } from "react";
 import { create } from "zustand";
 import { useShallow } from "zustand/shallow";
@@ -32,6 +33,7 @@ const usePage = create((set) => ({
   engine: null, // latest /framewire/stats document
   engineError: null,
   history: [], // {sdkFps, engineFps, latP50, latP99, rtt}
+  faces: null, // latest {type: "faces"} message, with at: its arrival (ms)
   addLog: (kind, type, text) =>
     set((s) => {
       const last = s.log[s.log.length - 1];
@@ -45,6 +47,7 @@ const usePage = create((set) => ({
   showBanner: (banner) => set({ banner }),
   clearBanner: () => set({ banner: null }),
   setEngine: (engine, engineError) => set({ engine, engineError }),
+  setFaces: (faces) => set({ faces }),
   pushSample: (sample) => set((s) => ({ history: [...s.history.slice(-(HISTORY - 1)), sample] })),
 }));
 
@@ -85,6 +88,7 @@ function Page() {
           </div>
         </section>
         <aside className="right">
+          <FacesPanel />
           <div className="card controller-card" data-testid="controller">
             <ReactorController className="controller" />
           </div>
@@ -143,6 +147,7 @@ function useWatchConnection() {
 
   useReactorMessage((m) => {
     addLog("model", (m && m.type) || "", JSON.stringify(m));
+    if (m && m.type === "faces") usePage.getState().setFaces({ ...m, at: Date.now() });
   });
   useReactorInternalMessage((m) => {
     if (!m || typeof m !== "object") return;
@@ -259,6 +264,48 @@ function Banner({ userAction }) {
           ×
         </button>
       </div>
+    </div>
+  );
+}
+
+// FacesPanel says what the model does and shows its latest faces message;
+// without one in the last few seconds (no webcam published yet) it says
+// how to start.
+function FacesPanel() {
+  const faces = usePage((s) => s.faces);
+  const status = useReactor((s) => s.status);
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const id = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(id);
+  }, []);
+  const live = status === "ready" && faces && now - faces.at < 3000;
+  return (
+    <div className="card faces-card" data-testid="faces">
+      <div className="card-title">
+        Face filter <span className="muted">OpenCV Haar cascade, in the engine</span>
+      </div>
+      <p className="faces-about">
+        The model finds the faces in your camera and pixelates, blurs or boxes them in <code>main_video</code>{" "}
+        (<code>set_filter</code>); <code>set_detector</code> trades the smallest face it looks for against speed.
+      </p>
+      {live ? (
+        <dl className="stats faces-stats">
+          <Stat label="faces" value={String(faces.count)} testid="faces-count" />
+          <Stat label="detect" value={`${fmt(faces.detect_ms, 1, " ms")} · ${faces.detections}/s`} testid="faces-detect" />
+          <Stat
+            label="boxes (x, y, w, h)"
+            value={faces.boxes.length ? faces.boxes.map((b) => `(${b.join(", ")})`).join(" ") : "none"}
+            testid="faces-boxes"
+          />
+        </dl>
+      ) : (
+        <div className="faces-hint" data-testid="faces-hint">
+          {status === "ready"
+            ? "No camera yet: allow the camera in “Your camera” below the video (it publishes it as webcam). Until then the model draws its test pattern."
+            : "Connect, then allow your camera: the model finds the faces in it and hides them."}
+        </div>
+      )}
     </div>
   );
 }
