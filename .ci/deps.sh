@@ -142,6 +142,8 @@ step_ffmpeg_cli() {
 	[ -f "$stamp" ] && return
 	step_ffmpeg
 	local src=$BUILD/src
+	ls "$src"/ffmpeg_${FFMPEG_VERSION}.orig.tar.* >/dev/null 2>&1 ||
+		{ log "no FFmpeg source in $src: remove $PREFIX/.stamp-$FFMPEG_VERSION and rerun (step ffmpeg fetches it)"; exit 1; }
 	(cd "$src" && rm -rf ffmpeg-cli && mkdir ffmpeg-cli && tar xf ffmpeg_${FFMPEG_VERSION}.orig.tar.* -C ffmpeg-cli --strip-components=1)
 	log "building the ffmpeg program into $dir"
 	cd "$src/ffmpeg-cli"
@@ -169,7 +171,10 @@ step_facevideo() {
 	step_ffmpeg_cli
 	local tmp=$BUILD/opencv-doc-deb avi=usr/share/doc/opencv-doc/examples/data/Megamind.avi
 	mkdir -p "$tmp" "$BUILD/testdata"
-	(cd "$tmp" && { ls opencv-doc_*.deb >/dev/null 2>&1 || apt-get download opencv-doc; })
+	if ! ls "$tmp"/opencv-doc_*.deb >/dev/null 2>&1; then
+		apt_update
+		(cd "$tmp" && apt-get download opencv-doc)
+	fi
 	dpkg-deb --fsys-tarfile "$tmp"/opencv-doc_*.deb | tar -x -C "$tmp" "./$avi"
 	log "converting Megamind.avi to $out"
 	"$BUILD/ffmpeg-cli/bin/ffmpeg" -loglevel error -y -i "$tmp/$avi" -pix_fmt yuv420p -f yuv4mpegpipe "$out.tmp"
