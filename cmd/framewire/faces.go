@@ -144,11 +144,11 @@ func (d *demo) detectFaces(ctx context.Context, s *engine.Session, cam *tracks.V
 			return nil
 		case <-tick.C:
 		}
-		if n := cam.Stats().Delivered; n == seen || !cam.LatestInto(&dt.frame) {
+		n := cam.Stats().Delivered
+		if n == seen || !cam.LatestInto(&dt.frame) {
 			continue
-		} else {
-			seen = n
 		}
+		seen = n
 		if err := dt.detect(); err != nil {
 			return err
 		}
