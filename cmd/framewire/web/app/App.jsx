@@ -36,11 +36,13 @@ const usePage = create((set) => ({
   faces: null, // latest {type: "faces"} message, with at: its arrival (ms)
   addLog: (kind, type, text) =>
     set((s) => {
-      const last = s.log[s.log.length - 1];
-      if (last && last.kind === kind && last.type === type && type !== "") {
-        // Coalesce a repeated message type (the demo reports the webcam every second).
-        const merged = { ...last, text, count: last.count + 1, at: Date.now() };
-        return { log: [...s.log.slice(0, -1), merged] };
+      // Coalesce a repeated message type among the last few entries (the
+      // demo sends webcam and faces every second): the entry moves to the
+      // end with the newest text and its count.
+      const i = s.log.findLastIndex((e, j) => j >= s.log.length - 4 && e.kind === kind && e.type === type);
+      if (i >= 0 && type !== "") {
+        const merged = { ...s.log[i], text, count: s.log[i].count + 1, at: Date.now() };
+        return { log: [...s.log.slice(0, i), ...s.log.slice(i + 1), merged] };
       }
       return { log: [...s.log.slice(-99), { id: ++seq, at: Date.now(), kind, type, text, count: 1 }] };
     }),
@@ -69,9 +71,14 @@ function Page() {
         <section className="left">
           <div className="card video-card">
             <div className="card-title">
-              main_video <span className="muted">from the model, over WebRTC</span>
+              main_video{" "}
+              <span className="muted">
+                from the model, over WebRTC: your camera with the faces it finds pixelated, blurred or boxed
+                (OpenCV's Haar cascade, in the engine)
+              </span>
             </div>
             <ReactorView track="main_video" className="video" videoObjectFit="contain" />
+            <FacesStrip />
           </div>
           <div className="row">
             <div className="card webcam-card">
@@ -88,7 +95,6 @@ function Page() {
           </div>
         </section>
         <aside className="right">
-          <FacesPanel />
           <div className="card controller-card" data-testid="controller">
             <ReactorController className="controller" />
           </div>
@@ -268,10 +274,10 @@ function Banner({ userAction }) {
   );
 }
 
-// FacesPanel says what the model does and shows its latest faces message;
+// FacesStrip shows the model's latest faces message under the video;
 // without one in the last few seconds (no webcam published yet) it says
 // how to start.
-function FacesPanel() {
+function FacesStrip() {
   const faces = usePage((s) => s.faces);
   const status = useReactor((s) => s.status);
   const [now, setNow] = useState(Date.now());
@@ -279,33 +285,27 @@ function FacesPanel() {
     const id = setInterval(() => setNow(Date.now()), 1000);
     return () => clearInterval(id);
   }, []);
-  const live = status === "ready" && faces && now - faces.at < 3000;
-  return (
-    <div className="card faces-card" data-testid="faces">
-      <div className="card-title">
-        Face filter <span className="muted">OpenCV Haar cascade, in the engine</span>
+  if (!(status === "ready" && faces && now - faces.at < 3000)) {
+    return (
+      <div className="faces-strip faces-hint" data-testid="faces-hint">
+        {status === "ready"
+          ? "No camera yet: allow the camera in “Your camera” below (it is published as webcam). Until then the model draws its test pattern."
+          : "Connect, then allow your camera: the model finds the faces in it and hides them (set_filter: pixelate, blur, boxes or off; set_detector: the smallest face against speed)."}
       </div>
-      <p className="faces-about">
-        The model finds the faces in your camera and pixelates, blurs or boxes them in <code>main_video</code>{" "}
-        (<code>set_filter</code>); <code>set_detector</code> trades the smallest face it looks for against speed.
-      </p>
-      {live ? (
-        <dl className="stats faces-stats">
-          <Stat label="faces" value={String(faces.count)} testid="faces-count" />
-          <Stat label="detect" value={`${fmt(faces.detect_ms, 1, " ms")} · ${faces.detections}/s`} testid="faces-detect" />
-          <Stat
-            label="boxes (x, y, w, h)"
-            value={faces.boxes.length ? faces.boxes.map((b) => `(${b.join(", ")})`).join(" ") : "none"}
-            testid="faces-boxes"
-          />
-        </dl>
-      ) : (
-        <div className="faces-hint" data-testid="faces-hint">
-          {status === "ready"
-            ? "No camera yet: allow the camera in “Your camera” below the video (it publishes it as webcam). Until then the model draws its test pattern."
-            : "Connect, then allow your camera: the model finds the faces in it and hides them."}
-        </div>
-      )}
+    );
+  }
+  const boxes = faces.boxes.length ? faces.boxes.map((b) => `(${b.join(", ")})`).join(" ") : "none";
+  return (
+    <div className="faces-strip" data-testid="faces">
+      <span>
+        faces <b data-testid="faces-count">{String(faces.count)}</b>
+      </span>
+      <span>
+        detect <b data-testid="faces-detect">{`${fmt(faces.detect_ms, 1, " ms")} · ${faces.detections}/s`}</b>
+      </span>
+      <span>
+        boxes x, y, w, h <b data-testid="faces-boxes">{boxes}</b>
+      </span>
     </div>
   );
 }
