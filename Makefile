@@ -24,7 +24,7 @@ GO_TEST_FLAGS ?= -count=1 -timeout 20m
 # the pages that may use it: go run ./cmd/framewire -addr :8080 -allow-origin https://app.example.com).
 ADDR ?= 127.0.0.1:8080
 
-.PHONY: cluster cluster-test redis page all deps run test test-go race fuzz leak check-cuda cudaemu test-cuda-emu gpu-check bench vet clean web screenshot facevideo
+.PHONY: cluster cluster-test redis page all deps run test test-go race fuzz leak check-cuda cudaemu test-cuda-emu gpu-check bench vet clean web screenshot python python-deps test-python facevideo
 
 all: deps
 	go build ./...
@@ -63,12 +63,12 @@ cluster-test: deps redis
 ## test: build what is missing and run every test: the race detector, a
 ## time-boxed fuzz of every target, the CUDA compile check and the cuda
 ## tests against the emulated driver included.
-test: deps vet test-go race fuzz check-cuda test-cuda-emu bench-gate
+test: deps vet test-go race fuzz check-cuda test-cuda-emu bench-gate test-python
 
 vet: deps
 	go vet ./...
 
-test-go: deps web redis facevideo $(CUDAEMU)
+test-go: deps web redis python facevideo $(CUDAEMU)
 	FRAMEWIRE_E2E=1 go test $(GO_TEST_FLAGS) ./...
 
 ## race: the tests of the packages with the most concurrency under the race
@@ -139,16 +139,18 @@ gpu-check: deps $(CUDA_STAMP)
 	$(CUDA_ENV) gpu/gpucheck.sh $(BUILD)/gpu-check $(PREFIX)
 
 ## bench: run the benchmarks and print the ratio table.
-bench: deps
+bench: deps python
 	go test -run '^$$' -bench . -benchtime 2s ./bench/
+	$(PY) $(PYDIR)/bench_emit.py
 
 ## bench-gate: fail when a hot path allocates per frame or runs below 0.85x
 ## its same-run go-astiav baseline (median of interleaved rounds), or when
 ## emit→sent p95 at 720p/30 fps to an in-process pion receiver exceeds the
 ## same round's bare encode p95 by more than 3 ms in each of five rounds
 ## (TestLatencyGate).
-bench-gate: deps
+bench-gate: deps python
 	go test -count=1 -run '^(TestGate|TestLatencyGate)$$' ./bench/ -gate
+	$(PY) $(PYDIR)/bench_emit.py --gate 1.1
 
 ## screenshot: regenerate cmd/framewire/screenshot.png with the browser test of the page.
 screenshot: deps web
@@ -157,3 +159,35 @@ screenshot: deps web
 
 clean:
 	go clean -testcache
+
+## python: the C ABI (cmd/libframewire, c-shared) and the `framewire` Python
+## package over it: libframewire.so, the FFmpeg libraries it loads and the
+## demo page go into the package (cmd/libframewire/python/framewire/_lib,
+## web), and the wheel into build/python. The library finds its FFmpeg
+## beside itself (rpath $ORIGIN), so the wheel works wherever it is
+## installed; libx264, libvpx and libopus come from the system.
+PYDIR := cmd/libframewire/python
+PYPKG := $(PYDIR)/framewire
+PYLIB := $(PYPKG)/_lib/libframewire.so
+PY := /usr/bin/python3
+LIBFW_SRC := $(shell find cmd/libframewire engine tracks encode gpu -name '*.go' -not -name '*_test.go') cmd/libframewire/framewire_abi.h go.mod
+WHEEL_VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' $(PYPKG)/__init__.py)
+WHEEL = $(BUILD)/python/framewire-$(WHEEL_VERSION)-py3-none-linux_x86_64.whl
+
+python: deps python-deps page $(PYLIB)
+	mkdir -p $(PYPKG)/web && cp $(WEB)/dist/app.js $(PYPKG)/web/ && { cp $(WEB)/dist/app.css $(PYPKG)/web/ 2>/dev/null || true; }
+	$(PY) $(PYDIR)/build_wheel.py $(BUILD)/python >/dev/null
+
+python-deps:
+	@.ci/deps.sh python
+
+$(PYLIB): $(LIBFW_SRC) | $(FFMPEG_STAMP)
+	mkdir -p $(PYPKG)/_lib
+	CGO_LDFLAGS='-Wl,--disable-new-dtags,-rpath,$$ORIGIN' go build -buildmode=c-shared -trimpath -ldflags='-s -w' -o $@ ./cmd/libframewire
+	rm -f $(PYPKG)/_lib/libframewire.h
+	LD_LIBRARY_PATH=$(PREFIX)/lib ldd $@ | awk '$$3 ~ "^$(PREFIX)/" {print $$3}' | xargs -r -I{} cp -L {} $(PYPKG)/_lib/
+
+## test-python: the Python package's tests (pytest, Debian's interpreter);
+## the browser tests of Python models are in cmd/libframewire (test-go).
+test-python: python
+	cd $(PYDIR) && FRAMEWIRE_E2E=1 FRAMEWIRE_WHEEL_DIR=$(BUILD)/python $(PY) -m pytest -q -p no:cacheprovider tests

@@ -5,7 +5,7 @@
 # compile checks, and the face video the demo's browser test plays as its
 # camera. Every step is stamped: a rerun is a no-op.
 #
-# usage: .ci/deps.sh apt|ffmpeg|cuda|chromium|node|redis|facevideo|all   (BUILD=<dir>, default ./build)
+# usage: .ci/deps.sh apt|ffmpeg|cuda|chromium|node|redis|python|facevideo|all   (BUILD=<dir>, default ./build)
 set -euo pipefail
 
 BUILD=${BUILD:-$(pwd)/build}
@@ -200,6 +200,12 @@ step_redis() {
 	need_pkgs redis-server
 }
 
+# step_python installs Debian's interpreter and the packages the Python
+# package's tests use (PyPI is not used): NumPy, PyTorch (CPU), pytest.
+step_python() {
+	need_pkgs python3 python3-numpy python3-torch python3-pytest python3-venv python3-pip
+}
+
 case "${1:-all}" in
 apt) step_apt ;;
 ffmpeg) step_ffmpeg ;;
@@ -207,7 +213,8 @@ cuda) step_cuda ;;
 chromium) step_chromium ;;
 node) step_node ;;
 redis) step_redis ;;
+python) step_python ;;
 facevideo) step_facevideo ;;
 all) step_apt; step_ffmpeg; step_cuda ;;
-*) echo "usage: $0 apt|ffmpeg|cuda|chromium|node|redis|facevideo|all" >&2; exit 2 ;;
+*) echo "usage: $0 apt|ffmpeg|cuda|chromium|node|redis|python|facevideo|all" >&2; exit 2 ;;
 esac

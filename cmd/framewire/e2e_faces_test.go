@@ -68,7 +68,7 @@ func TestBrowserFaceFilter(t *testing.T) {
 	video := faceVideoPath(t)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	engineURL := startServer(t, log, "-orphan-grace", "30s", "-ping-timeout", "20s")
-	eval := openHarness(t, 180*time.Second, chromedp.Flag("use-file-for-fake-video-capture", video))
+	eval, _ := openHarnessWithin(t, 180*time.Second, chromedp.Flag("use-file-for-fake-video-capture", video))
 
 	eval("connect", fmt.Sprintf(`fw.connect(%q)`, engineURL), nil)
 	eval("publish the face video", `fw.publishWebcam(true)`, nil)

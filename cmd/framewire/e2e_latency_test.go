@@ -158,7 +158,7 @@ func startLatencyServer(t *testing.T, rate float64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := protocol.NewServer(a, o.serverConfig(log))
+	srv, err := protocol.NewServer(a, o.ServerConfig(log))
 	if err != nil {
 		t.Fatal(err)
 	}

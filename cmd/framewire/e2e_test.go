@@ -37,7 +37,7 @@ func TestBrowserSDK(t *testing.T) {
 	// The engine.
 	engineURL := startServer(t, log, "-orphan-grace", "30s", "-ping-timeout", "20s")
 
-	eval := openHarness(t, 90*time.Second)
+	eval, _ := openHarnessWithin(t, 90*time.Second)
 
 	// connect → ready.
 	var readyMs float64
@@ -148,12 +148,13 @@ func TestBrowserSDK(t *testing.T) {
 	}
 }
 
-// openHarness serves the harness page (web/index.html and the SDK bundle)
-// on another port than the engine, opens it in headless Chromium (with
-// chromiumOptions plus extra), waits for window.fw and returns an evaluator
-// whose calls share a deadline of within. The browser and the page stop
-// when the test ends; a failed test logs the harness's console.
-func openHarness(t *testing.T, within time.Duration, extra ...chromedp.ExecAllocatorOption) func(what, js string, out any) {
+// openHarnessWithin serves the harness page (web/index.html and the SDK
+// bundle) on another port than the engine, opens it in a new headless
+// Chromium (chromiumOptions plus extra), waits for window.fw and returns
+// an evaluator and the tab's context, whose calls share a deadline of
+// within. The browser and the page stop when the test ends; a failed test
+// logs the harness's console.
+func openHarnessWithin(t *testing.T, within time.Duration, extra ...chromedp.ExecAllocatorOption) (func(what, js string, out any), context.Context) {
 	t.Helper()
 	pln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -175,11 +176,11 @@ func openHarness(t *testing.T, within time.Duration, extra ...chromedp.ExecAlloc
 	}
 	ctx, cancel := context.WithTimeout(cctx, within)
 	t.Cleanup(cancel)
-	eval := evaluator(t, ctx)
 	t.Cleanup(func() {
-		if t.Failed() {
-			var console []string
-			eval("console", `fw.state.console`, &console)
+		if !t.Failed() {
+			return
+		}
+		if console, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`fw.state.console`)); err == nil {
 			for _, l := range console {
 				t.Log("browser console:", l)
 			}
@@ -189,7 +190,7 @@ func openHarness(t *testing.T, within time.Duration, extra ...chromedp.ExecAlloc
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`typeof fw`))
 		return err == nil && v == "object"
 	})
-	return eval
+	return evaluator(t, ctx), ctx
 }
 
 func waitTrue(t *testing.T, within time.Duration, what string, cond func() bool) {

@@ -32,7 +32,7 @@ func TestNodeManifestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.mode != "node" || o.node.capacity != 8 || o.loopback {
+	if o.Mode != "node" || o.Node.Capacity != 8 || o.Loopback {
 		t.Errorf("parsed %+v", o)
 	}
 	if _, err := parseFlags([]string{"-mode", "cluster"}); err == nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/framewire/framewire/engine/host"
 	"github.com/framewire/framewire/engine/metrics"
 	"github.com/framewire/framewire/engine/protocol"
 )
@@ -100,7 +101,7 @@ func TestDemoPage(t *testing.T) {
 		}
 		t.Skipf("%s missing; run `make web` (or `make test`) for the browser test", chromiumPath)
 	}
-	if _, err := pageDir(); err != nil {
+	if _, err := host.PageDir(); err != nil {
 		if os.Getenv("FRAMEWIRE_E2E") != "" {
 			t.Fatal(err)
 		}
@@ -367,14 +368,14 @@ func TestPageRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	eng := newDemoEngine(log)
-	srv, err := protocol.NewServer(eng, o.serverConfig(log))
+	srv, err := protocol.NewServer(eng, o.ServerConfig(log))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
 	mux := http.NewServeMux()
 	mux.Handle("/", srv)
-	mountPage(mux, eng, srv, log)
+	host.MountPage(mux, eng, srv, log)
 	hs := httptest.NewServer(mux)
 	defer hs.Close()
 	get := func(path string) (int, string, string) {
@@ -387,7 +388,7 @@ func TestPageRoutes(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	t.Setenv(pageDirEnv, dir)
+	t.Setenv(host.PageDirEnv, dir)
 	if code, _, body := get("/"); code != http.StatusServiceUnavailable || !strings.Contains(body, "make page") || !strings.Contains(body, dir) {
 		t.Errorf("GET / without a bundle = %d %q, want 503 saying to run make web and where it looked", code, body)
 	}
@@ -399,7 +400,7 @@ func TestPageRoutes(t *testing.T) {
 	}
 
 	const js = "console.log('page')"
-	if err := os.WriteFile(filepath.Join(dir, pageJS), []byte(js), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "app.js"), []byte(js), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if code, ct, body := get("/"); code != http.StatusOK || !strings.HasPrefix(ct, "text/html") || !strings.Contains(body, `<div id="root">`) {

@@ -220,6 +220,22 @@ window.fw = {
     return { id: ref.uploadId, size: ref.size };
   },
 
+  // uploadTo uploads text as a file and sends command with the FileRef as
+  // parameter param.
+  async uploadTo(command, param, text, name = "notes.txt") {
+    const ref = await reactor.uploadFile(new Blob([text], { type: "text/plain" }), { name });
+    await reactor.sendCommand(command, { [param]: ref });
+    return { id: ref.uploadId, size: ref.size };
+  },
+
+  // waitRuntime resolves with the first runtime message of type typ
+  // received after index from (a rejected command is an "error").
+  async waitRuntime(typ, from, ms) {
+    let found;
+    await waitFor(`runtime message ${typ}`, () => (found = state.runtime.slice(from).find((m) => m && m.type === typ)), ms);
+    return found;
+  },
+
   // drop closes the transport without stop_session (a recoverable
   // disconnect, as when the network goes away).
   async drop() {

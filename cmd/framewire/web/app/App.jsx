@@ -18,7 +18,11 @@ import {
   useStats,
 } from "@reactor-team/js-sdk";
 
-const MODEL = "framewire-demo";
+// The served model: the server writes its name into the page (host.MountPage).
+const MODEL = window.FRAMEWIRE_MODEL || "framewire-demo";
+// FACES: the served model is the built-in face filter (another model gets
+// the face strip only once it sends faces messages).
+const FACES = MODEL === "framewire-demo";
 // The engine serves this page, so its protocol routes are on the page's own
 // origin; ?api=http://host:port points the page at another engine.
 const API = new URLSearchParams(window.location.search).get("api") || window.location.origin;
@@ -73,8 +77,8 @@ function Page() {
             <div className="card-title">
               main_video{" "}
               <span className="muted">
-                from the model, over WebRTC: your camera with the faces it finds pixelated, blurred or boxed
-                (OpenCV's Haar cascade, in the engine)
+                from the model, over WebRTC
+                {FACES && ": your camera with the faces it finds pixelated, blurred or boxed (OpenCV's Haar cascade, in the engine)"}
               </span>
             </div>
             <ReactorView track="main_video" className="video" videoObjectFit="contain" />
@@ -276,7 +280,8 @@ function Banner({ userAction }) {
 
 // FacesStrip shows the model's latest faces message under the video;
 // without one in the last few seconds (no webcam published yet) it says
-// how to start.
+// how to start. Other models than the demo get it only once they send
+// faces messages.
 function FacesStrip() {
   const faces = usePage((s) => s.faces);
   const status = useReactor((s) => s.status);
@@ -286,6 +291,7 @@ function FacesStrip() {
     return () => clearInterval(id);
   }, []);
   if (!(status === "ready" && faces && now - faces.at < 3000)) {
+    if (!FACES && !faces) return null;
     return (
       <div className="faces-strip faces-hint" data-testid="faces-hint">
         {status === "ready"

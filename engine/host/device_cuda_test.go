@@ -1,6 +1,6 @@
 //go:build cuda
 
-package main
+package host
 
 import (
 	"context"

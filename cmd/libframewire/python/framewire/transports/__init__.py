@@ -1,0 +1,1 @@
+"""Transport-side types models see (framewire.transports.media)."""

@@ -1,0 +1,147 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/net/netutil"
+
+	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/auth"
+	"github.com/framewire/framewire/engine/metrics"
+	"github.com/framewire/framewire/engine/node"
+	"github.com/framewire/framewire/engine/registry"
+	"github.com/framewire/framewire/engine/wiring"
+)
+
+// NodeOptions are the settings of -mode node (production mode: many
+// sessions, registered in Redis, reached through fronts).
+type NodeOptions struct {
+	ID, Advertise, Redis, SecretFile string
+	Capacity, PerGPU                 int
+	MaxDuration, Drain               time.Duration
+	Heartbeat, TTL, Reconnect        time.Duration
+}
+
+func (o *NodeOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.ID, "node-id", "", "node id in the registry (default: hostname:port)")
+	fs.StringVar(&o.Advertise, "advertise", "", "base URL fronts reach this node at (default http://127.0.0.1:<port>)")
+	fs.StringVar(&o.Redis, "redis", "127.0.0.1:6379", "Redis address (host:port)")
+	fs.StringVar(&o.SecretFile, "jwt-secret-file", "", "file holding the JWT secret shared with the fronts (default: $FRAMEWIRE_JWT_SECRET)")
+	fs.IntVar(&o.Capacity, "capacity", 4, "concurrent sessions this node serves")
+	fs.IntVar(&o.PerGPU, "sessions-per-gpu", 0, "with a CUDA device: at most this many sessions per GPU (0: -capacity alone)")
+	fs.DurationVar(&o.MaxDuration, "max-duration", 20*time.Minute, "a session ends this long after it started")
+	fs.DurationVar(&o.Drain, "drain-timeout", 30*time.Second, "on SIGTERM, running sessions end within this bound")
+	fs.DurationVar(&o.Heartbeat, "heartbeat", time.Second, "registration refresh period")
+	fs.DurationVar(&o.TTL, "ttl", 3*time.Second, "registration lifetime without a heartbeat")
+	fs.DurationVar(&o.Reconnect, "reconnect-window", 30*time.Second, "a session without a client is kept this long for reconnect()")
+}
+
+// ServeNode runs m as a production-mode engine node on ln until ctx ends,
+// then drains (running sessions end within o.Node.Drain). It prints one
+// line to out saying where it serves. The HTTP server has the same
+// timeouts, header cap and connection cap as local mode. It owns ln.
+func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, log *slog.Logger, out io.Writer) error {
+	defer ln.Close()
+	no := o.Node
+	secret, err := auth.LoadSecret(no.SecretFile, "FRAMEWIRE_JWT_SECRET")
+	if err != nil {
+		return err
+	}
+	issuer, err := auth.NewIssuer(secret)
+	if err != nil {
+		return err
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	if no.Advertise == "" {
+		no.Advertise = "http://127.0.0.1:" + port
+	}
+	if no.ID == "" {
+		no.ID = "node-" + port
+	}
+	log = log.With("node", no.ID)
+	dev := openDevice(log)
+	defer dev.closeLogged(log)
+	capacity := no.Capacity
+	if dev.device != nil && no.PerGPU > 0 {
+		capacity = min(capacity, no.PerGPU) // one device per node process
+	}
+	eng, wired, err := load(m, log, dev, engine.WithMaxSessions(capacity))
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: no.Redis})
+	defer rdb.Close()
+	pcfg := o.ServerConfig(log)
+	pcfg.OrphanGrace = no.Reconnect
+	n, err := node.New(wired, node.Config{
+		ID: no.ID, Addr: no.Advertise, Capacity: capacity, MaxDuration: no.MaxDuration, DrainTimeout: no.Drain,
+		Heartbeat: no.Heartbeat, TTL: no.TTL, Protocol: pcfg, Store: registry.New(rdb, ""), Issuer: issuer, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(nodeRegistry(wired, n), promhttp.HandlerOpts{}))
+	mux.Handle("/", n)
+	hs := o.HTTPServer(mux, log)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(netutil.LimitListener(ln, max(o.MaxConns, 1))) }()
+	fmt.Fprintf(out, "framewire: engine node %s serving model %s on %s (capacity %d, redis %s)\n", no.ID, m.Name, no.Advertise, capacity, no.Redis)
+	nodeCtx, stopNode := context.WithCancel(ctx)
+	defer stopNode()
+	runc := make(chan error, 1)
+	go func() { runc <- n.Run(nodeCtx) }() // returns after the drain
+	var runErr error
+	select {
+	case runErr = <-runc:
+	case err := <-errc: // the listener failed: drain, then report it
+		stopNode()
+		<-runc
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return runErr
+}
+
+// nodeRegistry exposes the engine's collector and the node's counters.
+func nodeRegistry(w *wiring.Wiring, n *node.Node) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.Collector(w, nil))
+	gauge := func(name, help string, v func(node.Stats) float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "framewire_node_" + name, Help: help}, func() float64 { return v(n.Stats()) }))
+	}
+	counter := func(name, help string, v func(node.Stats) float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "framewire_node_" + name, Help: help}, func() float64 { return v(n.Stats()) }))
+	}
+	gauge("sessions", "Sessions running on the node.", func(s node.Stats) float64 { return float64(s.Running) })
+	gauge("capacity", "Sessions the node admits at once.", func(s node.Stats) float64 { return float64(s.Capacity) })
+	gauge("draining", "1 while the node drains.", func(s node.Stats) float64 {
+		if s.Draining {
+			return 1
+		}
+		return 0
+	})
+	counter("placements_total", "Sessions placed here.", func(s node.Stats) float64 { return float64(s.Started) })
+	counter("refusals_total", "Placements refused (full, draining, start failed).", func(s node.Stats) float64 { return float64(s.Refused) })
+	counter("sessions_ended_total", "Sessions ended here.", func(s node.Stats) float64 { return float64(s.Ended) })
+	return reg
+}
