@@ -24,7 +24,7 @@ GO_TEST_FLAGS ?= -count=1 -timeout 20m
 # the pages that may use it: go run ./cmd/framewire -addr :8080 -allow-origin https://app.example.com).
 ADDR ?= 127.0.0.1:8080
 
-.PHONY: cluster cluster-test redis page all deps run test test-go race fuzz leak check-cuda cudaemu test-cuda-emu gpu-check bench vet clean web screenshot python python-deps test-python
+.PHONY: cluster cluster-test redis page all deps run test test-go race fuzz leak check-cuda cudaemu test-cuda-emu gpu-check bench vet clean web screenshot python python-deps test-python facevideo
 
 all: deps
 	go build ./...
@@ -68,7 +68,7 @@ test: deps vet test-go race fuzz check-cuda test-cuda-emu bench-gate test-python
 vet: deps
 	go vet ./...
 
-test-go: deps web redis python $(CUDAEMU)
+test-go: deps web redis python facevideo $(CUDAEMU)
 	FRAMEWIRE_E2E=1 go test $(GO_TEST_FLAGS) ./...
 
 ## race: the tests of the packages with the most concurrency under the race
@@ -88,6 +88,12 @@ fuzz: deps
 LEAK_CYCLES ?= 100
 leak: deps
 	FRAMEWIRE_LEAK_CYCLES=$(LEAK_CYCLES) go test -count=1 -timeout 60m -run '^TestLeakCycles$$' -v ./cmd/framewire/
+
+## facevideo: the face video the demo's tests play as the webcam
+## (build/testdata/megamind.y4m: Debian opencv-doc's Megamind.avi turned
+## into Y4M once by an ffmpeg program built from our FFmpeg's source).
+facevideo: deps
+	.ci/deps.sh facevideo
 
 ## page: Node, the pinned npm packages (package-lock.json) and the esbuild
 ## bundle of the demo page (cmd/framewire/web/dist, served by the binary).

@@ -2,9 +2,10 @@
 # Installs and builds everything Framewire needs that is not Go source:
 # Debian build packages, FFmpeg 7.1.5 (with trixie's nv-codec-headers) into
 # $PREFIX, and the CUDA driver header and stub library for `-tags cuda`
-# compile checks. Every step is stamped: a rerun is a no-op.
+# compile checks, and the face video the demo's browser test plays as its
+# camera. Every step is stamped: a rerun is a no-op.
 #
-# usage: .ci/deps.sh apt|ffmpeg|cuda|chromium|node|redis|python|all   (BUILD=<dir>, default ./build)
+# usage: .ci/deps.sh apt|ffmpeg|cuda|chromium|node|redis|python|facevideo|all   (BUILD=<dir>, default ./build)
 set -euo pipefail
 
 BUILD=${BUILD:-$(pwd)/build}
@@ -51,6 +52,9 @@ apt_source() {
 
 step_apt() {
 	need_pkgs build-essential nasm pkg-config libx264-dev libvpx-dev libopus-dev zlib1g-dev xz-utils ca-certificates clang-14
+	# The demo model's face detector (cmd/framewire/internal/facedetect):
+	# OpenCV 4.6's objdetect and the frontal-face Haar cascade.
+	need_pkgs libopencv-objdetect-dev opencv-data
 }
 
 step_ffmpeg() {
@@ -129,6 +133,55 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
 	touch "$stamp"
 }
 
+# step_ffmpeg_cli builds the ffmpeg program alone, static, from the same
+# FFmpeg $FFMPEG_VERSION source, into $BUILD/ffmpeg-cli: only what turns an
+# XviD AVI into Y4M (the libraries in $PREFIX have no AVI demuxer, MPEG-4
+# decoder or Y4M muxer, and no programs).
+step_ffmpeg_cli() {
+	local dir=$BUILD/ffmpeg-cli stamp=$BUILD/ffmpeg-cli/.stamp-$FFMPEG_VERSION
+	[ -f "$stamp" ] && return
+	step_ffmpeg
+	local src=$BUILD/src
+	ls "$src"/ffmpeg_${FFMPEG_VERSION}.orig.tar.* >/dev/null 2>&1 ||
+		{ log "no FFmpeg source in $src: remove $PREFIX/.stamp-$FFMPEG_VERSION and rerun (step ffmpeg fetches it)"; exit 1; }
+	(cd "$src" && rm -rf ffmpeg-cli && mkdir ffmpeg-cli && tar xf ffmpeg_${FFMPEG_VERSION}.orig.tar.* -C ffmpeg-cli --strip-components=1)
+	log "building the ffmpeg program into $dir"
+	cd "$src/ffmpeg-cli"
+	./configure --prefix="$dir" --disable-shared --enable-static \
+		--disable-everything --disable-doc --disable-autodetect --disable-debug \
+		--disable-ffplay --disable-ffprobe --enable-ffmpeg --enable-pthreads \
+		--enable-swscale --enable-avfilter \
+		--enable-demuxer=avi,yuv4mpegpipe --enable-decoder=mpeg4,rawvideo --enable-parser=mpeg4video \
+		--enable-muxer=yuv4mpegpipe --enable-encoder=wrapped_avframe,rawvideo \
+		--enable-filter=scale,format,null,buffer,buffersink,fps --enable-protocol=file,pipe \
+		>"$BUILD/ffmpeg-cli-configure.log" 2>&1 || { tail -30 "$BUILD/ffmpeg-cli-configure.log"; exit 1; }
+	make -j"$JOBS" ffmpeg >"$BUILD/ffmpeg-cli-build.log" 2>&1 || { tail -30 "$BUILD/ffmpeg-cli-build.log"; exit 1; }
+	mkdir -p "$dir/bin" && cp ffmpeg "$dir/bin/ffmpeg"
+	cd "$BUILD" && rm -rf "$src/ffmpeg-cli"
+	touch "$stamp"
+}
+
+# step_facevideo makes the browser test's camera: Megamind.avi from Debian's
+# opencv-doc (an animated face, 720x528, 270 frames; only that file is taken
+# from the .deb, not the 270 MB of documentation) turned by our ffmpeg into
+# the yuv420p Y4M that Chromium's --use-file-for-fake-video-capture plays.
+step_facevideo() {
+	local out=$BUILD/testdata/megamind.y4m
+	[ -f "$out" ] && return
+	step_ffmpeg_cli
+	local tmp=$BUILD/opencv-doc-deb avi=usr/share/doc/opencv-doc/examples/data/Megamind.avi
+	mkdir -p "$tmp" "$BUILD/testdata"
+	if ! ls "$tmp"/opencv-doc_*.deb >/dev/null 2>&1; then
+		apt_update
+		(cd "$tmp" && apt-get download opencv-doc)
+	fi
+	dpkg-deb --fsys-tarfile "$tmp"/opencv-doc_*.deb | tar -x -C "$tmp" "./$avi"
+	log "converting Megamind.avi to $out"
+	"$BUILD/ffmpeg-cli/bin/ffmpeg" -loglevel error -y -i "$tmp/$avi" -pix_fmt yuv420p -f yuv4mpegpipe "$out.tmp"
+	mv "$out.tmp" "$out"
+	rm -rf "$tmp"
+}
+
 step_chromium() {
 	need_pkgs chromium
 }
@@ -161,6 +214,7 @@ chromium) step_chromium ;;
 node) step_node ;;
 redis) step_redis ;;
 python) step_python ;;
+facevideo) step_facevideo ;;
 all) step_apt; step_ffmpeg; step_cuda ;;
-*) echo "usage: $0 apt|ffmpeg|cuda|chromium|node|redis|python|all" >&2; exit 2 ;;
+*) echo "usage: $0 apt|ffmpeg|cuda|chromium|node|redis|python|facevideo|all" >&2; exit 2 ;;
 esac

@@ -9,23 +9,31 @@ import (
 	"sync"
 	"time"
 
+	"github.com/framewire/framewire/cmd/framewire/internal/facedetect"
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/tracks"
 )
 
 // The built-in demo model, "framewire-demo", declared with package engine
-// like any model: animated stripes that move at 30 fps, a bouncing square,
-// and the client's webcam (when published) shown as a large inset with the
-// stripes' hue blended into it.
+// like any model: a face filter. Once the client publishes its webcam the
+// model shows it (fitted into 640×360, the animated pattern around it),
+// finds the faces in it with OpenCV's frontal-face Haar cascade (faces.go,
+// on its own goroutine) and hides or boxes each one (filter.go). Without a
+// webcam it draws the pattern: animated stripes that move at 30 fps and a
+// bouncing square.
 //
 // Commands (the SDK's ReactorController renders them):
 //
-//	set_color    hue (number 0..360), mode (string: stripes | solid | checker)
+//	set_filter   mode (string: boxes | blur | pixelate | off)
+//	set_detector min_size (integer 20..200, output pixels), scale (number 1.05..1.5)
+//	set_color    hue (number 0..360), mode (string: stripes | solid | checker):
+//	             the pattern, and the colour of the boxes
 //	set_speed    speed (number 0..10)
 //	inspect_file file (an upload): answers {type:"file_info", name, size, sha256}
 //
 // While webcam frames arrive the model sends {type:"webcam", width, height,
-// frames} once per second.
+// frames} and {type:"faces", count, boxes: [[x, y, w, h], …] (output
+// pixels), detect_ms, detections} once per second.
 
 const (
 	demoW, demoH = 640, 360
@@ -51,7 +59,7 @@ type InspectFile struct {
 // demoModel declares the demo model. Each call returns a model with its
 // own state (one Engine per declaration).
 func demoModel() engine.Model {
-	d := &demo{}
+	d := &demo{cascade: facedetect.DefaultCascade}
 	return engine.Model{
 		Name: "framewire-demo",
 		Tracks: []tracks.Spec{
@@ -59,11 +67,13 @@ func demoModel() engine.Model {
 			tracks.VideoInput("webcam"),
 		},
 		Commands: []engine.CommandDef{
+			engine.Command("set_filter", "What to draw over each face found in the webcam", d.setFilter),
+			engine.Command("set_detector", "Face detector settings", d.setDetector),
 			engine.Command("set_color", "Colour and pattern of the picture", d.setColor),
 			engine.Command("set_speed", "Animation speed", d.setSpeed),
 			engine.Command("inspect_file", "Report an uploaded file's size and SHA-256", d.inspectFile),
 		},
-		New: func(engine.Config) (engine.Runner, error) { return d, nil },
+		New: d.load,
 	}
 }
 
@@ -78,27 +88,67 @@ var demoCommands = func() []map[string]any {
 }()
 
 // demo is the loaded model: one per Engine, serving every session.
-type demo struct{}
+type demo struct {
+	cascade string // the face cascade's file
+}
+
+// load checks that the face cascade loads, so that a missing opencv-data
+// stops the server at start with the reason; each session loads its own.
+func (d *demo) load(engine.Config) (engine.Runner, error) {
+	det, err := facedetect.Open(d.cascade)
+	if err != nil {
+		return nil, err
+	}
+	return d, det.Close()
+}
 
 // sessionState is each session's demoState, made on first use (a command
 // may run before RunSession does) and dropped when the session ends.
 var sessionState = engine.NewSessionValue(func(*engine.Session) *demoState {
-	return &demoState{hue: 200, mode: "stripes", speed: 3}
+	return &demoState{hue: 200, mode: "stripes", speed: 3, filter: filterPixelate, minSize: 60, scale: 1.1}
 })
 
 // demoState is one session's state: what commands change and the draw
 // loop reads.
 type demoState struct {
-	mu    sync.Mutex
-	hue   float64
-	mode  string
-	speed float64
+	mu      sync.Mutex
+	hue     float64
+	mode    string
+	speed   float64
+	filter  string
+	minSize int
+	scale   float64
+	faces   faceSet // the detector's latest boxes
 }
 
-func (s *demoState) get() (hue float64, mode string, speed float64) {
+// look is what one frame draws: demoState's values, copied under its lock.
+type look struct {
+	hue    float64
+	mode   string
+	speed  float64
+	filter string
+	faces  faceSet
+}
+
+// getInto copies the state the draw loop reads into l.
+func (s *demoState) getInto(l *look) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.hue, s.mode, s.speed
+	l.hue, l.mode, l.speed, l.filter, l.faces = s.hue, s.mode, s.speed, s.filter, s.faces
+}
+
+// detectorSettings returns set_detector's values.
+func (s *demoState) detectorSettings() (minSize int, scale float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.minSize, s.scale
+}
+
+// setFaces publishes the detector's boxes.
+func (s *demoState) setFaces(f *faceSet) {
+	s.mu.Lock()
+	s.faces = *f
+	s.mu.Unlock()
 }
 
 // state returns session s's state.
@@ -124,10 +174,12 @@ func (d *demo) inspectFile(s *engine.Session, p InspectFile) error {
 	return s.Send(fileInfo(p.File.Name, p.File.MimeType, p.File.Data))
 }
 
-// RunSession is the demo's generation loop: it draws at 30 fps into
-// main_video, with the latest webcam picture as an inset, until the
-// session stops. Once a second, while webcam frames arrive, it tells the
-// client what it sees. The loop allocates nothing per frame.
+// RunSession is the demo's generation loop: it starts the session's face
+// detector, then draws at 30 fps into main_video until the session stops:
+// the pattern and, once the webcam is published, its latest picture with
+// the filter over the detector's last boxes. Once a second, while webcam
+// frames arrive, it tells the client what it sees. The loop allocates
+// nothing per frame.
 func (d *demo) RunSession(ctx context.Context, s *engine.Session) error {
 	st := d.state(s)
 	out, err := s.VideoOut("main_video")
@@ -138,14 +190,14 @@ func (d *demo) RunSession(ctx context.Context, s *engine.Session) error {
 	if err != nil {
 		return err
 	}
-	img := make([]byte, demoW*demoH*3)
-	var camFrame tracks.VideoFrame // reused by LatestInto
-	var view webcamFrame
+	if err := s.Go(func(ctx context.Context) error { return d.detectFaces(ctx, s, cam) }); err != nil {
+		return nil // the session is ending
+	}
+	fr := &framer{img: make([]byte, demoW*demoH*3), scratch: make([]byte, demoW*demoH*3)}
 	tick := time.NewTicker(time.Second / demoFPS)
 	defer tick.Stop()
 	var reported uint64
 	nextReport := time.Now().Add(time.Second)
-	pos := 0.0
 	for i := int64(0); ; i++ {
 		var now time.Time
 		select {
@@ -153,15 +205,8 @@ func (d *demo) RunSession(ctx context.Context, s *engine.Session) error {
 			return nil
 		case now = <-tick.C:
 		}
-		hue, mode, speed := st.get()
-		pos += speed * 2
-		var cp *webcamFrame
-		if cam.LatestInto(&camFrame) {
-			view.pix, view.w, view.h = camFrame.Pix, camFrame.Width, camFrame.Height
-			cp = &view
-		}
-		draw(img, i, pos, hue, mode, cp)
-		if err := out.Emit(img, demoH, demoW, 3); err != nil {
+		cp := fr.draw(i, st, cam)
+		if err := out.Emit(fr.img, demoH, demoW, 3); err != nil {
 			if errors.Is(err, tracks.ErrClosed) {
 				return nil // the session is ending
 			}
@@ -175,6 +220,32 @@ func (d *demo) RunSession(ctx context.Context, s *engine.Session) error {
 			}
 		}
 	}
+}
+
+// framer is the draw loop's picture and what it reuses from frame to frame.
+type framer struct {
+	img, scratch []byte            // the output picture; the blur's
+	camFrame     tracks.VideoFrame // reused by LatestInto
+	view         webcamFrame
+	look         look
+	pos          float64 // the pattern's offset
+}
+
+// draw renders frame number i into fr.img and returns the webcam picture
+// it drew (nil before the webcam's first).
+func (fr *framer) draw(i int64, st *demoState, cam *tracks.VideoIn) *webcamFrame {
+	st.getInto(&fr.look)
+	l := &fr.look
+	fr.pos += l.speed * 2
+	drawPattern(fr.img, i, fr.pos, l.hue, l.mode)
+	if !cam.LatestInto(&fr.camFrame) {
+		return nil
+	}
+	fr.view.pix, fr.view.w, fr.view.h = fr.camFrame.Pix, fr.camFrame.Width, fr.camFrame.Height
+	drawCamera(fr.img, &fr.view, fitCamera(fr.view.w, fr.view.h))
+	r, g, b := hueRGB(l.hue)
+	applyFilter(fr.img, fr.scratch, l.filter, l.faces.slice(), [3]byte{r, g, b})
+	return &fr.view
 }
 
 // hueRGB converts a hue (degrees) at full saturation and value to RGB.
@@ -202,15 +273,18 @@ func hueRGB(h float64) (r, g, b byte) {
 	return byte(rf * 255), byte(gf * 255), byte(bf * 255)
 }
 
-// webcamFrame is the latest webcam picture the model has seen.
+// webcamFrame is the latest webcam picture the model has seen: packed
+// RGB24, w×h.
 type webcamFrame struct {
 	pix  []byte
 	w, h int
 }
 
-// draw renders frame number i into img (demoW x demoH RGB24). cam, when
-// non-nil, is drawn as an inset. It does not allocate.
-func draw(img []byte, i int64, pos float64, hue float64, mode string, cam *webcamFrame) {
+// drawPattern renders frame number i of the pattern into img (demoW x
+// demoH RGB24): stripes, checker or solid in hue, and a white square
+// bouncing left and right (motion even in "solid" mode). It does not
+// allocate.
+func drawPattern(img []byte, i int64, pos float64, hue float64, mode string) {
 	r, g, b := hueRGB(hue)
 	off := int(pos)
 	for y := 0; y < demoH; y++ {
@@ -231,7 +305,6 @@ func draw(img []byte, i int64, pos float64, hue float64, mode string, cam *webca
 			}
 		}
 	}
-	// A white square bouncing left and right: motion even in "solid" mode.
 	span := demoW - 60
 	bx := int(i*6) % (2 * span)
 	if bx > span {
@@ -241,22 +314,6 @@ func draw(img []byte, i int64, pos float64, hue float64, mode string, cam *webca
 		for x := bx; x < bx+60; x++ {
 			p := img[(y*demoW+x)*3:]
 			p[0], p[1], p[2] = 255, 255, 255
-		}
-	}
-	if cam == nil || cam.w == 0 {
-		return
-	}
-	// Webcam inset: 320x180 at the top right, nearest neighbour, tinted.
-	const iw, ih, ix, iy = 320, 180, demoW - 320 - 16, 16
-	for y := 0; y < ih; y++ {
-		sy := y * cam.h / ih
-		for x := 0; x < iw; x++ {
-			sx := x * cam.w / iw
-			s := cam.pix[(sy*cam.w+sx)*3:]
-			d := img[((iy+y)*demoW+ix+x)*3:]
-			d[0] = byte((int(s[0])*3 + int(r)) / 4)
-			d[1] = byte((int(s[1])*3 + int(g)) / 4)
-			d[2] = byte((int(s[2])*3 + int(b)) / 4)
 		}
 	}
 }

@@ -37,43 +37,7 @@ func TestBrowserSDK(t *testing.T) {
 	// The engine.
 	engineURL := startServer(t, log, "-orphan-grace", "30s", "-ping-timeout", "20s")
 
-	// The page, on another port.
-	pln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pageMux := http.NewServeMux()
-	pageMux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, "web/index.html") })
-	pageMux.HandleFunc("/e2e.bundle.js", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, bundlePath) })
-	ps := &http.Server{Handler: pageMux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = ps.Serve(pln) }()
-	defer ps.Close()
-	pageURL := "http://" + pln.Addr().String() + "/"
-
-	opts := chromiumOptions(t)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	cctx, cancelTab := chromedp.NewContext(actx)
-	defer cancelTab()
-	if err := chromedp.Do(cctx, chromedp.Navigate(pageURL)); err != nil { // starts the browser; no timeout on this first call
-		t.Fatalf("open page: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(cctx, 90*time.Second)
-	defer cancel()
-	eval := evaluator(t, ctx)
-	defer func() {
-		if t.Failed() {
-			var console []string
-			eval("console", `fw.state.console`, &console)
-			for _, l := range console {
-				t.Log("browser console:", l)
-			}
-		}
-	}()
-	waitTrue(t, 10*time.Second, "harness loaded", func() bool {
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`typeof fw`))
-		return err == nil && v == "object"
-	})
+	eval, _ := openHarnessWithin(t, 90*time.Second)
 
 	// connect → ready.
 	var readyMs float64
@@ -182,6 +146,51 @@ func TestBrowserSDK(t *testing.T) {
 	if len(errs) != 0 {
 		t.Errorf("SDK reported errors: %v", errs)
 	}
+}
+
+// openHarnessWithin serves the harness page (web/index.html and the SDK
+// bundle) on another port than the engine, opens it in a new headless
+// Chromium (chromiumOptions plus extra), waits for window.fw and returns
+// an evaluator and the tab's context, whose calls share a deadline of
+// within. The browser and the page stop when the test ends; a failed test
+// logs the harness's console.
+func openHarnessWithin(t *testing.T, within time.Duration, extra ...chromedp.ExecAllocatorOption) (func(what, js string, out any), context.Context) {
+	t.Helper()
+	pln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pageMux := http.NewServeMux()
+	pageMux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, "web/index.html") })
+	pageMux.HandleFunc("/e2e.bundle.js", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, bundlePath) })
+	ps := &http.Server{Handler: pageMux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = ps.Serve(pln) }()
+	t.Cleanup(func() { ps.Close() })
+
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), chromiumOptions(t, extra...)...)
+	t.Cleanup(cancelAlloc)
+	cctx, cancelTab := chromedp.NewContext(actx)
+	t.Cleanup(cancelTab)
+	if err := chromedp.Do(cctx, chromedp.Navigate("http://"+pln.Addr().String()+"/")); err != nil { // starts the browser; no timeout on this first call
+		t.Fatalf("open page: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(cctx, within)
+	t.Cleanup(cancel)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		if console, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`fw.state.console`)); err == nil {
+			for _, l := range console {
+				t.Log("browser console:", l)
+			}
+		}
+	})
+	waitTrue(t, 10*time.Second, "harness loaded", func() bool {
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`typeof fw`))
+		return err == nil && v == "object"
+	})
+	return evaluator(t, ctx), ctx
 }
 
 func waitTrue(t *testing.T, within time.Duration, what string, cond func() bool) {

@@ -191,12 +191,21 @@ func TestDemoPage(t *testing.T) {
 	waitText(2*time.Second, `[data-testid=banner-connect]`, "Try again")
 	t.Logf("failed connect: %q", text(`[data-testid=banner]`))
 
-	// 2. The real engine, on the page's own origin: connect → ready.
+	// 2. The real engine, on the page's own origin: connect → ready. Before
+	// connecting the face strip says what to do.
 	run("open page", chromedp.Navigate(base+"/"))
 	install()
+	waitText(2*time.Second, `[data-testid=faces-hint]`, "Connect, then allow your camera")
 	run("click Connect", chromedp.Click(`[data-testid=connect-button]`))
 	run("status ready", chromedp.WaitVisible(`[data-testid=status][data-status=ready]`))
 	waitText(2*time.Second, `[data-testid=connect-button]`, "Disconnect")
+
+	// The page publishes Chromium's fake camera (no face in it): the face
+	// panel shows the model's faces messages, count 0 and a detection time.
+	waitTrue(t, 10*time.Second, "face strip shows the faces message", func() bool {
+		return text(`[data-testid=faces-count]`) == "0" && strings.Contains(text(`[data-testid=faces-detect]`), " ms")
+	})
+	t.Logf("face strip: %s faces, detect %s", text(`[data-testid=faces-count]`), text(`[data-testid=faces-detect]`))
 
 	// 3. main_video: decoded at the model's size, not black, moving.
 	type motion struct {

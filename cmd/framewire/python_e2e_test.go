@@ -11,8 +11,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -29,45 +27,10 @@ import (
 )
 
 // openHarness opens the e2e harness page in a new headless Chromium and
-// returns its evaluator and context.
+// returns its evaluator and context (calls within 120 s).
 func openHarness(t *testing.T, extra ...chromedp.ExecAllocatorOption) (func(what, js string, out any), context.Context) {
 	t.Helper()
-	pageMux := http.NewServeMux()
-	pageMux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, "web/index.html") })
-	pageMux.HandleFunc("/e2e.bundle.js", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, bundlePath) })
-	ps := &http.Server{Handler: pageMux, ReadHeaderTimeout: 5 * time.Second}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = ps.Serve(ln) }()
-	t.Cleanup(func() { ps.Close() })
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), chromiumOptions(t, extra...)...)
-	t.Cleanup(cancelAlloc)
-	cctx, cancelTab := chromedp.NewContext(actx)
-	t.Cleanup(cancelTab)
-	if err := chromedp.Do(cctx, chromedp.Navigate("http://"+ln.Addr().String()+"/")); err != nil {
-		t.Fatalf("open page: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(cctx, 120*time.Second)
-	t.Cleanup(cancel)
-	eval := evaluator(t, ctx)
-	waitTrue(t, 10*time.Second, "harness loaded", func() bool {
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`typeof fw`))
-		return err == nil && v == "object"
-	})
-	t.Cleanup(func() {
-		if t.Failed() {
-			var console []string
-			if raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`fw.state.console`)); err == nil {
-				console = raw
-			}
-			for _, l := range console {
-				t.Log("browser console:", l)
-			}
-		}
-	})
-	return eval, ctx
+	return openHarnessWithin(t, 120*time.Second, extra...)
 }
 
 type videoInfo struct {

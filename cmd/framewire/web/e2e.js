@@ -121,8 +121,75 @@ window.fw = {
     return [d[0], d[1], d[2]];
   },
 
-  async publishWebcam() {
-    const s = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  // faceStats measures the decoded picture at a face box [x, y, w, h]: over
+  // its inner half, cellStd (the mean standard deviation of luma within the
+  // 16×16 grid cells wholly inside: ~0 where pixelated) and lap (the mean
+  // absolute Laplacian of luma: low where blurred); over the band 4 pixels
+  // either side of its edge, green (the share of green pixels: the boxes
+  // filter after set_color hue 120); and cellStd over the grid cells of
+  // elsewhere [x0, x1] that do not touch the box.
+  faceStats(box, elsewhere) {
+    const W = video.videoWidth;
+    const H = video.videoHeight;
+    const c = document.createElement("canvas");
+    c.width = W;
+    c.height = H;
+    const g = c.getContext("2d", { willReadFrequently: true });
+    g.drawImage(video, 0, 0);
+    const d = g.getImageData(0, 0, W, H).data;
+    const L = (x, y) => 0.299 * d[(y * W + x) * 4] + 0.587 * d[(y * W + x) * 4 + 1] + 0.114 * d[(y * W + x) * 4 + 2];
+    const [bx, by, bw, bh] = box;
+    const inner = [bx + bw / 4, by + bh / 4, bx + (3 * bw) / 4, by + (3 * bh) / 4].map(Math.round);
+    const cellStd = (keep) => {
+      let sum = 0;
+      let n = 0;
+      for (let cy = 0; cy + 16 <= H; cy += 16) {
+        for (let cx = 0; cx + 16 <= W; cx += 16) {
+          if (!keep(cx, cy)) continue;
+          let s = 0;
+          let s2 = 0;
+          for (let y = cy; y < cy + 16; y++) {
+            for (let x = cx; x < cx + 16; x++) {
+              const v = L(x, y);
+              s += v;
+              s2 += v * v;
+            }
+          }
+          sum += Math.sqrt(Math.max(0, s2 / 256 - (s / 256) ** 2));
+          n++;
+        }
+      }
+      return n ? sum / n : null;
+    };
+    const within = (cx, cy) => cx >= inner[0] && cy >= inner[1] && cx + 16 <= inner[2] && cy + 16 <= inner[3];
+    const apart = (cx, cy) =>
+      cx >= elsewhere[0] && cx + 16 <= elsewhere[1] && (cx + 16 <= bx - 16 || cx >= bx + bw + 16 || cy + 16 <= by - 16 || cy >= by + bh + 16);
+    let lap = 0;
+    let ln = 0;
+    for (let y = Math.max(1, inner[1]); y < Math.min(H - 1, inner[3]); y++) {
+      for (let x = Math.max(1, inner[0]); x < Math.min(W - 1, inner[2]); x++) {
+        lap += Math.abs(4 * L(x, y) - L(x - 1, y) - L(x + 1, y) - L(x, y - 1) - L(x, y + 1));
+        ln++;
+      }
+    }
+    let green = 0;
+    let gn = 0;
+    for (let y = Math.max(0, by - 4); y < Math.min(H, by + bh + 4); y++) {
+      for (let x = Math.max(0, bx - 4); x < Math.min(W, bx + bw + 4); x++) {
+        const edge = Math.min(Math.abs(x - bx), Math.abs(x - (bx + bw - 1)), Math.abs(y - by), Math.abs(y - (by + bh - 1)));
+        if (edge > 4) continue;
+        const i = (y * W + x) * 4;
+        if (d[i + 1] > d[i] + 60 && d[i + 1] > d[i + 2] + 60) green++;
+        gn++;
+      }
+    }
+    return { cellStd: cellStd(within), lap: ln ? lap / ln : null, green: gn ? green / gn : 0, elsewhereStd: cellStd(apart) };
+  },
+
+  // publishWebcam publishes the (fake) camera as webcam; constraints
+  // default to 640×480 (true takes the camera's own size).
+  async publishWebcam(video = { width: 640, height: 480 }) {
+    const s = await navigator.mediaDevices.getUserMedia({ video, audio: false });
     await reactor.publishTrack("webcam", s.getVideoTracks()[0]);
   },
 

@@ -2,7 +2,8 @@
 // its users use it (ReactorProvider in local mode, ReactorView,
 // WebcamStream, ReactorController, the store's connect/disconnect/
 // reconnect, useReactorMessage, useStats), plus a panel with the engine's
-// own per-track statistics from GET /framewire/stats.
+// own per-track statistics from GET /framewire/stats, and what the model
+// (a face filter) reports about the faces it finds in the webcam.
 import { useEffect, useRef, useState } from "react";
 import { create } from "zustand";
 import { useShallow } from "zustand/shallow";
@@ -19,6 +20,9 @@ import {
 
 // The served model: the server writes its name into the page (host.MountPage).
 const MODEL = window.FRAMEWIRE_MODEL || "framewire-demo";
+// FACES: the served model is the built-in face filter (another model gets
+// the face strip only once it sends faces messages).
+const FACES = MODEL === "framewire-demo";
 // The engine serves this page, so its protocol routes are on the page's own
 // origin; ?api=http://host:port points the page at another engine.
 const API = new URLSearchParams(window.location.search).get("api") || window.location.origin;
@@ -33,19 +37,23 @@ const usePage = create((set) => ({
   engine: null, // latest /framewire/stats document
   engineError: null,
   history: [], // {sdkFps, engineFps, latP50, latP99, rtt}
+  faces: null, // latest {type: "faces"} message, with at: its arrival (ms)
   addLog: (kind, type, text) =>
     set((s) => {
-      const last = s.log[s.log.length - 1];
-      if (last && last.kind === kind && last.type === type && type !== "") {
-        // Coalesce a repeated message type (the demo reports the webcam every second).
-        const merged = { ...last, text, count: last.count + 1, at: Date.now() };
-        return { log: [...s.log.slice(0, -1), merged] };
+      // Coalesce a repeated message type among the last few entries (the
+      // demo sends webcam and faces every second): the entry moves to the
+      // end with the newest text and its count.
+      const i = s.log.findLastIndex((e, j) => j >= s.log.length - 4 && e.kind === kind && e.type === type);
+      if (i >= 0 && type !== "") {
+        const merged = { ...s.log[i], text, count: s.log[i].count + 1, at: Date.now() };
+        return { log: [...s.log.slice(0, i), ...s.log.slice(i + 1), merged] };
       }
       return { log: [...s.log.slice(-99), { id: ++seq, at: Date.now(), kind, type, text, count: 1 }] };
     }),
   showBanner: (banner) => set({ banner }),
   clearBanner: () => set({ banner: null }),
   setEngine: (engine, engineError) => set({ engine, engineError }),
+  setFaces: (faces) => set({ faces }),
   pushSample: (sample) => set((s) => ({ history: [...s.history.slice(-(HISTORY - 1)), sample] })),
 }));
 
@@ -67,9 +75,14 @@ function Page() {
         <section className="left">
           <div className="card video-card">
             <div className="card-title">
-              main_video <span className="muted">from the model, over WebRTC</span>
+              main_video{" "}
+              <span className="muted">
+                from the model, over WebRTC
+                {FACES && ": your camera with the faces it finds pixelated, blurred or boxed (OpenCV's Haar cascade, in the engine)"}
+              </span>
             </div>
             <ReactorView track="main_video" className="video" videoObjectFit="contain" />
+            <FacesStrip />
           </div>
           <div className="row">
             <div className="card webcam-card">
@@ -144,6 +157,7 @@ function useWatchConnection() {
 
   useReactorMessage((m) => {
     addLog("model", (m && m.type) || "", JSON.stringify(m));
+    if (m && m.type === "faces") usePage.getState().setFaces({ ...m, at: Date.now() });
   });
   useReactorInternalMessage((m) => {
     if (!m || typeof m !== "object") return;
@@ -260,6 +274,44 @@ function Banner({ userAction }) {
           ×
         </button>
       </div>
+    </div>
+  );
+}
+
+// FacesStrip shows the model's latest faces message under the video;
+// without one in the last few seconds (no webcam published yet) it says
+// how to start. Other models than the demo get it only once they send
+// faces messages.
+function FacesStrip() {
+  const faces = usePage((s) => s.faces);
+  const status = useReactor((s) => s.status);
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const id = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(id);
+  }, []);
+  if (!(status === "ready" && faces && now - faces.at < 3000)) {
+    if (!FACES && !faces) return null;
+    return (
+      <div className="faces-strip faces-hint" data-testid="faces-hint">
+        {status === "ready"
+          ? "No camera yet: allow the camera in “Your camera” below (it is published as webcam). Until then the model draws its test pattern."
+          : "Connect, then allow your camera: the model finds the faces in it and hides them (set_filter: pixelate, blur, boxes or off; set_detector: the smallest face against speed)."}
+      </div>
+    );
+  }
+  const boxes = faces.boxes.length ? faces.boxes.map((b) => `(${b.join(", ")})`).join(" ") : "none";
+  return (
+    <div className="faces-strip" data-testid="faces">
+      <span>
+        faces <b data-testid="faces-count">{String(faces.count)}</b>
+      </span>
+      <span>
+        detect <b data-testid="faces-detect">{`${fmt(faces.detect_ms, 1, " ms")} · ${faces.detections}/s`}</b>
+      </span>
+      <span>
+        boxes x, y, w, h <b data-testid="faces-boxes">{boxes}</b>
+      </span>
     </div>
   );
 }
