@@ -48,12 +48,13 @@ redis:
 
 ## cluster: production mode on this host: Redis + 2 fronts (:8090, :8091) +
 ## 3 engine nodes (:8100-:8102) as local processes, until Ctrl-C; binaries,
-## keys and logs in $(CLUSTER_DIR).
+## keys and logs in $(CLUSTER_DIR). The nodes serve the demo model, or a
+## Python model: make cluster PY_MODEL=path/model.py MODEL=<its name>.
 CLUSTER_DIR ?= $(BUILD)/cluster
-cluster: deps redis
+cluster: deps redis $(if $(PY_MODEL),python)
 	go build -o $(CLUSTER_DIR)/bin/framewire ./cmd/framewire
 	go build -o $(CLUSTER_DIR)/bin/front ./cmd/front
-	BIN=$(CLUSTER_DIR)/bin DIR=$(CLUSTER_DIR) cmd/front/cluster.sh
+	BIN=$(CLUSTER_DIR)/bin DIR=$(CLUSTER_DIR) $(if $(PY_MODEL),PYTHONPATH=$(CURDIR)/$(PYDIR) NODE_CMD="$(PY) -m framewire serve $(abspath $(PY_MODEL))" MODEL=$(MODEL)) cmd/front/cluster.sh
 
 ## cluster-test: the fault tests on a local cluster of processes (kill -9 of
 ## a node and of a front, SIGTERM drain, all nodes full, bad tokens).

@@ -4,6 +4,7 @@
 # API key and the JWT secret are generated once into $DIR and reused.
 #
 # usage: cmd/front/cluster.sh   (BIN=build/bin DIR=build/cluster CAPACITY=4 REDIS_PORT=6390)
+# A Python model's nodes: NODE_CMD="python3 -m framewire serve model.py" MODEL=<its name>.
 set -euo pipefail
 BIN=${BIN:-build/bin}
 DIR=${DIR:-build/cluster}
@@ -11,6 +12,8 @@ CAPACITY=${CAPACITY:-4}
 REDIS_PORT=${REDIS_PORT:-6390}
 FRONT_PORTS=${FRONT_PORTS:-"8090 8091"}
 NODE_PORTS=${NODE_PORTS:-"8100 8101 8102"}
+NODE_CMD=${NODE_CMD:-"$BIN/framewire"}
+MODEL=${MODEL:-framewire-demo}
 mkdir -p "$DIR"
 [ -s "$DIR/jwt-secret" ] || head -c 48 /dev/urandom | base64 -w0 >"$DIR/jwt-secret"
 [ -s "$DIR/api-keys" ] || echo "dev:$(head -c 24 /dev/urandom | base64 -w0 | tr '+/' '-_')" >"$DIR/api-keys"
@@ -29,20 +32,21 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 for p in $NODE_PORTS; do
-	"$BIN/framewire" -mode node -addr "127.0.0.1:$p" -node-id "node-$p" -redis "127.0.0.1:$REDIS_PORT" \
+	# shellcheck disable=SC2086 # NODE_CMD is a command line
+	$NODE_CMD -mode node -addr "127.0.0.1:$p" -node-id "node-$p" -redis "127.0.0.1:$REDIS_PORT" \
 		-jwt-secret-file "$DIR/jwt-secret" -capacity "$CAPACITY" >"$DIR/node-$p.log" 2>&1 &
 	pids+=($!)
 done
 for p in $FRONT_PORTS; do
 	"$BIN/front" -addr ":$p" -redis "127.0.0.1:$REDIS_PORT" -jwt-secret-file "$DIR/jwt-secret" \
-		-keys-file "$DIR/api-keys" -models framewire-demo >"$DIR/front-$p.log" 2>&1 &
+		-keys-file "$DIR/api-keys" -models "$MODEL" >"$DIR/front-$p.log" 2>&1 &
 	pids+=($!)
 done
 key=$(cut -d: -f2 "$DIR/api-keys")
 cat <<MSG
 cluster: Redis :$REDIS_PORT, fronts $(for p in $FRONT_PORTS; do printf 'http://localhost:%s ' "$p"; done), nodes $NODE_PORTS (capacity $CAPACITY each); logs in $DIR
   token:  curl -s -X POST -H 'Reactor-API-Key: $key' http://localhost:${FRONT_PORTS%% *}/tokens
-  SDK:    new Reactor({modelName: "framewire-demo", apiUrl: "http://localhost:${FRONT_PORTS%% *}"}).connect(jwt)
+  SDK:    new Reactor({modelName: "$MODEL", apiUrl: "http://localhost:${FRONT_PORTS%% *}"}).connect(jwt)
 Ctrl-C stops everything.
 MSG
 wait -n
