@@ -24,7 +24,7 @@ GO_TEST_FLAGS ?= -count=1 -timeout 20m
 # the pages that may use it: go run ./cmd/framewire -addr :8080 -allow-origin https://app.example.com).
 ADDR ?= 127.0.0.1:8080
 
-.PHONY: cluster cluster-test redis page all deps run test test-go race fuzz leak check-cuda cudaemu test-cuda-emu gpu-check bench vet clean web screenshot python python-deps test-python facevideo
+.PHONY: cluster cluster-test redis page all deps run test test-go race fuzz leak check-cuda cudaemu test-cuda-emu gpu-check bench vet clean web screenshot python python-deps test-python wheel facevideo
 
 all: deps
 	go build ./...
@@ -176,7 +176,11 @@ LIBFW_SRC := $(shell find cmd/libframewire engine tracks encode gpu -name '*.go'
 WHEEL_VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' $(PYPKG)/__init__.py)
 WHEEL = $(BUILD)/python/framewire-$(WHEEL_VERSION)-py3-none-linux_x86_64.whl
 
-python: deps python-deps page $(PYLIB) $(PYLIB_CUDA)
+python: python-deps wheel
+
+## wheel: the libraries, the page and the wheel only (what the CUDA image
+## builds; needs Debian's python3, not the test packages).
+wheel: deps page $(PYLIB) $(PYLIB_CUDA)
 	mkdir -p $(PYPKG)/web && cp $(WEB)/dist/app.js $(PYPKG)/web/ && { cp $(WEB)/dist/app.css $(PYPKG)/web/ 2>/dev/null || true; }
 	$(PY) $(PYDIR)/build_wheel.py $(BUILD)/python >/dev/null
 

@@ -21,7 +21,7 @@ func TestDockerignoreKeepsBuildOutputsOut(t *testing.T) {
 			have[line] = true
 		}
 	}
-	for _, want := range []string{"build", "**/node_modules", "cmd/framewire/web/dist", "**/*.test"} {
+	for _, want := range []string{"build", "**/node_modules", "cmd/framewire/web/dist", "**/*.test", "cmd/libframewire/python/framewire/_lib", "cmd/libframewire/python/framewire/web"} {
 		if !have[want] {
 			t.Errorf(".dockerignore does not exclude %s", want)
 		}
