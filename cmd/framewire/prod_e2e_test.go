@@ -55,6 +55,14 @@ func startProduction(t *testing.T, log *slog.Logger) (string, *auth.Issuer, *reg
 			t.Errorf("serveNode: %v", err)
 		}
 	})
+	url, issuer := startFront(t, store, secret, "framewire-demo", log)
+	return url, issuer, store
+}
+
+// startFront runs a front for model over store, sharing secret with the
+// nodes and taking the API key mintToken uses; it returns its URL.
+func startFront(t *testing.T, store *registry.Store, secret []byte, model string, log *slog.Logger) (string, *auth.Issuer) {
+	t.Helper()
 	issuer, err := auth.NewIssuer(secret)
 	if err != nil {
 		t.Fatal(err)
@@ -63,13 +71,13 @@ func startProduction(t *testing.T, log *slog.Logger) (string, *auth.Issuer, *reg
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := front.New(front.Config{Store: store, Issuer: issuer, Keys: keys, Models: []string{"framewire-demo"}, Logger: log})
+	f, err := front.New(front.Config{Store: store, Issuer: issuer, Keys: keys, Models: []string{model}, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fs := httptest.NewServer(f)
 	t.Cleanup(fs.Close)
-	return fs.URL, issuer, store
+	return fs.URL, issuer
 }
 
 // mintToken is what an app backend does: POST /tokens with its API key.

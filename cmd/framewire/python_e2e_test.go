@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,8 +19,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/framewire/framewire/engine/auth"
-	"github.com/framewire/framewire/engine/front"
 	"github.com/framewire/framewire/engine/registry"
 	"github.com/framewire/framewire/engine/registry/registrytest"
 )
@@ -252,21 +249,8 @@ func TestPythonNodeProduction(t *testing.T) {
 	}
 	_, _ = startPython(t, "tests/models/studio.py", "-mode", "node", "-redis", rd.Addr, "-jwt-secret-file", secretFile,
 		"-capacity", "2", "-heartbeat", "200ms", "-ttl", "1s", "-drain-timeout", "2s")
-	issuer, err := auth.NewIssuer(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := auth.ParseKeys("acme:acme-key-0123456789")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := front.New(front.Config{Store: store, Issuer: issuer, Keys: keys, Models: []string{"studio"}, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := httptest.NewServer(f)
-	t.Cleanup(fs.Close)
-	jwt := mintToken(t, fs.URL)
+	frontURL, _ := startFront(t, store, secret, "studio", log)
+	jwt := mintToken(t, frontURL)
 
 	eval1, ctx1 := openHarness(t)
 	tab2, cancel2 := chromedp.NewContext(ctx1) // a second tab of the same browser
@@ -285,7 +269,7 @@ func TestPythonNodeProduction(t *testing.T) {
 		colour string
 	}{{eval1, "red"}, {eval2, "green"}} {
 		var ms float64
-		tab.eval("connect(jwt)", fmt.Sprintf(`fw.connect(%q, "studio", %q)`, fs.URL, jwt), &ms)
+		tab.eval("connect(jwt)", fmt.Sprintf(`fw.connect(%q, "studio", %q)`, frontURL, jwt), &ms)
 		var sid string
 		tab.eval("session id", `fw.sessionId()`, &sid)
 		sessions[tab.colour] = sid

@@ -144,6 +144,12 @@ func shutdown(ctx context.Context, hs *http.Server, errc <-chan error) error {
 		return err
 	case <-ctx.Done():
 	}
+	return stopHTTP(hs, errc)
+}
+
+// stopHTTP shuts hs down gracefully (5 s) and waits for its Serve, whose
+// result errc carries, to return.
+func stopHTTP(hs *http.Server, errc <-chan error) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {

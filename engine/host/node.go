@@ -2,7 +2,6 @@ package host
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -111,12 +110,7 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 		<-runc
 		return err
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+	if err := stopHTTP(hs, errc); err != nil {
 		return err
 	}
 	return runErr
