@@ -196,7 +196,7 @@ def check(rc, err):
     if rc == OK:
         return
     msg = err.value.decode("utf-8", "replace") if err is not None else ""
-    if rc == ECLOSED:
+    if rc in (ECLOSED, EHANDLE):  # a handle goes stale when its session ends
         raise SessionEnded(rc, msg or "the session has ended")
     if rc == ENODEV:
         raise NoDevicePath(rc, msg)

@@ -113,9 +113,12 @@ def _context(handle):
 
 def _guarded(where, err, cap, fn, *args):
     """Run fn reporting an exception as the model's error: its traceback
-    into the engine's error buffer, return 1."""
+    into the engine's error buffer, return 1. SessionEnded (an emit that
+    raced the session's end) is the session ending, not an error."""
     try:
         fn(*args)
+        return 0
+    except _abi.SessionEnded:
         return 0
     except BaseException as e:  # noqa: BLE001 - every error goes to the engine, never a crash
         if isinstance(e, KeyboardInterrupt):

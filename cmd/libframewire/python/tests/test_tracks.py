@@ -122,6 +122,6 @@ def test_closed_track_handle_is_retired():
     t = OutputTrack(lib, h.value, "v", _abi.VIDEO_OUT)
     t.emit(np.zeros((8, 8, 3), np.uint8))
     assert lib.fw_track_close(h.value) == _abi.OK
-    with pytest.raises(_abi.FramewireError, match="ended, or never issued"):
+    with pytest.raises(_abi.SessionEnded, match="ended, or never issued"):
         t.emit(np.zeros((8, 8, 3), np.uint8))
     assert lib.fw_track_close(h.value) == _abi.EHANDLE  # Close is idempotent: a second one is refused, no crash
