@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -166,7 +167,8 @@ func fw_model_set_callbacks(mh C.uintptr_t, init C.fw_init_fn, sess C.fw_session
 // given as a JSON array of strings (e.g. ["-addr", ":8080", "-mode",
 // "node"]), logging to stderr. It blocks until fw_stop is called (then the
 // server shuts down gracefully and every session ends) or serving fails.
-// A model is served at most once at a time.
+// A model is served at most once at a time. With -h it prints the flags'
+// usage to stderr and returns FW_OK without serving.
 //
 //export fw_serve
 func fw_serve(mh C.uintptr_t, argsJSON *C.char, err *C.char, errcap C.int32_t) C.int32_t {
@@ -182,6 +184,9 @@ func fw_serve(mh C.uintptr_t, argsJSON *C.char, err *C.char, errcap C.int32_t) C
 		}
 	}
 	o, perr := host.Parse(m.name, args)
+	if errors.Is(perr, flag.ErrHelp) {
+		return C.FW_OK // -h: the flags' usage was printed; nothing to serve
+	}
 	if perr != nil {
 		return e.failf(C.FW_EINVAL, "%v", perr)
 	}
