@@ -11,6 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -471,8 +474,11 @@ func TestEncoderNVENCZeroCopy(t *testing.T) {
 	}
 }
 
-// Probing picks a backend and says which. Under the emulated driver
-// (no libnvidia-encode.so.1) it falls back to cuda+libx264 and logs why.
+// Probing picks a backend and says which. Under the emulated driver it
+// falls back to cuda+libx264 and logs why: FFmpeg's "unsupported device"
+// where libnvidia-encode.so.1 is the emulator's refusing one (an H100),
+// the missing library's name where there is none
+// (TestEncoderProbeWithoutNVENCLibrary).
 func TestEncoderProbe(t *testing.T) {
 	d := openDevice(t)
 	var logged bytes.Buffer
@@ -484,10 +490,41 @@ func TestEncoderProbe(t *testing.T) {
 	if b := enc.Backend(); b != BackendNVENC && b != BackendX264 {
 		t.Fatalf("Backend() = %q", b)
 	}
-	if emulated(d) && (enc.Backend() != BackendX264 || !strings.Contains(logged.String(), "libnvidia-encode.so.1")) {
-		t.Errorf("emulated driver: backend %s, log %q; want %s and a reason naming libnvidia-encode.so.1", enc.Backend(), logged.String(), BackendX264)
+	want := "libnvidia-encode.so.1"
+	if libPresent(libNVENC) {
+		want = "unsupported device"
+	}
+	if emulated(d) && (enc.Backend() != BackendX264 || !strings.Contains(logged.String(), want)) {
+		t.Errorf("emulated driver: backend %s, log %q; want %s and a reason naming %q", enc.Backend(), logged.String(), BackendX264, want)
 	}
 	t.Logf("%s: probed backend %s", d.Name(), enc.Backend())
+}
+
+// Without libnvidia-encode.so.1 (a container started without the video
+// capability) the probe names the missing library: TestEncoderProbe in a
+// child process whose library path holds only the emulated libcuda.so.1.
+func TestEncoderProbeWithoutNVENCLibrary(t *testing.T) {
+	d := openDevice(t)
+	requireRefusingNVENC(t, d)
+	dir := t.TempDir()
+	var cuda string
+	for _, p := range strings.Split(os.Getenv("LD_LIBRARY_PATH"), ":") {
+		if _, err := os.Stat(filepath.Join(p, "libcuda.so.1")); err == nil && cuda == "" {
+			cuda = filepath.Join(p, "libcuda.so.1")
+		}
+	}
+	if cuda == "" {
+		t.Skip("the emulated libcuda.so.1 is not on LD_LIBRARY_PATH")
+	}
+	if err := os.Symlink(cuda, filepath.Join(dir, "libcuda.so.1")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEncoderProbe$", "-test.v")
+	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestEncoderProbe")) {
+		t.Fatalf("TestEncoderProbe without libnvidia-encode.so.1: %v\n%s", err, out)
+	}
 }
 
 // An Encoder created without a size (the engine's form: one per output

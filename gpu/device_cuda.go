@@ -76,8 +76,12 @@ type Device struct {
 	nvdecProbed bool
 	nvdecErr    error
 	// Why h264_nvenc cannot open on this Device (no CUDA device for
-	// FFmpeg, no libnvidia-encode.so.1): found once, not per track.
-	nvencErr error
+	// FFmpeg, no libnvidia-encode.so.1, sessions refused: a GPU without
+	// NVENC), with FFmpeg's reason: found once, not per track; logged once
+	// (nvencLogged). nvencOpen counts our open h264_nvenc sessions.
+	nvencErr    error
+	nvencLogged bool
+	nvencOpen   int
 	// Whether h264_nvenc opens here (hasNVENC), probed once.
 	nvencProbed, nvencHave bool
 }

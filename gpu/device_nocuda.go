@@ -137,3 +137,7 @@ func (dec *Decoder) LatestDevice(dst Frame) error { return ErrNoCUDA }
 
 // Close is a no-op.
 func (dec *Decoder) Close() error { return nil }
+
+// EmulatorStat reports -1: there is no driver, emulated or real, in a
+// build without the cuda tag.
+func EmulatorStat(name string) int64 { return -1 }

@@ -49,6 +49,8 @@ type Encoder struct {
 	slot   int
 	staged int // pipelined: slot waiting to be encoded, -1 when none
 	spts   [2]int64
+	// nvencHeld: this Encoder's h264_nvenc session counts in d.nvencOpen.
+	nvencHeld bool
 
 	// Host RGB staging (EncodeRGB): pinned memory and a device picture.
 	hpin unsafe.Pointer
@@ -144,7 +146,7 @@ func (e *Encoder) open(w, h int) error {
 		if e.cfg.Backend == BackendNVENC {
 			return nvErr
 		}
-		e.log.Info("h264_nvenc does not open on a CUDA frames context; using GPU conversion + libx264", "device", e.d.name, "reason", nvErr)
+		e.logNVENCRefusal(nvErr)
 	}
 	if err := e.openX264(); err != nil {
 		if nvErr != nil {
@@ -156,18 +158,45 @@ func (e *Encoder) open(w, h int) error {
 	return nil
 }
 
-func (e *Encoder) openNVENC() error {
-	if e.d.nvencErr != nil {
-		return e.d.nvencErr // probed on this device before: not per track and reopen
+// logNVENCRefusal says why h264_nvenc did not open: the device's verdict
+// once per Device at INFO (a GPU without NVENC is a normal host, and
+// FFmpeg's own ERROR line was captured into err), any other failure (a
+// session refused while NVENC works here, such as a session limit) at
+// WARN each time. Device goroutine.
+func (e *Encoder) logNVENCRefusal(err error) {
+	if err != e.d.nvencErr {
+		e.log.Warn("h264_nvenc did not open this time; using GPU conversion + libx264", "device", e.d.name, "reason", err)
+		return
 	}
-	hw, err := e.d.hwDevice()
+	if e.d.nvencLogged {
+		return
+	}
+	e.d.nvencLogged = true
+	e.log.Info("h264_nvenc does not open on a CUDA frames context; using GPU conversion + libx264 for every track of this device", "device", e.d.name, "reason", err)
+}
+
+// openNVENC opens h264_nvenc on a CUDA frames context. The device's
+// verdict is cached in d.nvencErr: no FFmpeg CUDA device, no
+// libnvidia-encode.so.1, or a session refused while none of ours is open
+// on the device (an H100, H200 or A100: the driver library is present,
+// FFmpeg gets as far as nvEncOpenEncodeSessionEx and the driver answers
+// "unsupported device"). Later tracks and reopens then go straight to
+// libx264 instead of trying NVENC again on the device goroutine. FFmpeg's
+// log lines of the attempt are captured into the error, not logged.
+// Device goroutine.
+func (e *Encoder) openNVENC() error {
+	d := e.d
+	if d.nvencErr != nil {
+		return d.nvencErr
+	}
+	hw, err := d.hwDevice()
 	if err != nil {
-		e.d.nvencErr = fmt.Errorf("%w: %w", ErrUnavailable, err)
-		return e.d.nvencErr
+		d.nvencErr = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return d.nvencErr
 	}
 	if !libPresent(libNVENC) {
-		e.d.nvencErr = fmt.Errorf("%w: h264_nvenc cannot load%s", ErrUnavailable, libHint(libNVENC))
-		return e.d.nvencErr
+		d.nvencErr = fmt.Errorf("%w: h264_nvenc cannot load%s", ErrUnavailable, libHint(libNVENC))
+		return d.nvencErr
 	}
 	e.c = C.fw_enc_alloc()
 	if e.c == nil {
@@ -175,10 +204,23 @@ func (e *Encoder) openNVENC() error {
 	}
 	opts := codecOptions(encode.BackendNVENC, 0)
 	defer C.free(unsafe.Pointer(opts))
-	if r := C.fw_nvenc_open(e.c, hw, C.int(e.ow), C.int(e.oh), C.int(e.cfg.FPS), C.longlong(e.cfg.Bitrate), opts); r < 0 {
-		return fmt.Errorf("%w: %w%s", ErrUnavailable, avErr(fmt.Sprintf("open h264_nvenc %dx%d on a CUDA frames context", e.ow, e.oh), r), libHint(libNVENC))
+	var r C.int
+	said := encode.CaptureFFmpegLog(func() {
+		r = C.fw_nvenc_open(e.c, hw, C.int(e.ow), C.int(e.oh), C.int(e.cfg.FPS), C.longlong(e.cfg.Bitrate), opts)
+	})
+	if r >= 0 {
+		e.nvencHeld = true
+		d.nvencOpen++
+		return nil
 	}
-	return nil
+	err = fmt.Errorf("%w: %w", ErrUnavailable, avErr(fmt.Sprintf("open h264_nvenc %dx%d on a CUDA frames context", e.ow, e.oh), r))
+	if said != "" {
+		err = fmt.Errorf("%w (FFmpeg: %s)", err, said)
+	}
+	if d.nvencOpen == 0 {
+		d.nvencErr = err // refused with no session of ours open: the device has no NVENC
+	}
+	return err
 }
 
 func (e *Encoder) openX264() error {
@@ -211,6 +253,10 @@ func (e *Encoder) openX264() error {
 }
 
 func (e *Encoder) freeCodec() {
+	if e.nvencHeld {
+		e.nvencHeld = false
+		e.d.nvencOpen--
+	}
 	if e.c != nil {
 		C.fw_enc_free(e.c)
 		e.c = nil

@@ -2,6 +2,9 @@
 
 // C shim of package gpu: the CUDA driver calls gorgonia.org/cu lacks or
 // makes awkward, and the FFmpeg glue. Declarations in shim_cuda.h.
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE // RTLD_DEFAULT
+#endif
 #include "shim_cuda.h"
 #include <dlfcn.h>
 #include <errno.h>
@@ -332,6 +335,25 @@ int fw_lib_present(const char *name) {
 	if (!h) return 0;
 	dlclose(h);
 	return 1;
+}
+
+// fw_emu_stat reads a counter of the emulated driver (gpu/cudaemu, for
+// tests): cudaemu_stat of libcuda when lib is NULL, else nvencemu_stat of
+// library lib (the emulator's stays loaded once loaded: -z nodelete). It
+// returns -1 where the library is not the emulator's (a real driver's) or
+// does not load.
+long long fw_emu_stat(const char *lib, const char *name) {
+	void *h = RTLD_DEFAULT;
+	const char *sym = "cudaemu_stat";
+	if (lib) {
+		h = dlopen(lib, RTLD_LAZY | RTLD_LOCAL);
+		if (!h) return -1;
+		sym = "nvencemu_stat";
+	}
+	long long (*stat)(const char *) = (long long (*)(const char *))dlsym(h, sym);
+	long long v = stat ? stat(name) : -1;
+	if (lib) dlclose(h);
+	return v;
 }
 
 // fw_dec_drain signals the end of the stream: the decoder outputs what it

@@ -62,6 +62,7 @@ fw_dec *fw_dec_alloc(void);
 void fw_dec_free(fw_dec *d);
 int fw_dec_open(fw_dec *d, AVBufferRef *hwdev);
 int fw_lib_present(const char *name);
+long long fw_emu_stat(const char *lib, const char *name);
 int fw_dec_drain(fw_dec *d);
 int fw_dec_send(fw_dec *d, const uint8_t *au, int n);
 int fw_dec_receive(fw_dec *d);

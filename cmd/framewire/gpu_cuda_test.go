@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/enginetest"
+	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/wiring"
 	"github.com/framewire/framewire/gpu"
 	"github.com/framewire/framewire/tracks"
@@ -92,6 +94,134 @@ func TestDeviceFramesThroughAdapter(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("device frames not sent within 10 s: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// threeTrackModel emits frame on three output tracks at 15 pictures/s.
+func threeTrackModel(frame gpu.Frame) engine.Model {
+	names := []string{"main_video", "depth", "mask"}
+	var specs []tracks.Spec
+	for _, n := range names {
+		specs = append(specs, tracks.VideoOutput(n, tracks.Rate(15)))
+	}
+	return engine.Model{
+		Name:   "three-device-tracks",
+		Tracks: specs,
+		New: func(engine.Config) (engine.Runner, error) {
+			return engine.RunFunc(func(ctx context.Context, s *engine.Session) error {
+				var outs []*tracks.VideoOut
+				for _, n := range names {
+					out, err := s.VideoOut(n)
+					if err != nil {
+						return err
+					}
+					outs = append(outs, out)
+				}
+				tick := time.NewTicker(time.Second / 15)
+				defer tick.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-tick.C:
+					}
+					for _, out := range outs {
+						if err := out.EmitDevice(frame); err != nil {
+							return err
+						}
+					}
+				}
+			}), nil
+		},
+	}
+}
+
+// The H100 case end to end, under the emulated driver whose
+// libnvidia-encode.so.1 loads and refuses every session: a session with
+// three output tracks tries NVENC once for the device (not once per
+// track), logs nothing above INFO (FFmpeg's ERROR line is captured into
+// the one INFO verdict), and encodes every track through GPU conversion →
+// pinned memory → libx264.
+func TestThreeTracksOnGPUWithoutNVENC(t *testing.T) {
+	var logged enginetest.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	dev := openDevice(log)
+	defer dev.close()
+	if dev.device == nil || gpu.EmulatorStat("nvenc.sessions_refused") < 0 {
+		t.Skip("needs the emulated driver with its refusing libnvidia-encode.so.1 (build/cudaemu)")
+	}
+	encode.RouteFFmpegLog(log)
+	defer encode.RouteFFmpegLog(nil)
+	const w, h = 160, 120
+	buf, err := dev.device.Alloc(w * h * 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	if err := buf.Upload(make([]byte, w*h*3)); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(threeTrackModel(gpu.Frame{Ptr: buf.Ptr(), Width: w, Height: h, Format: gpu.RGB24}), dev.option)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	a, err := wiring.New(eng, wiring.Config{DeviceEncoder: dev.encoder, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := gpu.EmulatorStat("nvenc.sessions_refused") // the host encoders' probe tried its own
+	s, err := a.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Engine().Stop("test over")
+	maps := []peer.TrackMapping{
+		{MID: "0", Name: "main_video", Kind: peer.KindVideo, Direction: peer.DirRecvonly},
+		{MID: "1", Name: "depth", Kind: peer.KindVideo, Direction: peer.DirRecvonly},
+		{MID: "2", Name: "mask", Kind: peer.KindVideo, Direction: peer.DirRecvonly},
+	}
+	if _, err := s.Prepare(enginetest.RecvOffer(t, peer.KindVideo, peer.KindVideo, peer.KindVideo), maps); err != nil {
+		t.Fatal(err)
+	}
+	waitThreeTracksSent(t, a, 10)
+	if n := gpu.EmulatorStat("nvenc.sessions_refused") - before; n != 1 {
+		t.Errorf("%d NVENC sessions tried for three tracks of one device, want 1", n)
+	}
+	text := logged.String()
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
+			t.Errorf("logged above INFO: %s", line)
+		}
+	}
+	if c := strings.Count(text, "h264_nvenc does not open"); c != 1 {
+		t.Errorf("the NVENC verdict logged %d times, want once", c)
+	}
+}
+
+// waitThreeTracksSent waits until each of the three tracks of the one
+// session has sent n access units encoded by cuda+libx264 without device
+// errors.
+func waitThreeTracksSent(t *testing.T, a *wiring.Wiring, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := a.Stats()
+		done := len(st) == 1 && len(st[0].Video) == 3
+		for i := 0; done && i < 3; i++ {
+			v := st[0].Video[i]
+			if v.DeviceErrors != 0 || (v.Backend != "" && v.Backend != string(gpu.BackendX264)) {
+				t.Fatalf("track %s: %+v, want cuda+libx264 and no device errors", v.Track, v)
+			}
+			done = v.Sent >= n
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("three tracks did not each send %d access units within 20 s: %+v", n, st)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
