@@ -66,6 +66,10 @@ type Device struct {
 	closeErr  error
 
 	ctx cu.CUContext // the primary context, current on the device goroutine
+	// The primary context's flags when Open retained it, and whether Open
+	// set them (CU_CTX_SCHED_BLOCKING_SYNC) or found the context active.
+	schedFlags uint
+	schedSet   bool
 
 	// Owned by the device goroutine.
 	module   C.CUmodule
@@ -111,6 +115,10 @@ func (d *Device) run(ready chan<- error) {
 	defer runtime.UnlockOSThread()
 	defer close(d.done)
 	dev := cu.Device(d.ordinal)
+	if err := d.setBlockingSync(); err != nil {
+		ready <- err
+		return
+	}
 	ctx, err := dev.RetainPrimaryCtx()
 	if err != nil {
 		ready <- fmt.Errorf("gpu: retain primary context of device %d: %w", d.ordinal, err)
@@ -151,6 +159,21 @@ func (d *Device) run(ready chan<- error) {
 			return
 		}
 	}
+}
+
+// setBlockingSync asks for blocking-sync waits on the primary context
+// before Open's retain (fw_sched_blocking_sync): with flags 0 (AUTO) and one
+// context the driver spins a core in every synchronize, on the device
+// goroutine and each decoder thread, taking the cores libx264 needs on a
+// GPU without NVENC. d.schedFlags records the flags in force.
+func (d *Device) setBlockingSync() error {
+	var flags C.uint
+	var applied C.int
+	if err := cuErr("set the primary context's flags (cuDevicePrimaryCtxSetFlags)", C.fw_sched_blocking_sync(C.int(d.ordinal), &flags, &applied)); err != nil {
+		return fmt.Errorf("gpu: device %d: %w", d.ordinal, err)
+	}
+	d.schedFlags, d.schedSet = uint(flags), applied != 0
+	return nil
 }
 
 func (d *Device) loadKernels() error {

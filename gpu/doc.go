@@ -28,6 +28,19 @@
 //   - Buffer, Pinned: device memory and page-locked host memory owned by
 //     this package.
 //
+// # Waiting without spinning
+//
+// Open sets CU_CTX_SCHED_BLOCKING_SYNC on the primary context before it
+// retains it (cuDevicePrimaryCtxSetFlags), keeping the other flag bits:
+// every wait in the context (synchronous copies, stream and event
+// synchronisation, FFmpeg's NVDEC and NVENC calls) then blocks the thread
+// instead of spinning a core, which on a GPU without NVENC is a core
+// libx264 needs. If a model's CUDA runtime made the context active first,
+// its flags are the model's and are left alone; our own waits still block:
+// every event of this package is created with CU_EVENT_BLOCKING_SYNC and a
+// stream is synchronised by recording one and waiting on it, never with
+// cuStreamSynchronize.
+//
 // Colour: BT.709, limited range, both directions (kernels/kernels.cu).
 // The kernels are compiled to PTX with clang-14 (`go generate ./gpu`),
 // committed, embedded and loaded with cuModuleLoadData: building needs no

@@ -173,7 +173,15 @@ func (s *stream) waitFor(f Frame) error {
 	return cuErr("wait for the producer's stream/event", C.fw_wait_producer(s.s, s.ev, C.uintptr_t(f.Event), C.uintptr_t(f.Stream)))
 }
 
-func (s *stream) sync() error { return cuErr("cuStreamSynchronize", C.fw_stream_sync(s.s)) }
+// sync waits for the stream's work through its blocking-sync event (the
+// thread sleeps; see fw_stream_sync). A stream that is not open has
+// nothing to wait for.
+func (s *stream) sync() error {
+	if s.s == nil || s.ev == nil {
+		return nil
+	}
+	return cuErr("synchronize a stream", C.fw_stream_sync(s.s, s.ev))
+}
 
 // toNV12 launches the RGB→NV12 kernel: src (one picture) into the NV12
 // planes y and uv of ow x oh.

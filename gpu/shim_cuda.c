@@ -35,8 +35,38 @@ int fw_host_free(void *p) { return cuMemFreeHost(p); }
 // process run. Ordering with a producer is explicit (fw_wait_producer).
 int fw_stream_create(CUstream *s) { return cuStreamCreate(s, CU_STREAM_NON_BLOCKING); }
 int fw_stream_destroy(CUstream s) { return cuStreamDestroy(s); }
-int fw_stream_sync(CUstream s) { return cuStreamSynchronize(s); }
-int fw_event_create(CUevent *e) { return cuEventCreate(e, CU_EVENT_DISABLE_TIMING); }
+// Our events are blocking-sync: cuEventSynchronize on them blocks the
+// thread instead of spinning a core, whatever scheduling flags the primary
+// context has (a model's CUDA runtime may have made it active first, with
+// flags 0: spin). fw_stream_sync waits through one (ev, the stream's
+// scratch event) for the same reason, not with cuStreamSynchronize.
+int fw_stream_sync(CUstream s, CUevent ev) {
+	int r = cuEventRecord(ev, s);
+	if (r != CUDA_SUCCESS) return r;
+	return cuEventSynchronize(ev);
+}
+int fw_event_create(CUevent *e) { return cuEventCreate(e, CU_EVENT_DISABLE_TIMING | CU_EVENT_BLOCKING_SYNC); }
+
+// fw_sched_blocking_sync asks for CU_CTX_SCHED_BLOCKING_SYNC on device
+// dev's primary context before it is retained, so every wait in it (ours,
+// FFmpeg's NVDEC and NVENC calls, synchronous copies) blocks instead of
+// spinning a core; other flag bits are kept. When the context is already
+// active (retained first by a model's CUDA runtime) its flags are the
+// owner's and are left alone: *applied is 0 and *flags the flags in force
+// (our own waits still block, through blocking-sync events).
+int fw_sched_blocking_sync(int dev, unsigned *flags, int *applied) {
+	int active = 0;
+	*applied = 0;
+	int r = cuDevicePrimaryCtxGetState((CUdevice)dev, flags, &active);
+	if (r != CUDA_SUCCESS || active) return r;
+	unsigned want = (*flags & ~(unsigned)CU_CTX_SCHED_MASK) | CU_CTX_SCHED_BLOCKING_SYNC;
+	r = cuDevicePrimaryCtxSetFlags((CUdevice)dev, want);
+	if (r == CUDA_SUCCESS) {
+		*flags = want;
+		*applied = 1;
+	}
+	return r;
+}
 int fw_event_destroy(CUevent e) { return cuEventDestroy(e); }
 int fw_event_sync(CUevent e) { return cuEventSynchronize(e); }
 int fw_event_record(CUevent e, CUstream s) { return cuEventRecord(e, s); }
@@ -107,11 +137,12 @@ int fw_launch_nv12_to_rgb(CUfunction f, CUstream s, CUdeviceptr y, long long y_p
 
 // fw_hwdevice_create makes FFmpeg's CUDA device on the calling thread's
 // current context: the device goroutine's, the primary context package gpu
-// retained. AV_CUDA_USE_PRIMARY_CONTEXT cannot be used: FFmpeg wants the
+// retained. AV_CUDA_USE_PRIMARY_CONTEXT is not used: FFmpeg wants the
 // primary context created with CU_CTX_SCHED_BLOCKING_SYNC and answers
 // ENOTSUP ("Primary context already active with incompatible flags") when
-// it is already active with other flags, as it is once we (or the CUDA
-// runtime of a model in the same process) retained it. FFmpeg neither
+// it is already active with other flags, as it is when the CUDA runtime of
+// a model in the same process retained it first (Open sets that flag only
+// on a context not yet active). FFmpeg neither
 // retains nor releases a current context: the Device owns its lifetime and
 // frees this device context before releasing the primary context.
 int fw_hwdevice_create(AVBufferRef **out, const char *ordinal) {

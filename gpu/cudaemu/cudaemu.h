@@ -75,6 +75,8 @@ struct CUctx_st {
 	int primary;    // the device's primary context (else cuCtxCreate's)
 	int refs;       // primary: retain count
 	unsigned flags; // CU_CTX_* flags it was (or will be) created with
+	unsigned flags_at_activation; // the flags when it last became active
+	int activations;              // times it became active
 	int active;     // live; every call on an inactive context fails
 	CUstream legacy; // the legacy default stream, while active
 };
@@ -138,6 +140,9 @@ uint64_t emu_enqueue(CUstream s, emu_op *op);
 void emu_wait(CUstream s, uint64_t seq);
 void emu_ctx_sync(CUcontext ctx);
 int emu_stream_leaks(CUcontext ctx);
+// Host waits that had to wait, by how (see stream.c), and the time spent
+// spinning. Guarded by emu_mu.
+extern long long emu_waits_spin, emu_waits_yield, emu_waits_blocking, emu_spin_ns;
 int emu_module_leaks(CUcontext ctx);
 
 // Host kernels (kernels_host.cc).

@@ -151,6 +151,10 @@ CUcontext emu_current(CUresult *r) {
 }
 
 static void activate(CUcontext c) {
+	pthread_mutex_lock(&emu_mu);
+	c->flags_at_activation = c->flags;
+	c->activations++;
+	pthread_mutex_unlock(&emu_mu);
 	c->active = 1;
 	c->legacy = emu_stream_new(c, CU_STREAM_DEFAULT, 1);
 }
@@ -317,6 +321,27 @@ CUresult cuCtxSetLimit(int limit, size_t value) {
 	(void)value;
 	CUresult r;
 	return emu_current(&r) ? CUDA_SUCCESS : r;
+}
+
+// cudaemu_stat reports a counter of the emulator by name, for tests
+// (gpu.EmulatorStat): "primary_flags" (the primary context's flags now),
+// "primary_flags_at_retain" (its flags when it last became active: the
+// scheduling policy its waits follow), "primary_activations", and the host
+// waits that had to wait by how: "waits_spin", "waits_yield",
+// "waits_blocking", "spin_us" (time spent spinning); -1 for an unknown
+// name.
+long long cudaemu_stat(const char *name) {
+	long long v = -1;
+	pthread_mutex_lock(&emu_mu);
+	if (!strcmp(name, "primary_flags")) v = primary.flags;
+	else if (!strcmp(name, "primary_flags_at_retain")) v = primary.flags_at_activation;
+	else if (!strcmp(name, "primary_activations")) v = primary.activations;
+	else if (!strcmp(name, "waits_spin")) v = emu_waits_spin;
+	else if (!strcmp(name, "waits_yield")) v = emu_waits_yield;
+	else if (!strcmp(name, "waits_blocking")) v = emu_waits_blocking;
+	else if (!strcmp(name, "spin_us")) v = emu_spin_ns / 1000;
+	pthread_mutex_unlock(&emu_mu);
+	return v;
 }
 
 // ---- errors
