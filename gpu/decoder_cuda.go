@@ -68,6 +68,9 @@ func (t *decTask) run() {
 	} else {
 		t.n, t.err = t.dec.decode(t.au)
 	}
+	if t.err != nil {
+		t.dec.d.noteFault(t.err)
+	}
 	t.done <- struct{}{}
 }
 
@@ -82,6 +85,9 @@ func (t *decTask) run() {
 func NewDecoder(d *Device) (*Decoder, error) {
 	if d == nil {
 		return nil, fmt.Errorf("gpu: NewDecoder on a nil Device")
+	}
+	if err := d.Fault(); err != nil {
+		return nil, err
 	}
 	dec := &Decoder{d: d}
 	dec.task = decTask{dec: dec, done: make(chan struct{}, 1)}
@@ -130,6 +136,9 @@ func (dec *Decoder) Decode(au []byte) (pictures int, err error) {
 	defer dec.use.Unlock()
 	if dec.closed.Load() {
 		return 0, ErrClosed
+	}
+	if err := dec.d.Fault(); err != nil {
+		return 0, err
 	}
 	if len(au) == 0 {
 		return 0, nil
@@ -275,6 +284,9 @@ func (dec *Decoder) LatestDevice(dst Frame) error {
 	if dec.closed.Load() {
 		return ErrClosed
 	}
+	if err := dec.d.Fault(); err != nil {
+		return err
+	}
 	dec.task.copy, dec.task.dst = true, dst
 	if err := dec.th.submit(&dec.task); err != nil {
 		return err
@@ -290,6 +302,9 @@ func (dec *Decoder) copyLatest(dst Frame) error {
 	}
 	if dst.Width != dec.dw || dst.Height != dec.dh {
 		return fmt.Errorf("%w: LatestDevice into %dx%d, latest picture is %dx%d", ErrBadFrame, dst.Width, dst.Height, dec.dw, dec.dh)
+	}
+	if err := dec.d.checkFrame(dst); err != nil {
+		return err
 	}
 	if err := dec.st.waitFor(dst); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"gorgonia.org/cu"
@@ -26,11 +27,18 @@ var kernelsPTX string
 type task interface{ run() }
 
 type funcTask struct {
+	d    *Device // checked for a sticky fault when f fails (nil: not)
 	f    func() error
 	errc chan error
 }
 
-func (t *funcTask) run() { t.errc <- t.f() }
+func (t *funcTask) run() {
+	err := t.f()
+	if err != nil && t.d != nil {
+		t.d.noteFault(err)
+	}
+	t.errc <- err
+}
 
 // closer is something a Device closes when it is closed first.
 type closer interface{ Close() error }
@@ -65,7 +73,10 @@ type Device struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	ctx cu.CUContext // the primary context, current on the device goroutine
+	ctx  cu.CUContext // the primary context, current on the device goroutine
+	cctx C.CUcontext  // the same, for the C shim (pointer checks)
+	// The sticky fault that poisoned the context (see Fault), nil until one.
+	fault atomic.Pointer[error]
 	// The primary context's flags when Open retained it, and whether Open
 	// set them (CU_CTX_SCHED_BLOCKING_SYNC) or found the context active.
 	schedFlags uint
@@ -139,6 +150,10 @@ func (d *Device) run(ready chan<- error) {
 	// succeed and allocate there).
 	defer func() { _ = cu.SetCurrentContext(cu.CUContext{}) }()
 	d.ctx = ctx
+	if err := cuErr("cuCtxGetCurrent", C.fw_ctx_current(&d.cctx)); err != nil {
+		ready <- err
+		return
+	}
 	if d.name, err = dev.Name(); err != nil {
 		ready <- fmt.Errorf("gpu: device name: %w", err)
 		return
@@ -243,7 +258,7 @@ func (d *Device) submit(t task) error {
 // returns f's error. It blocks until f has run, and returns ErrClosed
 // without running f once the device is closed. f must not call Do.
 func (d *Device) Do(f func() error) error {
-	t := &funcTask{f: f, errc: make(chan error, 1)}
+	t := &funcTask{d: d, f: f, errc: make(chan error, 1)}
 	if err := d.submit(t); err != nil {
 		return err
 	}

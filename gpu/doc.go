@@ -41,6 +41,22 @@
 // stream is synchronised by recording one and waiting on it, never with
 // cuStreamSynchronize.
 //
+// # One bad pointer
+//
+// The primary context is shared by every session and by the model's own
+// CUDA work, and a fault in it is sticky: after an illegal address every
+// call in the context fails until it is destroyed. So before a kernel
+// reads a Frame (or LatestDevice writes one) the driver is asked
+// (cuPointerGetAttributes) whether every byte of the picture lies in one
+// allocation of this device's primary context; a frame that fails is
+// refused with ErrBadFrame saying why, and only its session sees the
+// error. A sticky fault that happens anyway (memory freed after the check,
+// the model's own kernel) poisons the Device: Device.Fault reports it
+// (wrapping ErrDeviceFault), every encoder, decoder and allocation refuses
+// with that reason, and a server reports itself not ready (cmd/framewire:
+// /readyz of a node, /health locally; metric framewire_gpu_device_poisoned)
+// so it is drained and replaced.
+//
 // Colour: BT.709, limited range, both directions (kernels/kernels.cu).
 // The kernels are compiled to PTX with clang-14 (`go generate ./gpu`),
 // committed, embedded and loaded with cuModuleLoadData: building needs no

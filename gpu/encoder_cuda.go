@@ -79,6 +79,9 @@ type encTask struct {
 
 func (t *encTask) run() {
 	t.err = t.e.deviceStep(t.f)
+	if t.err != nil {
+		t.e.d.noteFault(t.err)
+	}
 	t.done <- struct{}{}
 }
 
@@ -94,6 +97,9 @@ func NewEncoder(d *Device, cfg EncoderConfig, log *slog.Logger) (*Encoder, error
 		return nil, fmt.Errorf("gpu: NewEncoder on a nil Device")
 	}
 	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if err := d.Fault(); err != nil {
 		return nil, err
 	}
 	if log == nil {
@@ -328,6 +334,9 @@ func (e *Encoder) EncodeBatch(f DeviceFrame, index int, pts int64, out []byte) (
 	if e.closed.Load() {
 		return 0, false, ErrClosed
 	}
+	if err := e.d.Fault(); err != nil {
+		return 0, false, err
+	}
 	fr, err := frameOf(f, index)
 	if err != nil {
 		return 0, false, err
@@ -384,10 +393,14 @@ func (e *Encoder) EncodeBatch(f DeviceFrame, index int, pts int64, out []byte) (
 	return e.encodeC(which, pts, out)
 }
 
-// deviceStep runs on the device goroutine: order after the producer, run
-// the kernel into the backend's NV12 planes and, for libx264, start the
-// copy to pinned memory; wait until the source has been read.
+// deviceStep runs on the device goroutine: check f's memory with the
+// driver, order after the producer, run the kernel into the backend's NV12
+// planes and, for libx264, start the copy to pinned memory; wait until the
+// source has been read.
 func (e *Encoder) deviceStep(f Frame) error {
+	if err := e.d.checkFrame(f); err != nil {
+		return err
+	}
 	if err := e.st.waitFor(f); err != nil {
 		return err
 	}

@@ -29,6 +29,9 @@ func (d *Device) Alloc(n int) (*Buffer, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("gpu: allocate %d bytes of device memory, want > 0", n)
 	}
+	if err := d.Fault(); err != nil {
+		return nil, err
+	}
 	b := &Buffer{d: d, n: n}
 	if err := d.Do(func() error {
 		p, err := cu.MemAlloc(int64(n))
@@ -108,6 +111,9 @@ type Pinned struct {
 func (d *Device) AllocPinned(n int) (*Pinned, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("gpu: allocate %d bytes of pinned memory, want > 0", n)
+	}
+	if err := d.Fault(); err != nil {
+		return nil, err
 	}
 	pm := &Pinned{d: d, n: n}
 	if err := d.Do(func() error { return cuErr("cuMemHostAlloc", C.fw_host_alloc(&pm.p, C.size_t(n))) }); err != nil {

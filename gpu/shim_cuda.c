@@ -90,6 +90,57 @@ int fw_signal_consumer(CUstream s, CUevent tmp, uintptr_t cs) {
 	return cuStreamWaitEvent((CUstream)cs, tmp, 0);
 }
 
+// fw_ctx_current reports the calling thread's current context.
+int fw_ctx_current(CUcontext *c) { return cuCtxGetCurrent(c); }
+
+// fw_sticky reports the sticky error of the calling thread's current
+// context (0 when it has none). A sticky error (an illegal address, a
+// failed launch, a device-side assert) poisons the context: every later
+// call in it returns that error until it is destroyed. cuStreamQuery of
+// the legacy stream answers without waiting.
+int fw_sticky(void) {
+	int r = cuStreamQuery(CU_STREAM_LEGACY);
+	switch (r) {
+	case CUDA_ERROR_ILLEGAL_ADDRESS:
+	case CUDA_ERROR_ASSERT:
+	case CUDA_ERROR_HARDWARE_STACK_ERROR:
+	case CUDA_ERROR_ILLEGAL_INSTRUCTION:
+	case CUDA_ERROR_MISALIGNED_ADDRESS:
+	case CUDA_ERROR_INVALID_ADDRESS_SPACE:
+	case CUDA_ERROR_INVALID_PC:
+	case CUDA_ERROR_LAUNCH_FAILED:
+		return r;
+	}
+	return 0;
+}
+
+// fw_pointer_range asks the driver which allocation holds p
+// (cuPointerGetAttributes: context, device, range). An address the driver
+// does not know gets a NULL context and an empty range.
+int fw_pointer_range(CUdeviceptr p, fw_ptr_info *pi) {
+	CUpointer_attribute a[4] = {CU_POINTER_ATTRIBUTE_CONTEXT, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
+	                            CU_POINTER_ATTRIBUTE_RANGE_START_ADDR, CU_POINTER_ATTRIBUTE_RANGE_SIZE};
+	memset(pi, 0, sizeof *pi);
+	pi->ordinal = -1;
+	void *d[4] = {&pi->ctx, &pi->ordinal, &pi->start, &pi->size};
+	return cuPointerGetAttributes(4, a, d, p);
+}
+
+// fw_pointer_check checks that [p, p+n) lies in one allocation of device
+// ordinal want_dev made in context want (or context-less memory of that
+// device: cuMemCreate/cuMemMap mappings report no context). It returns 0
+// when it does, FW_PTR_UNKNOWN, FW_PTR_OTHER_CTX or FW_PTR_SHORT when not
+// (fw_pointer_range then tells the details), or -CUresult.
+int fw_pointer_check(CUdeviceptr p, size_t n, CUcontext want, int want_dev) {
+	fw_ptr_info pi;
+	int r = fw_pointer_range(p, &pi);
+	if (r != CUDA_SUCCESS) return -r;
+	if (pi.size == 0) return FW_PTR_UNKNOWN;
+	if (pi.ctx != want && !(pi.ctx == NULL && pi.ordinal == want_dev)) return FW_PTR_OTHER_CTX;
+	if (p < pi.start || n > pi.size - (size_t)(p - pi.start)) return FW_PTR_SHORT;
+	return 0;
+}
+
 int fw_module_load(CUmodule *m, const char *ptx) { return cuModuleLoadData(m, ptx); }
 int fw_module_unload(CUmodule m) { return cuModuleUnload(m); }
 int fw_module_function(CUfunction *f, CUmodule m, const char *name) { return cuModuleGetFunction(f, m, name); }

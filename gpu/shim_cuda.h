@@ -29,7 +29,20 @@ typedef struct {
 	int ylin, uvlin, w, h;
 } fw_dec;
 
+// What cuPointerGetAttributes says of a pointer (fw_pointer_range).
+typedef struct {
+	CUcontext ctx;
+	int ordinal;
+	CUdeviceptr start;
+	size_t size;
+} fw_ptr_info;
+enum { FW_PTR_UNKNOWN = 1, FW_PTR_OTHER_CTX = 2, FW_PTR_SHORT = 3 };
+
 const char *fw_cu_error(int r);
+int fw_ctx_current(CUcontext *c);
+int fw_sticky(void);
+int fw_pointer_range(CUdeviceptr p, fw_ptr_info *pi);
+int fw_pointer_check(CUdeviceptr p, size_t n, CUcontext want, int want_dev);
 int fw_host_alloc(void **p, size_t n);
 int fw_host_free(void *p);
 int fw_stream_create(CUstream *s);

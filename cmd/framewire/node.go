@@ -84,12 +84,15 @@ func serveNode(ctx context.Context, ln net.Listener, o options, log *slog.Logger
 	n, err := node.New(wired, node.Config{
 		ID: no.id, Addr: no.advertise, Capacity: capacity, MaxDuration: no.maxDuration, DrainTimeout: no.drain,
 		Heartbeat: no.heartbeat, TTL: no.ttl, Protocol: pcfg, Store: registry.New(rdb, ""), Issuer: issuer, Logger: log,
+		Health: dev.health,
 	})
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(nodeRegistry(wired, n), promhttp.HandlerOpts{}))
+	reg := nodeRegistry(wired, n)
+	reg.MustRegister(dev.gauges()...)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", n)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)

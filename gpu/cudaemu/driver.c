@@ -141,13 +141,38 @@ CUcontext emu_current(CUresult *r) {
 	}
 	pthread_mutex_lock(&emu_mu);
 	int active = c->active;
+	CUresult fault = c->fault;
 	pthread_mutex_unlock(&emu_mu);
 	if (!active) {
 		*r = CUDA_ERROR_CONTEXT_IS_DESTROYED;
 		return NULL;
 	}
+	if (fault) {
+		*r = fault;
+		return NULL;
+	}
 	*r = CUDA_SUCCESS;
 	return c;
+}
+
+void emu_ctx_fault(CUcontext c, CUresult fault, const char *why) {
+	pthread_mutex_lock(&emu_mu);
+	int first = c->fault == 0;
+	if (first) {
+		c->fault = fault;
+		c->faults++;
+		snprintf(c->fault_why, sizeof c->fault_why, "%s", why);
+	}
+	pthread_mutex_unlock(&emu_mu);
+	if (first)
+		emu_log("sticky fault (CUresult %d) in context %p: %s; every call in this context now fails until it is destroyed", fault, (void *)c, why);
+}
+
+CUresult emu_sticky(CUcontext c) {
+	pthread_mutex_lock(&emu_mu);
+	CUresult r = c->fault;
+	pthread_mutex_unlock(&emu_mu);
+	return r;
 }
 
 static void activate(CUcontext c) {
@@ -163,7 +188,14 @@ static void activate(CUcontext c) {
 // (emu_fail) and destroys it. Caller does not hold emu_mu.
 static void deactivate(CUcontext c, const char *why) {
 	emu_ctx_sync(c);
+	if (emu_sticky(c)) { // the driver frees a poisoned context's resources with it
+		emu_stream_reclaim(c);
+		emu_module_reclaim(c);
+		emu_mem_reclaim(c);
+	}
 	pthread_mutex_lock(&emu_mu);
+	c->fault = 0;
+	c->fault_why[0] = 0;
 	int leaks = emu_leaks(c);
 	c->active = 0;
 	CUstream legacy = c->legacy;
@@ -313,7 +345,7 @@ CUresult cuCtxSynchronize(void) {
 	CUcontext c = emu_current(&r);
 	if (!c) return r;
 	emu_ctx_sync(c);
-	return CUDA_SUCCESS;
+	return emu_sticky(c); // a kernel that faulted meanwhile
 }
 
 CUresult cuCtxSetLimit(int limit, size_t value) {
@@ -325,6 +357,7 @@ CUresult cuCtxSetLimit(int limit, size_t value) {
 
 // cudaemu_stat reports a counter of the emulator by name, for tests
 // (gpu.EmulatorStat): "primary_flags" (the primary context's flags now),
+// "primary_fault" (its sticky fault, 0 when none), "primary_faults",
 // "primary_flags_at_retain" (its flags when it last became active: the
 // scheduling policy its waits follow), "primary_activations", and the host
 // waits that had to wait by how: "waits_spin", "waits_yield",
@@ -340,6 +373,8 @@ long long cudaemu_stat(const char *name) {
 	else if (!strcmp(name, "waits_yield")) v = emu_waits_yield;
 	else if (!strcmp(name, "waits_blocking")) v = emu_waits_blocking;
 	else if (!strcmp(name, "spin_us")) v = emu_spin_ns / 1000;
+	else if (!strcmp(name, "primary_fault")) v = primary.fault;
+	else if (!strcmp(name, "primary_faults")) v = primary.faults;
 	pthread_mutex_unlock(&emu_mu);
 	return v;
 }

@@ -60,8 +60,9 @@ static void *worker(void *arg) {
 		if (!s->head) break;
 		emu_op *op = s->head;
 		while (!deps_done(op)) pthread_cond_wait(&emu_cv, &emu_mu);
+		int dead = s->ctx->fault != 0; // a faulted context runs nothing more
 		pthread_mutex_unlock(&emu_mu);
-		if (op->run) {
+		if (op->run && !dead) {
 			struct timespec ts = {0, delay_us() * 1000};
 			nanosleep(&ts, NULL);
 			op->run(op);
@@ -231,6 +232,19 @@ void emu_ctx_sync(CUcontext ctx) {
 	pthread_mutex_unlock(&emu_mu);
 }
 
+void emu_stream_reclaim(CUcontext ctx) {
+	for (;;) {
+		pthread_mutex_lock(&emu_mu);
+		CUstream x = streams;
+		while (x && !(x->ctx == ctx && !x->legacy && !x->destroyed && !x->stop)) x = x->next;
+		for (struct CUevent_st *e = events; e; e = e->next)
+			if (e->ctx == ctx) e->destroyed = 1;
+		pthread_mutex_unlock(&emu_mu);
+		if (!x) return;
+		emu_stream_free(x);
+	}
+}
+
 int emu_stream_leaks(CUcontext ctx) {
 	int n = 0;
 	for (CUstream x = streams; x; x = x->next)
@@ -279,7 +293,7 @@ CUresult cuStreamSynchronize(CUstream s) {
 	// including the legacy stream's implicit dependencies.
 	uint64_t seq = emu_enqueue(st, emu_op_new(NULL));
 	emu_wait(st, seq);
-	return CUDA_SUCCESS;
+	return emu_sticky(st->ctx); // a kernel that faulted meanwhile
 }
 
 CUresult cuStreamQuery(CUstream s) {
@@ -288,7 +302,9 @@ CUresult cuStreamQuery(CUstream s) {
 	if (!st) return r;
 	pthread_mutex_lock(&emu_mu);
 	int done = st->done == st->enq;
+	CUresult fault = st->ctx->fault;
 	pthread_mutex_unlock(&emu_mu);
+	if (fault) return fault;
 	return done ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
 }
 
@@ -361,8 +377,9 @@ CUresult cuEventSynchronize(CUevent e) {
 	if (!x) return r;
 	pthread_mutex_lock(&emu_mu);
 	if (x->s) wait_locked(x->s, x->seq, wait_mode(x->ctx, x->flags & EVENT_BLOCKING_SYNC));
+	CUresult fault = x->ctx->fault;
 	pthread_mutex_unlock(&emu_mu);
-	return CUDA_SUCCESS;
+	return fault; // a kernel that faulted meanwhile, or CUDA_SUCCESS
 }
 
 CUresult cuEventQuery(CUevent e) {
