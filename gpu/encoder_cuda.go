@@ -52,7 +52,10 @@ type Encoder struct {
 	// nvencHeld: this Encoder's h264_nvenc session counts in d.nvencOpen.
 	nvencHeld bool
 
-	// Host RGB staging (EncodeRGB): pinned memory and a device picture.
+	// Host RGB staging (EncodeRGB): pinned memory and a device picture,
+	// uploaded on a stream of its own (never the legacy stream, which
+	// would order it with every other session's and FFmpeg's work).
+	hst  stream
 	hpin unsafe.Pointer
 	hdev cu.DevicePtr
 	hcap int
@@ -331,6 +334,11 @@ func (e *Encoder) Encode(f DeviceFrame, pts int64, out []byte) (n int, key bool,
 func (e *Encoder) EncodeBatch(f DeviceFrame, index int, pts int64, out []byte) (n int, key bool, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.encodeLocked(f, index, pts, out)
+}
+
+// encodeLocked is EncodeBatch with e.mu held.
+func (e *Encoder) encodeLocked(f DeviceFrame, index int, pts int64, out []byte) (n int, key bool, err error) {
 	if e.closed.Load() {
 		return 0, false, ErrClosed
 	}
@@ -556,10 +564,13 @@ func worthChange(backend encode.Backend, cur, next int) bool {
 func (e *Encoder) EncodesHostFrames() bool { return e.d.hasNVENC() }
 
 // EncodeRGB encodes a host picture of packed RGB24 (w x h, stride bytes
-// per row, 0 for w*3): it is copied into pinned memory, uploaded
-// asynchronously on the legacy default stream, converted by the kernel
-// and encoded as Encode does (the same backend, size and keyframe rules).
-// pix is not retained.
+// per row, 0 for w*3; the last row may end after its w*3 bytes): it is
+// copied into pinned memory, uploaded asynchronously on the encoder's
+// stream, converted by the kernel and encoded as Encode does (the same
+// backend, size and keyframe rules). pix is not retained.
+//
+// Staging runs under the encoder's lock, as Encode does: a concurrent
+// Close either frees the staging buffers after it or finds them unused.
 func (e *Encoder) EncodeRGB(pix []byte, w, h, stride int, pts int64, out []byte) (n int, key bool, err error) {
 	if stride == 0 {
 		stride = w * 3
@@ -567,21 +578,39 @@ func (e *Encoder) EncodeRGB(pix []byte, w, h, stride int, pts int64, out []byte)
 	if w <= 0 || h <= 0 || stride < w*3 || len(pix) < stride*(h-1)+w*3 {
 		return 0, false, fmt.Errorf("%w: host picture %dx%d, stride %d, %d bytes", ErrBadFrame, w, h, stride, len(pix))
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.closed.Load() {
 		return 0, false, ErrClosed
 	}
-	if err := e.d.Do(func() error { return e.stage(pix, stride*h) }); err != nil {
+	if err := e.d.Fault(); err != nil {
 		return 0, false, err
 	}
-	// Neither Stream nor Event: the conversion waits for the legacy
-	// stream, where stage queued the upload.
-	return e.EncodeBatch(Frame{Ptr: uintptr(e.hdev), Pitch: stride, Width: w, Height: h, Format: RGB24}, 0, pts, out)
+	if testHookBeforeStage != nil {
+		testHookBeforeStage()
+	}
+	used := stride*(h-1) + w*3 // the bytes a picture with a short last row has
+	if err := e.d.Do(func() error { return e.stage(pix[:used], stride*h) }); err != nil {
+		return 0, false, err
+	}
+	// The conversion is ordered after the upload by the upload's event.
+	return e.encodeLocked(Frame{Ptr: uintptr(e.hdev), Pitch: stride, Width: w, Height: h, Format: RGB24, Event: uintptr(unsafe.Pointer(e.hev))}, 0, pts, out)
 }
 
-// stage copies n bytes of pix into the pinned buffer and queues their
-// upload to the device picture on the legacy default stream, growing both
-// buffers when needed. Device goroutine.
-func (e *Encoder) stage(pix []byte, n int) error {
+// testHookBeforeStage, set by a test, runs in EncodeRGB just before it
+// stages (nil otherwise).
+var testHookBeforeStage func()
+
+// stage copies pix into the pinned buffer and queues its upload to the
+// device picture (size bytes: a full stride*h picture), growing both
+// buffers when needed, then records hev after the upload. Device
+// goroutine.
+func (e *Encoder) stage(pix []byte, size int) error {
+	if e.hst.s == nil {
+		if err := e.hst.open(); err != nil {
+			return err
+		}
+	}
 	if e.hev == nil {
 		if err := cuErr("cuEventCreate", C.fw_event_create(&e.hev)); err != nil {
 			return err
@@ -589,23 +618,24 @@ func (e *Encoder) stage(pix []byte, n int) error {
 	} else if err := cuErr("cuEventSynchronize", C.fw_event_sync(e.hev)); err != nil {
 		return err // the previous upload still reads the pinned buffer otherwise
 	}
-	if n > e.hcap {
+	if size > e.hcap {
 		e.freeStaging()
-		p, err := cu.MemAlloc(int64(n))
+		p, err := cu.MemAlloc(int64(size))
 		if err != nil {
-			return fmt.Errorf("gpu: allocate %d bytes for a host picture: %w", n, err)
+			return fmt.Errorf("gpu: allocate %d bytes for a host picture: %w", size, err)
 		}
 		e.hdev = p
-		if err := cuErr("cuMemHostAlloc", C.fw_host_alloc(&e.hpin, C.size_t(n))); err != nil {
+		if err := cuErr("cuMemHostAlloc", C.fw_host_alloc(&e.hpin, C.size_t(size))); err != nil {
 			return err
 		}
-		e.hcap = n
+		e.hcap = size
 	}
-	copy(pinnedSlice(e.hpin, n), pix[:n])
-	if err := cuErr("cuMemcpyHtoDAsync", C.fw_htod_async(C.CUdeviceptr(e.hdev), e.hpin, C.size_t(n), nil)); err != nil {
+	n := len(pix)
+	copy(pinnedSlice(e.hpin, n), pix)
+	if err := cuErr("cuMemcpyHtoDAsync", C.fw_htod_async(C.CUdeviceptr(e.hdev), e.hpin, C.size_t(n), e.hst.s)); err != nil {
 		return err
 	}
-	return cuErr("cuEventRecord", C.fw_event_record(e.hev, nil))
+	return cuErr("cuEventRecord", C.fw_event_record(e.hev, e.hst.s))
 }
 
 // freeStaging frees EncodeRGB's buffers. Device goroutine; idempotent.
@@ -621,12 +651,14 @@ func (e *Encoder) freeStaging() {
 	e.hcap = 0
 }
 
-// freeStagingEvent frees EncodeRGB's event. Device goroutine; idempotent.
+// freeStagingEvent frees EncodeRGB's event and stream. Device goroutine;
+// idempotent.
 func (e *Encoder) freeStagingEvent() {
 	if e.hev != nil {
 		_ = C.fw_event_destroy(e.hev)
 		e.hev = nil
 	}
+	e.hst.close()
 }
 
 // hasNVENC reports whether h264_nvenc opens on a CUDA frames context of
