@@ -156,10 +156,56 @@ func (dec *Decoder) Decode(au []byte) (pictures int, err error) {
 }
 
 // decode runs on the decoder thread.
-func (dec *Decoder) decode(au []byte) (int, error) {
-	if r := C.fw_dec_send(dec.c, (*C.uint8_t)(unsafe.Pointer(&au[0])), C.int(len(au))); r < 0 {
-		return 0, avErr("NVDEC h264 decode", r)
+func (dec *Decoder) decode(au []byte) (int, error) { return feed(decFeeder{dec, au}) }
+
+// feeder is one access unit's way into a decoder: send it (0 taken, 1 the
+// decoder must be drained first, < 0 an AVERROR), send it again, receive
+// every picture ready.
+type feeder interface {
+	send() int
+	resend() int
+	drain() (int, error)
+}
+
+// decFeeder feeds au to dec (a value: no allocation per Decode).
+type decFeeder struct {
+	dec *Decoder
+	au  []byte
+}
+
+func (f decFeeder) send() int {
+	return int(C.fw_dec_send(f.dec.c, (*C.uint8_t)(unsafe.Pointer(&f.au[0])), C.int(len(f.au))))
+}
+
+func (f decFeeder) resend() int { return int(C.fw_dec_resend(f.dec.c)) }
+
+func (f decFeeder) drain() (int, error) { return f.dec.receiveAll() }
+
+// feed sends one access unit and receives every picture it completes.
+// When the decoder refuses the unit because it holds output (a previous
+// Decode stopped draining at an error), it is drained and the unit sent
+// again: dropping it would break every later picture that references it.
+func feed(f feeder) (int, error) {
+	r := f.send()
+	n := 0
+	for tries := 0; ; tries++ {
+		if r < 0 {
+			return n, avErr("NVDEC h264 decode", C.int(r))
+		}
+		k, err := f.drain()
+		n += k
+		if err != nil || r == 0 {
+			return n, err
+		}
+		if tries == 2 {
+			return n, fmt.Errorf("gpu: NVDEC h264 decode: the decoder refuses input with no output to drain")
+		}
+		r = f.resend()
 	}
+}
+
+// receiveAll converts every picture the decoder has ready. Decoder thread.
+func (dec *Decoder) receiveAll() (int, error) {
 	n := 0
 	for {
 		r := C.fw_dec_receive(dec.c)

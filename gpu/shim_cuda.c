@@ -442,14 +442,25 @@ long long fw_emu_stat(const char *lib, const char *name) {
 // holds.
 int fw_dec_drain(fw_dec *d) { return avcodec_send_packet(d->cc, NULL); }
 
+// fw_dec_send sends one access unit. It returns 0 when the decoder took
+// it, 1 when the decoder holds output that must be received first
+// (EAGAIN): the packet is then kept in d->pkt for fw_dec_resend, not
+// dropped (a dropped access unit breaks every picture that references
+// it), or an AVERROR.
 int fw_dec_send(fw_dec *d, const uint8_t *au, int n) {
 	av_packet_unref(d->pkt);
 	int r = av_new_packet(d->pkt, n);
 	if (r < 0) return r;
 	memcpy(d->pkt->data, au, n);
-	r = avcodec_send_packet(d->cc, d->pkt);
+	return fw_dec_resend(d);
+}
+
+// fw_dec_resend sends the packet fw_dec_send kept (same results).
+int fw_dec_resend(fw_dec *d) {
+	int r = avcodec_send_packet(d->cc, d->pkt);
+	if (r == AVERROR(EAGAIN)) return 1;
 	av_packet_unref(d->pkt);
-	return r == AVERROR(EAGAIN) ? 0 : r;
+	return r;
 }
 
 // fw_dec_receive returns 0 with the next picture's planes in d->y..d->h, 1 when none is
