@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cuda.h>
 #include <libavcodec/avcodec.h>
 #include <libavutil/hwcontext.h>
@@ -88,6 +89,14 @@ int fw_signal_consumer(CUstream s, CUevent tmp, uintptr_t cs) {
 	int r = cuEventRecord(tmp, s);
 	if (r != CUDA_SUCCESS) return r;
 	return cuStreamWaitEvent((CUstream)cs, tmp, 0);
+}
+
+// fw_thread_cpu_ns reports the CPU time the calling OS thread has used
+// (CLOCK_THREAD_CPUTIME_ID): what a wait on this thread costs in CPU.
+long long fw_thread_cpu_ns(void) {
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return -1;
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 // fw_ctx_current reports the calling thread's current context.

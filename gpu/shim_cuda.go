@@ -13,6 +13,7 @@ import "C"
 import (
 	"fmt"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/asticode/go-astiav"
@@ -61,6 +62,10 @@ func libHint(name string) string {
 
 // pinnedSlice views n bytes of pinned host memory as a slice.
 func pinnedSlice(p unsafe.Pointer, n int) []byte { return unsafe.Slice((*byte)(p), n) }
+
+// threadCPU reports the CPU time the calling OS thread has used (lock the
+// goroutine to its thread around a measurement).
+func threadCPU() time.Duration { return time.Duration(C.fw_thread_cpu_ns()) }
 
 // EmulatorStat reads a counter of the emulated driver of gpu/cudaemu, for
 // tests that must see what the driver was asked: "nvenc.NAME" from its

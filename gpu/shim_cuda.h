@@ -40,6 +40,7 @@ enum { FW_PTR_UNKNOWN = 1, FW_PTR_OTHER_CTX = 2, FW_PTR_SHORT = 3 };
 
 const char *fw_cu_error(int r);
 int fw_ctx_current(CUcontext *c);
+long long fw_thread_cpu_ns(void);
 int fw_sticky(void);
 int fw_pointer_range(CUdeviceptr p, fw_ptr_info *pi);
 int fw_pointer_check(CUdeviceptr p, size_t n, CUcontext want, int want_dev);
