@@ -224,7 +224,7 @@ func TestEmulatorStreamsAreAsynchronous(t *testing.T) {
 // driver refuses an allocation on a thread without one) and stops.
 func TestDecoderThreadHasTheContext(t *testing.T) {
 	d := openDevice(t)
-	th, err := startThread(d.ctx)
+	th, err := startThread(d)
 	if err != nil {
 		t.Fatal(err)
 	}

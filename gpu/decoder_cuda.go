@@ -111,7 +111,7 @@ func NewDecoder(d *Device) (*Decoder, error) {
 		return nil
 	})
 	if err == nil {
-		dec.th, err = startThread(d.ctx)
+		dec.th, err = startThread(d)
 	}
 	if err == nil {
 		if err = d.adopt(dec); err != nil {

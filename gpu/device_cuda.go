@@ -44,16 +44,19 @@ func (t *funcTask) run() {
 type closer interface{ Close() error }
 
 // Device owns one CUDA device's primary context. One goroutine, locked to
-// its OS thread with the context current, makes the CUDA calls of this
-// package: allocations, copies, encoders' kernels. The exceptions: each
-// Decoder decodes (NVDEC, its kernel and copies) on an OS thread of its
-// own with the same context current, and h264_nvenc's own encode call,
-// which an Encoder makes on its caller's goroutine once the device
-// goroutine has synchronised the picture (FFmpeg pushes the context
-// around its CUDA calls; keeping libx264 and NVENC encodes off the device
-// goroutine lets encoders of several sessions run in parallel). FFmpeg's CUDA device context (created on first use by an
-// Encoder or Decoder) uses the same primary context, taken as the device
-// thread's current context (AV_CUDA_USE_CURRENT_CONTEXT).
+// its OS thread with the context current, makes the CUDA calls that set
+// things up: allocations, the kernels' module, FFmpeg's CUDA device
+// context, opening and closing encoders and decoders, the NVENC and NVDEC
+// probes. Per-frame work never runs there, so no session's frames wait
+// behind another's: each Encoder (frame check, wait for the producer,
+// kernel, copy to pinned memory, blocking synchronisation) and each
+// Decoder (NVDEC, kernel, copies) works on an OS thread of its own with
+// the same context current and on a stream of its own; h264_nvenc's and
+// libx264's encode calls run on the Encoder's caller's goroutine (FFmpeg
+// pushes the context around its CUDA calls). FFmpeg's CUDA device context
+// (created on first use by an Encoder or Decoder) uses the same primary
+// context, taken as the device thread's current context
+// (AV_CUDA_USE_CURRENT_CONTEXT).
 //
 // Methods are safe for concurrent use. The caller must call Close; Close
 // closes every Buffer, Pinned, Encoder and Decoder still open on the

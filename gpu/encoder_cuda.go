@@ -38,8 +38,10 @@ type Encoder struct {
 	backend encode.Backend
 	ow, oh  int // coded size (even)
 
-	// Owned by the device goroutine while open; the C structs are also
-	// used by the owning goroutine between device tasks.
+	// Opened and freed on the device goroutine, used per frame on the
+	// encoder's own thread (th), never both at once (mu); the C structs
+	// are also used by the owning goroutine between device tasks.
+	th     *thread
 	c      *C.fw_enc
 	st     stream
 	kev    [2]C.CUevent // libx264: kernel of the slot done
@@ -115,7 +117,14 @@ func NewEncoder(d *Device, cfg EncoderConfig, log *slog.Logger) (*Encoder, error
 			return nil, err
 		}
 	}
-	if err := d.adopt(e); err != nil {
+	th, err := startThread(d)
+	if err == nil {
+		e.th = th
+		if err = d.adopt(e); err != nil {
+			th.stop()
+		}
+	}
+	if err != nil {
 		_ = d.Do(func() error { e.free(); return nil })
 		return nil, err
 	}
@@ -376,7 +385,7 @@ func (e *Encoder) encodeLocked(f DeviceFrame, index int, pts int64, out []byte) 
 	}
 	e.pts = pts
 	e.task.f = fr
-	if err := e.d.submit(&e.task); err != nil {
+	if err := e.th.submit(&e.task); err != nil {
 		return 0, false, err
 	}
 	<-e.task.done
@@ -401,7 +410,7 @@ func (e *Encoder) encodeLocked(f DeviceFrame, index int, pts int64, out []byte) 
 	return e.encodeC(which, pts, out)
 }
 
-// deviceStep runs on the device goroutine: check f's memory with the
+// deviceStep runs on the encoder's thread: check f's memory with the
 // driver, order after the producer, run the kernel into the backend's NV12
 // planes and, for libx264, start the copy to pinned memory; wait until the
 // source has been read.
@@ -483,7 +492,7 @@ func (e *Encoder) Flush(out []byte) (n int, key bool, err error) {
 	}
 	s := e.staged
 	e.staged = -1
-	if err := e.d.Do(e.st.sync); err != nil {
+	if err := e.th.do(e.st.sync); err != nil {
 		return 0, false, err
 	}
 	return e.encodeC(s, e.spts[s], out)
@@ -524,6 +533,7 @@ func (e *Encoder) Close() error {
 		if err != nil && err != ErrClosed {
 			e.lastErr = err
 		}
+		e.th.stop()
 	})
 	return e.lastErr
 }
@@ -590,7 +600,7 @@ func (e *Encoder) EncodeRGB(pix []byte, w, h, stride int, pts int64, out []byte)
 		testHookBeforeStage()
 	}
 	used := stride*(h-1) + w*3 // the bytes a picture with a short last row has
-	if err := e.d.Do(func() error { return e.stage(pix[:used], stride*h) }); err != nil {
+	if err := e.th.do(func() error { return e.stage(pix[:used], stride*h) }); err != nil {
 		return 0, false, err
 	}
 	// The conversion is ordered after the upload by the upload's event.
@@ -603,8 +613,7 @@ var testHookBeforeStage func()
 
 // stage copies pix into the pinned buffer and queues its upload to the
 // device picture (size bytes: a full stride*h picture), growing both
-// buffers when needed, then records hev after the upload. Device
-// goroutine.
+// buffers when needed, then records hev after the upload. Encoder thread.
 func (e *Encoder) stage(pix []byte, size int) error {
 	if e.hst.s == nil {
 		if err := e.hst.open(); err != nil {

@@ -165,6 +165,8 @@ int emu_stream_leaks(CUcontext ctx);
 // Host waits that had to wait, by how (see stream.c), and the time spent
 // spinning. Guarded by emu_mu.
 extern long long emu_waits_spin, emu_waits_yield, emu_waits_blocking, emu_spin_ns;
+// Kernels running at once, and the most since the last read (module.c).
+extern int emu_kernels_running, emu_kernels_running_max;
 int emu_module_leaks(CUcontext ctx);
 
 // Host kernels (kernels_host.cc).

@@ -364,8 +364,9 @@ CUresult cuCtxSetLimit(int limit, size_t value) {
 // "primary_flags_at_retain" (its flags when it last became active: the
 // scheduling policy its waits follow), "primary_activations", and the host
 // waits that had to wait by how: "waits_spin", "waits_yield",
-// "waits_blocking", "spin_us" (time spent spinning); -1 for an unknown
-// name.
+// "waits_blocking", "spin_us" (time spent spinning),
+// "max_concurrent_kernels" (the most kernels running at once on different
+// streams since the last read of it); -1 for an unknown name.
 long long cudaemu_stat(const char *name) {
 	long long v = -1;
 	pthread_mutex_lock(&emu_mu);
@@ -378,6 +379,10 @@ long long cudaemu_stat(const char *name) {
 	else if (!strcmp(name, "spin_us")) v = emu_spin_ns / 1000;
 	else if (!strcmp(name, "primary_fault")) v = primary.fault;
 	else if (!strcmp(name, "primary_faults")) v = primary.faults;
+	else if (!strcmp(name, "max_concurrent_kernels")) { // reading restarts the count
+		v = emu_kernels_running_max;
+		emu_kernels_running_max = emu_kernels_running;
+	}
 	pthread_mutex_unlock(&emu_mu);
 	return v;
 }

@@ -170,8 +170,18 @@ static void run_kernel(emu_op *op) {
 		emu_ctx_fault(op->ctx, CUDA_ERROR_ILLEGAL_ADDRESS, op->fault);
 		return;
 	}
+	pthread_mutex_lock(&emu_mu);
+	if (++emu_kernels_running > emu_kernels_running_max) emu_kernels_running_max = emu_kernels_running;
+	pthread_mutex_unlock(&emu_mu);
 	emu_run_kernel(op->kernel, op->grid, op->block, op->params);
+	pthread_mutex_lock(&emu_mu);
+	emu_kernels_running--;
+	pthread_mutex_unlock(&emu_mu);
 }
+
+// Kernels running at once on the streams' workers, and the most since the
+// last read of cudaemu_stat("max_concurrent_kernels"). Guarded by emu_mu.
+int emu_kernels_running, emu_kernels_running_max;
 
 // check_params copies the launch's parameters (sizes from the PTX entry)
 // into op and checks that everything the kernel will touch through each
