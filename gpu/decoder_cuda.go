@@ -31,6 +31,7 @@ type Decoder struct {
 	th   *thread // runs the decoder's CUDA calls (nil until open)
 	c    *C.fw_dec
 	st   stream
+	hw   *C.AVBufferRef // FFmpeg's CUDA device context on st (fw_hwdevice_on_stream)
 	task decTask
 
 	// Decoder thread: the device-side latest picture.
@@ -102,10 +103,13 @@ func NewDecoder(d *Device) (*Decoder, error) {
 		if err := d.probeNVDEC(hw); err != nil {
 			return err
 		}
+		if err := avErr("create FFmpeg's CUDA device on the decoder's stream", C.fw_hwdevice_on_stream(&dec.hw, dec.st.s)); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
 		if dec.c = C.fw_dec_alloc(); dec.c == nil {
 			return fmt.Errorf("gpu: out of memory")
 		}
-		if r := C.fw_dec_open(dec.c, hw); r < 0 {
+		if r := C.fw_dec_open(dec.c, dec.hw); r < 0 {
 			return fmt.Errorf("%w: %w%s", ErrUnavailable, avErr("open h264 decoder with NVDEC", r), libHint(libNVDEC))
 		}
 		return nil
@@ -257,12 +261,10 @@ func (dec *Decoder) convert(y uintptr, yl int, uv uintptr, uvl int, w, h int) er
 		}
 	}
 	dst := Frame{Ptr: uintptr(dec.rgb), Width: w, Height: h, Format: RGB24}
-	// NVDEC's copy into the frame is issued by FFmpeg on the legacy
-	// default stream; our stream is non-blocking, so it waits explicitly
-	// (a Frame with no Stream and no Event means the legacy stream).
-	if err := dec.st.waitFor(Frame{}); err != nil {
-		return err
-	}
+	// NVDEC mapped the picture on dec.st (the stream of the decoder's own
+	// FFmpeg device context): the kernel, on the same stream, runs after
+	// it, with no wait on the legacy stream, which every other session's
+	// and FFmpeg's work also orders with.
 	if err := dec.d.toRGB(&dec.st, y, yl, uv, uvl, dst); err != nil {
 		return err
 	}
@@ -371,6 +373,9 @@ func (dec *Decoder) free() {
 	if dec.c != nil {
 		C.fw_dec_free(dec.c)
 		dec.c = nil
+	}
+	if dec.hw != nil {
+		C.fw_buffer_unref(&dec.hw)
 	}
 	if dec.rgb != 0 {
 		_ = cu.MemFree(dec.rgb)

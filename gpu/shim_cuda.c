@@ -209,6 +209,30 @@ int fw_hwdevice_create(AVBufferRef **out, const char *ordinal) {
 	return av_hwdevice_ctx_create(out, AV_HWDEVICE_TYPE_CUDA, ordinal, NULL, AV_CUDA_USE_CURRENT_CONTEXT);
 }
 
+// fw_hwdevice_on_stream makes an FFmpeg CUDA device context of its own
+// for one decoder: the calling thread's current context (the primary
+// context; FFmpeg neither retains nor destroys a context it did not
+// create) with stream s, so NVDEC maps each decoded picture on the
+// decoder's own stream (nvdec.c: vpp.output_stream is the device
+// context's stream) instead of the legacy default stream, where it was
+// ordered with every other session's work.
+int fw_hwdevice_on_stream(AVBufferRef **out, CUstream s) {
+	CUcontext c = NULL;
+	if (cuCtxGetCurrent(&c) != CUDA_SUCCESS || !c) return AVERROR(EINVAL);
+	AVBufferRef *ref = av_hwdevice_ctx_alloc(AV_HWDEVICE_TYPE_CUDA);
+	if (!ref) return AVERROR(ENOMEM);
+	AVCUDADeviceContext *hw = ((AVHWDeviceContext *)ref->data)->hwctx;
+	hw->cuda_ctx = c;
+	hw->stream = s;
+	int r = av_hwdevice_ctx_init(ref);
+	if (r < 0) {
+		av_buffer_unref(&ref);
+		return r;
+	}
+	*out = ref;
+	return 0;
+}
+
 void fw_buffer_unref(AVBufferRef **r) { av_buffer_unref(r); }
 
 fw_enc *fw_enc_alloc(void) { return calloc(1, sizeof(fw_enc)); }

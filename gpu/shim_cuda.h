@@ -65,6 +65,7 @@ int fw_dtod_2d_async(CUdeviceptr dst, size_t dpitch, CUdeviceptr src, size_t spi
 int fw_launch_rgb_to_nv12(CUfunction f, CUstream s, CUdeviceptr src, long long src_pitch, long long bpp, long long w, long long h, CUdeviceptr y, long long y_pitch, CUdeviceptr uv, long long uv_pitch, long long ow, long long oh);
 int fw_launch_nv12_to_rgb(CUfunction f, CUstream s, CUdeviceptr y, long long y_pitch, CUdeviceptr uv, long long uv_pitch, long long w, long long h, CUdeviceptr dst, long long dst_pitch, long long bpp);
 int fw_hwdevice_create(AVBufferRef **out, const char *ordinal);
+int fw_hwdevice_on_stream(AVBufferRef **out, CUstream s);
 void fw_buffer_unref(AVBufferRef **r);
 fw_enc *fw_enc_alloc(void);
 void fw_enc_free(fw_enc *e);
