@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,5 +225,105 @@ func waitThreeTracksSent(t *testing.T, a *wiring.Wiring, n uint64) {
 			t.Fatalf("three tracks did not each send %d access units within 20 s: %+v", n, st)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// One session emits a device frame with a bad pointer (memory no
+// allocation holds), another good frames, on one device: the bad session's
+// frames are refused before any kernel runs (counted as device errors, the
+// reason logged once), the good session keeps sending, the device is not
+// poisoned and the process stays ready (health nil), and both sessions end
+// cleanly. Before the pointer check the bad frame's kernel faulted and the
+// sticky fault broke every session of the device.
+func TestBadPointerSessionDoesNotBreakOthers(t *testing.T) {
+	var logged enginetest.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	dev := openDevice(log)
+	defer dev.close()
+	if dev.device == nil {
+		t.Skip("no CUDA device here")
+	}
+	const w, h = 160, 120
+	buf, err := dev.device.Alloc(w * h * 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	if err := buf.Upload(make([]byte, w*h*3)); err != nil {
+		t.Fatal(err)
+	}
+	var sessions atomic.Int32
+	model := engine.Model{
+		Name:   "bad-and-good",
+		Tracks: []tracks.Spec{tracks.VideoOutput("main_video", tracks.Rate(30))},
+		New: func(engine.Config) (engine.Runner, error) {
+			return engine.RunFunc(func(ctx context.Context, s *engine.Session) error {
+				f := gpu.Frame{Ptr: buf.Ptr(), Width: w, Height: h, Format: gpu.RGB24}
+				if sessions.Add(1) == 1 {
+					f.Ptr = 0x10000 // the first session's producer hands over a wrong pointer
+				}
+				return emitEvery(ctx, s, f, time.Second/30)
+			}), nil
+		},
+	}
+	eng, err := engine.New(model, dev.option, engine.WithMaxSessions(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	a, err := wiring.New(eng, wiring.Config{DeviceEncoder: dev.encoder, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, s2 := enginetest.StartVideo(t, a), enginetest.StartVideo(t, a)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v1, v2 := s1.Stats().Video, s2.Stats().Video
+		if len(v1) == 1 && len(v2) == 1 {
+			bad, good := v1[0], v2[0] // whichever session's function ran first got the bad pointer
+			if good.DeviceErrors > bad.DeviceErrors {
+				bad, good = good, bad
+			}
+			if bad.DeviceErrors >= 5 && good.Sent >= 10 {
+				if good.DeviceErrors != 0 || bad.Sent != 0 {
+					t.Fatalf("bad session %+v, good session %+v: want the bad one refused and the good one clean", bad, good)
+				}
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions %+v and %+v within 20 s: want one refused, the other sending", v1, v2)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := dev.health(); err != nil {
+		t.Errorf("the process reports unhealthy after a refused bad pointer: %v", err)
+	}
+	if !strings.Contains(logged.String(), "is not CUDA memory") {
+		t.Errorf("the bad session's reason was not logged:\n%s", logged.String())
+	}
+	s1.Engine().Stop("test over")
+	s2.Engine().Stop("test over")
+}
+
+// emitEvery emits f on the session's default output every period until
+// ctx ends (an emit error ends the session's function without error: the
+// pipeline counts what it refuses).
+func emitEvery(ctx context.Context, s *engine.Session, f gpu.Frame, period time.Duration) error {
+	out, err := s.VideoOut("")
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if err := out.EmitDevice(f); err != nil {
+			return nil
+		}
 	}
 }
