@@ -144,3 +144,7 @@ func (dec *Decoder) Close() error { return nil }
 // EmulatorStat reports -1: there is no driver, emulated or real, in a
 // build without the cuda tag.
 func EmulatorStat(name string) int64 { return -1 }
+
+// EmulatorInjectFault reports false: there is no driver in a build without
+// the cuda tag.
+func EmulatorInjectFault() bool { return false }

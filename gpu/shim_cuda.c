@@ -471,6 +471,16 @@ long long fw_emu_stat(const char *lib, const char *name) {
 	return v;
 }
 
+// fw_emu_inject_fault arms the emulated driver's next kernel launch to
+// fault (cudaemu_inject_fault); it returns 0 where the driver is not the
+// emulator's.
+int fw_emu_inject_fault(void) {
+	void (*inject)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "cudaemu_inject_fault");
+	if (!inject) return 0;
+	inject();
+	return 1;
+}
+
 // fw_dec_drain signals the end of the stream: the decoder outputs what it
 // holds.
 int fw_dec_drain(fw_dec *d) { return avcodec_send_packet(d->cc, NULL); }

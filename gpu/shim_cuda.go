@@ -84,3 +84,10 @@ func EmulatorStat(name string) int64 {
 	defer C.free(unsafe.Pointer(cn))
 	return int64(C.fw_emu_stat(cl, cn))
 }
+
+// EmulatorInjectFault makes the emulated driver's next kernel launch fault
+// when it runs (a sticky illegal address, as a model's faulting kernel
+// would raise in the shared context), for tests of what follows a fault
+// no check could prevent. It reports false, and does nothing, under a real
+// driver.
+func EmulatorInjectFault() bool { return C.fw_emu_inject_fault() != 0 }

@@ -79,6 +79,7 @@ void fw_dec_free(fw_dec *d);
 int fw_dec_open(fw_dec *d, AVBufferRef *hwdev);
 int fw_lib_present(const char *name);
 long long fw_emu_stat(const char *lib, const char *name);
+int fw_emu_inject_fault(void);
 int fw_dec_drain(fw_dec *d);
 int fw_dec_send(fw_dec *d, const uint8_t *au, int n);
 int fw_dec_resend(fw_dec *d);

@@ -4,17 +4,26 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/auth"
 	"github.com/framewire/framewire/engine/enginetest"
+	"github.com/framewire/framewire/engine/metrics"
+	"github.com/framewire/framewire/engine/node"
 	"github.com/framewire/framewire/engine/peer"
+	"github.com/framewire/framewire/engine/registry"
 	"github.com/framewire/framewire/engine/wiring"
 	"github.com/framewire/framewire/gpu"
 	"github.com/framewire/framewire/tracks"
@@ -325,5 +334,106 @@ func emitEvery(ctx context.Context, s *engine.Session, f gpu.Frame, period time.
 		if err := out.EmitDevice(f); err != nil {
 			return nil
 		}
+	}
+}
+
+// A sticky fault no check could prevent (injected by the emulator into
+// the next kernel, as a model's faulting kernel would raise it in the
+// shared context) while two sessions stream: the device reports itself
+// poisoned, the process's health fails (a node's /readyz answers 503 with
+// the reason; framewire_gpu_device_poisoned is 1), both sessions end
+// cleanly when stopped, and the device closes without a crash.
+func TestPoisonedDeviceFailsReadiness(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	dev := openDevice(log)
+	defer dev.close()
+	if dev.device == nil || gpu.EmulatorStat("primary_faults") < 0 {
+		t.Skip("needs the emulated driver (it injects the fault)")
+	}
+	const w, h = 160, 120
+	buf, err := dev.device.Alloc(w * h * 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	if err := buf.Upload(make([]byte, w*h*3)); err != nil {
+		t.Fatal(err)
+	}
+	f := gpu.Frame{Ptr: buf.Ptr(), Width: w, Height: h, Format: gpu.RGB24}
+	model := engine.Model{
+		Name:   "streaming",
+		Tracks: []tracks.Spec{tracks.VideoOutput("main_video", tracks.Rate(30))},
+		New: func(engine.Config) (engine.Runner, error) {
+			return engine.RunFunc(func(ctx context.Context, s *engine.Session) error { return emitEvery(ctx, s, f, time.Second/30) }), nil
+		},
+	}
+	eng, err := engine.New(model, dev.option, engine.WithMaxSessions(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	a, err := wiring.New(eng, wiring.Config{DeviceEncoder: dev.encoder, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, s2 := enginetest.StartVideo(t, a), enginetest.StartVideo(t, a)
+	waitFor(t, "both sessions sending", func() bool {
+		v1, v2 := s1.Stats().Video, s2.Stats().Video
+		return len(v1) == 1 && len(v2) == 1 && v1[0].Sent >= 5 && v2[0].Sent >= 5
+	})
+	if err := dev.health(); err != nil {
+		t.Fatalf("unhealthy before the fault: %v", err)
+	}
+	gpu.EmulatorInjectFault()
+	waitFor(t, "the device poisoned", func() bool { return dev.health() != nil })
+	if !errors.Is(dev.health(), gpu.ErrDeviceFault) {
+		t.Errorf("health: %v, want gpu.ErrDeviceFault", dev.health())
+	}
+	n := readyzOf(t, a, dev)
+	if n.Code != http.StatusServiceUnavailable || !strings.Contains(n.Body.String(), "poisoned") {
+		t.Errorf("/readyz of a node on the poisoned device: %d %s", n.Code, n.Body)
+	}
+	prom, err := metrics.Handler(a, nil, dev.gauges()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	prom.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), "\nframewire_gpu_device_poisoned 1\n") {
+		t.Errorf("metrics do not say the device is poisoned")
+	}
+	s1.Engine().Stop("test over")
+	s2.Engine().Stop("test over")
+	waitFor(t, "both sessions ended", func() bool { return len(a.Stats()) == 0 })
+}
+
+// readyzOf answers GET /readyz of a node serving a on dev (its Redis is
+// never reached: the health check answers first).
+func readyzOf(t *testing.T, a *wiring.Wiring, dev deviceSetup) *httptest.ResponseRecorder {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { rdb.Close() })
+	issuer, err := auth.NewIssuer([]byte("a-shared-secret-of-32-bytes-or-more"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(a, node.Config{ID: "n", Addr: "http://127.0.0.1:9", Store: registry.New(rdb, ""), Issuer: issuer, Health: dev.health})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	n.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	return rec
+}
+
+// waitFor polls cond for 20 s at most.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20 s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -167,6 +167,8 @@ int emu_stream_leaks(CUcontext ctx);
 extern long long emu_waits_spin, emu_waits_yield, emu_waits_blocking, emu_spin_ns;
 // Kernels running at once, and the most since the last read (module.c).
 extern int emu_kernels_running, emu_kernels_running_max;
+// The next kernel launch faults when set (cudaemu_inject_fault).
+extern int emu_fault_armed;
 int emu_module_leaks(CUcontext ctx);
 
 // Host kernels (kernels_host.cc).

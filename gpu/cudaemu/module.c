@@ -179,6 +179,19 @@ static void run_kernel(emu_op *op) {
 	pthread_mutex_unlock(&emu_mu);
 }
 
+// emu_fault_armed makes the next kernel launch fault when it runs
+// (cudaemu_inject_fault). Guarded by emu_mu.
+int emu_fault_armed;
+
+// cudaemu_inject_fault arms a sticky illegal-address fault for the next
+// kernel launched in any context, for tests of what follows a fault that
+// no check could prevent (gpu.EmulatorInjectFault).
+void cudaemu_inject_fault(void) {
+	pthread_mutex_lock(&emu_mu);
+	emu_fault_armed = 1;
+	pthread_mutex_unlock(&emu_mu);
+}
+
 // Kernels running at once on the streams' workers, and the most since the
 // last read of cudaemu_stat("max_concurrent_kernels"). Guarded by emu_mu.
 int emu_kernels_running, emu_kernels_running_max;
@@ -239,6 +252,12 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
 		free(op);
 		return CUDA_ERROR_INVALID_VALUE;
 	}
+	pthread_mutex_lock(&emu_mu);
+	if (emu_fault_armed && !op->fault[0]) {
+		emu_fault_armed = 0;
+		snprintf(op->fault, sizeof op->fault, "kernel %s: a fault injected by cudaemu_inject_fault (a stand-in for a model's faulting kernel)", f->name);
+	}
+	pthread_mutex_unlock(&emu_mu);
 	op->kernel = f->kernel;
 	op->grid[0] = gx, op->grid[1] = gy, op->grid[2] = gz;
 	op->block[0] = bx, op->block[1] = by, op->block[2] = bz;
