@@ -80,10 +80,8 @@ type Device struct {
 	cctx C.CUcontext  // the same, for the C shim (pointer checks)
 	// The sticky fault that poisoned the context (see Fault), nil until one.
 	fault atomic.Pointer[error]
-	// The primary context's flags when Open retained it, and whether Open
-	// set them (CU_CTX_SCHED_BLOCKING_SYNC) or found the context active.
+	// The primary context's flags when Open retained it (see BlockingSync).
 	schedFlags uint
-	schedSet   bool
 
 	// Owned by the device goroutine.
 	module   C.CUmodule
@@ -184,15 +182,24 @@ func (d *Device) run(ready chan<- error) {
 // context the driver spins a core in every synchronize, on the device
 // goroutine and each decoder thread, taking the cores libx264 needs on a
 // GPU without NVENC. d.schedFlags records the flags in force.
+// applied is 0 when a model's runtime had made the context active first.
 func (d *Device) setBlockingSync() error {
 	var flags C.uint
-	var applied C.int
+	var applied C.int // fw_sched_blocking_sync's report; the flags say it all
 	if err := cuErr("set the primary context's flags (cuDevicePrimaryCtxSetFlags)", C.fw_sched_blocking_sync(C.int(d.ordinal), &flags, &applied)); err != nil {
 		return fmt.Errorf("gpu: device %d: %w", d.ordinal, err)
 	}
-	d.schedFlags, d.schedSet = uint(flags), applied != 0
+	d.schedFlags = uint(flags)
 	return nil
 }
+
+// BlockingSync reports whether every wait in the primary context blocks
+// instead of spinning (CU_CTX_SCHED_BLOCKING_SYNC was in force when Open
+// retained it). It is false when a model's CUDA runtime had made the
+// context active first with other flags: then only this package's own
+// waits block (blocking-sync events), FFmpeg's and the model's follow the
+// model's flags.
+func (d *Device) BlockingSync() bool { return d.schedFlags&C.CU_CTX_SCHED_MASK == C.CU_CTX_SCHED_BLOCKING_SYNC }
 
 func (d *Device) loadKernels() error {
 	ptx := C.CString(kernelsPTX)

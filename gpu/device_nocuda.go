@@ -34,6 +34,9 @@ func (d *Device) Alloc(n int) (*Buffer, error) { return nil, ErrNoCUDA }
 // AllocPinned returns ErrNoCUDA.
 func (d *Device) AllocPinned(n int) (*Pinned, error) { return nil, ErrNoCUDA }
 
+// BlockingSync reports false: there is no context.
+func (d *Device) BlockingSync() bool { return false }
+
 // Fault reports nil: without CUDA there is no context to poison.
 func (d *Device) Fault() error { return nil }
 

@@ -55,7 +55,7 @@
 // its flags are the model's and are left alone; our own waits still block:
 // every event of this package is created with CU_EVENT_BLOCKING_SYNC and a
 // stream is synchronised by recording one and waiting on it, never with
-// cuStreamSynchronize.
+// cuStreamSynchronize. Device.BlockingSync reports which case holds.
 //
 // # One bad pointer
 //

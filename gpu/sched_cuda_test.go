@@ -29,6 +29,9 @@ func TestWaitsBlockInsteadOfSpinning(t *testing.T) {
 	if f := EmulatorStat("primary_flags_at_retain"); f&cuCtxFlagsSchedMask != cuCtxSchedBlockingSync {
 		t.Errorf("primary context became active with flags %#x, want CU_CTX_SCHED_BLOCKING_SYNC", f)
 	}
+	if !d.BlockingSync() {
+		t.Error("BlockingSync() = false")
+	}
 	spin, blocking := EmulatorStat("waits_spin"), EmulatorStat("waits_blocking")
 	const w, h = 320, 240
 	src := upload(t, d, testImage(w, h, 3, 2))
