@@ -7,7 +7,8 @@
 #   info       driver, GPU, NVENC/NVDEC libraries, CPU cores    (<= 10 s)
 #   tests      the whole cuda suite: package gpu, engine (device refusal),
 #              engine/pipeline (a real gpu.Encoder), cmd/framewire (device
-#              frames through the engine, three tracks)          (<= 200 s)
+#              frames through the engine, three tracks, a bad
+#              pointer, a poisoned device)                       (<= 200 s)
 #   spin       the CPU-spin measurement: the waiting thread's CPU time
 #              over its wait (TestWaitingCostsNoCPU), and the process's
 #              CPU time over a 720p encode benchmark              (<= 35 s)
@@ -99,7 +100,7 @@ step info 10 info
 step gpu-tests 100 ./gpu.test -test.v -test.count=1 -test.timeout=95s
 step engine-tests 25 ./engine.test -test.v -test.count=1 -test.timeout=20s -test.run 'Device|Refus'
 step pipeline-tests 25 ./pipeline.test -test.v -test.count=1 -test.timeout=20s -test.run 'GPU|Device'
-step framewire-tests 50 ./framewire.test -test.v -test.count=1 -test.timeout=45s -test.run '^(TestDeviceFramesThroughAdapter|TestThreeTracksOnGPUWithoutNVENC)$'
+step framewire-tests 50 ./framewire.test -test.v -test.count=1 -test.timeout=45s -test.run '^(TestDeviceFramesThroughAdapter|TestThreeTracksOnGPUWithoutNVENC|TestBadPointerSessionDoesNotBreakOthers|TestPoisonedDeviceFailsReadiness)$'
 step spin 35 spin
 step bench 75 ./gpu.test -test.run '^$' -test.bench . -test.benchmem -test.benchtime 1s -test.count=1
 step sanitizer 100 sanitizer
