@@ -131,11 +131,14 @@ $(CUDAEMU): $(CUDAEMU_SRC) | $(CUDA_STAMP) $(FFMPEG_STAMP)
 test-cuda-emu: deps python $(CUDA_STAMP) $(CUDAEMU)
 	$(CUDA_ENV) LD_LIBRARY_PATH=$(CUDAEMU_DIR) go test -tags cuda $(GO_TEST_FLAGS) ./gpu/... ./engine/... ./cmd/framewire/
 
-## gpu-check: build package gpu's CUDA tests and benchmarks and the engine
-## path (cmd/framewire's cuda test) with the libraries they need into
-## build/gpu-check (under 64 MiB) and print the command that runs them on a
-## GPU host (build/gpu-check/run.sh; it first prints the driver, the GPU and
-## whether libnvidia-encode / libnvcuvid are present).
+## gpu-check: build the cuda test binaries (package gpu's tests and
+## benchmarks, engine's, engine/pipeline's and cmd/framewire's device
+## tests) with the libraries they need into build/gpu-check (under 64 MiB)
+## and print the command that runs them on a GPU host: build/gpu-check/run.sh
+## (gpu/gpucheck-run.sh: driver and GPU info, the whole cuda suite, the
+## CPU-spin measurement, the device benchmarks and a compute-sanitizer pass
+## where the host has it; every result into one folder, $$OUT or
+## build/gpu-check/results; within 8 minutes).
 gpu-check: deps $(CUDA_STAMP)
 	$(CUDA_ENV) gpu/gpucheck.sh $(BUILD)/gpu-check $(PREFIX)
 

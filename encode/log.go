@@ -94,6 +94,26 @@ func RouteFFmpegLog(logger *slog.Logger) {
 	C.fw_log_route(C.AV_LOG_INFO)
 }
 
+// CaptureFFmpegLog runs f with FFmpeg's warnings and errors kept instead
+// of logged, and returns them ("; "-joined, at most eight distinct lines;
+// "" when none). For a caller that opens a codec as a probe, where a
+// failure is an expected answer and FFmpeg explains it only in its log
+// (h264_nvenc's "OpenEncodeSessionEx failed: unsupported device (2)" on a
+// GPU without NVENC): the reason goes into the caller's error instead of
+// an ERROR line. Captures are serialised with Probe's; FFmpeg's log is one
+// per process, so lines other goroutines' codecs log meanwhile are kept
+// too (and not logged): keep f short. f must not call Probe or
+// CaptureFFmpegLog.
+func CaptureFFmpegLog(f func()) string {
+	probeMu.Lock()
+	defer probeMu.Unlock()
+	c := &lineCapture{}
+	capture.Store(c)
+	defer capture.Store(nil)
+	f()
+	return c.text()
+}
+
 //export fwGoLog
 func fwGoLog(level C.int, line *C.char, n C.int) {
 	if c := capture.Load(); c != nil {

@@ -43,8 +43,8 @@ func runEmulatorCase(name string) int {
 		})
 	case "leak":
 		_ = d.Do(func() error { _, err := cu.MemAlloc(100); return err })
-	case "kernel-bad-pointer":
-		_ = d.Do(func() error {
+	case "kernel-bad-pointer", "kernel-past-end":
+		err := d.Do(func() error {
 			var s stream
 			if err := s.open(); err != nil {
 				return err
@@ -53,8 +53,15 @@ func runEmulatorCase(name string) int {
 			buf, _ := cu.MemAlloc(64 * 64 * 3 / 2)
 			defer cu.MemFree(buf)
 			f := Frame{Ptr: 0x10000, Width: 64, Height: 64, Format: RGB24}
-			return d.toNV12(&s, f, uintptr(buf), 64, uintptr(buf)+64*64, 64, 64, 64)
+			if name == "kernel-past-end" {
+				f.Ptr = uintptr(buf) // 6 KiB: the 64x64 RGB24 picture needs 12 KiB
+			}
+			if err := d.toNV12(&s, f, uintptr(buf), 64, uintptr(buf)+64*64, 64, 64, 64); err != nil {
+				return fmt.Errorf("launch: %w", err)
+			}
+			return s.sync()
 		})
+		fmt.Println("kernel fault returned:", err)
 	case "unimplemented":
 		err := d.Do(func() error { _, err := cu.MemAllocManaged(64, cu.AttachGlobal); return err })
 		fmt.Println("unimplemented entry point returned:", err)
@@ -72,25 +79,31 @@ func requireEmulator(t *testing.T) *Device {
 	return d
 }
 
-// A double free, a copy past an allocation's end, a kernel pointer
-// parameter outside device memory, and device memory still allocated when
-// the primary context is released each abort the process with the reason.
-// An entry point the emulator does not implement returns an error and
-// logs its name.
+// A double free, a copy past an allocation's end, and device memory still
+// allocated when the primary context is released each abort the process
+// with the reason. A kernel whose pointer parameters do not cover what it
+// touches (outside device memory, or a picture larger than its
+// allocation) launches, then faults as on a GPU: the next synchronisation
+// returns CUDA_ERROR_ILLEGAL_ADDRESS, the emulator logs why, and the
+// poisoned context's memory goes with it (no leak reported). An entry
+// point the emulator does not implement returns an error and logs its
+// name.
 func TestEmulatorReportsMisuse(t *testing.T) {
 	requireEmulator(t)
 	for c, want := range map[string]string{
 		"double-free":        "double free of device memory",
 		"copy-out-of-range":  "runs past the end of the 64-byte allocation",
 		"leak":               "leak: 100 bytes of device memory",
-		"kernel-bad-pointer": "cuLaunchKernel(fw_rgb_to_nv12) pointer parameter 0: 0x10000 (1 bytes) is not in any live device or pinned allocation",
+		"kernel-bad-pointer": "kernel fw_rgb_to_nv12, pointer parameter 0: 0x10000 (12288 bytes) is not in any live device or pinned allocation",
+		"kernel-past-end":    "kernel fw_rgb_to_nv12, pointer parameter 0: [0x",
 		"unimplemented":      "cuMemAllocManaged is not emulated",
 	} {
 		t.Run(c, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(), "FW_CUDAEMU_CASE="+c)
 			out, err := cmd.CombinedOutput()
-			if aborts := c != "unimplemented"; aborts != (err != nil) {
+			aborts := c != "unimplemented" && !strings.HasPrefix(c, "kernel-")
+			if aborts != (err != nil) {
 				t.Fatalf("child exit %v, want an abort: %v\n%s", err, aborts, out)
 			}
 			if !bytes.Contains(out, []byte(want)) {
@@ -98,6 +111,9 @@ func TestEmulatorReportsMisuse(t *testing.T) {
 			}
 			if c == "unimplemented" && (!bytes.Contains(out, []byte("returned: ")) || bytes.Contains(out, []byte("returned: <nil>"))) {
 				t.Fatalf("no error returned:\n%s", out)
+			}
+			if strings.HasPrefix(c, "kernel-") && !bytes.Contains(out, []byte("kernel fault returned: gpu: synchronize a stream: an illegal memory access was encountered (CUresult 700)")) {
+				t.Fatalf("the fault did not surface at the next synchronisation:\n%s", out)
 			}
 		})
 	}
@@ -208,7 +224,7 @@ func TestEmulatorStreamsAreAsynchronous(t *testing.T) {
 // driver refuses an allocation on a thread without one) and stops.
 func TestDecoderThreadHasTheContext(t *testing.T) {
 	d := openDevice(t)
-	th, err := startThread(d.ctx)
+	th, err := startThread(d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,7 @@ type Decoder struct {
 	th   *thread // runs the decoder's CUDA calls (nil until open)
 	c    *C.fw_dec
 	st   stream
+	hw   *C.AVBufferRef // FFmpeg's CUDA device context on st (fw_hwdevice_on_stream)
 	task decTask
 
 	// Decoder thread: the device-side latest picture.
@@ -68,6 +69,9 @@ func (t *decTask) run() {
 	} else {
 		t.n, t.err = t.dec.decode(t.au)
 	}
+	if t.err != nil {
+		t.dec.d.noteFault(t.err)
+	}
 	t.done <- struct{}{}
 }
 
@@ -83,6 +87,9 @@ func NewDecoder(d *Device) (*Decoder, error) {
 	if d == nil {
 		return nil, fmt.Errorf("gpu: NewDecoder on a nil Device")
 	}
+	if err := d.Fault(); err != nil {
+		return nil, err
+	}
 	dec := &Decoder{d: d}
 	dec.task = decTask{dec: dec, done: make(chan struct{}, 1)}
 	err := d.Do(func() error {
@@ -96,16 +103,19 @@ func NewDecoder(d *Device) (*Decoder, error) {
 		if err := d.probeNVDEC(hw); err != nil {
 			return err
 		}
+		if err := avErr("create FFmpeg's CUDA device on the decoder's stream", C.fw_hwdevice_on_stream(&dec.hw, dec.st.s)); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
 		if dec.c = C.fw_dec_alloc(); dec.c == nil {
 			return fmt.Errorf("gpu: out of memory")
 		}
-		if r := C.fw_dec_open(dec.c, hw); r < 0 {
+		if r := C.fw_dec_open(dec.c, dec.hw); r < 0 {
 			return fmt.Errorf("%w: %w%s", ErrUnavailable, avErr("open h264 decoder with NVDEC", r), libHint(libNVDEC))
 		}
 		return nil
 	})
 	if err == nil {
-		dec.th, err = startThread(d.ctx)
+		dec.th, err = startThread(d)
 	}
 	if err == nil {
 		if err = d.adopt(dec); err != nil {
@@ -131,6 +141,9 @@ func (dec *Decoder) Decode(au []byte) (pictures int, err error) {
 	if dec.closed.Load() {
 		return 0, ErrClosed
 	}
+	if err := dec.d.Fault(); err != nil {
+		return 0, err
+	}
 	if len(au) == 0 {
 		return 0, nil
 	}
@@ -147,10 +160,56 @@ func (dec *Decoder) Decode(au []byte) (pictures int, err error) {
 }
 
 // decode runs on the decoder thread.
-func (dec *Decoder) decode(au []byte) (int, error) {
-	if r := C.fw_dec_send(dec.c, (*C.uint8_t)(unsafe.Pointer(&au[0])), C.int(len(au))); r < 0 {
-		return 0, avErr("NVDEC h264 decode", r)
+func (dec *Decoder) decode(au []byte) (int, error) { return feed(decFeeder{dec, au}) }
+
+// feeder is one access unit's way into a decoder: send it (0 taken, 1 the
+// decoder must be drained first, < 0 an AVERROR), send it again, receive
+// every picture ready.
+type feeder interface {
+	send() int
+	resend() int
+	drain() (int, error)
+}
+
+// decFeeder feeds au to dec (a value: no allocation per Decode).
+type decFeeder struct {
+	dec *Decoder
+	au  []byte
+}
+
+func (f decFeeder) send() int {
+	return int(C.fw_dec_send(f.dec.c, (*C.uint8_t)(unsafe.Pointer(&f.au[0])), C.int(len(f.au))))
+}
+
+func (f decFeeder) resend() int { return int(C.fw_dec_resend(f.dec.c)) }
+
+func (f decFeeder) drain() (int, error) { return f.dec.receiveAll() }
+
+// feed sends one access unit and receives every picture it completes.
+// When the decoder refuses the unit because it holds output (a previous
+// Decode stopped draining at an error), it is drained and the unit sent
+// again: dropping it would break every later picture that references it.
+func feed(f feeder) (int, error) {
+	r := f.send()
+	n := 0
+	for tries := 0; ; tries++ {
+		if r < 0 {
+			return n, avErr("NVDEC h264 decode", C.int(r))
+		}
+		k, err := f.drain()
+		n += k
+		if err != nil || r == 0 {
+			return n, err
+		}
+		if tries == 2 {
+			return n, fmt.Errorf("gpu: NVDEC h264 decode: the decoder refuses input with no output to drain")
+		}
+		r = f.resend()
 	}
+}
+
+// receiveAll converts every picture the decoder has ready. Decoder thread.
+func (dec *Decoder) receiveAll() (int, error) {
 	n := 0
 	for {
 		r := C.fw_dec_receive(dec.c)
@@ -202,12 +261,10 @@ func (dec *Decoder) convert(y uintptr, yl int, uv uintptr, uvl int, w, h int) er
 		}
 	}
 	dst := Frame{Ptr: uintptr(dec.rgb), Width: w, Height: h, Format: RGB24}
-	// NVDEC's copy into the frame is issued by FFmpeg on the legacy
-	// default stream; our stream is non-blocking, so it waits explicitly
-	// (a Frame with no Stream and no Event means the legacy stream).
-	if err := dec.st.waitFor(Frame{}); err != nil {
-		return err
-	}
+	// NVDEC mapped the picture on dec.st (the stream of the decoder's own
+	// FFmpeg device context): the kernel, on the same stream, runs after
+	// it, with no wait on the legacy stream, which every other session's
+	// and FFmpeg's work also orders with.
 	if err := dec.d.toRGB(&dec.st, y, yl, uv, uvl, dst); err != nil {
 		return err
 	}
@@ -275,6 +332,9 @@ func (dec *Decoder) LatestDevice(dst Frame) error {
 	if dec.closed.Load() {
 		return ErrClosed
 	}
+	if err := dec.d.Fault(); err != nil {
+		return err
+	}
 	dec.task.copy, dec.task.dst = true, dst
 	if err := dec.th.submit(&dec.task); err != nil {
 		return err
@@ -290,6 +350,9 @@ func (dec *Decoder) copyLatest(dst Frame) error {
 	}
 	if dst.Width != dec.dw || dst.Height != dec.dh {
 		return fmt.Errorf("%w: LatestDevice into %dx%d, latest picture is %dx%d", ErrBadFrame, dst.Width, dst.Height, dec.dw, dec.dh)
+	}
+	if err := dec.d.checkFrame(dst); err != nil {
+		return err
 	}
 	if err := dec.st.waitFor(dst); err != nil {
 		return err
@@ -310,6 +373,9 @@ func (dec *Decoder) free() {
 	if dec.c != nil {
 		C.fw_dec_free(dec.c)
 		dec.c = nil
+	}
+	if dec.hw != nil {
+		C.fw_buffer_unref(&dec.hw)
 	}
 	if dec.rgb != 0 {
 		_ = cu.MemFree(dec.rgb)

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"gorgonia.org/cu"
@@ -26,26 +27,36 @@ var kernelsPTX string
 type task interface{ run() }
 
 type funcTask struct {
+	d    *Device // checked for a sticky fault when f fails (nil: not)
 	f    func() error
 	errc chan error
 }
 
-func (t *funcTask) run() { t.errc <- t.f() }
+func (t *funcTask) run() {
+	err := t.f()
+	if err != nil && t.d != nil {
+		t.d.noteFault(err)
+	}
+	t.errc <- err
+}
 
 // closer is something a Device closes when it is closed first.
 type closer interface{ Close() error }
 
 // Device owns one CUDA device's primary context. One goroutine, locked to
-// its OS thread with the context current, makes the CUDA calls of this
-// package: allocations, copies, encoders' kernels. The exceptions: each
-// Decoder decodes (NVDEC, its kernel and copies) on an OS thread of its
-// own with the same context current, and h264_nvenc's own encode call,
-// which an Encoder makes on its caller's goroutine once the device
-// goroutine has synchronised the picture (FFmpeg pushes the context
-// around its CUDA calls; keeping libx264 and NVENC encodes off the device
-// goroutine lets encoders of several sessions run in parallel). FFmpeg's CUDA device context (created on first use by an
-// Encoder or Decoder) uses the same primary context, taken as the device
-// thread's current context (AV_CUDA_USE_CURRENT_CONTEXT).
+// its OS thread with the context current, makes the CUDA calls that set
+// things up: allocations, the kernels' module, FFmpeg's CUDA device
+// context, opening and closing encoders and decoders, the NVENC and NVDEC
+// probes. Per-frame work never runs there, so no session's frames wait
+// behind another's: each Encoder (frame check, wait for the producer,
+// kernel, copy to pinned memory, blocking synchronisation) and each
+// Decoder (NVDEC, kernel, copies) works on an OS thread of its own with
+// the same context current and on a stream of its own; h264_nvenc's and
+// libx264's encode calls run on the Encoder's caller's goroutine (FFmpeg
+// pushes the context around its CUDA calls). FFmpeg's CUDA device context
+// (created on first use by an Encoder or Decoder) uses the same primary
+// context, taken as the device thread's current context
+// (AV_CUDA_USE_CURRENT_CONTEXT).
 //
 // Methods are safe for concurrent use. The caller must call Close; Close
 // closes every Buffer, Pinned, Encoder and Decoder still open on the
@@ -65,7 +76,12 @@ type Device struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	ctx cu.CUContext // the primary context, current on the device goroutine
+	ctx  cu.CUContext // the primary context, current on the device goroutine
+	cctx C.CUcontext  // the same, for the C shim (pointer checks)
+	// The sticky fault that poisoned the context (see Fault), nil until one.
+	fault atomic.Pointer[error]
+	// The primary context's flags when Open retained it (see BlockingSync).
+	schedFlags uint
 
 	// Owned by the device goroutine.
 	module   C.CUmodule
@@ -76,8 +92,12 @@ type Device struct {
 	nvdecProbed bool
 	nvdecErr    error
 	// Why h264_nvenc cannot open on this Device (no CUDA device for
-	// FFmpeg, no libnvidia-encode.so.1): found once, not per track.
-	nvencErr error
+	// FFmpeg, no libnvidia-encode.so.1, sessions refused: a GPU without
+	// NVENC), with FFmpeg's reason: found once, not per track; logged once
+	// (nvencLogged). nvencOpen counts our open h264_nvenc sessions.
+	nvencErr    error
+	nvencLogged bool
+	nvencOpen   int
 	// Whether h264_nvenc opens here (hasNVENC), probed once.
 	nvencProbed, nvencHave bool
 }
@@ -107,6 +127,10 @@ func (d *Device) run(ready chan<- error) {
 	defer runtime.UnlockOSThread()
 	defer close(d.done)
 	dev := cu.Device(d.ordinal)
+	if err := d.setBlockingSync(); err != nil {
+		ready <- err
+		return
+	}
 	ctx, err := dev.RetainPrimaryCtx()
 	if err != nil {
 		ready <- fmt.Errorf("gpu: retain primary context of device %d: %w", d.ordinal, err)
@@ -127,6 +151,10 @@ func (d *Device) run(ready chan<- error) {
 	// succeed and allocate there).
 	defer func() { _ = cu.SetCurrentContext(cu.CUContext{}) }()
 	d.ctx = ctx
+	if err := cuErr("cuCtxGetCurrent", C.fw_ctx_current(&d.cctx)); err != nil {
+		ready <- err
+		return
+	}
 	if d.name, err = dev.Name(); err != nil {
 		ready <- fmt.Errorf("gpu: device name: %w", err)
 		return
@@ -148,6 +176,30 @@ func (d *Device) run(ready chan<- error) {
 		}
 	}
 }
+
+// setBlockingSync asks for blocking-sync waits on the primary context
+// before Open's retain (fw_sched_blocking_sync): with flags 0 (AUTO) and one
+// context the driver spins a core in every synchronize, on the device
+// goroutine and each decoder thread, taking the cores libx264 needs on a
+// GPU without NVENC. d.schedFlags records the flags in force.
+// applied is 0 when a model's runtime had made the context active first.
+func (d *Device) setBlockingSync() error {
+	var flags C.uint
+	var applied C.int // fw_sched_blocking_sync's report; the flags say it all
+	if err := cuErr("set the primary context's flags (cuDevicePrimaryCtxSetFlags)", C.fw_sched_blocking_sync(C.int(d.ordinal), &flags, &applied)); err != nil {
+		return fmt.Errorf("gpu: device %d: %w", d.ordinal, err)
+	}
+	d.schedFlags = uint(flags)
+	return nil
+}
+
+// BlockingSync reports whether every wait in the primary context blocks
+// instead of spinning (CU_CTX_SCHED_BLOCKING_SYNC was in force when Open
+// retained it). It is false when a model's CUDA runtime had made the
+// context active first with other flags: then only this package's own
+// waits block (blocking-sync events), FFmpeg's and the model's follow the
+// model's flags.
+func (d *Device) BlockingSync() bool { return d.schedFlags&C.CU_CTX_SCHED_MASK == C.CU_CTX_SCHED_BLOCKING_SYNC }
 
 func (d *Device) loadKernels() error {
 	ptx := C.CString(kernelsPTX)
@@ -216,7 +268,7 @@ func (d *Device) submit(t task) error {
 // returns f's error. It blocks until f has run, and returns ErrClosed
 // without running f once the device is closed. f must not call Do.
 func (d *Device) Do(f func() error) error {
-	t := &funcTask{f: f, errc: make(chan error, 1)}
+	t := &funcTask{d: d, f: f, errc: make(chan error, 1)}
 	if err := d.submit(t); err != nil {
 		return err
 	}

@@ -34,6 +34,12 @@ func (d *Device) Alloc(n int) (*Buffer, error) { return nil, ErrNoCUDA }
 // AllocPinned returns ErrNoCUDA.
 func (d *Device) AllocPinned(n int) (*Pinned, error) { return nil, ErrNoCUDA }
 
+// BlockingSync reports false: there is no context.
+func (d *Device) BlockingSync() bool { return false }
+
+// Fault reports nil: without CUDA there is no context to poison.
+func (d *Device) Fault() error { return nil }
+
 // Close is a no-op; it is safe on a nil Device.
 func (d *Device) Close() error { return nil }
 
@@ -137,3 +143,11 @@ func (dec *Decoder) LatestDevice(dst Frame) error { return ErrNoCUDA }
 
 // Close is a no-op.
 func (dec *Decoder) Close() error { return nil }
+
+// EmulatorStat reports -1: there is no driver, emulated or real, in a
+// build without the cuda tag.
+func EmulatorStat(name string) int64 { return -1 }
+
+// EmulatorInjectFault reports false: there is no driver in a build without
+// the cuda tag.
+func EmulatorInjectFault() bool { return false }

@@ -38,8 +38,10 @@ type Encoder struct {
 	backend encode.Backend
 	ow, oh  int // coded size (even)
 
-	// Owned by the device goroutine while open; the C structs are also
-	// used by the owning goroutine between device tasks.
+	// Opened and freed on the device goroutine, used per frame on the
+	// encoder's own thread (th), never both at once (mu); the C structs
+	// are also used by the owning goroutine between device tasks.
+	th     *thread
 	c      *C.fw_enc
 	st     stream
 	kev    [2]C.CUevent // libx264: kernel of the slot done
@@ -49,8 +51,13 @@ type Encoder struct {
 	slot   int
 	staged int // pipelined: slot waiting to be encoded, -1 when none
 	spts   [2]int64
+	// nvencHeld: this Encoder's h264_nvenc session counts in d.nvencOpen.
+	nvencHeld bool
 
-	// Host RGB staging (EncodeRGB): pinned memory and a device picture.
+	// Host RGB staging (EncodeRGB): pinned memory and a device picture,
+	// uploaded on a stream of its own (never the legacy stream, which
+	// would order it with every other session's and FFmpeg's work).
+	hst  stream
 	hpin unsafe.Pointer
 	hdev cu.DevicePtr
 	hcap int
@@ -77,6 +84,9 @@ type encTask struct {
 
 func (t *encTask) run() {
 	t.err = t.e.deviceStep(t.f)
+	if t.err != nil {
+		t.e.d.noteFault(t.err)
+	}
 	t.done <- struct{}{}
 }
 
@@ -94,6 +104,9 @@ func NewEncoder(d *Device, cfg EncoderConfig, log *slog.Logger) (*Encoder, error
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	if err := d.Fault(); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -104,7 +117,14 @@ func NewEncoder(d *Device, cfg EncoderConfig, log *slog.Logger) (*Encoder, error
 			return nil, err
 		}
 	}
-	if err := d.adopt(e); err != nil {
+	th, err := startThread(d)
+	if err == nil {
+		e.th = th
+		if err = d.adopt(e); err != nil {
+			th.stop()
+		}
+	}
+	if err != nil {
 		_ = d.Do(func() error { e.free(); return nil })
 		return nil, err
 	}
@@ -144,7 +164,7 @@ func (e *Encoder) open(w, h int) error {
 		if e.cfg.Backend == BackendNVENC {
 			return nvErr
 		}
-		e.log.Info("h264_nvenc does not open on a CUDA frames context; using GPU conversion + libx264", "device", e.d.name, "reason", nvErr)
+		e.logNVENCRefusal(nvErr)
 	}
 	if err := e.openX264(); err != nil {
 		if nvErr != nil {
@@ -156,18 +176,45 @@ func (e *Encoder) open(w, h int) error {
 	return nil
 }
 
-func (e *Encoder) openNVENC() error {
-	if e.d.nvencErr != nil {
-		return e.d.nvencErr // probed on this device before: not per track and reopen
+// logNVENCRefusal says why h264_nvenc did not open: the device's verdict
+// once per Device at INFO (a GPU without NVENC is a normal host, and
+// FFmpeg's own ERROR line was captured into err), any other failure (a
+// session refused while NVENC works here, such as a session limit) at
+// WARN each time. Device goroutine.
+func (e *Encoder) logNVENCRefusal(err error) {
+	if err != e.d.nvencErr {
+		e.log.Warn("h264_nvenc did not open this time; using GPU conversion + libx264", "device", e.d.name, "reason", err)
+		return
 	}
-	hw, err := e.d.hwDevice()
+	if e.d.nvencLogged {
+		return
+	}
+	e.d.nvencLogged = true
+	e.log.Info("h264_nvenc does not open on a CUDA frames context; using GPU conversion + libx264 for every track of this device", "device", e.d.name, "reason", err)
+}
+
+// openNVENC opens h264_nvenc on a CUDA frames context. The device's
+// verdict is cached in d.nvencErr: no FFmpeg CUDA device, no
+// libnvidia-encode.so.1, or a session refused while none of ours is open
+// on the device (an H100, H200 or A100: the driver library is present,
+// FFmpeg gets as far as nvEncOpenEncodeSessionEx and the driver answers
+// "unsupported device"). Later tracks and reopens then go straight to
+// libx264 instead of trying NVENC again on the device goroutine. FFmpeg's
+// log lines of the attempt are captured into the error, not logged.
+// Device goroutine.
+func (e *Encoder) openNVENC() error {
+	d := e.d
+	if d.nvencErr != nil {
+		return d.nvencErr
+	}
+	hw, err := d.hwDevice()
 	if err != nil {
-		e.d.nvencErr = fmt.Errorf("%w: %w", ErrUnavailable, err)
-		return e.d.nvencErr
+		d.nvencErr = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return d.nvencErr
 	}
 	if !libPresent(libNVENC) {
-		e.d.nvencErr = fmt.Errorf("%w: h264_nvenc cannot load%s", ErrUnavailable, libHint(libNVENC))
-		return e.d.nvencErr
+		d.nvencErr = fmt.Errorf("%w: h264_nvenc cannot load%s", ErrUnavailable, libHint(libNVENC))
+		return d.nvencErr
 	}
 	e.c = C.fw_enc_alloc()
 	if e.c == nil {
@@ -175,10 +222,23 @@ func (e *Encoder) openNVENC() error {
 	}
 	opts := codecOptions(encode.BackendNVENC, 0)
 	defer C.free(unsafe.Pointer(opts))
-	if r := C.fw_nvenc_open(e.c, hw, C.int(e.ow), C.int(e.oh), C.int(e.cfg.FPS), C.longlong(e.cfg.Bitrate), opts); r < 0 {
-		return fmt.Errorf("%w: %w%s", ErrUnavailable, avErr(fmt.Sprintf("open h264_nvenc %dx%d on a CUDA frames context", e.ow, e.oh), r), libHint(libNVENC))
+	var r C.int
+	said := encode.CaptureFFmpegLog(func() {
+		r = C.fw_nvenc_open(e.c, hw, C.int(e.ow), C.int(e.oh), C.int(e.cfg.FPS), C.longlong(e.cfg.Bitrate), opts)
+	})
+	if r >= 0 {
+		e.nvencHeld = true
+		d.nvencOpen++
+		return nil
 	}
-	return nil
+	err = fmt.Errorf("%w: %w", ErrUnavailable, avErr(fmt.Sprintf("open h264_nvenc %dx%d on a CUDA frames context", e.ow, e.oh), r))
+	if said != "" {
+		err = fmt.Errorf("%w (FFmpeg: %s)", err, said)
+	}
+	if d.nvencOpen == 0 {
+		d.nvencErr = err // refused with no session of ours open: the device has no NVENC
+	}
+	return err
 }
 
 func (e *Encoder) openX264() error {
@@ -211,6 +271,10 @@ func (e *Encoder) openX264() error {
 }
 
 func (e *Encoder) freeCodec() {
+	if e.nvencHeld {
+		e.nvencHeld = false
+		e.d.nvencOpen--
+	}
 	if e.c != nil {
 		C.fw_enc_free(e.c)
 		e.c = nil
@@ -279,8 +343,16 @@ func (e *Encoder) Encode(f DeviceFrame, pts int64, out []byte) (n int, key bool,
 func (e *Encoder) EncodeBatch(f DeviceFrame, index int, pts int64, out []byte) (n int, key bool, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.encodeLocked(f, index, pts, out)
+}
+
+// encodeLocked is EncodeBatch with e.mu held.
+func (e *Encoder) encodeLocked(f DeviceFrame, index int, pts int64, out []byte) (n int, key bool, err error) {
 	if e.closed.Load() {
 		return 0, false, ErrClosed
+	}
+	if err := e.d.Fault(); err != nil {
+		return 0, false, err
 	}
 	fr, err := frameOf(f, index)
 	if err != nil {
@@ -313,7 +385,7 @@ func (e *Encoder) EncodeBatch(f DeviceFrame, index int, pts int64, out []byte) (
 	}
 	e.pts = pts
 	e.task.f = fr
-	if err := e.d.submit(&e.task); err != nil {
+	if err := e.th.submit(&e.task); err != nil {
 		return 0, false, err
 	}
 	<-e.task.done
@@ -338,10 +410,14 @@ func (e *Encoder) EncodeBatch(f DeviceFrame, index int, pts int64, out []byte) (
 	return e.encodeC(which, pts, out)
 }
 
-// deviceStep runs on the device goroutine: order after the producer, run
-// the kernel into the backend's NV12 planes and, for libx264, start the
-// copy to pinned memory; wait until the source has been read.
+// deviceStep runs on the encoder's thread: check f's memory with the
+// driver, order after the producer, run the kernel into the backend's NV12
+// planes and, for libx264, start the copy to pinned memory; wait until the
+// source has been read.
 func (e *Encoder) deviceStep(f Frame) error {
+	if err := e.d.checkFrame(f); err != nil {
+		return err
+	}
 	if err := e.st.waitFor(f); err != nil {
 		return err
 	}
@@ -416,7 +492,7 @@ func (e *Encoder) Flush(out []byte) (n int, key bool, err error) {
 	}
 	s := e.staged
 	e.staged = -1
-	if err := e.d.Do(e.st.sync); err != nil {
+	if err := e.th.do(e.st.sync); err != nil {
 		return 0, false, err
 	}
 	return e.encodeC(s, e.spts[s], out)
@@ -457,6 +533,7 @@ func (e *Encoder) Close() error {
 		if err != nil && err != ErrClosed {
 			e.lastErr = err
 		}
+		e.th.stop()
 	})
 	return e.lastErr
 }
@@ -497,10 +574,13 @@ func worthChange(backend encode.Backend, cur, next int) bool {
 func (e *Encoder) EncodesHostFrames() bool { return e.d.hasNVENC() }
 
 // EncodeRGB encodes a host picture of packed RGB24 (w x h, stride bytes
-// per row, 0 for w*3): it is copied into pinned memory, uploaded
-// asynchronously on the legacy default stream, converted by the kernel
-// and encoded as Encode does (the same backend, size and keyframe rules).
-// pix is not retained.
+// per row, 0 for w*3; the last row may end after its w*3 bytes): it is
+// copied into pinned memory, uploaded asynchronously on the encoder's
+// stream, converted by the kernel and encoded as Encode does (the same
+// backend, size and keyframe rules). pix is not retained.
+//
+// Staging runs under the encoder's lock, as Encode does: a concurrent
+// Close either frees the staging buffers after it or finds them unused.
 func (e *Encoder) EncodeRGB(pix []byte, w, h, stride int, pts int64, out []byte) (n int, key bool, err error) {
 	if stride == 0 {
 		stride = w * 3
@@ -508,21 +588,38 @@ func (e *Encoder) EncodeRGB(pix []byte, w, h, stride int, pts int64, out []byte)
 	if w <= 0 || h <= 0 || stride < w*3 || len(pix) < stride*(h-1)+w*3 {
 		return 0, false, fmt.Errorf("%w: host picture %dx%d, stride %d, %d bytes", ErrBadFrame, w, h, stride, len(pix))
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.closed.Load() {
 		return 0, false, ErrClosed
 	}
-	if err := e.d.Do(func() error { return e.stage(pix, stride*h) }); err != nil {
+	if err := e.d.Fault(); err != nil {
 		return 0, false, err
 	}
-	// Neither Stream nor Event: the conversion waits for the legacy
-	// stream, where stage queued the upload.
-	return e.EncodeBatch(Frame{Ptr: uintptr(e.hdev), Pitch: stride, Width: w, Height: h, Format: RGB24}, 0, pts, out)
+	if testHookBeforeStage != nil {
+		testHookBeforeStage()
+	}
+	used := stride*(h-1) + w*3 // the bytes a picture with a short last row has
+	if err := e.th.do(func() error { return e.stage(pix[:used], stride*h) }); err != nil {
+		return 0, false, err
+	}
+	// The conversion is ordered after the upload by the upload's event.
+	return e.encodeLocked(Frame{Ptr: uintptr(e.hdev), Pitch: stride, Width: w, Height: h, Format: RGB24, Event: uintptr(unsafe.Pointer(e.hev))}, 0, pts, out)
 }
 
-// stage copies n bytes of pix into the pinned buffer and queues their
-// upload to the device picture on the legacy default stream, growing both
-// buffers when needed. Device goroutine.
-func (e *Encoder) stage(pix []byte, n int) error {
+// testHookBeforeStage, set by a test, runs in EncodeRGB just before it
+// stages (nil otherwise).
+var testHookBeforeStage func()
+
+// stage copies pix into the pinned buffer and queues its upload to the
+// device picture (size bytes: a full stride*h picture), growing both
+// buffers when needed, then records hev after the upload. Encoder thread.
+func (e *Encoder) stage(pix []byte, size int) error {
+	if e.hst.s == nil {
+		if err := e.hst.open(); err != nil {
+			return err
+		}
+	}
 	if e.hev == nil {
 		if err := cuErr("cuEventCreate", C.fw_event_create(&e.hev)); err != nil {
 			return err
@@ -530,23 +627,24 @@ func (e *Encoder) stage(pix []byte, n int) error {
 	} else if err := cuErr("cuEventSynchronize", C.fw_event_sync(e.hev)); err != nil {
 		return err // the previous upload still reads the pinned buffer otherwise
 	}
-	if n > e.hcap {
+	if size > e.hcap {
 		e.freeStaging()
-		p, err := cu.MemAlloc(int64(n))
+		p, err := cu.MemAlloc(int64(size))
 		if err != nil {
-			return fmt.Errorf("gpu: allocate %d bytes for a host picture: %w", n, err)
+			return fmt.Errorf("gpu: allocate %d bytes for a host picture: %w", size, err)
 		}
 		e.hdev = p
-		if err := cuErr("cuMemHostAlloc", C.fw_host_alloc(&e.hpin, C.size_t(n))); err != nil {
+		if err := cuErr("cuMemHostAlloc", C.fw_host_alloc(&e.hpin, C.size_t(size))); err != nil {
 			return err
 		}
-		e.hcap = n
+		e.hcap = size
 	}
-	copy(pinnedSlice(e.hpin, n), pix[:n])
-	if err := cuErr("cuMemcpyHtoDAsync", C.fw_htod_async(C.CUdeviceptr(e.hdev), e.hpin, C.size_t(n), nil)); err != nil {
+	n := len(pix)
+	copy(pinnedSlice(e.hpin, n), pix)
+	if err := cuErr("cuMemcpyHtoDAsync", C.fw_htod_async(C.CUdeviceptr(e.hdev), e.hpin, C.size_t(n), e.hst.s)); err != nil {
 		return err
 	}
-	return cuErr("cuEventRecord", C.fw_event_record(e.hev, nil))
+	return cuErr("cuEventRecord", C.fw_event_record(e.hev, e.hst.s))
 }
 
 // freeStaging frees EncodeRGB's buffers. Device goroutine; idempotent.
@@ -562,12 +660,14 @@ func (e *Encoder) freeStaging() {
 	e.hcap = 0
 }
 
-// freeStagingEvent frees EncodeRGB's event. Device goroutine; idempotent.
+// freeStagingEvent frees EncodeRGB's event and stream. Device goroutine;
+// idempotent.
 func (e *Encoder) freeStagingEvent() {
 	if e.hev != nil {
 		_ = C.fw_event_destroy(e.hev)
 		e.hev = nil
 	}
+	e.hst.close()
 }
 
 // hasNVENC reports whether h264_nvenc opens on a CUDA frames context of

@@ -19,6 +19,10 @@ var (
 	// (h264_nvenc on a GPU without NVENC, NVDEC missing, FFmpeg built
 	// without it). It is encode.ErrUnavailable (one codec vocabulary).
 	ErrUnavailable = encode.ErrUnavailable
+	// ErrDeviceFault is wrapped by every error of a Device whose CUDA
+	// context a sticky fault poisoned (Device.Fault): an illegal memory
+	// access or another error after which every call in the context fails.
+	ErrDeviceFault = errors.New("gpu: the device's CUDA context is poisoned by a sticky fault")
 	// ErrNoFrame is returned by Decoder.Latest before the first picture.
 	ErrNoFrame = errors.New("gpu: no picture decoded yet")
 	// ErrShortBuffer is returned when the caller's buffer cannot hold the

@@ -15,6 +15,19 @@ var ErrBadFrame = errors.New("gpu: bad device frame")
 // PixelFormat is the layout of a packed 8-bit device picture.
 type PixelFormat int
 
+// Special CUstream handles a producer may put in Frame.Stream (cuda.h's
+// CU_STREAM_LEGACY and CU_STREAM_PER_THREAD).
+const (
+	// StreamLegacy is the legacy default stream: the same as Stream 0.
+	StreamLegacy uintptr = 0x1
+	// StreamPerThread is the calling thread's per-thread default stream.
+	// It names a different stream on every thread, so it cannot tell the
+	// encoder's thread which stream the producer wrote on: Validate
+	// refuses it unless Event is set (record an event on it after the
+	// writes and pass that).
+	StreamPerThread uintptr = 0x2
+)
+
 // The packed formats device frames may have.
 const (
 	RGB24 PixelFormat = iota + 1 // 3 bytes per pixel: R, G, B.
@@ -68,8 +81,10 @@ type DeviceFrame = tracks.DeviceFrame
 // stream: the encoder records an event there and waits for it, so it
 // starts after all work issued before on the legacy default stream (its
 // own stream is non-blocking). A producer that writes on a non-blocking
-// stream or the per-thread default stream must set Stream or Event (or
-// synchronise before handing the frame over).
+// stream must set Stream or Event (or synchronise before handing the
+// frame over); one that writes on the per-thread default stream must set
+// Event: Stream = StreamPerThread is refused (it names a different stream
+// on each thread, the encoder's would order nothing).
 //
 // Reuse. Encoder.Encode returns only after the kernel that reads the frame
 // has completed on the device, so the producer may write the memory again
@@ -127,6 +142,8 @@ func (f Frame) Validate() error {
 		return fmt.Errorf("%w: batch count %d, want >= 0", ErrBadFrame, f.Count)
 	case f.Frames() > 1 && f.FrameStride() < f.RowPitch()*(f.Height-1)+f.Width*bpp:
 		return fmt.Errorf("%w: frame stride %d smaller than one %dx%d picture with pitch %d", ErrBadFrame, f.FrameStride(), f.Width, f.Height, f.RowPitch())
+	case f.Stream == StreamPerThread && f.Event == 0:
+		return fmt.Errorf("%w: Stream is the per-thread default stream (CU_STREAM_PER_THREAD), which names the encoder's own thread's stream there and orders nothing; record an event on it after the writes and set Event", ErrBadFrame)
 	}
 	return nil
 }

@@ -21,9 +21,26 @@ func TestFrameValidate(t *testing.T) {
 		"short pitch":   {Ptr: 1, Width: 64, Height: 48, Format: RGBA, Pitch: 200},
 		"short stride":  {Ptr: 1, Width: 64, Height: 48, Format: RGB24, Count: 2, Stride: 100},
 		"negative size": {Ptr: 1, Width: 64, Height: 48, Format: RGB24, Count: -1},
+		// CU_STREAM_PER_THREAD names the per-thread default stream of the
+		// thread that uses the handle: waited for on the encoder's thread,
+		// it orders nothing the producer's thread wrote.
+		"per-thread default stream": {Ptr: 1, Width: 64, Height: 48, Format: RGB24, Stream: StreamPerThread},
 	} {
 		if err := f.Validate(); !errors.Is(err, ErrBadFrame) {
 			t.Errorf("%s: Validate() = %v, want ErrBadFrame", name, err)
+		}
+	}
+}
+
+// The per-thread default stream is accepted with an Event (which orders
+// the frame), and the legacy stream handle with or without one.
+func TestFrameValidateStreams(t *testing.T) {
+	for _, f := range []Frame{
+		{Ptr: 1, Width: 64, Height: 48, Format: RGB24, Stream: StreamPerThread, Event: 9},
+		{Ptr: 1, Width: 64, Height: 48, Format: RGB24, Stream: StreamLegacy},
+	} {
+		if err := f.Validate(); err != nil {
+			t.Errorf("%+v: %v", f, err)
 		}
 	}
 }

@@ -29,6 +29,9 @@ func (d *Device) Alloc(n int) (*Buffer, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("gpu: allocate %d bytes of device memory, want > 0", n)
 	}
+	if err := d.Fault(); err != nil {
+		return nil, err
+	}
 	b := &Buffer{d: d, n: n}
 	if err := d.Do(func() error {
 		p, err := cu.MemAlloc(int64(n))
@@ -109,6 +112,9 @@ func (d *Device) AllocPinned(n int) (*Pinned, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("gpu: allocate %d bytes of pinned memory, want > 0", n)
 	}
+	if err := d.Fault(); err != nil {
+		return nil, err
+	}
 	pm := &Pinned{d: d, n: n}
 	if err := d.Do(func() error { return cuErr("cuMemHostAlloc", C.fw_host_alloc(&pm.p, C.size_t(n))) }); err != nil {
 		return nil, err
@@ -173,7 +179,15 @@ func (s *stream) waitFor(f Frame) error {
 	return cuErr("wait for the producer's stream/event", C.fw_wait_producer(s.s, s.ev, C.uintptr_t(f.Event), C.uintptr_t(f.Stream)))
 }
 
-func (s *stream) sync() error { return cuErr("cuStreamSynchronize", C.fw_stream_sync(s.s)) }
+// sync waits for the stream's work through its blocking-sync event (the
+// thread sleeps; see fw_stream_sync). A stream that is not open has
+// nothing to wait for.
+func (s *stream) sync() error {
+	if s.s == nil || s.ev == nil {
+		return nil
+	}
+	return cuErr("synchronize a stream", C.fw_stream_sync(s.s, s.ev))
+}
 
 // toNV12 launches the RGB→NV12 kernel: src (one picture) into the NV12
 // planes y and uv of ow x oh.

@@ -2,6 +2,9 @@
 
 // C shim of package gpu: the CUDA driver calls gorgonia.org/cu lacks or
 // makes awkward, and the FFmpeg glue. Declarations in shim_cuda.h.
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE // RTLD_DEFAULT
+#endif
 #include "shim_cuda.h"
 #include <dlfcn.h>
 #include <errno.h>
@@ -9,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cuda.h>
 #include <libavcodec/avcodec.h>
 #include <libavutil/hwcontext.h>
@@ -32,8 +36,38 @@ int fw_host_free(void *p) { return cuMemFreeHost(p); }
 // process run. Ordering with a producer is explicit (fw_wait_producer).
 int fw_stream_create(CUstream *s) { return cuStreamCreate(s, CU_STREAM_NON_BLOCKING); }
 int fw_stream_destroy(CUstream s) { return cuStreamDestroy(s); }
-int fw_stream_sync(CUstream s) { return cuStreamSynchronize(s); }
-int fw_event_create(CUevent *e) { return cuEventCreate(e, CU_EVENT_DISABLE_TIMING); }
+// Our events are blocking-sync: cuEventSynchronize on them blocks the
+// thread instead of spinning a core, whatever scheduling flags the primary
+// context has (a model's CUDA runtime may have made it active first, with
+// flags 0: spin). fw_stream_sync waits through one (ev, the stream's
+// scratch event) for the same reason, not with cuStreamSynchronize.
+int fw_stream_sync(CUstream s, CUevent ev) {
+	int r = cuEventRecord(ev, s);
+	if (r != CUDA_SUCCESS) return r;
+	return cuEventSynchronize(ev);
+}
+int fw_event_create(CUevent *e) { return cuEventCreate(e, CU_EVENT_DISABLE_TIMING | CU_EVENT_BLOCKING_SYNC); }
+
+// fw_sched_blocking_sync asks for CU_CTX_SCHED_BLOCKING_SYNC on device
+// dev's primary context before it is retained, so every wait in it (ours,
+// FFmpeg's NVDEC and NVENC calls, synchronous copies) blocks instead of
+// spinning a core; other flag bits are kept. When the context is already
+// active (retained first by a model's CUDA runtime) its flags are the
+// owner's and are left alone: *applied is 0 and *flags the flags in force
+// (our own waits still block, through blocking-sync events).
+int fw_sched_blocking_sync(int dev, unsigned *flags, int *applied) {
+	int active = 0;
+	*applied = 0;
+	int r = cuDevicePrimaryCtxGetState((CUdevice)dev, flags, &active);
+	if (r != CUDA_SUCCESS || active) return r;
+	unsigned want = (*flags & ~(unsigned)CU_CTX_SCHED_MASK) | CU_CTX_SCHED_BLOCKING_SYNC;
+	r = cuDevicePrimaryCtxSetFlags((CUdevice)dev, want);
+	if (r == CUDA_SUCCESS) {
+		*flags = want;
+		*applied = 1;
+	}
+	return r;
+}
 int fw_event_destroy(CUevent e) { return cuEventDestroy(e); }
 int fw_event_sync(CUevent e) { return cuEventSynchronize(e); }
 int fw_event_record(CUevent e, CUstream s) { return cuEventRecord(e, s); }
@@ -55,6 +89,65 @@ int fw_signal_consumer(CUstream s, CUevent tmp, uintptr_t cs) {
 	int r = cuEventRecord(tmp, s);
 	if (r != CUDA_SUCCESS) return r;
 	return cuStreamWaitEvent((CUstream)cs, tmp, 0);
+}
+
+// fw_thread_cpu_ns reports the CPU time the calling OS thread has used
+// (CLOCK_THREAD_CPUTIME_ID): what a wait on this thread costs in CPU.
+long long fw_thread_cpu_ns(void) {
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return -1;
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+// fw_ctx_current reports the calling thread's current context.
+int fw_ctx_current(CUcontext *c) { return cuCtxGetCurrent(c); }
+
+// fw_sticky reports the sticky error of the calling thread's current
+// context (0 when it has none). A sticky error (an illegal address, a
+// failed launch, a device-side assert) poisons the context: every later
+// call in it returns that error until it is destroyed. cuStreamQuery of
+// the legacy stream answers without waiting.
+int fw_sticky(void) {
+	int r = cuStreamQuery(CU_STREAM_LEGACY);
+	switch (r) {
+	case CUDA_ERROR_ILLEGAL_ADDRESS:
+	case CUDA_ERROR_ASSERT:
+	case CUDA_ERROR_HARDWARE_STACK_ERROR:
+	case CUDA_ERROR_ILLEGAL_INSTRUCTION:
+	case CUDA_ERROR_MISALIGNED_ADDRESS:
+	case CUDA_ERROR_INVALID_ADDRESS_SPACE:
+	case CUDA_ERROR_INVALID_PC:
+	case CUDA_ERROR_LAUNCH_FAILED:
+		return r;
+	}
+	return 0;
+}
+
+// fw_pointer_range asks the driver which allocation holds p
+// (cuPointerGetAttributes: context, device, range). An address the driver
+// does not know gets a NULL context and an empty range.
+int fw_pointer_range(CUdeviceptr p, fw_ptr_info *pi) {
+	CUpointer_attribute a[4] = {CU_POINTER_ATTRIBUTE_CONTEXT, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
+	                            CU_POINTER_ATTRIBUTE_RANGE_START_ADDR, CU_POINTER_ATTRIBUTE_RANGE_SIZE};
+	memset(pi, 0, sizeof *pi);
+	pi->ordinal = -1;
+	void *d[4] = {&pi->ctx, &pi->ordinal, &pi->start, &pi->size};
+	return cuPointerGetAttributes(4, a, d, p);
+}
+
+// fw_pointer_check checks that [p, p+n) lies in one allocation of device
+// ordinal want_dev made in context want (or context-less memory of that
+// device: cuMemCreate/cuMemMap mappings report no context). It returns 0
+// when it does, FW_PTR_UNKNOWN, FW_PTR_OTHER_CTX or FW_PTR_SHORT when not
+// (fw_pointer_range then tells the details), or -CUresult.
+int fw_pointer_check(CUdeviceptr p, size_t n, CUcontext want, int want_dev) {
+	fw_ptr_info pi;
+	int r = fw_pointer_range(p, &pi);
+	if (r != CUDA_SUCCESS) return -r;
+	if (pi.size == 0) return FW_PTR_UNKNOWN;
+	if (pi.ctx != want && !(pi.ctx == NULL && pi.ordinal == want_dev)) return FW_PTR_OTHER_CTX;
+	if (p < pi.start || n > pi.size - (size_t)(p - pi.start)) return FW_PTR_SHORT;
+	return 0;
 }
 
 int fw_module_load(CUmodule *m, const char *ptx) { return cuModuleLoadData(m, ptx); }
@@ -104,15 +197,40 @@ int fw_launch_nv12_to_rgb(CUfunction f, CUstream s, CUdeviceptr y, long long y_p
 
 // fw_hwdevice_create makes FFmpeg's CUDA device on the calling thread's
 // current context: the device goroutine's, the primary context package gpu
-// retained. AV_CUDA_USE_PRIMARY_CONTEXT cannot be used: FFmpeg wants the
+// retained. AV_CUDA_USE_PRIMARY_CONTEXT is not used: FFmpeg wants the
 // primary context created with CU_CTX_SCHED_BLOCKING_SYNC and answers
 // ENOTSUP ("Primary context already active with incompatible flags") when
-// it is already active with other flags, as it is once we (or the CUDA
-// runtime of a model in the same process) retained it. FFmpeg neither
+// it is already active with other flags, as it is when the CUDA runtime of
+// a model in the same process retained it first (Open sets that flag only
+// on a context not yet active). FFmpeg neither
 // retains nor releases a current context: the Device owns its lifetime and
 // frees this device context before releasing the primary context.
 int fw_hwdevice_create(AVBufferRef **out, const char *ordinal) {
 	return av_hwdevice_ctx_create(out, AV_HWDEVICE_TYPE_CUDA, ordinal, NULL, AV_CUDA_USE_CURRENT_CONTEXT);
+}
+
+// fw_hwdevice_on_stream makes an FFmpeg CUDA device context of its own
+// for one decoder: the calling thread's current context (the primary
+// context; FFmpeg neither retains nor destroys a context it did not
+// create) with stream s, so NVDEC maps each decoded picture on the
+// decoder's own stream (nvdec.c: vpp.output_stream is the device
+// context's stream) instead of the legacy default stream, where it was
+// ordered with every other session's work.
+int fw_hwdevice_on_stream(AVBufferRef **out, CUstream s) {
+	CUcontext c = NULL;
+	if (cuCtxGetCurrent(&c) != CUDA_SUCCESS || !c) return AVERROR(EINVAL);
+	AVBufferRef *ref = av_hwdevice_ctx_alloc(AV_HWDEVICE_TYPE_CUDA);
+	if (!ref) return AVERROR(ENOMEM);
+	AVCUDADeviceContext *hw = ((AVHWDeviceContext *)ref->data)->hwctx;
+	hw->cuda_ctx = c;
+	hw->stream = s;
+	int r = av_hwdevice_ctx_init(ref);
+	if (r < 0) {
+		av_buffer_unref(&ref);
+		return r;
+	}
+	*out = ref;
+	return 0;
 }
 
 void fw_buffer_unref(AVBufferRef **r) { av_buffer_unref(r); }
@@ -334,18 +452,58 @@ int fw_lib_present(const char *name) {
 	return 1;
 }
 
+// fw_emu_stat reads a counter of the emulated driver (gpu/cudaemu, for
+// tests): cudaemu_stat of libcuda when lib is NULL, else nvencemu_stat of
+// library lib (the emulator's stays loaded once loaded: -z nodelete). It
+// returns -1 where the library is not the emulator's (a real driver's) or
+// does not load.
+long long fw_emu_stat(const char *lib, const char *name) {
+	void *h = RTLD_DEFAULT;
+	const char *sym = "cudaemu_stat";
+	if (lib) {
+		h = dlopen(lib, RTLD_LAZY | RTLD_LOCAL);
+		if (!h) return -1;
+		sym = "nvencemu_stat";
+	}
+	long long (*stat)(const char *) = (long long (*)(const char *))dlsym(h, sym);
+	long long v = stat ? stat(name) : -1;
+	if (lib) dlclose(h);
+	return v;
+}
+
+// fw_emu_inject_fault arms the emulated driver's next kernel launch to
+// fault (cudaemu_inject_fault); it returns 0 where the driver is not the
+// emulator's.
+int fw_emu_inject_fault(void) {
+	void (*inject)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "cudaemu_inject_fault");
+	if (!inject) return 0;
+	inject();
+	return 1;
+}
+
 // fw_dec_drain signals the end of the stream: the decoder outputs what it
 // holds.
 int fw_dec_drain(fw_dec *d) { return avcodec_send_packet(d->cc, NULL); }
 
+// fw_dec_send sends one access unit. It returns 0 when the decoder took
+// it, 1 when the decoder holds output that must be received first
+// (EAGAIN): the packet is then kept in d->pkt for fw_dec_resend, not
+// dropped (a dropped access unit breaks every picture that references
+// it), or an AVERROR.
 int fw_dec_send(fw_dec *d, const uint8_t *au, int n) {
 	av_packet_unref(d->pkt);
 	int r = av_new_packet(d->pkt, n);
 	if (r < 0) return r;
 	memcpy(d->pkt->data, au, n);
-	r = avcodec_send_packet(d->cc, d->pkt);
+	return fw_dec_resend(d);
+}
+
+// fw_dec_resend sends the packet fw_dec_send kept (same results).
+int fw_dec_resend(fw_dec *d) {
+	int r = avcodec_send_packet(d->cc, d->pkt);
+	if (r == AVERROR(EAGAIN)) return 1;
 	av_packet_unref(d->pkt);
-	return r == AVERROR(EAGAIN) ? 0 : r;
+	return r;
 }
 
 // fw_dec_receive returns 0 with the next picture's planes in d->y..d->h, 1 when none is

@@ -11,22 +11,26 @@ import (
 )
 
 // thread is a goroutine locked to its OS thread with the device's primary
-// context current. Each Decoder runs its CUDA calls (NVDEC decoding, the
-// conversion kernel, the copies) on a thread of its own, so the decoders
-// of several sessions work in parallel instead of queueing behind each
-// other and behind every kernel launch on the Device's goroutine.
+// context current. Each Decoder (NVDEC decoding, the conversion kernel,
+// the copies) and each Encoder (the frame check, the wait for the
+// producer, the kernel, the copy to pinned memory, the blocking
+// synchronisation) makes its per-frame CUDA calls on a thread of its own,
+// on its own stream, so the sessions' device work runs in parallel instead
+// of queueing behind each other on the Device's goroutine.
 type thread struct {
+	d    *Device // its work's errors are checked for a sticky fault
 	work chan task
 	quit chan struct{}
 	done chan struct{}
 	once sync.Once
 }
 
-// startThread starts a thread with ctx current; the caller must call stop.
-func startThread(ctx cu.CUContext) (*thread, error) {
-	t := &thread{work: make(chan task), quit: make(chan struct{}), done: make(chan struct{})}
+// startThread starts a thread with d's primary context current; the
+// caller must call stop.
+func startThread(d *Device) (*thread, error) {
+	t := &thread{d: d, work: make(chan task), quit: make(chan struct{}), done: make(chan struct{})}
 	ready := make(chan error, 1)
-	go t.run(ctx, ready)
+	go t.run(d.ctx, ready)
 	if err := <-ready; err != nil {
 		<-t.done
 		return nil, err
@@ -39,7 +43,7 @@ func (t *thread) run(ctx cu.CUContext, ready chan<- error) {
 	defer runtime.UnlockOSThread()
 	defer close(t.done)
 	if err := cu.SetCurrentContext(ctx); err != nil {
-		ready <- fmt.Errorf("gpu: make the context current on a decoder thread: %w", err)
+		ready <- fmt.Errorf("gpu: make the context current on an encoder or decoder thread: %w", err)
 		return
 	}
 	// The OS thread goes back to Go's pool without our context current.
@@ -67,7 +71,7 @@ func (t *thread) submit(tk task) error {
 
 // do runs f on the thread and returns its error.
 func (t *thread) do(f func() error) error {
-	tk := &funcTask{f: f, errc: make(chan error, 1)}
+	tk := &funcTask{d: t.d, f: f, errc: make(chan error, 1)}
 	if err := t.submit(tk); err != nil {
 		return err
 	}

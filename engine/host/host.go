@@ -30,6 +30,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
 
 	"github.com/framewire/framewire/encode"
@@ -92,6 +93,23 @@ func load(m engine.Model, log *slog.Logger, dev deviceSetup, opts ...engine.Opti
 	return eng, wired, nil
 }
 
+// health reports the open device's sticky fault (gpu.Device.Fault): nil
+// when it is usable or when there is no device.
+func (d deviceSetup) health() error {
+	if d.device == nil {
+		return nil
+	}
+	return d.device.Fault()
+}
+
+// gauges are the device's metrics collectors (none without a device).
+func (d deviceSetup) gauges() []prometheus.Collector {
+	if d.device == nil {
+		return nil
+	}
+	return []prometheus.Collector{metrics.DeviceFaultGauge(d.health)}
+}
+
 // closeLogged closes the device, logging a failure.
 func (d deviceSetup) closeLogged(log *slog.Logger) {
 	if err := d.close(); err != nil {
@@ -118,12 +136,18 @@ func Serve(ctx context.Context, ln net.Listener, m engine.Model, o Options, log 
 		return err
 	}
 	defer srv.Close()
-	prom, err := metrics.Handler(wired, srv)
+	prom, err := metrics.Handler(wired, srv, dev.gauges()...)
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		if err := dev.health(); err != nil {
+			http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
 	mux.Handle("GET /metrics", prom)
 	mux.Handle("/", srv)
 	MountPage(mux, wired, srv, log) // the demo page at / and GET /framewire/stats

@@ -87,12 +87,15 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 	n, err := node.New(wired, node.Config{
 		ID: no.ID, Addr: no.Advertise, Capacity: capacity, MaxDuration: no.MaxDuration, DrainTimeout: no.Drain,
 		Heartbeat: no.Heartbeat, TTL: no.TTL, Protocol: pcfg, Store: registry.New(rdb, ""), Issuer: issuer, Logger: log,
+		Health: dev.health,
 	})
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(nodeRegistry(wired, n), promhttp.HandlerOpts{}))
+	reg := nodeRegistry(wired, n)
+	reg.MustRegister(dev.gauges()...)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", n)
 	hs := o.HTTPServer(mux, log)
 	errc := make(chan error, 1)

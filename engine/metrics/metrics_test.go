@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
@@ -102,5 +105,26 @@ func TestMetrics(t *testing.T) {
 		if v := value(text, series); !ok(v) {
 			t.Errorf("%s = %v", series, v)
 		}
+	}
+}
+
+// The device-fault gauge follows the device's state (1 while poisoned).
+func TestDeviceFaultGauge(t *testing.T) {
+	var fault error
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.DeviceFaultGauge(func() error { return fault }))
+	read := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil || len(mfs) != 1 {
+			t.Fatalf("gather: %v, %d families", err, len(mfs))
+		}
+		return mfs[0].GetMetric()[0].GetGauge().GetValue()
+	}
+	if v := read(); v != 0 {
+		t.Errorf("healthy: %v, want 0", v)
+	}
+	fault = errors.New("poisoned")
+	if v := read(); v != 1 {
+		t.Errorf("poisoned: %v, want 1", v)
 	}
 }

@@ -152,15 +152,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Handler serves, in the Prometheus text format, the engine's metrics
-// (Collector) with the Go runtime's and the process's, from a registry of
-// its own.
-func Handler(w *wiring.Wiring, srv *protocol.Server) (http.Handler, error) {
+// (Collector) with the Go runtime's, the process's and extra collectors
+// (DeviceFaultGauge where a GPU is open), from a registry of its own.
+func Handler(w *wiring.Wiring, srv *protocol.Server, extra ...prometheus.Collector) (http.Handler, error) {
 	reg := prometheus.NewRegistry()
-	for _, c := range []prometheus.Collector{
+	for _, c := range append([]prometheus.Collector{
 		Collector(w, srv),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
+	}, extra...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -49,6 +49,10 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := n.unhealthy(); err != nil {
+		writeDetail(w, http.StatusServiceUnavailable, "unhealthy: "+err.Error())
+		return
+	}
 	if !n.Ready() {
 		writeDetail(w, http.StatusServiceUnavailable, "draining")
 		return
@@ -131,6 +135,9 @@ func (n *Node) handleStart(w http.ResponseWriter, r *http.Request) {
 
 // admit reserves a place for session fsid, or says why not.
 func (n *Node) admit(fsid, account string) (*hosted, int, error) {
+	if err := n.unhealthy(); err != nil {
+		return nil, http.StatusServiceUnavailable, fmt.Errorf("node is unhealthy: %w", err)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch {

@@ -58,6 +58,13 @@ type Config struct {
 	Issuer *auth.Issuer
 	// Logger receives node events; every session's lines carry its id.
 	Logger *slog.Logger
+	// Health, when set, reports why the node can no longer serve (nil
+	// while it can): a GPU whose CUDA context a sticky fault poisoned
+	// (gpu.Device.Fault). While it fails, /readyz answers 503 with the
+	// reason, new sessions are refused and the registration says draining,
+	// so placement stops and the node is replaced; running sessions go on
+	// as far as they can.
+	Health func() error
 }
 
 func (c *Config) defaults() error {
@@ -141,11 +148,21 @@ func (n *Node) Stats() Stats {
 		Started: n.started.Load(), Refused: n.refused.Load(), Ended: n.ended.Load()}
 }
 
-// Ready reports whether the node takes new sessions.
+// Ready reports whether the node takes new sessions: it is not draining
+// and Config.Health reports nothing.
 func (n *Node) Ready() bool {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	return !n.draining
+	draining := n.draining
+	n.mu.Unlock()
+	return !draining && n.unhealthy() == nil
+}
+
+// unhealthy reports Config.Health's reason, nil when healthy or unset.
+func (n *Node) unhealthy() error {
+	if n.cfg.Health == nil {
+		return nil
+	}
+	return n.cfg.Health()
 }
 
 func (n *Node) registration(draining bool) registry.Node {
@@ -184,7 +201,7 @@ func (n *Node) tick(ctx context.Context) {
 	n.mu.Lock()
 	draining := n.draining
 	n.mu.Unlock()
-	if err := n.cfg.Store.Register(ctx, n.registration(draining), n.cfg.TTL); err != nil {
+	if err := n.cfg.Store.Register(ctx, n.registration(draining || n.unhealthy() != nil), n.cfg.TTL); err != nil {
 		n.log.Warn("heartbeat failed", "err", err)
 	}
 	n.sweep(ctx)

@@ -5,7 +5,8 @@
 # emulator does not implement is exported too, returning
 # CUDA_ERROR_NOT_SUPPORTED and logging its name. LOADER_H is FFmpeg's
 # ffnvcodec dynlink_loader.h: the build fails if the library misses a
-# symbol its CUDA loader requires. `make cudaemu` runs it.
+# symbol its CUDA loader requires. It also builds OUT/libnvidia-encode.so.1,
+# the NVENC library of a GPU without NVENC (nvenc.c). `make cudaemu` runs it.
 set -euo pipefail
 out=$1
 stub=$2
@@ -13,7 +14,7 @@ loader=$3
 src=$(cd "$(dirname "$0")" && pwd)
 CC=${CC:-gcc}
 CXX=${CXX:-g++}
-rm -rf "$out/obj"
+rm -rf "$out/obj" "$out/obj-nvenc"
 mkdir -p "$out/obj"
 flags=(-O2 -g -fPIC -fvisibility=default -Wall -Wextra -Wno-unused-parameter -Werror)
 for f in driver memory stream module; do
@@ -46,4 +47,11 @@ if [ -n "$missing" ]; then
 	exit 1
 fi
 mv "$out/libcuda.so.1.tmp" "$out/libcuda.so.1"
+
+# The NVENC library of a GPU without NVENC (nvenc.c), against the
+# nv-codec-headers beside LOADER_H; kept out of obj/ (libcuda's objects).
+# -z nodelete: FFmpeg dlcloses it after each open; its counters must stay.
+mkdir -p "$out/obj-nvenc"
+$CC "${flags[@]}" -std=gnu11 -I"$(dirname "$loader")" -c "$src/nvenc.c" -o "$out/obj-nvenc/nvenc.o"
+$CC -shared -Wl,-soname,libnvidia-encode.so.1 -Wl,-z,nodelete -Wl,--no-undefined -o "$out/libnvidia-encode.so.1" "$out/obj-nvenc/nvenc.o" -lpthread
 echo "cudaemu: $out/libcuda.so.1 ($(comm -12 "$out/obj/driver.syms" "$out/obj/emulated.syms" | wc -l) entry points emulated, $(comm -23 "$out/obj/driver.syms" "$out/obj/emulated.syms" | wc -l) report 'not emulated')"

@@ -75,8 +75,16 @@ struct CUctx_st {
 	int primary;    // the device's primary context (else cuCtxCreate's)
 	int refs;       // primary: retain count
 	unsigned flags; // CU_CTX_* flags it was (or will be) created with
+	unsigned flags_at_activation; // the flags when it last became active
+	int activations;              // times it became active
 	int active;     // live; every call on an inactive context fails
 	CUstream legacy; // the legacy default stream, while active
+	// A sticky fault (CUDA_ERROR_ILLEGAL_ADDRESS) poisons the context as
+	// in the driver: every later call that uses it fails with fault until
+	// it is destroyed (the primary context: released by every holder).
+	CUresult fault;
+	char fault_why[512];
+	int faults; // sticky faults since the process started
 };
 
 // emu_mu guards every field of the structures below; emu_cv is broadcast
@@ -93,7 +101,8 @@ void emu_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void emu_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 // emu_current returns the calling thread's current context, or NULL with
-// *r set to the driver's error (no context, or a destroyed one).
+// *r set to the driver's error (no context, a destroyed one, or the
+// context's sticky fault).
 CUcontext emu_current(CUresult *r);
 int emu_initialized(void);
 
@@ -104,6 +113,19 @@ enum { EMU_DEVICE = 1, EMU_PINNED = 2 };
 // naming op otherwise. It returns 1 when the range is inside one.
 int emu_range(const char *op, uintptr_t p, size_t n, int kind);
 int emu_is_pinned(const void *p, size_t n);
+// emu_range_why is emu_range without the failure: it returns 1 when
+// [p, p+n) lies in one live allocation of kind belonging to ctx (any
+// context when ctx is NULL), else 0 with the reason in why.
+int emu_range_why(uintptr_t p, size_t n, int kind, CUcontext ctx, char *why, size_t len);
+// emu_ctx_fault makes fault sticky in c (the first one wins) and logs why.
+void emu_ctx_fault(CUcontext c, CUresult fault, const char *why);
+// emu_sticky reports c's sticky fault (CUDA_SUCCESS when none).
+CUresult emu_sticky(CUcontext c);
+// Reclaiming a poisoned context's resources when it is destroyed: the
+// driver frees them with it, nothing is reported as leaked.
+void emu_mem_reclaim(CUcontext ctx);
+void emu_stream_reclaim(CUcontext ctx);
+void emu_module_reclaim(CUcontext ctx);
 size_t emu_device_bytes(void);
 // emu_leaks reports (and counts) every allocation, stream, event and
 // module still live in ctx. Caller holds emu_mu.
@@ -124,6 +146,8 @@ struct emu_op {
 	size_t n;
 	CUDA_MEMCPY2D copy2d;
 	int kernel;
+	CUcontext ctx;     // kernels: the launching context
+	char fault[448];   // kernels: why running it faults ("" when it does not)
 	unsigned grid[3], block[3];
 	unsigned char params[256];
 };
@@ -138,6 +162,13 @@ uint64_t emu_enqueue(CUstream s, emu_op *op);
 void emu_wait(CUstream s, uint64_t seq);
 void emu_ctx_sync(CUcontext ctx);
 int emu_stream_leaks(CUcontext ctx);
+// Host waits that had to wait, by how (see stream.c), and the time spent
+// spinning. Guarded by emu_mu.
+extern long long emu_waits_spin, emu_waits_yield, emu_waits_blocking, emu_spin_ns;
+// Kernels running at once, and the most since the last read (module.c).
+extern int emu_kernels_running, emu_kernels_running_max;
+// The next kernel launch faults when set (cudaemu_inject_fault).
+extern int emu_fault_armed;
 int emu_module_leaks(CUcontext ctx);
 
 // Host kernels (kernels_host.cc).
@@ -150,5 +181,9 @@ struct emu_kernel {
 extern const struct emu_kernel emu_kernels[];
 extern const int emu_nkernels;
 void emu_run_kernel(int k, const unsigned grid[3], const unsigned block[3], const unsigned char *params);
+// emu_kernel_footprint lists the byte ranges kernel k reads or writes
+// through each pointer parameter for params (its launch arguments): out[i]
+// for parameter i, 0 for a parameter that is not a pointer.
+void emu_kernel_footprint(int k, const unsigned char *params, size_t out[]);
 
 #endif

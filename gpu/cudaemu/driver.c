@@ -78,7 +78,10 @@ CUresult cuDeviceGet(CUdevice *d, int ordinal) {
 CUresult cuDeviceGetName(char *name, int len, CUdevice d) {
 	CHECK_DEV(d);
 	if (!name || len <= 0) return CUDA_ERROR_INVALID_VALUE;
-	snprintf(name, (size_t)len, "cudaemu (emulated on the CPU, not a GPU)");
+	// FW_CUDAEMU_DEVICE_NAME: a test that must see the code paths of a
+	// real device (which skip the emulator's own assertions) names it.
+	const char *as = getenv("FW_CUDAEMU_DEVICE_NAME");
+	snprintf(name, (size_t)len, "%s", as && *as ? as : "cudaemu (emulated on the CPU, not a GPU)");
 	return CUDA_SUCCESS;
 }
 
@@ -141,16 +144,45 @@ CUcontext emu_current(CUresult *r) {
 	}
 	pthread_mutex_lock(&emu_mu);
 	int active = c->active;
+	CUresult fault = c->fault;
 	pthread_mutex_unlock(&emu_mu);
 	if (!active) {
 		*r = CUDA_ERROR_CONTEXT_IS_DESTROYED;
+		return NULL;
+	}
+	if (fault) {
+		*r = fault;
 		return NULL;
 	}
 	*r = CUDA_SUCCESS;
 	return c;
 }
 
+void emu_ctx_fault(CUcontext c, CUresult fault, const char *why) {
+	pthread_mutex_lock(&emu_mu);
+	int first = c->fault == 0;
+	if (first) {
+		c->fault = fault;
+		c->faults++;
+		snprintf(c->fault_why, sizeof c->fault_why, "%s", why);
+	}
+	pthread_mutex_unlock(&emu_mu);
+	if (first)
+		emu_log("sticky fault (CUresult %d) in context %p: %s; every call in this context now fails until it is destroyed", fault, (void *)c, why);
+}
+
+CUresult emu_sticky(CUcontext c) {
+	pthread_mutex_lock(&emu_mu);
+	CUresult r = c->fault;
+	pthread_mutex_unlock(&emu_mu);
+	return r;
+}
+
 static void activate(CUcontext c) {
+	pthread_mutex_lock(&emu_mu);
+	c->flags_at_activation = c->flags;
+	c->activations++;
+	pthread_mutex_unlock(&emu_mu);
 	c->active = 1;
 	c->legacy = emu_stream_new(c, CU_STREAM_DEFAULT, 1);
 }
@@ -159,7 +191,14 @@ static void activate(CUcontext c) {
 // (emu_fail) and destroys it. Caller does not hold emu_mu.
 static void deactivate(CUcontext c, const char *why) {
 	emu_ctx_sync(c);
+	if (emu_sticky(c)) { // the driver frees a poisoned context's resources with it
+		emu_stream_reclaim(c);
+		emu_module_reclaim(c);
+		emu_mem_reclaim(c);
+	}
 	pthread_mutex_lock(&emu_mu);
+	c->fault = 0;
+	c->fault_why[0] = 0;
 	int leaks = emu_leaks(c);
 	c->active = 0;
 	CUstream legacy = c->legacy;
@@ -309,7 +348,7 @@ CUresult cuCtxSynchronize(void) {
 	CUcontext c = emu_current(&r);
 	if (!c) return r;
 	emu_ctx_sync(c);
-	return CUDA_SUCCESS;
+	return emu_sticky(c); // a kernel that faulted meanwhile
 }
 
 CUresult cuCtxSetLimit(int limit, size_t value) {
@@ -317,6 +356,35 @@ CUresult cuCtxSetLimit(int limit, size_t value) {
 	(void)value;
 	CUresult r;
 	return emu_current(&r) ? CUDA_SUCCESS : r;
+}
+
+// cudaemu_stat reports a counter of the emulator by name, for tests
+// (gpu.EmulatorStat): "primary_flags" (the primary context's flags now),
+// "primary_fault" (its sticky fault, 0 when none), "primary_faults",
+// "primary_flags_at_retain" (its flags when it last became active: the
+// scheduling policy its waits follow), "primary_activations", and the host
+// waits that had to wait by how: "waits_spin", "waits_yield",
+// "waits_blocking", "spin_us" (time spent spinning),
+// "max_concurrent_kernels" (the most kernels running at once on different
+// streams since the last read of it); -1 for an unknown name.
+long long cudaemu_stat(const char *name) {
+	long long v = -1;
+	pthread_mutex_lock(&emu_mu);
+	if (!strcmp(name, "primary_flags")) v = primary.flags;
+	else if (!strcmp(name, "primary_flags_at_retain")) v = primary.flags_at_activation;
+	else if (!strcmp(name, "primary_activations")) v = primary.activations;
+	else if (!strcmp(name, "waits_spin")) v = emu_waits_spin;
+	else if (!strcmp(name, "waits_yield")) v = emu_waits_yield;
+	else if (!strcmp(name, "waits_blocking")) v = emu_waits_blocking;
+	else if (!strcmp(name, "spin_us")) v = emu_spin_ns / 1000;
+	else if (!strcmp(name, "primary_fault")) v = primary.fault;
+	else if (!strcmp(name, "primary_faults")) v = primary.faults;
+	else if (!strcmp(name, "max_concurrent_kernels")) { // reading restarts the count
+		v = emu_kernels_running_max;
+		emu_kernels_running_max = emu_kernels_running;
+	}
+	pthread_mutex_unlock(&emu_mu);
+	return v;
 }
 
 // ---- errors

@@ -81,3 +81,29 @@ extern "C" void emu_run_kernel(int k, const unsigned grid[3], const unsigned blo
 						}
 			}
 }
+
+// emu_kernel_footprint: the bytes each kernel touches through its pointer
+// parameters for a launch covering its whole picture (as package gpu's
+// launchers size the grid), from the index arithmetic of kernels.cu.
+extern "C" void emu_kernel_footprint(int k, const unsigned char *params, size_t out[]) {
+	auto ll = [&](int i) { return load<long long>(params, 8 * (size_t)i); }; // every parameter is 8 bytes
+	auto span = [](long long rows, long long pitch, long long last) {
+		return rows <= 0 || last <= 0 ? (size_t)0 : (size_t)((rows - 1) * pitch + last);
+	};
+	switch (k) {
+	case 0: { // fw_rgb_to_nv12(src, src_pitch, bpp, w, h, y, y_pitch, uv, uv_pitch, ow, oh)
+		long long bpp = ll(2), w = ll(3), h = ll(4), ow = ll(9), oh = ll(10);
+		out[0] = span(h, ll(1), (w - 1) * bpp + 3);
+		out[5] = span(oh, ll(6), ow);
+		out[7] = span(oh / 2, ll(8), ow);
+		break;
+	}
+	case 1: { // fw_nv12_to_rgb(y, y_pitch, uv, uv_pitch, w, h, dst, dst_pitch, bpp)
+		long long w = ll(4), h = ll(5), bpp = ll(8);
+		out[0] = span(h, ll(1), w);
+		out[2] = span((h + 1) / 2, ll(3), ((w - 1) & ~1LL) + 2);
+		out[6] = span(h, ll(7), w * bpp);
+		break;
+	}
+	}
+}

@@ -1,6 +1,7 @@
 // Emulated CUDA driver: device and pinned memory, real host memory kept in
 // a checked registry, and the copies between them.
 #include "cudaemu.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -134,19 +135,77 @@ CUresult cuMemGetInfo_v2(size_t *freeb, size_t *total) {
 	return CUDA_SUCCESS;
 }
 
-int emu_range(const char *op, uintptr_t p, size_t n, int kind) {
+int emu_range_why(uintptr_t p, size_t n, int kind, CUcontext ctx, char *why, size_t len) {
 	pthread_mutex_lock(&emu_mu);
 	struct alloc *a = find(p);
-	int ok = a && (a->kind & kind) && n <= a->n - (p - a->ptr);
+	int ok = a && (a->kind & kind) && n <= a->n - (p - a->ptr) && (!ctx || a->ctx == ctx);
 	uintptr_t base = a ? a->ptr : 0;
 	size_t an = a ? a->n : 0;
+	int other = a && ctx && a->ctx != ctx;
 	pthread_mutex_unlock(&emu_mu);
 	if (ok) return 1;
-	if (a)
-		emu_fail("%s: [0x%lx, +%zu) runs past the end of the %zu-byte allocation at 0x%lx", op, (unsigned long)p, n, an, (unsigned long)base);
+	if (other)
+		snprintf(why, len, "[0x%lx, +%zu) is memory of another context", (unsigned long)p, n);
+	else if (a)
+		snprintf(why, len, "[0x%lx, +%zu) runs past the end of the %zu-byte allocation at 0x%lx", (unsigned long)p, n, an, (unsigned long)base);
 	else
-		emu_fail("%s: 0x%lx (%zu bytes) is not in any live %s allocation", op, (unsigned long)p, n, kind == EMU_DEVICE ? "device" : "device or pinned");
+		snprintf(why, len, "0x%lx (%zu bytes) is not in any live %s allocation", (unsigned long)p, n, kind == EMU_DEVICE ? "device" : "device or pinned");
 	return 0;
+}
+
+int emu_range(const char *op, uintptr_t p, size_t n, int kind) {
+	char why[256];
+	if (emu_range_why(p, n, kind, NULL, why, sizeof why)) return 1;
+	emu_fail("%s: %s", op, why);
+	return 0;
+}
+
+void emu_mem_reclaim(CUcontext ctx) {
+	pthread_mutex_lock(&emu_mu);
+	for (struct alloc **pp = &live; *pp;) {
+		struct alloc *a = *pp;
+		if (a->ctx != ctx) {
+			pp = &a->next;
+			continue;
+		}
+		*pp = a->next;
+		if (a->kind == EMU_DEVICE) device_bytes -= a->n;
+		munmap(a->region, a->rlen);
+		free(a);
+	}
+	pthread_mutex_unlock(&emu_mu);
+}
+
+// cuPointerGetAttributes answers for any address, as the driver does: an
+// address outside every allocation gets the null values (no context,
+// memory type 0, an empty range) and CUDA_SUCCESS. Supported: CONTEXT (1),
+// MEMORY_TYPE (2), DEVICE_POINTER (3), HOST_POINTER (4), DEVICE_ORDINAL
+// (9), RANGE_START_ADDR (11), RANGE_SIZE (12), MAPPED (13).
+CUresult cuPointerGetAttributes(unsigned n, int *attrs, void **data, CUdeviceptr ptr) {
+	if (!emu_initialized()) return CUDA_ERROR_NOT_INITIALIZED;
+	if (!attrs || !data) return CUDA_ERROR_INVALID_VALUE;
+	pthread_mutex_lock(&emu_mu);
+	struct alloc *a = find((uintptr_t)ptr);
+	struct alloc x = a ? *a : (struct alloc){0};
+	pthread_mutex_unlock(&emu_mu);
+	for (unsigned i = 0; i < n; i++) {
+		void *d = data[i];
+		if (!d) continue;
+		switch (attrs[i]) {
+		case 1: *(CUcontext *)d = x.ctx; break;
+		case 2: *(unsigned *)d = a ? (x.kind == EMU_DEVICE ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST) : 0; break;
+		case 3: *(CUdeviceptr *)d = a ? ptr : 0; break;
+		case 4: *(void **)d = a && x.kind == EMU_PINNED ? (void *)(uintptr_t)ptr : NULL; break;
+		case 9: *(int *)d = a ? 0 : -1; break;
+		case 11: *(CUdeviceptr *)d = x.ptr; break;
+		case 12: *(size_t *)d = x.n; break;
+		case 13: *(int *)d = a != NULL; break;
+		default:
+			emu_log("cuPointerGetAttributes: attribute %d is not emulated", attrs[i]);
+			return CUDA_ERROR_NOT_SUPPORTED;
+		}
+	}
+	return CUDA_SUCCESS;
 }
 
 int emu_is_pinned(const void *p, size_t n) {
@@ -180,7 +239,8 @@ static void run_copy(emu_op *op) { memcpy(op->dst, op->src, op->n); }
 
 static CUresult copy(const char *op, void *dst, const void *src, size_t n, int dkind, int skind, CUstream s, int async) {
 	CUresult r;
-	if (!emu_current(&r)) return r;
+	CUcontext cx = emu_current(&r);
+	if (!cx) return r;
 	if (n == 0) return CUDA_SUCCESS;
 	if (dkind && !emu_range(op, (uintptr_t)dst, n, dkind)) return CUDA_ERROR_INVALID_VALUE;
 	if (skind && !emu_range(op, (uintptr_t)src, n, skind)) return CUDA_ERROR_INVALID_VALUE;
@@ -192,7 +252,10 @@ static CUresult copy(const char *op, void *dst, const void *src, size_t n, int d
 	o->n = n;
 	uint64_t seq = emu_enqueue(st, o);
 	int host_pageable = (!dkind && !emu_is_pinned(dst, n)) || (!skind && !emu_is_pinned(src, n));
-	if (!async || host_pageable) emu_wait(st, seq);
+	if (!async || host_pageable) {
+		emu_wait(st, seq);
+		return emu_sticky(cx);
+	}
 	return CUDA_SUCCESS;
 }
 
@@ -235,7 +298,8 @@ static int check2d(const char *op, int type, uintptr_t base, size_t x, size_t y,
 
 static CUresult copy2d(const char *op, const CUDA_MEMCPY2D *c, CUstream s, int async) {
 	CUresult r;
-	if (!emu_current(&r)) return r;
+	CUcontext cx = emu_current(&r);
+	if (!cx) return r;
 	if (!c) return CUDA_ERROR_INVALID_VALUE;
 	if (!check2d(op, c->srcMemoryType, (uintptr_t)c->srcDevice, c->srcXInBytes, c->srcY, c->srcPitch, c->WidthInBytes, c->Height) ||
 	    !check2d(op, c->dstMemoryType, (uintptr_t)c->dstDevice, c->dstXInBytes, c->dstY, c->dstPitch, c->WidthInBytes, c->Height))
@@ -245,7 +309,10 @@ static CUresult copy2d(const char *op, const CUDA_MEMCPY2D *c, CUstream s, int a
 	emu_op *o = emu_op_new(run_copy2d);
 	o->copy2d = *c;
 	uint64_t seq = emu_enqueue(st, o);
-	if (!async || c->srcMemoryType == CU_MEMORYTYPE_HOST || c->dstMemoryType == CU_MEMORYTYPE_HOST) emu_wait(st, seq);
+	if (!async || c->srcMemoryType == CU_MEMORYTYPE_HOST || c->dstMemoryType == CU_MEMORYTYPE_HOST) {
+		emu_wait(st, seq);
+		return emu_sticky(cx);
+	}
 	return CUDA_SUCCESS;
 }
 

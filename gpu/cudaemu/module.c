@@ -145,6 +145,13 @@ CUresult cuModuleGetFunction(CUfunction *out, CUmodule m, const char *name) {
 	return CUDA_ERROR_NOT_FOUND;
 }
 
+void emu_module_reclaim(CUcontext ctx) {
+	pthread_mutex_lock(&emu_mu);
+	for (struct CUmod_st *m = modules; m; m = m->next)
+		if (m->ctx == ctx) m->unloaded = 1;
+	pthread_mutex_unlock(&emu_mu);
+}
+
 int emu_module_leaks(CUcontext ctx) {
 	int n = 0;
 	for (struct CUmod_st *m = modules; m; m = m->next)
@@ -155,11 +162,47 @@ int emu_module_leaks(CUcontext ctx) {
 	return n;
 }
 
-static void run_kernel(emu_op *op) { emu_run_kernel(op->kernel, op->grid, op->block, op->params); }
+// run_kernel runs the kernel, or, when its launch named memory it may not
+// touch, faults instead: the context's sticky fault, as a GPU's memory
+// protection would raise it when the kernel ran.
+static void run_kernel(emu_op *op) {
+	if (op->fault[0]) {
+		emu_ctx_fault(op->ctx, CUDA_ERROR_ILLEGAL_ADDRESS, op->fault);
+		return;
+	}
+	pthread_mutex_lock(&emu_mu);
+	if (++emu_kernels_running > emu_kernels_running_max) emu_kernels_running_max = emu_kernels_running;
+	pthread_mutex_unlock(&emu_mu);
+	emu_run_kernel(op->kernel, op->grid, op->block, op->params);
+	pthread_mutex_lock(&emu_mu);
+	emu_kernels_running--;
+	pthread_mutex_unlock(&emu_mu);
+}
+
+// emu_fault_armed makes the next kernel launch fault when it runs
+// (cudaemu_inject_fault). Guarded by emu_mu.
+int emu_fault_armed;
+
+// cudaemu_inject_fault arms a sticky illegal-address fault for the next
+// kernel launched in any context, for tests of what follows a fault that
+// no check could prevent (gpu.EmulatorInjectFault).
+void cudaemu_inject_fault(void) {
+	pthread_mutex_lock(&emu_mu);
+	emu_fault_armed = 1;
+	pthread_mutex_unlock(&emu_mu);
+}
+
+// Kernels running at once on the streams' workers, and the most since the
+// last read of cudaemu_stat("max_concurrent_kernels"). Guarded by emu_mu.
+int emu_kernels_running, emu_kernels_running_max;
 
 // check_params copies the launch's parameters (sizes from the PTX entry)
-// and checks that every pointer parameter points into device memory.
-static int check_params(struct CUfunc_st *f, void **args, unsigned char *out) {
+// into op and checks that everything the kernel will touch through each
+// pointer parameter (its footprint, from the kernel's own arguments) lies
+// in one live device or pinned allocation of the launching context. A
+// violation is not a launch error, as in the driver: the kernel faults
+// when it runs (op->fault) and poisons the context.
+static int check_params(struct CUfunc_st *f, void **args, emu_op *op) {
 	const struct emu_kernel *h = &emu_kernels[f->kernel];
 	size_t off = 0;
 	for (int i = 0; i < f->nparams; i++) {
@@ -169,15 +212,21 @@ static int check_params(struct CUfunc_st *f, void **args, unsigned char *out) {
 		}
 		off = (off + f->sizes[i] - 1) / f->sizes[i] * f->sizes[i];
 		if (off + f->sizes[i] > 256) return 0;
-		memcpy(out + off, args[i], f->sizes[i]);
-		if (h->ptrs[i]) {
-			uintptr_t p;
-			memcpy(&p, args[i], sizeof p);
-			char what[200];
-			snprintf(what, sizeof what, "cuLaunchKernel(%s) pointer parameter %d", f->name, i);
-			if (!emu_range(what, p, 1, EMU_DEVICE | EMU_PINNED)) return 0;
-		}
+		memcpy(op->params + off, args[i], f->sizes[i]);
 		off += f->sizes[i];
+	}
+	size_t span[MAX_PARAMS] = {0};
+	emu_kernel_footprint(f->kernel, op->params, span);
+	off = 0;
+	for (int i = 0; i < f->nparams; i++) {
+		off = (off + f->sizes[i] - 1) / f->sizes[i] * f->sizes[i];
+		uintptr_t p;
+		memcpy(&p, op->params + off, sizeof p);
+		off += f->sizes[i];
+		char why[256];
+		if (!h->ptrs[i] || op->fault[0] || emu_range_why(p, span[i] ? span[i] : 1, EMU_DEVICE | EMU_PINNED, op->ctx, why, sizeof why))
+			continue;
+		snprintf(op->fault, sizeof op->fault, "kernel %s, pointer parameter %d: %s", f->name, i, why);
 	}
 	return 1;
 }
@@ -185,7 +234,8 @@ static int check_params(struct CUfunc_st *f, void **args, unsigned char *out) {
 CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                         unsigned shared, CUstream s, void **args, void **extra) {
 	CUresult r;
-	if (!emu_current(&r)) return r;
+	CUcontext cx = emu_current(&r);
+	if (!cx) return r;
 	if (!f || live_module(f->mod, "cuLaunchKernel") == NULL) return CUDA_ERROR_INVALID_HANDLE;
 	if (extra) {
 		emu_log("cuLaunchKernel: the extra parameter form is not emulated");
@@ -197,10 +247,17 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
 	CUstream st = emu_stream_resolve(s, &r);
 	if (!st) return r;
 	emu_op *op = emu_op_new(run_kernel);
-	if (!check_params(f, args, op->params)) {
+	op->ctx = cx;
+	if (!check_params(f, args, op)) {
 		free(op);
 		return CUDA_ERROR_INVALID_VALUE;
 	}
+	pthread_mutex_lock(&emu_mu);
+	if (emu_fault_armed && !op->fault[0]) {
+		emu_fault_armed = 0;
+		snprintf(op->fault, sizeof op->fault, "kernel %s: a fault injected by cudaemu_inject_fault (a stand-in for a model's faulting kernel)", f->name);
+	}
+	pthread_mutex_unlock(&emu_mu);
 	op->kernel = f->kernel;
 	op->grid[0] = gx, op->grid[1] = gy, op->grid[2] = gz;
 	op->block[0] = bx, op->block[1] = by, op->block[2] = bz;

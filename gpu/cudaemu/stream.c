@@ -5,6 +5,7 @@
 // waits for all blocking streams of its context and they wait for it;
 // non-blocking streams (CU_STREAM_NON_BLOCKING) are ordered with nothing.
 #include "cudaemu.h"
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +24,7 @@ struct CUstream_st {
 
 struct CUevent_st {
 	CUcontext ctx;
+	unsigned flags; // CU_EVENT_* it was created with
 	CUstream s; // the stream of the last record, NULL before any
 	uint64_t seq;
 	int destroyed;
@@ -58,8 +60,9 @@ static void *worker(void *arg) {
 		if (!s->head) break;
 		emu_op *op = s->head;
 		while (!deps_done(op)) pthread_cond_wait(&emu_cv, &emu_mu);
+		int dead = s->ctx->fault != 0; // a faulted context runs nothing more
 		pthread_mutex_unlock(&emu_mu);
-		if (op->run) {
+		if (op->run && !dead) {
 			struct timespec ts = {0, delay_us() * 1000};
 			nanosleep(&ts, NULL);
 			op->run(op);
@@ -166,18 +169,80 @@ uint64_t emu_enqueue(CUstream s, emu_op *op) {
 	return op->seq;
 }
 
+// ---- host waits. The driver waits for the device as the context's
+// scheduling flags say: CU_CTX_SCHED_SPIN spins on a core,
+// CU_CTX_SCHED_YIELD spins yielding the core, CU_CTX_SCHED_BLOCKING_SYNC
+// blocks the thread; CU_CTX_SCHED_AUTO (0) spins while the process has no
+// more active contexts than the host has cores (always, for one context)
+// and yields otherwise. An event created with CU_EVENT_BLOCKING_SYNC makes
+// cuEventSynchronize block whatever the context's flags. The emulator
+// waits the same way (a spinning wait really burns its core) and counts
+// each wait that had to wait, by kind (cudaemu_stat), so a test can
+// assert that no wait of ours spins.
+enum { SCHED_MASK = 7, SCHED_SPIN = 1, SCHED_YIELD = 2, SCHED_BLOCKING = 4, EVENT_BLOCKING_SYNC = 1 };
+long long emu_waits_spin, emu_waits_yield, emu_waits_blocking, emu_spin_ns;
+
+static long long now_ns(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int wait_mode(CUcontext c, int blocking_event) {
+	if (blocking_event) return SCHED_BLOCKING;
+	unsigned f = c->flags & SCHED_MASK;
+	if (f == SCHED_BLOCKING || f == SCHED_YIELD) return (int)f;
+	return SCHED_SPIN; // SPIN, or AUTO with fewer contexts than cores (the emulator's case)
+}
+
+// wait_locked waits until s has completed seq, in mode. Caller holds
+// emu_mu (released while blocked or spinning).
+static void wait_locked(CUstream s, uint64_t seq, int mode) {
+	if (s->done >= seq) return;
+	if (mode == SCHED_BLOCKING) {
+		emu_waits_blocking++;
+		while (s->done < seq) pthread_cond_wait(&emu_cv, &emu_mu);
+		return;
+	}
+	if (mode == SCHED_YIELD) emu_waits_yield++;
+	else emu_waits_spin++;
+	long long t0 = now_ns();
+	while (s->done < seq) {
+		pthread_mutex_unlock(&emu_mu);
+		if (mode == SCHED_YIELD) sched_yield();
+		else
+			for (volatile int i = 0; i < 1000; i++) {
+			}
+		pthread_mutex_lock(&emu_mu);
+	}
+	if (mode == SCHED_SPIN) emu_spin_ns += now_ns() - t0;
+}
+
 void emu_wait(CUstream s, uint64_t seq) {
 	pthread_mutex_lock(&emu_mu);
-	while (s->done < seq) pthread_cond_wait(&emu_cv, &emu_mu);
+	wait_locked(s, seq, wait_mode(s->ctx, 0));
 	pthread_mutex_unlock(&emu_mu);
 }
 
 void emu_ctx_sync(CUcontext ctx) {
 	pthread_mutex_lock(&emu_mu);
+	int mode = wait_mode(ctx, 0);
 	for (CUstream x = streams; x; x = x->next)
-		if (x->ctx == ctx)
-			while (x->done < x->enq) pthread_cond_wait(&emu_cv, &emu_mu);
+		if (x->ctx == ctx) wait_locked(x, x->enq, mode);
 	pthread_mutex_unlock(&emu_mu);
+}
+
+void emu_stream_reclaim(CUcontext ctx) {
+	for (;;) {
+		pthread_mutex_lock(&emu_mu);
+		CUstream x = streams;
+		while (x && !(x->ctx == ctx && !x->legacy && !x->destroyed && !x->stop)) x = x->next;
+		for (struct CUevent_st *e = events; e; e = e->next)
+			if (e->ctx == ctx) e->destroyed = 1;
+		pthread_mutex_unlock(&emu_mu);
+		if (!x) return;
+		emu_stream_free(x);
+	}
 }
 
 int emu_stream_leaks(CUcontext ctx) {
@@ -228,7 +293,7 @@ CUresult cuStreamSynchronize(CUstream s) {
 	// including the legacy stream's implicit dependencies.
 	uint64_t seq = emu_enqueue(st, emu_op_new(NULL));
 	emu_wait(st, seq);
-	return CUDA_SUCCESS;
+	return emu_sticky(st->ctx); // a kernel that faulted meanwhile
 }
 
 CUresult cuStreamQuery(CUstream s) {
@@ -237,7 +302,9 @@ CUresult cuStreamQuery(CUstream s) {
 	if (!st) return r;
 	pthread_mutex_lock(&emu_mu);
 	int done = st->done == st->enq;
+	CUresult fault = st->ctx->fault;
 	pthread_mutex_unlock(&emu_mu);
+	if (fault) return fault;
 	return done ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
 }
 
@@ -258,13 +325,13 @@ static struct CUevent_st *event_of(CUevent e, CUresult *r) {
 }
 
 CUresult cuEventCreate(CUevent *out, unsigned flags) {
-	(void)flags;
 	CUresult r;
 	CUcontext c = emu_current(&r);
 	if (!c) return r;
 	if (!out) return CUDA_ERROR_INVALID_VALUE;
 	struct CUevent_st *e = calloc(1, sizeof *e);
 	e->ctx = c;
+	e->flags = flags;
 	pthread_mutex_lock(&emu_mu);
 	e->next = events;
 	events = e;
@@ -309,11 +376,10 @@ CUresult cuEventSynchronize(CUevent e) {
 	struct CUevent_st *x = event_of(e, &r);
 	if (!x) return r;
 	pthread_mutex_lock(&emu_mu);
-	CUstream s = x->s;
-	uint64_t seq = x->seq;
+	if (x->s) wait_locked(x->s, x->seq, wait_mode(x->ctx, x->flags & EVENT_BLOCKING_SYNC));
+	CUresult fault = x->ctx->fault;
 	pthread_mutex_unlock(&emu_mu);
-	if (s) emu_wait(s, seq);
-	return CUDA_SUCCESS;
+	return fault; // a kernel that faulted meanwhile, or CUDA_SUCCESS
 }
 
 CUresult cuEventQuery(CUevent e) {
