@@ -201,9 +201,10 @@ step_redis() {
 }
 
 # step_python installs Debian's interpreter and the packages the Python
-# package's tests use (PyPI is not used): NumPy, PyTorch (CPU), pytest.
+# package's tests and examples use (PyPI is not used): NumPy, PyTorch (CPU),
+# pytest, and OpenCV (examples/face_filter.py, with opencv-data from step_apt).
 step_python() {
-	need_pkgs python3 python3-numpy python3-torch python3-pytest python3-venv python3-pip
+	need_pkgs python3 python3-numpy python3-torch python3-pytest python3-venv python3-pip python3-opencv
 }
 
 case "${1:-all}" in

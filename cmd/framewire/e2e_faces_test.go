@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -57,24 +58,40 @@ type faceStats struct {
 
 // TestBrowserFaceFilter drives the real SDK 2.9.0 in headless Chromium
 // whose camera plays Megamind.avi (an animated face, 720×528), published as
-// webcam: the model reports faces in at least 80 % of its once-a-second
-// messages, main_video keeps its frame rate while detection runs, the
-// decoded frames show each filter at the reported boxes (pixelated: flat
-// 16×16 cells; blurred: no edges; boxes: a green frame after set_color hue
-// 120; off: none of these), and set_detector min_size 200 drops the faces
-// smaller than that.
+// webcam, against the Go demo (framewire-demo) and against the same model
+// in Python (examples/face_filter.py, framewire-demo-py, served by
+// `python3 -m framewire serve`), with the same checks: the model reports
+// faces in at least 80 % of its once-a-second messages, main_video keeps
+// its frame rate while detection runs, the decoded frames show each filter
+// at the reported boxes (pixelated: flat 16×16 cells; blurred: no edges;
+// boxes: a green frame after set_color hue 120; off: none of these), and
+// set_detector min_size 200 drops the faces smaller than that.
 func TestBrowserFaceFilter(t *testing.T) {
 	needBrowser(t)
 	video := faceVideoPath(t)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	engineURL := startServer(t, log, "-orphan-grace", "30s", "-ping-timeout", "20s")
+	flags := []string{"-orphan-grace", "30s", "-ping-timeout", "20s"}
+	t.Run("go", func(t *testing.T) {
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		testFaceFilter(t, video, startServer(t, log, flags...), "framewire-demo")
+	})
+	t.Run("python", func(t *testing.T) {
+		needPython(t)
+		url, _ := startPython(t, "examples/face_filter.py", flags...)
+		testFaceFilter(t, video, url, "framewire-demo-py")
+	})
+}
+
+// testFaceFilter runs TestBrowserFaceFilter's checks on the face filter
+// model served at engineURL.
+func testFaceFilter(t *testing.T, video, engineURL, model string) {
 	eval, _ := openHarnessWithin(t, 180*time.Second, chromedp.Flag("use-file-for-fake-video-capture", video))
 
-	eval("connect", fmt.Sprintf(`fw.connect(%q)`, engineURL), nil)
+	eval("connect", fmt.Sprintf(`fw.connect(%q, %q)`, engineURL, model), nil)
+	checkDemoCommands(t, eval, model)
 	eval("publish the face video", `fw.publishWebcam(true)`, nil)
 	var cam struct{ Width, Height int }
 	eval("webcam report", `fw.waitMessage("webcam", 0, 15000)`, &cam)
-	t.Logf("the model sees the webcam at %dx%d", cam.Width, cam.Height)
+	t.Logf("%s sees the webcam at %dx%d", model, cam.Width, cam.Height)
 	if cam.Width <= 0 || cam.Height <= 0 {
 		t.Fatalf("webcam report %+v", cam)
 	}
@@ -101,6 +118,26 @@ func TestBrowserFaceFilter(t *testing.T) {
 
 	checkFilters(t, eval, camArea.Min.X, camArea.Max.X)
 	checkMinSize(t, eval)
+}
+
+// checkDemoCommands checks that model's capabilities list the Go demo's
+// commands: the same names, descriptions and parameter schemas (names,
+// types, ranges, enums, defaults), in the same order.
+func checkDemoCommands(t *testing.T, eval func(string, string, any), model string) {
+	t.Helper()
+	var m struct {
+		Data struct {
+			Commands []any `json:"commands"`
+		} `json:"data"`
+	}
+	eval("requestCapabilities", `fw.requestCapabilities()`, &m)
+	want, _ := json.Marshal(demoCommands)
+	var wantList []any
+	_ = json.Unmarshal(want, &wantList)
+	if !reflect.DeepEqual(m.Data.Commands, wantList) {
+		got, _ := json.Marshal(m.Data.Commands)
+		t.Errorf("%s's commands differ from framewire-demo's:\n got  %s\n want %s", model, got, want)
+	}
 }
 
 // checkFilters samples each filter mode at the reported boxes and compares
