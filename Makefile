@@ -203,7 +203,8 @@ $(PYLIB_CUDA): $(LIBFW_SRC) $(PYLIB) | $(CUDA_STAMP)
 		go build -tags cuda -buildmode=c-shared -trimpath -ldflags='-s -w' -o $@ ./cmd/libframewire
 	rm -f $(PYPKG)/_lib/libframewire-cuda.h
 
-## test-python: the Python package's tests (pytest, Debian's interpreter);
-## the browser tests of Python models are in cmd/libframewire (test-go).
-test-python: python
+## test-python: the Python package's tests (pytest, Debian's interpreter;
+## the face video is test_face_filter.py's); the browser tests of Python
+## models are in cmd/framewire (test-go).
+test-python: python facevideo
 	cd $(PYDIR) && FRAMEWIRE_E2E=1 FRAMEWIRE_WHEEL_DIR=$(BUILD)/python $(PY) -m pytest -q -p no:cacheprovider tests
