@@ -232,7 +232,8 @@ class FaceReport:
 def run_detector(ctx, st, cascade):
     """The session's detector thread: detects on each new webcam picture,
     at most DETECT_RATE times a second, until the session stops, and
-    publishes the boxes (held FACE_HOLD when a detection finds none)."""
+    publishes the boxes (held FACE_HOLD when a detection finds none). An
+    error stops the session with the reason."""
     cam = ctx.get_track("webcam")
     rep, seen, last_face = FaceReport(), 0, 0.0
     period, next_t = 1 / DETECT_RATE, time.monotonic()
@@ -256,6 +257,9 @@ def run_detector(ctx, st, cascade):
                 ctx.send(rep.message(now, st.look()[4]))
     except SessionEnded:
         pass  # the session ended between should_stop() and a call
+    except Exception as e:
+        ctx.stop(f"face detector: {e}")  # as the Go demo: a failing detector ends the session
+        raise  # and the thread's traceback goes to stderr
 
 
 def pace(next_t, period):
