@@ -413,7 +413,7 @@ func measureStep(r *receivers, sessions []*capSession, pktNS *atomic.Int64, wind
 // locked thread, encoding frames already converted to I420 as fast as it
 // can for d. It returns how many 30 fps sessions' worth of frames they
 // encoded together, and the thread CPU per frame of the encode and of the
-// swscale conversion of the same pictures (timed separately, before).
+// pipeline's conversion of the same pictures (convertCPU).
 func bareBound(frames []tracks.Image, d time.Duration) (bound float64, conv, enc time.Duration, err error) {
 	workers := runtime.NumCPU()
 	encs := make([]*astiavEncoder, workers)
@@ -433,9 +433,12 @@ func bareBound(frames []tracks.Image, d time.Duration) (bound float64, conv, enc
 		if encs[i], err = newAstiavEncoder(encode.BackendX264, w, h); err != nil {
 			return 0, 0, 0, err
 		}
-		if pics[i], conv, err = encs[i].convertAll(frames); err != nil {
+		if pics[i], err = encs[i].convertAll(frames); err != nil {
 			return 0, 0, 0, err
 		}
+	}
+	if conv, err = convertCPU(frames); err != nil {
+		return 0, 0, 0, err
 	}
 	var wg sync.WaitGroup
 	counts := make([]int, workers)
@@ -463,12 +466,9 @@ func bareBound(frames []tracks.Image, d time.Duration) (bound float64, conv, enc
 }
 
 // convertAll converts every picture with e's swscale context into its own
-// I420 frame, and returns the frames and the thread CPU per conversion.
-func (e *astiavEncoder) convertAll(frames []tracks.Image) ([]*astiav.Frame, time.Duration, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+// I420 frame.
+func (e *astiavEncoder) convertAll(frames []tracks.Image) ([]*astiav.Frame, error) {
 	out := make([]*astiav.Frame, len(frames))
-	var cpu time.Duration
 	for i, img := range frames {
 		f := astiav.AllocFrame()
 		out[i] = f
@@ -476,18 +476,41 @@ func (e *astiavEncoder) convertAll(frames []tracks.Image) ([]*astiav.Frame, time
 		f.SetHeight(img.Height)
 		f.SetPixelFormat(astiav.PixelFormatYuv420P)
 		if err := f.AllocBuffer(0); err != nil {
-			return out, 0, err
+			return out, err
 		}
 		if err := e.rgb.Data().SetBytes(img.Pix, 1); err != nil {
-			return out, 0, err
+			return out, err
 		}
-		t := cpuTime(rusageThread)
 		if err := e.sws.ScaleFrame(e.rgb, f); err != nil {
-			return out, 0, err
+			return out, err
 		}
-		cpu += cpuTime(rusageThread) - t
 	}
-	return out, cpu / time.Duration(len(frames)), nil
+	return out, nil
+}
+
+// convertCPU is the thread CPU per picture of the pipeline's conversion
+// (encode.Converter, as encode.VideoEncoder uses it) of frames, after one
+// warm-up pass.
+func convertCPU(frames []tracks.Image) (time.Duration, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c, err := encode.NewConverter(encode.PixelI420)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	var t time.Duration
+	for pass := range 2 {
+		if pass == 1 {
+			t = cpuTime(rusageThread)
+		}
+		for _, img := range frames {
+			if err := c.Convert(img, img.Width, img.Height); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return (cpuTime(rusageThread) - t) / time.Duration(len(frames)), nil
 }
 
 // encodeYUV encodes one converted picture and drains its packets.
@@ -550,8 +573,8 @@ func largest(guess int, ok func(int) bool) int {
 //	capacity WxH: sessions=N bound=B efficiency=E
 //
 // with E = N ÷ B, and this process's CPU per frame at N sessions split
-// into conversion and encode (thread CPU of the bare conversion and
-// encode of the same pictures), packetization + SRTP (thread CPU of
+// into conversion and encode (thread CPU of encode.Converter and of the
+// bare encode on the same pictures), packetization + SRTP (thread CPU of
 // peer.Output.WriteSample in the sessions) and everything else (the rest:
 // emit copy, pacing, pion's RTCP and interceptor goroutines, Go runtime).
 // The receivers share the cores but their CPU is not counted. It ignores
