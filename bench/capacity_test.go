@@ -18,18 +18,7 @@ import (
 // changes every frame, as a generative model's does, so x264 works as it
 // would in production (a flat picture would flatter it).
 func movingModel(w, h int) engine.Model {
-	frames := make([]tracks.Image, 30)
-	for i := range frames {
-		img := tracks.NewImage(w, h)
-		for y := range h {
-			for x := range w {
-				o := y*img.Stride + x*3
-				v := (x + 8*i) ^ (y + 4*i)
-				img.Pix[o], img.Pix[o+1], img.Pix[o+2] = byte(v), byte(v*3+y), byte(x*7^(y*5+i))
-			}
-		}
-		frames[i] = img
-	}
+	frames := movingFrames(w, h)
 	return engine.Model{
 		Name:   "moving",
 		Tracks: []tracks.Spec{tracks.VideoOutput("main_video")},
@@ -54,6 +43,23 @@ func movingModel(w, h int) engine.Model {
 			}), nil
 		},
 	}
+}
+
+// movingFrames are movingModel's 30 pictures.
+func movingFrames(w, h int) []tracks.Image {
+	frames := make([]tracks.Image, 30)
+	for i := range frames {
+		img := tracks.NewImage(w, h)
+		for y := range h {
+			for x := range w {
+				o := y*img.Stride + x*3
+				v := (x + 8*i) ^ (y + 4*i)
+				img.Pix[o], img.Pix[o+1], img.Pix[o+2] = byte(v), byte(v*3+y), byte(x*7^(y*5+i))
+			}
+		}
+		frames[i] = img
+	}
+	return frames
 }
 
 // sustains runs n sessions of w for 1 s of warm-up and window of
@@ -102,7 +108,7 @@ func videoStats(ss []*wiring.Session) []struct{ Encoded, Dropped, Skipped, Emitt
 	return out
 }
 
-// BenchmarkNodeCapacity measures how many concurrent 30 fps sessions one
+// BenchmarkNodeSessions measures how many concurrent 30 fps sessions one
 // engine node (one process, one loaded model) sustains with libx264 before
 // frames are dropped: each session has its own runner, track, pacer,
 // converter and encoder, as in production. It searches the largest
@@ -111,10 +117,11 @@ func videoStats(ss []*wiring.Session) []struct{ Encoded, Dropped, Skipped, Emitt
 // failed step is retried once. The sessions encode into unbound peer
 // outputs (enginetest.StartVideo): RTP packetization and SRTP are not
 // counted, and no client decodes on the same CPU. It ignores b.N: run it
-// with -benchtime 1x.
+// with -benchtime 1x. BenchmarkCapacity measures the whole path,
+// packetization and SRTP to receivers in another process included.
 //
-//	go test -run '^$' -bench NodeCapacity -benchtime 1x ./bench/
-func BenchmarkNodeCapacity(b *testing.B) {
+//	go test -run '^$' -bench NodeSessions -benchtime 1x ./bench/
+func BenchmarkNodeSessions(b *testing.B) {
 	for _, size := range [][2]int{{640, 360}, {1280, 720}} {
 		b.Run(fmt.Sprintf("size=%dx%d", size[0], size[1]), func(b *testing.B) {
 			eng, err := engine.New(movingModel(size[0], size[1]))

@@ -1,0 +1,627 @@
+//go:build linux
+
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/asticode/go-astiav"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/engine/peer"
+	"github.com/framewire/framewire/engine/pipeline"
+	"github.com/framewire/framewire/tracks"
+)
+
+// receiverEnv, set to a count, makes the test binary a receiver process
+// for BenchmarkCapacity instead of running tests (see TestMain).
+const receiverEnv = "FRAMEWIRE_BENCH_RECEIVERS"
+
+// TestMain runs the package's tests, or, when receiverEnv is set, serves
+// that many WebRTC receivers over stdin/stdout for BenchmarkCapacity: the
+// receivers' CPU is then another process's, not the engine's.
+func TestMain(m *testing.M) {
+	if s := os.Getenv(receiverEnv); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench receiver:", err)
+			os.Exit(2)
+		}
+		if err := serveReceivers(n, os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "bench receiver:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// serveReceivers is the receiver process: n times it writes an offer (a
+// JSON string on a line) and reads its answer, then answers every "count" line
+// with the access units (RTP marker bits) each receiver got so far, until
+// stdin closes. Receivers keep pion's default interceptors (NACK, RTCP
+// reports, TWCC feedback), as a browser does, but do not decode.
+func serveReceivers(n int, in io.Reader, out io.Writer) error {
+	counts := make([]atomic.Int64, n)
+	pcs := make([]*webrtc.PeerConnection, n)
+	defer func() {
+		for _, pc := range pcs {
+			if pc != nil {
+				_ = pc.Close()
+			}
+		}
+	}()
+	enc := json.NewEncoder(out)
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for i := range pcs {
+		pc, err := countingReceiver(&counts[i])
+		if err != nil {
+			return err
+		}
+		pcs[i] = pc
+		sdp, err := offerSDP(pc)
+		if err != nil {
+			return err
+		}
+		if err := enc.Encode(sdp); err != nil {
+			return err
+		}
+		// Lockstep: the answer comes before the next offer, so neither
+		// side fills a pipe the other is not reading.
+		if !sc.Scan() {
+			return fmt.Errorf("no answer for receiver %d: %v", i, sc.Err())
+		}
+		if err := json.Unmarshal(sc.Bytes(), &sdp); err != nil {
+			return err
+		}
+		if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+			return err
+		}
+	}
+	snap := make([]int64, n)
+	for sc.Scan() {
+		for i := range counts {
+			snap[i] = counts[i].Load()
+		}
+		if err := enc.Encode(snap); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+// countingReceiver is a loopback pion peer that counts the access units
+// of the first video track it gets.
+func countingReceiver(count *atomic.Int64) (*webrtc.PeerConnection, error) {
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetInterfaceFilter(func(n string) bool { return n == "lo" })
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		return nil, err
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, err
+	}
+	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			p, _, err := t.ReadRTP()
+			if err != nil {
+				return
+			}
+			if p.Marker {
+				count.Add(1)
+			}
+		}
+	})
+	return pc, nil
+}
+
+// offerSDP adds a recvonly video transceiver (mid "0") and the "data"
+// channel to pc and returns its complete offer.
+func offerSDP(pc *webrtc.PeerConnection) (string, error) {
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		return "", err
+	}
+	if _, err := pc.CreateDataChannel("data", nil); err != nil {
+		return "", err
+	}
+	o, err := pc.CreateOffer(nil)
+	if err != nil {
+		return "", err
+	}
+	g := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(o); err != nil {
+		return "", err
+	}
+	<-g
+	return pc.LocalDescription().SDP, nil
+}
+
+// receivers is the parent's handle on a receiver process.
+type receivers struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *json.Decoder
+}
+
+func startReceivers(n int) (*receivers, error) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), receiverEnv+"="+strconv.Itoa(n))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &receivers{cmd: cmd, in: in, out: json.NewDecoder(bufio.NewReader(out))}, nil
+}
+
+// counts asks the receiver process how many access units each receiver
+// has got so far.
+func (r *receivers) counts() ([]int64, error) {
+	if _, err := io.WriteString(r.in, "count\n"); err != nil {
+		return nil, err
+	}
+	var c []int64
+	err := r.out.Decode(&c)
+	return c, err
+}
+
+func (r *receivers) close() {
+	_ = r.in.Close()
+	_ = r.cmd.Wait()
+}
+
+// cpuTime is the CPU time (user + system) of who (syscall.RUSAGE_SELF:
+// this process, not its children; rusageThread: the calling thread).
+func cpuTime(who int) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(who, &ru); err != nil {
+		panic(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rusageThread is Linux's RUSAGE_THREAD.
+const rusageThread = 1
+
+// cpuSink is a peer.Output that adds the CPU time its WriteSample calls
+// take on their thread (RTP packetization, the interceptors, SRTP and the
+// socket write, all synchronous) to ns. WireTime is the Output's.
+type cpuSink struct {
+	*peer.Output
+	ns *atomic.Int64
+}
+
+func (s cpuSink) WriteSample(data []byte, d time.Duration, capture time.Time, key bool) error {
+	runtime.LockOSThread()
+	t := cpuTime(rusageThread)
+	err := s.Output.WriteSample(data, d, capture, key)
+	s.ns.Add(int64(cpuTime(rusageThread) - t))
+	runtime.UnlockOSThread()
+	return err
+}
+
+// capSession is one full session of the capacity benchmark: an output
+// track a model goroutine emits into at 30 fps, its pipeline, and a
+// peer.Output bound to a pion server peer connected to a receiver in the
+// receiver process.
+type capSession struct {
+	set     *tracks.Set
+	out     *tracks.VideoOut
+	video   *pipeline.Video
+	srv     *peer.Peer
+	emitted atomic.Int64
+	stop    atomic.Bool
+	done    chan struct{}
+}
+
+// startSession answers offer with a new session whose sink adds its
+// packetization and SRTP CPU to pktNS, and returns it with the answer.
+func startSession(offer string, pktNS *atomic.Int64) (*capSession, string, chan struct{}, error) {
+	set, err := tracks.NewSet([]tracks.Spec{tracks.VideoOutput("main_video", tracks.Rate(30))})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	s := &capSession{set: set, done: make(chan struct{})}
+	s.out, _ = set.VideoOut("main_video")
+	output, err := peer.NewOutput("main_video", peer.KindVideo, peer.CodecH264)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if s.video, err = pipeline.NewVideo(s.out, cpuSink{output, pktNS}, pipeline.VideoConfig{}); err != nil {
+		return nil, "", nil, err
+	}
+	output.SetControl(s.video)
+	parsed, err := peer.ParseOffer(offer)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	ready := make(chan struct{})
+	var once sync.Once
+	cfg := peer.Config{Loopback: true, Interfaces: []string{"lo"}, GatherTimeout: 2 * time.Second}
+	s.srv, offer, err = cfg.Answer(context.Background(), peer.Binding{
+		Offer:    parsed,
+		Mapping:  []peer.TrackMapping{{MID: "0", Name: "main_video", Kind: peer.KindVideo, Direction: peer.DirRecvonly}},
+		Outputs:  map[string]*peer.Output{"main_video": output},
+		Handlers: peer.Handlers{OnReady: func(*peer.Peer) { once.Do(func() { close(ready) }) }},
+	})
+	return s, offer, ready, err
+}
+
+// run drives the pipeline and the model goroutine, which emits frames
+// (cycled, starting at phase) at 30 fps until stop is set.
+func (s *capSession) run(ctx context.Context, frames []tracks.Image, phase int) {
+	go func() { _ = s.video.Run(ctx) }()
+	go func() {
+		defer close(s.done)
+		tick := time.NewTicker(time.Second / 30)
+		defer tick.Stop()
+		for i := phase; !s.stop.Load(); i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			img := frames[i%len(frames)]
+			if s.out.Emit(img.Pix, img.Height, img.Width, 3) != nil {
+				return
+			}
+			s.emitted.Add(1)
+		}
+	}()
+}
+
+func (s *capSession) close() {
+	s.stop.Store(true)
+	<-s.done
+	_ = s.srv.Close()
+	s.set.Close()
+}
+
+// stepResult is one measured step of BenchmarkCapacity.
+type stepResult struct {
+	ok           bool
+	worstLoss    float64       // the worst session's lost fraction
+	cpuPerFrame  time.Duration // this process's CPU per emitted frame
+	pktPerFrame  time.Duration // WriteSample's (packetization, SRTP) per frame
+	emitted, got int64
+}
+
+// capacityStep runs n sessions of frames to n receivers in a receiver
+// process: connect, 1 s of warm-up, window of measurement, then the
+// models stop and the receivers get 300 ms to drain. A session sustains
+// when it emitted at least 95 % of 30 fps and at most 1 % of its frames
+// did not reach its receiver.
+func capacityStep(n int, frames []tracks.Image, window time.Duration) (stepResult, error) {
+	r, err := startReceivers(n)
+	if err != nil {
+		return stepResult{}, err
+	}
+	defer r.close()
+	var pktNS atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sessions := make([]*capSession, 0, n)
+	defer func() {
+		for _, s := range sessions {
+			s.close()
+		}
+	}()
+	readies := make([]chan struct{}, 0, n)
+	for range n {
+		var offer string
+		if err := r.out.Decode(&offer); err != nil {
+			return stepResult{}, fmt.Errorf("receiver offer: %w", err)
+		}
+		s, answer, ready, err := startSession(offer, &pktNS)
+		if err != nil {
+			return stepResult{}, err
+		}
+		sessions, readies = append(sessions, s), append(readies, ready)
+		line, _ := json.Marshal(answer)
+		if _, err := r.in.Write(append(line, '\n')); err != nil {
+			return stepResult{}, err
+		}
+	}
+	for i, ready := range readies {
+		select {
+		case <-ready:
+		case <-time.After(15 * time.Second):
+			return stepResult{}, fmt.Errorf("session %d of %d did not connect within 15 s", i, n)
+		}
+	}
+	for i, s := range sessions {
+		s.run(ctx, frames, i*7)
+	}
+	time.Sleep(time.Second)
+	return measureStep(r, sessions, &pktNS, window)
+}
+
+// measureStep measures a running step over window (see capacityStep).
+func measureStep(r *receivers, sessions []*capSession, pktNS *atomic.Int64, window time.Duration) (stepResult, error) {
+	em0 := make([]int64, len(sessions))
+	for i, s := range sessions {
+		em0[i] = s.emitted.Load()
+	}
+	got0, err := r.counts()
+	if err != nil {
+		return stepResult{}, err
+	}
+	cpu0, pkt0 := cpuTime(syscall.RUSAGE_SELF), pktNS.Load()
+	time.Sleep(window)
+	cpu1, pkt1 := cpuTime(syscall.RUSAGE_SELF), pktNS.Load()
+	for _, s := range sessions {
+		s.stop.Store(true)
+	}
+	for _, s := range sessions {
+		<-s.done
+	}
+	time.Sleep(300 * time.Millisecond)
+	got1, err := r.counts()
+	if err != nil {
+		return stepResult{}, err
+	}
+	res := stepResult{ok: true}
+	for i, s := range sessions {
+		em, got := s.emitted.Load()-em0[i], got1[i]-got0[i]
+		res.emitted, res.got = res.emitted+em, res.got+got
+		loss := float64(em-got) / float64(max(em, 1))
+		res.worstLoss = max(res.worstLoss, loss)
+		if float64(em) < 0.95*30*window.Seconds() || loss > 0.01 {
+			res.ok = false
+		}
+	}
+	res.cpuPerFrame = (cpu1 - cpu0) / time.Duration(max(res.emitted, 1))
+	res.pktPerFrame = time.Duration(pkt1-pkt0) / time.Duration(max(res.emitted, 1))
+	return res, nil
+}
+
+// bareBound is the bound of BenchmarkCapacity: one bare go-astiav libx264
+// encoder per core (the harness's baseline settings), each on its own
+// locked thread, encoding frames already converted to I420 as fast as it
+// can for d. It returns how many 30 fps sessions' worth of frames they
+// encoded together, and the thread CPU per frame of the encode and of the
+// pipeline's conversion of the same pictures (convertCPU).
+func bareBound(frames []tracks.Image, d time.Duration) (bound float64, conv, enc time.Duration, err error) {
+	workers := runtime.NumCPU()
+	encs := make([]*astiavEncoder, workers)
+	pics := make([][]*astiav.Frame, workers)
+	defer func() {
+		for i, e := range encs {
+			if e != nil {
+				e.close()
+			}
+			for _, f := range pics[i] {
+				f.Free()
+			}
+		}
+	}()
+	w, h := frames[0].Width, frames[0].Height
+	for i := range encs {
+		if encs[i], err = newAstiavEncoder(encode.BackendX264, w, h); err != nil {
+			return 0, 0, 0, err
+		}
+		if pics[i], err = encs[i].convertAll(frames); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	if conv, err = convertCPU(frames); err != nil {
+		return 0, 0, 0, err
+	}
+	var wg sync.WaitGroup
+	counts := make([]int, workers)
+	cpu := make([]time.Duration, workers)
+	deadline := time.Now().Add(d)
+	for i := range encs {
+		wg.Go(func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			t := cpuTime(rusageThread)
+			for k := 0; time.Now().Before(deadline); k++ {
+				encs[i].encodeYUV(pics[i][k%len(pics[i])])
+				counts[i]++
+			}
+			cpu[i] = cpuTime(rusageThread) - t
+		})
+	}
+	wg.Wait()
+	var n int
+	var total time.Duration
+	for i := range counts {
+		n, total = n+counts[i], total+cpu[i]
+	}
+	return float64(n) / d.Seconds() / 30, conv, total / time.Duration(max(n, 1)), nil
+}
+
+// convertAll converts every picture with e's swscale context into its own
+// I420 frame.
+func (e *astiavEncoder) convertAll(frames []tracks.Image) ([]*astiav.Frame, error) {
+	out := make([]*astiav.Frame, len(frames))
+	for i, img := range frames {
+		f := astiav.AllocFrame()
+		out[i] = f
+		f.SetWidth(img.Width)
+		f.SetHeight(img.Height)
+		f.SetPixelFormat(astiav.PixelFormatYuv420P)
+		if err := f.AllocBuffer(0); err != nil {
+			return out, err
+		}
+		if err := e.rgb.Data().SetBytes(img.Pix, 1); err != nil {
+			return out, err
+		}
+		if err := e.sws.ScaleFrame(e.rgb, f); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// convertCPU is the thread CPU per picture of the pipeline's conversion
+// (encode.Converter, as encode.VideoEncoder uses it) of frames, after one
+// warm-up pass.
+func convertCPU(frames []tracks.Image) (time.Duration, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c, err := encode.NewConverter(encode.PixelI420)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	var t time.Duration
+	for pass := range 2 {
+		if pass == 1 {
+			t = cpuTime(rusageThread)
+		}
+		for _, img := range frames {
+			if err := c.Convert(img, img.Width, img.Height); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return (cpuTime(rusageThread) - t) / time.Duration(len(frames)), nil
+}
+
+// encodeYUV encodes one converted picture and drains its packets.
+func (e *astiavEncoder) encodeYUV(f *astiav.Frame) {
+	f.SetPts(e.pts)
+	e.pts += 3000
+	if err := e.cc.SendFrame(f); err != nil {
+		panic(err)
+	}
+	for e.cc.ReceivePacket(e.pkt) == nil {
+		e.pkt.Unref()
+	}
+}
+
+// largest finds the largest n ≥ 1 for which ok holds (assumed monotone),
+// starting from guess: up by growing steps while it holds, down by halves
+// while it does not, then by bisection. It returns 0 when even 1 fails.
+func largest(guess int, ok func(int) bool) int {
+	lo, hi := 0, 0 // lo holds (0: none yet), hi fails (0: none yet)
+	n := max(guess, 1)
+	for step := 1; hi == 0; step *= 2 {
+		if !ok(n) {
+			hi = n
+			break
+		}
+		lo, n = n, n+step
+	}
+	for lo == 0 && hi > 1 {
+		n = hi / 2
+		if ok(n) {
+			lo = n
+		} else {
+			hi = n
+		}
+	}
+	for hi > lo+1 {
+		mid := (lo + hi) / 2
+		if ok(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
+// BenchmarkCapacity measures how many full 30 fps sessions this process
+// holds, and how close that is to what the encoder alone allows. A session
+// is the real path: a model goroutine emitting changing 30 fps pictures
+// into an output track, the pipeline (pacer, swscale, libx264), a
+// peer.Output and a pion server peer sending RTP over SRTP on loopback to
+// a receiver in another process (the test binary re-run as receivers, see
+// TestMain), which counts access units but does not decode. N rises until
+// a session loses more than 1 % of its frames (largest; a failed step is
+// tried once more, as a neighbour's burst can starve one window). In the
+// same run the bound B is how many sessions' worth of frames bare libx264
+// encoders with the same settings, one per core, encode from the same
+// pictures already converted to I420 (bareBound). Per size it prints
+//
+//	capacity WxH: sessions=N bound=B efficiency=E
+//
+// with E = N ÷ B, and this process's CPU per frame at N sessions split
+// into conversion and encode (thread CPU of encode.Converter and of the
+// bare encode on the same pictures), packetization + SRTP (thread CPU of
+// peer.Output.WriteSample in the sessions) and everything else (the rest:
+// emit copy, pacing, pion's RTCP and interceptor goroutines, Go runtime).
+// The receivers share the cores but their CPU is not counted. It ignores
+// b.N:
+//
+//	go test -run '^$' -bench Capacity -benchtime 1x ./bench/
+func BenchmarkCapacity(b *testing.B) {
+	for _, size := range [][2]int{{640, 360}, {1280, 720}} {
+		b.Run(fmt.Sprintf("size=%dx%d", size[0], size[1]), func(b *testing.B) {
+			capacityAt(b, size[0], size[1])
+		})
+	}
+}
+
+func capacityAt(b *testing.B, w, h int) {
+	frames := movingFrames(w, h)
+	bound, conv, enc, err := bareBound(frames, 3*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const window = 4 * time.Second
+	results := map[int]stepResult{}
+	step := func(n int) bool {
+		for try := range 2 {
+			r, err := capacityStep(n, frames, window)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("%dx%d %2d sessions (try %d): worst loss %.2f%%, %d of %d frames received, CPU %.2f ms/frame, sustained %v",
+				w, h, n, try+1, 100*r.worstLoss, r.got, r.emitted, ms(r.cpuPerFrame), r.ok)
+			if r.ok {
+				results[n] = r
+				return true
+			}
+		}
+		return false
+	}
+	n := largest(int(0.7*bound), step)
+	r := results[n]
+	eff := float64(n) / bound
+	other := r.cpuPerFrame - conv - enc - r.pktPerFrame
+	fmt.Printf("capacity %dx%d: sessions=%d bound=%.1f efficiency=%.2f\n", w, h, n, bound, eff)
+	fmt.Printf("  CPU per frame at %d sessions: %.2f ms = conversion %.2f + encode %.2f + packetization+SRTP %.2f + everything else %.2f\n",
+		n, ms(r.cpuPerFrame), ms(conv), ms(enc), ms(r.pktPerFrame), ms(other))
+	b.ReportMetric(float64(n), "sessions")
+	b.ReportMetric(bound, "bound")
+	b.ReportMetric(eff, "efficiency")
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
