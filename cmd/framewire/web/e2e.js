@@ -295,7 +295,11 @@ window.fw = {
       const d = g.getImageData(0, 0, 960, 40).data;
       let v = 0;
       for (let b = 0; b < 24; b++) v = v * 2 + (d[(20 * 960 + b * 40 + 20) * 4] > 128 ? 1 : 0);
-      const display = performance.timeOrigin + md.expectedDisplayTime;
+      // The display time on the wall clock the model stamps with, mapped at
+      // this instant: performance.timeOrigin drifts from Date.now() by
+      // milliseconds over a page's life, which made some glass-to-glass
+      // values negative (wrapping to 2^24, "the stamp was not read").
+      const display = Date.now() + (md.expectedDisplayTime - performance.now());
       const mod = 1 << 24;
       glass.push(((((display - v - 0.5) % mod) + mod) % mod));
       if (md.receiveTime) inBrowser.push(md.expectedDisplayTime - md.receiveTime);
