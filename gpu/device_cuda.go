@@ -199,7 +199,9 @@ func (d *Device) setBlockingSync() error {
 // context active first with other flags: then only this package's own
 // waits block (blocking-sync events), FFmpeg's and the model's follow the
 // model's flags.
-func (d *Device) BlockingSync() bool { return d.schedFlags&C.CU_CTX_SCHED_MASK == C.CU_CTX_SCHED_BLOCKING_SYNC }
+func (d *Device) BlockingSync() bool {
+	return d.schedFlags&C.CU_CTX_SCHED_MASK == C.CU_CTX_SCHED_BLOCKING_SYNC
+}
 
 func (d *Device) loadKernels() error {
 	ptx := C.CString(kernelsPTX)

@@ -377,7 +377,7 @@ func TestPoisonedDeviceFailsReadiness(t *testing.T) {
 		t.Fatal(err)
 	}
 	s1, s2 := enginetest.StartVideo(t, a), enginetest.StartVideo(t, a)
-	waitFor(t, "both sessions sending", func() bool {
+	enginetest.Eventually(t, 20*time.Second, "both sessions sending", func() bool {
 		v1, v2 := s1.Stats().Video, s2.Stats().Video
 		return len(v1) == 1 && len(v2) == 1 && v1[0].Sent >= 5 && v2[0].Sent >= 5
 	})
@@ -385,7 +385,7 @@ func TestPoisonedDeviceFailsReadiness(t *testing.T) {
 		t.Fatalf("unhealthy before the fault: %v", err)
 	}
 	gpu.EmulatorInjectFault()
-	waitFor(t, "the device poisoned", func() bool { return dev.health() != nil })
+	enginetest.Eventually(t, 20*time.Second, "the device poisoned", func() bool { return dev.health() != nil })
 	if !errors.Is(dev.health(), gpu.ErrDeviceFault) {
 		t.Errorf("health: %v, want gpu.ErrDeviceFault", dev.health())
 	}
@@ -404,7 +404,7 @@ func TestPoisonedDeviceFailsReadiness(t *testing.T) {
 	}
 	s1.Engine().Stop("test over")
 	s2.Engine().Stop("test over")
-	waitFor(t, "both sessions ended", func() bool { return len(a.Stats()) == 0 })
+	enginetest.Eventually(t, 20*time.Second, "both sessions ended", func() bool { return len(a.Stats()) == 0 })
 }
 
 // readyzOf answers GET /readyz of a node serving a on dev (its Redis is
@@ -424,16 +424,4 @@ func readyzOf(t *testing.T, a *wiring.Wiring, dev deviceSetup) *httptest.Respons
 	rec := httptest.NewRecorder()
 	n.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	return rec
-}
-
-// waitFor polls cond for 20 s at most.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 20 s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
