@@ -25,10 +25,9 @@ static int fw_scale_from_frame(struct SwsContext *s, const AVFrame *src, uint8_t
 
 // fw_sws_get opens a context that converts with the coefficients of
 // colour space cs (SWS_CS_ITU709, SWS_CS_ITU601) and the given ranges
-// (1 = full, 0 = limited) on each side; RGB is always full range. flags
-// is the scaler's filter (SWS_BILINEAR, SWS_POINT).
-static struct SwsContext *fw_sws_get(int sw, int sh, int sf, int dw, int dh, int df, int cs, int src_full, int dst_full, int flags) {
-	struct SwsContext *s = sws_getContext(sw, sh, sf, dw, dh, df, flags, NULL, NULL, NULL);
+// (1 = full, 0 = limited) on each side; RGB is always full range.
+static struct SwsContext *fw_sws_get(int sw, int sh, int sf, int dw, int dh, int df, int cs, int src_full, int dst_full) {
+	struct SwsContext *s = sws_getContext(sw, sh, sf, dw, dh, df, SWS_BILINEAR, NULL, NULL, NULL);
 	if (s == NULL) return NULL;
 	const int *coef = sws_getCoefficients(cs);
 	sws_setColorspaceDetails(s, coef, src_full, coef, dst_full, 0, 1 << 16, 1 << 16);
@@ -130,34 +129,12 @@ func (s *scaler) ensure(sw, sh int, sf astiav.PixelFormat, dw, dh int, df astiav
 	} else {
 		srcFull = yuvFull
 	}
-	c := C.fw_sws_get(C.int(sw), C.int(sh), C.int(sf), C.int(dw), C.int(dh), C.int(df), coef, srcFull, dstFull, scaleFlags(sw, sh, sf, dw, dh))
+	c := C.fw_sws_get(C.int(sw), C.int(sh), C.int(sf), C.int(dw), C.int(dh), C.int(df), coef, srcFull, dstFull)
 	if c == nil {
 		return errScaler(sw, sh, sf, dw, dh, df)
 	}
 	*s = scaler{c: c, sw: sw, sh: sh, sf: int(sf), dw: dw, dh: dh, df: int(df), cs: cs}
 	return nil
-}
-
-// toYUVFlags is the filter of a same-size RGB → YUV conversion: point
-// sampling. Luma is 1:1 either way and swscale averages chroma pairs
-// horizontally as it reads RGB; the filter only picks how the two chroma
-// rows of a 4:2:0 row pair combine. Measured at 1280×720 on the 2-core
-// VM (load 2.6–3.0): bench/BenchmarkConvert went from 1.26× to 1.91× its
-// same-run bilinear go-astiav baseline (p50 1.63 → 1.07 ms per frame),
-// and the RGB → I420 → RGB round trip of encodetest.Scene (back with
-// bilinear) from 36.7 to 41.3 dB PSNR (fast bilinear 38.4, area 40.7):
-// swscale's bilinear vertical chroma filter blurs more than it averages.
-// In BenchmarkCapacity conversion was a fifth of the sessions' CPU.
-var toYUVFlags = C.int(C.SWS_POINT)
-
-// scaleFlags picks the filter of a conversion: toYUVFlags for a
-// same-size conversion from packed RGB, bilinear otherwise (a real
-// rescale, or YUV → RGB where chroma is upsampled).
-func scaleFlags(sw, sh int, sf astiav.PixelFormat, dw, dh int) C.int {
-	if sw == dw && sh == dh && (sf == astiav.PixelFormatRgb24 || sf == astiav.PixelFormatRgba) {
-		return toYUVFlags
-	}
-	return C.SWS_BILINEAR
 }
 
 func (s *scaler) toFrame(src []byte, stride, h int, dst *astiav.Frame) error {
