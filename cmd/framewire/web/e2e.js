@@ -124,10 +124,13 @@ window.fw = {
   // faceStats measures the decoded picture at a face box [x, y, w, h]: over
   // its inner half, cellStd (the mean standard deviation of luma within the
   // 16×16 grid cells wholly inside: ~0 where pixelated) and lap (the mean
-  // absolute Laplacian of luma: low where blurred); over the band 4 pixels
-  // either side of its edge, green (the share of green pixels: the boxes
-  // filter after set_color hue 120); and cellStd over the grid cells of
-  // elsewhere [x0, x1] that do not touch the box.
+  // absolute Laplacian of luma: low where blurred); over the band 12 pixels
+  // either side of its edge, green (green pixels per pixel of the box's
+  // perimeter: the width in pixels of the line the boxes filter draws after
+  // set_color hue 120, wherever it lies in the band: the reported box is a
+  // once-a-second sample of a moving face, a few pixels off the drawn one);
+  // and cellStd over the grid cells of elsewhere [x0, x1] that do not touch
+  // the box.
   faceStats(box, elsewhere) {
     const W = video.videoWidth;
     const H = video.videoHeight;
@@ -173,17 +176,15 @@ window.fw = {
       }
     }
     let green = 0;
-    let gn = 0;
-    for (let y = Math.max(0, by - 4); y < Math.min(H, by + bh + 4); y++) {
-      for (let x = Math.max(0, bx - 4); x < Math.min(W, bx + bw + 4); x++) {
+    for (let y = Math.max(0, by - 12); y < Math.min(H, by + bh + 12); y++) {
+      for (let x = Math.max(0, bx - 12); x < Math.min(W, bx + bw + 12); x++) {
         const edge = Math.min(Math.abs(x - bx), Math.abs(x - (bx + bw - 1)), Math.abs(y - by), Math.abs(y - (by + bh - 1)));
-        if (edge > 4) continue;
+        if (edge > 12) continue;
         const i = (y * W + x) * 4;
         if (d[i + 1] > d[i] + 60 && d[i + 1] > d[i + 2] + 60) green++;
-        gn++;
       }
     }
-    return { cellStd: cellStd(within), lap: ln ? lap / ln : null, green: gn ? green / gn : 0, elsewhereStd: cellStd(apart) };
+    return { cellStd: cellStd(within), lap: ln ? lap / ln : null, green: green / (2 * (bw + bh)), elsewhereStd: cellStd(apart) };
   },
 
   // publishWebcam publishes the (fake) camera as webcam; constraints
