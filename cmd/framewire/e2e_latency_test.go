@@ -101,7 +101,8 @@ func stamp(img []byte, ms int64) {
 // reads the emit time stamped in each displayed frame, and logs p50/p95 of
 // display − emit, the in-browser part (display − last packet received)
 // and Chromium's jitter buffer and decode averages. It fails only when
-// frames do not arrive or the stamp cannot be read (p95 over a second).
+// frames do not arrive or the stamp cannot be read (over 5 % of frames
+// unreadable, or under 80 % read from their own picture).
 // Gated like the other browser tests by FRAMEWIRE_E2E=1;
 // FRAMEWIRE_LATENCY_SECONDS sets the measured time per case (default 5).
 func TestBrowserLatency(t *testing.T) {
@@ -200,6 +201,25 @@ func browserLatency(t *testing.T, actx context.Context, pageURL string, rate flo
 	if len(r.Glass) < secs*15 {
 		t.Fatalf("%d frames displayed in %d s", len(r.Glass), secs)
 	}
+	// A stamp read from a newer picture than the callback's frame (the
+	// page ran the callback late) comes out a little negative; anything
+	// outside (-200 ms, 1 s) is a stamp that was not read at all.
+	var glass []float64
+	newer, unread := 0, 0
+	for _, g := range r.Glass {
+		switch {
+		case g >= 0 && g < 1000:
+			glass = append(glass, g)
+		case g < 0 && g > -200:
+			newer++
+		default:
+			unread++
+		}
+	}
+	if len(glass) == 0 || unread > len(r.Glass)/20 || len(glass) < len(r.Glass)*8/10 {
+		t.Fatalf("%d frames: %d stamps unreadable, %d read from a newer picture than the frame's: the stamp was not read",
+			len(r.Glass), unread, newer)
+	}
 	p := func(v []float64, q int) float64 {
 		s := slices.Clone(v)
 		slices.Sort(s)
@@ -211,10 +231,9 @@ func browserLatency(t *testing.T, actx context.Context, pageURL string, rate flo
 			ext = append(ext, l)
 		}
 	}
-	t.Logf("rate %g, %d frames: glass-to-glass p50 %.1f ms p95 %.1f ms; display − last packet p50 %.1f ms; "+
-		"Chromium jitter buffer %.1f ms (target %.1f), decode %.1f ms; low-latency extensions negotiated: %v",
-		rate, len(r.Glass), p(r.Glass, 50), p(r.Glass, 95), p(r.InBrowser, 50), r.JitterBufferMs, r.TargetDelayMs, r.DecodeMs, ext)
-	if p95 := p(r.Glass, 95); p95 <= 0 || p95 > 1000 {
-		t.Fatalf("glass-to-glass p95 %.1f ms: the stamp was not read", p95)
-	}
+	t.Logf("rate %g, %d frames (%d read from a newer picture, %d unreadable): glass-to-glass p50 %.1f ms p95 %.1f ms; "+
+		"display − last packet p50 %.1f ms; Chromium jitter buffer %.1f ms (target %.1f), decode %.1f ms; "+
+		"low-latency extensions negotiated: %v",
+		rate, len(r.Glass), newer, unread, p(glass, 50), p(glass, 95), p(r.InBrowser, 50),
+		r.JitterBufferMs, r.TargetDelayMs, r.DecodeMs, ext)
 }
