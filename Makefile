@@ -68,6 +68,8 @@ test: deps vet test-go race fuzz check-cuda test-cuda-emu bench-gate test-python
 
 vet: deps
 	go vet ./...
+	CGO_ENABLED=0 go build ./tracks ./engine
+	@if go list -deps ./engine ./tracks | grep -q go-astiav; then echo "engine or tracks depends on go-astiav (they must build without cgo)"; exit 1; fi
 
 test-go: deps web redis python facevideo $(CUDAEMU)
 	FRAMEWIRE_E2E=1 go test $(GO_TEST_FLAGS) ./...

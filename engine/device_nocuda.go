@@ -2,8 +2,8 @@
 
 package engine
 
-import "github.com/framewire/framewire/gpu"
+import "github.com/framewire/framewire/tracks"
 
 // defaultDeviceSupport is why device frames are refused unless
 // WithDeviceSupport says otherwise: this build has no CUDA.
-var defaultDeviceSupport error = gpu.ErrNoCUDA
+var defaultDeviceSupport error = tracks.ErrNoCUDA

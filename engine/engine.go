@@ -52,7 +52,7 @@ func WithMaxSessions(n int) Option {
 // WithDeviceSupport says whether output tracks accept device frames:
 // reason nil enables VideoOut.EmitDevice (the caller wires a device
 // encoder); otherwise EmitDevice fails with an error wrapping reason. The
-// default is gpu.ErrNoCUDA in a build without the cuda tag.
+// default is gpu.ErrNoCUDA (tracks.ErrNoCUDA) in a build without the cuda tag.
 func WithDeviceSupport(reason error) Option {
 	return func(c *config) error {
 		c.deviceErr = reason

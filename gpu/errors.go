@@ -4,12 +4,14 @@ import (
 	"errors"
 
 	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/tracks"
 )
 
 // ErrNoCUDA is returned by every constructor of a binary built without the
 // cuda build tag. Rebuild with `go build -tags cuda` on a host with an
-// NVIDIA driver to use device frames, NVENC zero-copy and NVDEC.
-var ErrNoCUDA = errors.New("gpu: built without CUDA (rebuild with -tags cuda on a host with an NVIDIA driver)")
+// NVIDIA driver to use device frames, NVENC zero-copy and NVDEC. It is
+// tracks.ErrNoCUDA (defined there so engine builds without cgo).
+var ErrNoCUDA = tracks.ErrNoCUDA
 
 var (
 	// ErrClosed is returned by every method called after Close (of the

@@ -32,6 +32,11 @@ var (
 	// ErrNoDefault is returned by Set.Track("") when the model declares no
 	// default track (no VideoOut and none marked default).
 	ErrNoDefault = errors.New("tracks: no default track")
+	// ErrNoCUDA is the reason device frames are refused in a binary built
+	// without the cuda build tag (gpu.ErrNoCUDA is this value). It lives
+	// here, in a package without cgo, so that engine and tracks build with
+	// CGO_ENABLED=0.
+	ErrNoCUDA = errors.New("gpu: built without CUDA (rebuild with -tags cuda on a host with an NVIDIA driver)")
 )
 
 // fmtShape renders a shape as "(a, b, c)" without letting the slice escape,

@@ -19,10 +19,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/framewire/framewire/engine/auth"
-	"github.com/framewire/framewire/engine/front"
-	"github.com/framewire/framewire/engine/registry"
-	"github.com/framewire/framewire/engine/registry/registrytest"
+	"github.com/framewire/framewire/engine/cluster/auth"
+	"github.com/framewire/framewire/engine/cluster/front"
+	"github.com/framewire/framewire/engine/cluster/registry"
+	"github.com/framewire/framewire/engine/cluster/registry/registrytest"
 )
 
 // startProduction runs production mode in this process: a real Redis, an

@@ -19,8 +19,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/framewire/framewire/engine/registry"
-	"github.com/framewire/framewire/engine/registry/registrytest"
+	"github.com/framewire/framewire/engine/cluster/registry"
+	"github.com/framewire/framewire/engine/cluster/registry/registrytest"
 )
 
 // openHarness opens the e2e harness page in a new headless Chromium and

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/cluster/registry"
+	"github.com/framewire/framewire/engine/cluster/registry/registrytest"
 	"github.com/framewire/framewire/engine/enginetest"
-	"github.com/framewire/framewire/engine/registry"
-	"github.com/framewire/framewire/engine/registry/registrytest"
 )
 
 // cluster is Redis + fronts + nodes as separate processes of the real

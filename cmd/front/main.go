@@ -27,9 +27,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/framewire/framewire/engine/auth"
-	"github.com/framewire/framewire/engine/front"
-	"github.com/framewire/framewire/engine/registry"
+	"github.com/framewire/framewire/engine/cluster/auth"
+	"github.com/framewire/framewire/engine/cluster/front"
+	"github.com/framewire/framewire/engine/cluster/registry"
 )
 
 // options are the command-line settings.

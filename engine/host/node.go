@@ -16,10 +16,10 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/framewire/framewire/engine"
-	"github.com/framewire/framewire/engine/auth"
+	"github.com/framewire/framewire/engine/cluster/auth"
+	"github.com/framewire/framewire/engine/cluster/node"
+	"github.com/framewire/framewire/engine/cluster/registry"
 	"github.com/framewire/framewire/engine/metrics"
-	"github.com/framewire/framewire/engine/node"
-	"github.com/framewire/framewire/engine/registry"
 	"github.com/framewire/framewire/engine/wiring"
 )
 

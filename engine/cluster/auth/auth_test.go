@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/framewire/framewire/engine/auth"
+	"github.com/framewire/framewire/engine/cluster/auth"
 )
 
 var secret = []byte("0123456789abcdef0123456789abcdef")

@@ -11,11 +11,11 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/framewire/framewire/engine/cluster/front"
+	"github.com/framewire/framewire/engine/cluster/node"
+	"github.com/framewire/framewire/engine/cluster/registry"
 	"github.com/framewire/framewire/engine/enginetest"
-	"github.com/framewire/framewire/engine/front"
-	"github.com/framewire/framewire/engine/node"
 	"github.com/framewire/framewire/engine/peer"
-	"github.com/framewire/framewire/engine/registry"
 )
 
 // TestCORSAndTokens covers checklist items 1–3: preflights on every

@@ -6,9 +6,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/framewire/framewire/engine/auth"
-	"github.com/framewire/framewire/engine/front"
-	"github.com/framewire/framewire/engine/registry"
+	"github.com/framewire/framewire/engine/cluster/auth"
+	"github.com/framewire/framewire/engine/cluster/front"
+	"github.com/framewire/framewire/engine/cluster/registry"
 )
 
 // A front needs the shared Redis and the deployment's token issuer; it is

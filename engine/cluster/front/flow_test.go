@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/framewire/framewire/engine/cluster/registry"
 	"github.com/framewire/framewire/engine/enginetest"
-	"github.com/framewire/framewire/engine/registry"
 )
 
 // TestProductionFlow is the SDK 2.9.0 flow through two fronts to a node

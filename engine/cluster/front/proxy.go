@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/framewire/framewire/engine/registry"
+	"github.com/framewire/framewire/engine/cluster/registry"
 )
 
 type ctxKey struct{}

@@ -10,8 +10,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/framewire/framewire/engine/auth"
-	"github.com/framewire/framewire/engine/registry"
+	"github.com/framewire/framewire/engine/cluster/auth"
+	"github.com/framewire/framewire/engine/cluster/registry"
 )
 
 // sessionJSON is the body of POST and GET /sessions: optional fields are

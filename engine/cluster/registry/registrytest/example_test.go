@@ -3,8 +3,8 @@ package registrytest_test
 import (
 	"testing"
 
-	"github.com/framewire/framewire/engine/registry"
-	"github.com/framewire/framewire/engine/registry/registrytest"
+	"github.com/framewire/framewire/engine/cluster/registry"
+	"github.com/framewire/framewire/engine/cluster/registry/registrytest"
 )
 
 // In a test: a real redis-server on a free port, stopped when the test

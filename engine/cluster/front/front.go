@@ -29,8 +29,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/framewire/framewire/engine/auth"
-	"github.com/framewire/framewire/engine/registry"
+	"github.com/framewire/framewire/engine/cluster/auth"
+	"github.com/framewire/framewire/engine/cluster/registry"
 )
 
 // Config configures a Front. Store and Issuer are required.

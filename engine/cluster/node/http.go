@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/framewire/framewire/engine"
-	"github.com/framewire/framewire/engine/auth"
+	"github.com/framewire/framewire/engine/cluster/auth"
 	"github.com/framewire/framewire/engine/protocol"
 )
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/framewire/framewire/engine/auth"
+	"github.com/framewire/framewire/engine/cluster/auth"
 )
 
 // An app backend trades its API key for a token at /tokens; fronts and

@@ -10,8 +10,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/framewire/framewire/engine/registry"
-	"github.com/framewire/framewire/engine/registry/registrytest"
+	"github.com/framewire/framewire/engine/cluster/registry"
+	"github.com/framewire/framewire/engine/cluster/registry/registrytest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -25,9 +25,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/framewire/framewire/engine/auth"
+	"github.com/framewire/framewire/engine/cluster/auth"
+	"github.com/framewire/framewire/engine/cluster/registry"
 	"github.com/framewire/framewire/engine/protocol"
-	"github.com/framewire/framewire/engine/registry"
 	"github.com/framewire/framewire/engine/wiring"
 )
 

@@ -11,10 +11,10 @@ import (
 
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
-	"github.com/framewire/framewire/engine/auth"
+	"github.com/framewire/framewire/engine/cluster/auth"
+	"github.com/framewire/framewire/engine/cluster/node"
+	"github.com/framewire/framewire/engine/cluster/registry"
 	"github.com/framewire/framewire/engine/enginetest"
-	"github.com/framewire/framewire/engine/node"
-	"github.com/framewire/framewire/engine/registry"
 	"github.com/framewire/framewire/engine/wiring"
 )
 

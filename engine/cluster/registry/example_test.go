@@ -3,7 +3,7 @@ package registry_test
 import (
 	"fmt"
 
-	"github.com/framewire/framewire/engine/registry"
+	"github.com/framewire/framewire/engine/cluster/registry"
 )
 
 // The states the SDK reads: it stops polling on a terminal one, and reads

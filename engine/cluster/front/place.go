@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/framewire/framewire/engine/registry"
+	"github.com/framewire/framewire/engine/cluster/registry"
 )
 
 // place tries once to bind the pending session sid to a node when it is
