@@ -308,6 +308,20 @@ func TestCluster(t *testing.T) {
 		if cleaned > 1500*time.Millisecond {
 			t.Errorf("Redis cleaned %s after the kill, want within the TTL plus one sweep", cleaned)
 		}
+		// The lost session's reconnect() re-places it on the third node:
+		// same session id, a new model session, media again.
+		start = time.Now()
+		cl3 := enginetest.Dial(t, a, d.SessionID, d.Capabilities.Tracks, "PUT", enginetest.ClientOptions{Token: tok})
+		cl3.WaitReady()
+		cl3.WaitFrames(5, 10*time.Second)
+		t.Logf("reconnect() of the lost session ready in %s", time.Since(start).Round(time.Millisecond))
+		if _, g := c.get(b, tok, d.SessionID); registry.Terminal(g.State) || nodeOf(g) == victim || nodeOf(g) == nodeOf(d2) {
+			t.Errorf("re-placed session: %+v", g)
+		}
+		cl3.Close()
+		if code, _ := enginetest.Do(t, b, "DELETE", "/sessions/"+d.SessionID, nil, hdr(tok)); code != 200 {
+			t.Errorf("DELETE of the re-placed session: %d", code)
+		}
 		d, cl = d2, cl2
 	})
 
