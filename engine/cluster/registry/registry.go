@@ -8,7 +8,8 @@
 // crashed front loses nothing. Keys (prefix "fw:" by default):
 //
 //	{p}sess:{sid}          hash: the Session record (TTL: the session's life + slack)
-//	{p}queue:{model}       zset: pending session ids by creation time
+//	{p}queue:{model}       zset: pending session ids by order of creation ({p}queue-seq)
+//	{p}queue-seq           counter: the order of session creations across every front
 //	{p}nodes               set: ids of registered nodes
 //	{p}node:{id}           hash: a node's address, model, capacity, draining (TTL: heartbeat)
 //	{p}acct:{account}      set: an account's session ids (ended ones pruned lazily)
@@ -162,7 +163,7 @@ if max > 0 and n >= max then return n end
 redis.call('HSET', KEYS[1], 'account', ARGV[3], 'model', ARGV[4], 'state', 'PENDING',
   'created', ARGV[5], 'last_poll', ARGV[5], 'deadline', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
+redis.call('ZADD', KEYS[2], redis.call('INCR', ARGV[1] .. 'queue-seq'), ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[2])
 extend(KEYS[3], ARGV[7])
 return -1`)

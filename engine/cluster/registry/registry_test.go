@@ -213,3 +213,29 @@ func TestLifetimes(t *testing.T) {
 		t.Error("re-placed session not back in its account's set")
 	}
 }
+
+// TestQueueOrder: sessions queue in the order they were created even when
+// their creation times are the same millisecond (two fronts, or one fast
+// one): a queue scored by time broke such ties by id, so a later session
+// could be placed first.
+func TestQueueOrder(t *testing.T) {
+	st := registry.New(registrytest.Start(t).Client(t), "t:")
+	ctx := context.Background()
+	now := time.Now()
+	var want []string
+	for i := range 50 {
+		id := fmt.Sprintf("s%02d", 50-i) // later sessions have smaller ids
+		want = append(want, id)
+		x := registry.Session{ID: id, Account: "acme", Model: "m", Created: now, Deadline: now.Add(time.Minute)}
+		if err := st.CreateSession(ctx, x, time.Minute, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := st.Queue(ctx, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("queue %v, want the creation order %v", got, want)
+	}
+}
