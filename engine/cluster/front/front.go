@@ -8,8 +8,10 @@
 // Redis (package registry), so any number of replicas answer for any
 // session. Media never passes through it: transport routes are reverse
 // proxied (net/http/httputil) to the node that owns the session, which
-// answers with its own ICE candidates. Lifecycle: New, serve it as an
-// http.Handler, and run Run (the janitor) until shutdown.
+// answers with its own ICE candidates. A session whose node died is
+// re-placed on another node when the client's reconnect() asks for it
+// (same session id; the model state restarts). Lifecycle: New, serve it
+// as an http.Handler, and run Run (the janitor) until shutdown.
 package front
 
 import (
