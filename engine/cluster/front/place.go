@@ -244,7 +244,13 @@ func (f *Front) replace(ctx context.Context, x registry.Session) (registry.Sessi
 			f.undoStart(ctx, x, node, addr, nil)
 			return x, fmt.Errorf("front: node %s serves other capabilities than the session's", node)
 		}
-		if err := st.Rebind(ctx, x, node, addr, string(caps), f.cfg.SessionTTL, f.cfg.MaxPerAccount); err != nil {
+		err = st.Rebind(ctx, x, node, addr, string(caps), f.cfg.SessionTTL, f.cfg.MaxPerAccount)
+		if errors.Is(err, registry.ErrMoved) { // a janitor made it INACTIVE while it started: still lost
+			if y, rerr := st.Session(ctx, x.ID); rerr == nil && y.State == registry.StateInactive && y.Node == x.Node {
+				err = st.Rebind(ctx, y, node, addr, string(caps), f.cfg.SessionTTL, f.cfg.MaxPerAccount)
+			}
+		}
+		if err != nil {
 			f.undoStart(ctx, x, node, addr, nil)
 			return x, err
 		}
