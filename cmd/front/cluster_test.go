@@ -54,12 +54,7 @@ func newCluster(t *testing.T, fronts, nodes int) *cluster {
 	}
 	c := &cluster{t: t, dir: t.TempDir(), nodes: map[string]*proc{}}
 	c.bin = filepath.Join(c.dir, "bin")
-	for _, b := range []string{"front", "framewire"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(c.bin, b), "../"+b).CombinedOutput()
-		if err != nil {
-			t.Fatalf("go build %s: %v\n%s", b, err, out)
-		}
-	}
+	buildBinaries(t, c.bin)
 	c.redis = registrytest.Start(t)
 	c.store = registry.New(c.redis.Client(t), "")
 	c.secret = filepath.Join(c.dir, "secret")
@@ -76,6 +71,17 @@ func newCluster(t *testing.T, fronts, nodes int) *cluster {
 			"-placement-deadline", "4s", "-poll-gap", "3s", "-janitor", "200ms"))
 	}
 	return c
+}
+
+// buildBinaries builds front and framewire into bin.
+func buildBinaries(t *testing.T, bin string) {
+	t.Helper()
+	for _, b := range []string{"front", "framewire"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(bin, b), "../"+b).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go build %s: %v\n%s", b, err, out)
+		}
+	}
 }
 
 func must(t *testing.T, err error) {
@@ -302,6 +308,20 @@ func TestCluster(t *testing.T) {
 		if cleaned > 1500*time.Millisecond {
 			t.Errorf("Redis cleaned %s after the kill, want within the TTL plus one sweep", cleaned)
 		}
+		// The lost session's reconnect() re-places it on the third node:
+		// same session id, a new model session, media again.
+		start = time.Now()
+		cl3 := enginetest.Dial(t, a, d.SessionID, d.Capabilities.Tracks, "PUT", enginetest.ClientOptions{Token: tok})
+		cl3.WaitReady()
+		cl3.WaitFrames(5, 10*time.Second)
+		t.Logf("reconnect() of the lost session ready in %s", time.Since(start).Round(time.Millisecond))
+		if _, g := c.get(b, tok, d.SessionID); registry.Terminal(g.State) || nodeOf(g) == victim || nodeOf(g) == nodeOf(d2) {
+			t.Errorf("re-placed session: %+v", g)
+		}
+		cl3.Close()
+		if code, _ := enginetest.Do(t, b, "DELETE", "/sessions/"+d.SessionID, nil, hdr(tok)); code != 200 {
+			t.Errorf("DELETE of the re-placed session: %d", code)
+		}
 		d, cl = d2, cl2
 	})
 
@@ -375,4 +395,131 @@ func TestCluster(t *testing.T) {
 			return len(nodes) == 1 && nodes[0].Used == 0 && len(queue) == 0
 		})
 	})
+}
+
+// TestClusterScript runs `make cluster`'s script (cluster.sh) with one
+// front and two nodes, kill -9s one node and checks that the script
+// reports it while Redis, the front and the other node go on serving (a
+// new session is placed on the other node); then SIGTERM to the script
+// stops every process it started. Its front listens on loopback only.
+func TestClusterScript(t *testing.T) {
+	if os.Getenv("FRAMEWIRE_CLUSTER") == "" && os.Getenv("FRAMEWIRE_E2E") == "" {
+		t.Skip("cluster tests build and run the binaries; set FRAMEWIRE_CLUSTER=1 (make cluster-test) or FRAMEWIRE_E2E=1 (make test)")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed (make test installs it with .ci/deps.sh redis)")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	buildBinaries(t, bin)
+	fport, n1, n2, rport := freePort(t), freePort(t), freePort(t), freePort(t)
+	front := fmt.Sprintf("http://127.0.0.1:%d", fport)
+	out := filepath.Join(dir, "cluster.out")
+	outf, err := os.Create(out)
+	must(t, err)
+	defer outf.Close()
+	cmd := exec.Command("bash", "cluster.sh")
+	cmd.Env = append(os.Environ(), "BIN="+bin, "DIR="+dir, "CAPACITY=1", fmt.Sprint("REDIS_PORT=", rport),
+		fmt.Sprint("FRONT_PORTS=", fport), fmt.Sprintf("NODE_PORTS=%d %d", n1, n2))
+	cmd.Stdout, cmd.Stderr = outf, outf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group, killed whole if the test fails
+	must(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	pgid := cmd.Process.Pid
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(out)
+			t.Logf("--- cluster.sh output ---\n%s", b)
+		}
+	})
+	status := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, u := range []string{front + "/readyz", fmt.Sprintf("http://127.0.0.1:%d/readyz", n1), fmt.Sprintf("http://127.0.0.1:%d/readyz", n2)} {
+		enginetest.Eventually(t, 30*time.Second, u+" ready", func() bool { return status(u) == 200 })
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("front-%d.log", fport))); !strings.Contains(string(b), fmt.Sprintf(`"addr":"127.0.0.1:%d"`, fport)) {
+		t.Errorf("front does not listen on loopback only:\n%s", tail(string(b), 500))
+	}
+
+	victim := pidOf(t, fmt.Sprintf("node-%d", n1))
+	must(t, syscall.Kill(victim, syscall.SIGKILL))
+	enginetest.Eventually(t, 5*time.Second, "the script reports the node's exit", func() bool {
+		b, _ := os.ReadFile(out)
+		return strings.Contains(string(b), fmt.Sprintf("cluster: node-%d (pid %d) exited", n1, victim))
+	})
+	select {
+	case err := <-exited:
+		t.Fatalf("the script exited when one node died: %v", err)
+	default:
+	}
+	if c := status(front + "/readyz"); c != 200 { // the front, and Redis behind it
+		t.Errorf("front /readyz after the node's death: %d", c)
+	}
+	if c := status(fmt.Sprintf("http://127.0.0.1:%d/readyz", n2)); c != 200 {
+		t.Errorf("other node /readyz: %d", c)
+	}
+	key, err := os.ReadFile(filepath.Join(dir, "api-keys"))
+	must(t, err)
+	code, body := enginetest.Do(t, front, "POST", "/tokens", nil, map[string]string{"Reactor-API-Key": strings.TrimSpace(strings.SplitN(string(key), ":", 2)[1])})
+	if code != 200 {
+		t.Fatalf("tokens: %d %s", code, body)
+	}
+	var tr struct{ JWT string }
+	must(t, json.Unmarshal(body, &tr))
+	c := &cluster{t: t}
+	d := c.create(front, tr.JWT)
+	r := c.waitReady(front, tr.JWT, d.SessionID, 15*time.Second)
+	if nodeOf(r) != fmt.Sprintf("node-%d", n2) {
+		t.Errorf("placed on %s, want the live node-%d", nodeOf(r), n2)
+	}
+	enginetest.Do(t, front, "DELETE", "/sessions/"+d.SessionID, nil, hdr(tr.JWT))
+
+	must(t, cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-exited:
+		stopped = true
+	case <-time.After(20 * time.Second):
+		t.Fatal("the script did not stop within 20 s of SIGTERM")
+	}
+	enginetest.Eventually(t, 5*time.Second, "every process of the cluster stopped", func() bool {
+		return syscall.Kill(-pgid, 0) == syscall.ESRCH
+	})
+	if b, _ := os.ReadFile(out); !strings.Contains(string(b), "cluster: stopping") {
+		t.Errorf("no stop line:\n%s", b)
+	}
+}
+
+// pidOf returns the pid of the process whose command line has the
+// argument arg (a node id of this test).
+func pidOf(t *testing.T, arg string) int {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, a := range strings.Split(string(b), "\x00") {
+			if a == arg {
+				var pid int
+				if _, err := fmt.Sscanf(p, "/proc/%d/cmdline", &pid); err == nil {
+					return pid
+				}
+			}
+		}
+	}
+	t.Fatalf("no process has the argument %q", arg)
+	return 0
 }

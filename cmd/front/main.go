@@ -36,6 +36,7 @@ import (
 type options struct {
 	addr, redis, keysFile, secretFile, prefix, publicURL, cluster, models, logLevel string
 	deadline, pollGap, drain, janitor                                               time.Duration
+	drainDelay, sessionTTL, endedTTL, reconnectWindow                               time.Duration
 	maxPerAccount                                                                   int
 }
 
@@ -53,6 +54,10 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.deadline, "placement-deadline", 130*time.Second, "a session not placed this long after creation is CLOSED")
 	fs.DurationVar(&o.pollGap, "poll-gap", 30*time.Second, "a queued session not polled this long is abandoned")
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "on SIGTERM, time to finish requests in flight")
+	fs.DurationVar(&o.drainDelay, "drain-delay", 5*time.Second, "on SIGTERM, /readyz answers 503 this long, every other route still served, before the listener closes (so load balancers stop sending first)")
+	fs.DurationVar(&o.sessionTTL, "session-ttl", 30*time.Minute, "least lifetime of a bound session's record; a node's committed slot (its -max-duration plus a minute) extends it")
+	fs.DurationVar(&o.endedTTL, "ended-ttl", time.Minute, "an ended session's record is kept this long (polls read CLOSED), then routes answer 404")
+	fs.DurationVar(&o.reconnectWindow, "reconnect-window", 30*time.Second, "a session whose node died stays INACTIVE this long, re-placed on another node by the client's reconnect()")
 	fs.DurationVar(&o.janitor, "janitor", time.Second, "period of the sweep: dead nodes' sessions, abandoned and expired queued sessions, queue placement")
 	fs.IntVar(&o.maxPerAccount, "max-per-account", 0, "live sessions per account, queued included (0: no limit)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -109,6 +114,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		Store: registry.New(rdb, ""), Issuer: issuer, Keys: keys, Cluster: o.cluster,
 		Prefix: o.prefix, PublicURL: o.publicURL, Models: split(o.models),
 		PlacementDeadline: o.deadline, PollGap: o.pollGap, MaxPerAccount: o.maxPerAccount, Janitor: o.janitor, Logger: log,
+		SessionTTL: o.sessionTTL, EndedTTL: o.endedTTL, ReconnectWindow: o.reconnectWindow,
 	})
 	if err != nil {
 		return err
@@ -129,16 +135,35 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
-		draining.Store(true)
-		sctx, cancel := context.WithTimeout(context.Background(), o.drain)
-		err = hs.Shutdown(sctx)
-		cancel()
-		if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-			err = serr
-		}
+		err = drain(hs, errc, &draining, o, log)
 	}
 	jcancel()
 	<-jdone
+	return err
+}
+
+// drain stops the server hs (whose Serve reports on errc) in two steps:
+// /readyz answers 503 for -drain-delay while every other route is still
+// served, so load balancers take the front out before its listener
+// closes; then the listener closes and the requests in flight finish
+// within -drain.
+func drain(hs *http.Server, errc <-chan error, draining *atomic.Bool, o options, log *slog.Logger) error {
+	draining.Store(true)
+	log.Info("draining: /readyz answers 503", "delay", o.drainDelay.String(), "bound", o.drain.String())
+	t := time.NewTimer(o.drainDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case err := <-errc:
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), o.drain)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	log.Info("drained", "err", err)
 	return err
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -17,7 +18,8 @@ type object struct {
 	APIVersion string `yaml:"apiVersion"`
 	Kind       string `yaml:"kind"`
 	Metadata   struct {
-		Name string `yaml:"name"`
+		Name      string `yaml:"name"`
+		Namespace string `yaml:"namespace"`
 	} `yaml:"metadata"`
 	Spec struct {
 		Selector struct {
@@ -42,6 +44,7 @@ type container struct {
 	Image          string                    `yaml:"image"`
 	Command        []string                  `yaml:"command"`
 	Args           []string                  `yaml:"args"`
+	Ports          []map[string]any          `yaml:"ports"`
 	ReadinessProbe map[string]any            `yaml:"readinessProbe"`
 	LivenessProbe  map[string]any            `yaml:"livenessProbe"`
 	Resources      map[string]map[string]any `yaml:"resources"`
@@ -141,7 +144,57 @@ func TestManifests(t *testing.T) {
 		t.Errorf("front Service selector %v", svc)
 	}
 	// Every flag in the manifests exists in the binaries.
-	if _, err := parseFlags(fc[0].Args); err != nil {
+	fo, err := parseFlags(fc[0].Args)
+	if err != nil {
 		t.Errorf("front args do not parse: %v", err)
+	}
+	// The front's drain (503 on /readyz, then requests in flight) fits in
+	// its grace period.
+	if g := time.Duration(objs["Deployment/framewire-front"].Spec.Template.Spec.GracePeriod) * time.Second; fo.drainDelay == 0 || fo.drainDelay+fo.drain >= g {
+		t.Errorf("front: -drain-delay %s + -drain %s, grace period %s", fo.drainDelay, fo.drain, g)
+	}
+}
+
+// TestManifestsAnyNamespace: the manifests apply to any namespace (none
+// is named, services are reached by their short names) and node pods do
+// not claim host ports, so a host takes as many node pods as it has GPUs.
+func TestManifestsAnyNamespace(t *testing.T) {
+	objs, raw := loadManifests(t)
+	for k, o := range objs {
+		if o.Metadata.Namespace != "" {
+			t.Errorf("%s: metadata.namespace %q", k, o.Metadata.Namespace)
+		}
+		walkStrings(raw[k], func(v string) {
+			if strings.Contains(v, ".svc") || strings.Contains(v, ".default") {
+				t.Errorf("%s: %q names a namespace (use the Service's short name)", k, v)
+			}
+		})
+		spec := o.Spec.Template.Spec
+		if spec.HostNetwork {
+			t.Errorf("%s: hostNetwork allows one pod per host", k)
+		}
+		for _, c := range spec.Containers {
+			for _, p := range c.Ports {
+				if _, ok := p["hostPort"]; ok {
+					t.Errorf("%s/%s: hostPort %v allows one pod per host", k, c.Name, p["hostPort"])
+				}
+			}
+		}
+	}
+}
+
+// walkStrings calls fn with every string value under v.
+func walkStrings(v any, fn func(string)) {
+	switch v := v.(type) {
+	case string:
+		fn(v)
+	case map[string]any:
+		for _, x := range v {
+			walkStrings(x, fn)
+		}
+	case []any:
+		for _, x := range v {
+			walkStrings(x, fn)
+		}
 	}
 }

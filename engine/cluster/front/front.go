@@ -8,8 +8,10 @@
 // Redis (package registry), so any number of replicas answer for any
 // session. Media never passes through it: transport routes are reverse
 // proxied (net/http/httputil) to the node that owns the session, which
-// answers with its own ICE candidates. Lifecycle: New, serve it as an
-// http.Handler, and run Run (the janitor) until shutdown.
+// answers with its own ICE candidates. A session whose node died is
+// re-placed on another node when the client's reconnect() asks for it
+// (same session id; the model state restarts). Lifecycle: New, serve it
+// as an http.Handler, and run Run (the janitor) until shutdown.
 package front
 
 import (
@@ -59,9 +61,21 @@ type Config struct {
 	// PollGap: a pending session with no poll for this long (never polled
 	// included) was abandoned and is closed. Default 30 s.
 	PollGap time.Duration
-	// SessionTTL bounds how long a bound session's record lives (the
-	// nodes' maximum duration plus slack). Default 30 min.
+	// SessionTTL is the least a bound session's record lives. A node
+	// commits its slot until the session's maximum duration (its
+	// -max-duration) and the record lives until then plus a minute when
+	// that is longer; SessionTTL alone bounds the record of a session
+	// whose node committed nothing. Default 30 min.
 	SessionTTL time.Duration
+	// EndedTTL is how long the record of a session the front ended
+	// (CLOSED) stays readable; then every route answers 404. A pending
+	// record lives its placement deadline plus EndedTTL. Default 1 min.
+	EndedTTL time.Duration
+	// ReconnectWindow is how long a session whose node died stays
+	// INACTIVE and can be re-placed on another node by the client's
+	// reconnect() (a new model session under the same session id); then
+	// its record expires. Default 30 s, the hosted reconnect window.
+	ReconnectWindow time.Duration
 	// MaxPerAccount bounds each account's live sessions, queued ones
 	// included (0: no bound); over it POST /sessions gets 429.
 	MaxPerAccount int
@@ -90,6 +104,8 @@ func (c *Config) defaults() error {
 	def(&c.PlacementDeadline, 130*time.Second)
 	def(&c.PollGap, 30*time.Second)
 	def(&c.SessionTTL, 30*time.Minute)
+	def(&c.EndedTTL, time.Minute)
+	def(&c.ReconnectWindow, 30*time.Second)
 	def(&c.ProxyTimeout, 5*time.Second)
 	def(&c.UploadTTL, 15*time.Minute)
 	def(&c.Janitor, time.Second)
@@ -119,6 +135,7 @@ type Front struct {
 type counters struct {
 	created, placed, placeFailed, refused, unauthorized atomic.Uint64
 	closedDeadline, closedAbandoned, reaped, deleted    atomic.Uint64
+	replaced                                            atomic.Uint64
 	queueNanos, queueCount                              atomic.Uint64
 }
 
@@ -133,6 +150,7 @@ type Stats struct {
 	ClosedAbandoned uint64  // pending sessions CLOSED because the client stopped polling
 	Reaped          uint64  // sessions made INACTIVE because their node died
 	Deleted         uint64  // sessions ended by DELETE
+	Replaced        uint64  // sessions whose node died, re-placed on another by reconnect()
 	QueueSeconds    float64 // total time from POST to placement
 }
 
@@ -142,7 +160,7 @@ func (f *Front) Stats() Stats {
 		Created: f.stats.created.Load(), Placed: f.stats.placed.Load(), PlaceFailed: f.stats.placeFailed.Load(),
 		Refused: f.stats.refused.Load(), Unauthorized: f.stats.unauthorized.Load(),
 		ClosedDeadline: f.stats.closedDeadline.Load(), ClosedAbandoned: f.stats.closedAbandoned.Load(),
-		Reaped: f.stats.reaped.Load(), Deleted: f.stats.deleted.Load(),
+		Reaped: f.stats.reaped.Load(), Deleted: f.stats.deleted.Load(), Replaced: f.stats.replaced.Load(),
 		QueueSeconds: time.Duration(f.stats.queueNanos.Load()).Seconds(),
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/framewire/framewire/encode"
@@ -59,6 +60,8 @@ func testModel() engine.Model {
 // fronts and nodes, real engines.
 type env struct {
 	t      *testing.T
+	redis  *registrytest.Redis
+	rdb    *redis.Client
 	store  *registry.Store
 	issuer *auth.Issuer
 	fronts []*httptest.Server
@@ -70,6 +73,7 @@ type env struct {
 type testNode struct {
 	n      *node.Node
 	srv    *httptest.Server
+	rdb    *redis.Client // the node's own connection to Redis
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -78,12 +82,15 @@ type envOptions struct {
 	fronts, nodes, capacity int
 	front                   func(i int, c *front.Config)
 	node                    func(*node.Config)
+	// wrap, when set, wraps each node's HTTP handler.
+	wrap func(http.Handler) http.Handler
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	rdb := registrytest.Start(t).Client(t)
-	e := &env{t: t, store: registry.New(rdb, "")}
+	r := registrytest.Start(t)
+	rdb := r.Client(t)
+	e := &env{t: t, redis: r, rdb: rdb, store: registry.New(rdb, "")}
 	var err error
 	if e.issuer, err = auth.NewIssuer([]byte(secret)); err != nil {
 		t.Fatal(err)
@@ -123,10 +130,13 @@ func (e *env) addNode(t *testing.T, id string, o envOptions) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn := &testNode{done: make(chan struct{})}
-	h := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { tn.n.ServeHTTP(rw, r) })
+	tn := &testNode{done: make(chan struct{}), rdb: e.redis.Client(t)}
+	var h http.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { tn.n.ServeHTTP(rw, r) })
+	if o.wrap != nil {
+		h = o.wrap(h)
+	}
 	tn.srv = httptest.NewServer(h)
-	cfg := node.Config{ID: id, Addr: tn.srv.URL, Capacity: o.capacity, Store: e.store, Issuer: e.issuer,
+	cfg := node.Config{ID: id, Addr: tn.srv.URL, Capacity: o.capacity, Store: registry.New(tn.rdb, ""), Issuer: e.issuer,
 		Heartbeat: 100 * time.Millisecond, TTL: 500 * time.Millisecond, DrainTimeout: 2 * time.Second,
 		Protocol: protocol.Config{Peer: peerConfig()}}
 	if o.node != nil {
@@ -149,6 +159,15 @@ func (e *env) addNode(t *testing.T, id string, o envOptions) *testNode {
 	})
 	e.nodes = append(e.nodes, tn)
 	return tn
+}
+
+// kill makes node tn die as a kill -9 does, as far as the others see:
+// its address refuses connections and its heartbeat stops, with nothing
+// cleaned up. (Its sessions' goroutines end at stop.)
+func (tn *testNode) kill() {
+	tn.srv.CloseClientConnections()
+	tn.srv.Close()
+	_ = tn.rdb.Close()
 }
 
 // stop ends node tn's Run (a drain) and waits for it.

@@ -46,14 +46,14 @@ func (f *Front) place(ctx context.Context, sid string) error {
 		if err != nil {
 			f.stats.placeFailed.Add(1)
 			f.log.Warn("node refused the session; trying another", "session", x.ID, "node", node, "err", err)
-			_ = st.Release(ctx, node, x.ID)
+			f.undoStart(ctx, x, node, addr, err)
 			excluded = append(excluded, node)
 			continue
 		}
 		ok, err := st.Bind(ctx, x, node, addr, string(caps), f.cfg.SessionTTL)
-		if err != nil || !ok { // closed while it started: undo
-			_ = f.endOnNode(ctx, x, "")
-			_ = st.Release(ctx, node, x.ID)
+		if err != nil || !ok { // deleted or closed while it started: end it there
+			f.log.Info("session ended while its node started it; cancelling it there", "session", x.ID, "node", node)
+			f.undoStart(ctx, x, node, addr, nil)
 			return err
 		}
 		q := time.Since(x.Created)
@@ -65,6 +65,29 @@ func (f *Front) place(ctx context.Context, sid string) error {
 	}
 	return errors.New("front: every node tried refused the session")
 }
+
+// undoStart ends session x on the node (id node, at addr) that started
+// it, or may have, and frees its slot there. startErr is the start's
+// error: a node that answered with a refusal runs nothing, any other
+// failure (no answer in time) may have left the session running.
+func (f *Front) undoStart(ctx context.Context, x registry.Session, node, addr string, startErr error) {
+	ctx = context.WithoutCancel(ctx)
+	if startErr == nil || !errors.As(startErr, new(*refusal)) {
+		x.Node, x.NodeAddr = node, addr
+		if err := f.endOnNode(ctx, x, ""); err != nil {
+			f.log.Warn("cancelling the session on its node failed", "session", x.ID, "node", node, "err", err)
+		}
+	}
+	_ = f.cfg.Store.Release(ctx, node, x.ID)
+}
+
+// refusal is a node's answer other than 201 to a start.
+type refusal struct {
+	code int
+	body string
+}
+
+func (e *refusal) Error() string { return fmt.Sprintf("node answered %d %s", e.code, e.body) }
 
 // startOnNode starts session x on the node at addr, authorised by a
 // one-minute placement token of the session's account, and returns the node's
@@ -88,7 +111,7 @@ func (f *Front) startOnNode(ctx context.Context, x registry.Session, addr string
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusCreated {
-		return nil, fmt.Errorf("node answered %d %s", resp.StatusCode, bytes.TrimSpace(b))
+		return nil, &refusal{resp.StatusCode, string(bytes.TrimSpace(b))}
 	}
 	var rep struct {
 		Capabilities json.RawMessage `json:"capabilities"`
@@ -118,7 +141,7 @@ func (f *Front) Run(ctx context.Context) error {
 
 func (f *Front) sweep(ctx context.Context) {
 	st := f.cfg.Store
-	ended, err := st.ReapDeadNodes(ctx, time.Minute)
+	ended, err := st.ReapDeadNodes(ctx, f.cfg.ReconnectWindow)
 	for _, sid := range ended {
 		f.stats.reaped.Add(1)
 		f.log.Info("session inactive: its engine node stopped heartbeating", "session", sid)
@@ -165,4 +188,82 @@ func (f *Front) sweepQueue(ctx context.Context, model string) {
 			}
 		}
 	}
+}
+
+// lost reports whether session x's node is gone: the janitor made it
+// INACTIVE (only a node's death does), or it is still bound to a node
+// whose heartbeat lapsed.
+func (f *Front) lost(ctx context.Context, x registry.Session) bool {
+	switch {
+	case x.State == registry.StateInactive:
+		return true
+	case registry.Bound(x.State):
+		live, err := f.cfg.Store.NodeLive(ctx, x.Node)
+		return err == nil && !live
+	}
+	return false
+}
+
+// replace re-places session x, whose node died, on another live node of
+// its model, as the contract allows on the client's reconnect(): under the
+// session's placement lock a slot is leased there and the session started
+// anew (the model state restarts; the session id, the client's token and
+// its cached capabilities stay valid, so the new node's capabilities must
+// be identical), then the record moves to it (registry.Rebind, which
+// checks the account's quota again). It returns the session as it is now.
+func (f *Front) replace(ctx context.Context, x registry.Session) (registry.Session, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	st := f.cfg.Store
+	if ok, err := st.Lock(ctx, "place:"+x.ID, 15*time.Second); err != nil {
+		return x, err
+	} else if !ok {
+		return x, errors.New("front: another request is placing the session")
+	}
+	defer func() { _ = st.Unlock(context.WithoutCancel(ctx), "place:"+x.ID) }()
+	if y, err := st.Session(ctx, x.ID); err != nil {
+		return x, err
+	} else if y.State != x.State || y.Node != x.Node {
+		return y, nil // re-placed (or ended) meanwhile
+	}
+	excluded := []string{x.Node}
+	for range 4 {
+		node, addr, err := st.Reserve(ctx, x.Model, x.ID, 20*time.Second, excluded...)
+		if err != nil {
+			return x, err
+		}
+		caps, err := f.startOnNode(ctx, x, addr)
+		if err != nil {
+			f.stats.placeFailed.Add(1)
+			f.log.Warn("node refused the re-placed session; trying another", "session", x.ID, "node", node, "err", err)
+			f.undoStart(ctx, x, node, addr, err)
+			excluded = append(excluded, node)
+			continue
+		}
+		if !sameJSON(caps, []byte(x.Caps)) {
+			f.undoStart(ctx, x, node, addr, nil)
+			return x, fmt.Errorf("front: node %s serves other capabilities than the session's", node)
+		}
+		err = st.Rebind(ctx, x, node, addr, string(caps), f.cfg.SessionTTL, f.cfg.MaxPerAccount)
+		if errors.Is(err, registry.ErrMoved) { // a janitor made it INACTIVE while it started: still lost
+			if y, rerr := st.Session(ctx, x.ID); rerr == nil && y.State == registry.StateInactive && y.Node == x.Node {
+				err = st.Rebind(ctx, y, node, addr, string(caps), f.cfg.SessionTTL, f.cfg.MaxPerAccount)
+			}
+		}
+		if err != nil {
+			f.undoStart(ctx, x, node, addr, nil)
+			return x, err
+		}
+		f.stats.replaced.Add(1)
+		f.log.Info("session re-placed: its node was lost", "session", x.ID, "lost", x.Node, "node", node)
+		return st.Session(ctx, x.ID)
+	}
+	return x, errors.New("front: every node tried refused the session")
+}
+
+// sameJSON reports whether a and b are the same JSON text but for
+// insignificant space.
+func sameJSON(a, b []byte) bool {
+	var ca, cb bytes.Buffer
+	return json.Compact(&ca, a) == nil && json.Compact(&cb, b) == nil && bytes.Equal(ca.Bytes(), cb.Bytes())
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -25,6 +27,9 @@ type route struct {
 	sid    string
 	base   string // public base URL for presigned upload URLs
 	upload bool   // POST …/uploads: rewrite presigned_url
+	// redial, when set, answers instead of the proxy when the node cannot
+	// be dialled (a node that died before its heartbeat lapsed).
+	redial func(http.ResponseWriter)
 }
 
 // handleTransport forwards the transport routes and the upload slot route
@@ -43,10 +48,44 @@ func (f *Front) handleTransport(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	f.forward(w, r, x, r.URL.Path, upload)
+	// The SDK's reconnect() starts with GET ice_servers, then PUT
+	// sdp_params: a session whose node died is re-placed on another node
+	// there, when a live node has a slot, rather than lost.
+	rest := r.PathValue("rest")
+	entry := (rest == "ice_servers" && r.Method == http.MethodGet) || (rest == "sdp_params" && r.Method != http.MethodGet)
+	if entry && f.lost(r.Context(), x) {
+		if x = f.replaceOr404(w, r, x); x.ID == "" {
+			return
+		}
+	}
+	var redial func(http.ResponseWriter)
+	if rest == "ice_servers" && r.Method == http.MethodGet && registry.Bound(x.State) {
+		redial = func(w http.ResponseWriter) {
+			if y := f.replaceOr404(w, r, x); y.ID != "" {
+				f.forward(w, r, y, r.URL.Path, false, nil)
+			}
+		}
+	}
+	f.forward(w, r, x, r.URL.Path, upload, redial)
 }
 
-func (f *Front) forward(w http.ResponseWriter, r *http.Request, x registry.Session, path string, upload bool) {
+// replaceOr404 re-places session x, whose node was lost, and returns it;
+// when that fails it answers 404 (the contract's answer for a lost
+// engine) and returns the zero Session.
+func (f *Front) replaceOr404(w http.ResponseWriter, r *http.Request, x registry.Session) registry.Session {
+	y, err := f.replace(r.Context(), x)
+	if err == nil && !registry.Bound(y.State) {
+		err = fmt.Errorf("it is %s", y.State)
+	}
+	if err != nil {
+		f.log.Warn("session's node lost; not re-placed", "session", x.ID, "node", x.Node, "err", err)
+		writeDetail(w, http.StatusNotFound, fmt.Sprintf("session %q lost its engine node and was not re-placed: %v", x.ID, err))
+		return registry.Session{}
+	}
+	return y
+}
+
+func (f *Front) forward(w http.ResponseWriter, r *http.Request, x registry.Session, path string, upload bool, redial func(http.ResponseWriter)) {
 	if !registry.Bound(x.State) {
 		state := x.State
 		if state == registry.StatePending {
@@ -60,7 +99,7 @@ func (f *Front) forward(w http.ResponseWriter, r *http.Request, x registry.Sessi
 		writeDetail(w, http.StatusInternalServerError, "bad node address")
 		return
 	}
-	rt := &route{target: target, path: path, sid: x.ID, base: f.publicBase(r), upload: upload}
+	rt := &route{target: target, path: path, sid: x.ID, base: f.publicBase(r), upload: upload, redial: redial}
 	f.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rt)))
 }
 
@@ -125,6 +164,10 @@ func (f *Front) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		sid = rt.sid
 	}
 	f.log.Warn("engine node unreachable", "session", sid, "err", err)
+	if op := (*net.OpError)(nil); rt != nil && rt.redial != nil && errors.As(err, &op) && op.Op == "dial" {
+		rt.redial(w)
+		return
+	}
 	writeDetail(w, http.StatusNotFound, "the session's engine node is unreachable")
 }
 
@@ -147,5 +190,5 @@ func (f *Front) handlePut(w http.ResponseWriter, r *http.Request) {
 		writeDetail(w, http.StatusNotFound, fmt.Sprintf("unknown session %q", sid))
 		return
 	}
-	f.forward(w, r, x, "/sessions/"+sid+"/uploads/"+id, false)
+	f.forward(w, r, x, "/sessions/"+sid+"/uploads/"+id, false, nil)
 }

@@ -60,7 +60,7 @@ func (f *Front) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if code, err := f.admit(ctx, claims.Account, req.Model.Name); err != nil {
+	if code, err := f.admit(ctx, req.Model.Name); err != nil {
 		f.stats.refused.Add(1)
 		writeDetail(w, code, err.Error())
 		return
@@ -68,7 +68,13 @@ func (f *Front) handleCreate(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	x := registry.Session{ID: newID(), Account: claims.Account, Model: req.Model.Name, State: registry.StatePending,
 		Created: now, LastPoll: now, Deadline: now.Add(f.cfg.PlacementDeadline)}
-	if err := f.cfg.Store.CreateSession(ctx, x, 2*time.Minute); err != nil {
+	// The quota is checked in the same Redis script that creates the
+	// session: simultaneous creates of one account cannot all pass it.
+	if err := f.cfg.Store.CreateSession(ctx, x, f.cfg.EndedTTL, f.cfg.MaxPerAccount); errors.Is(err, registry.ErrOverQuota) {
+		f.stats.refused.Add(1)
+		writeDetail(w, http.StatusTooManyRequests, err.Error())
+		return
+	} else if err != nil {
 		writeDetail(w, http.StatusServiceUnavailable, "session store: "+err.Error())
 		return
 	}
@@ -80,23 +86,15 @@ func (f *Front) handleCreate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, d)
 }
 
-// admit checks the model and the account's quota.
-func (f *Front) admit(ctx context.Context, account, model string) (int, error) {
+// admit checks the model (the account's quota is checked when the
+// session is stored).
+func (f *Front) admit(ctx context.Context, model string) (int, error) {
 	ok, err := f.knownModel(ctx, model)
 	switch {
 	case err != nil:
 		return http.StatusServiceUnavailable, fmt.Errorf("node registry: %v", err)
 	case !ok:
 		return http.StatusNotFound, fmt.Errorf("unknown model %q: no engine node serves it", model)
-	}
-	if f.cfg.MaxPerAccount > 0 {
-		n, err := f.cfg.Store.LiveSessions(ctx, account)
-		if err != nil {
-			return http.StatusServiceUnavailable, fmt.Errorf("session store: %v", err)
-		}
-		if n >= f.cfg.MaxPerAccount {
-			return http.StatusTooManyRequests, fmt.Errorf("account has %d live sessions, the limit is %d", n, f.cfg.MaxPerAccount)
-		}
 	}
 	return 0, nil
 }
@@ -151,7 +149,7 @@ func (f *Front) handleGet(w http.ResponseWriter, r *http.Request) {
 
 // endPending closes a pending session for reason, counting it in c.
 func (f *Front) endPending(ctx context.Context, x registry.Session, reason string, c interface{ Add(uint64) uint64 }) {
-	if ok, err := f.cfg.Store.End(ctx, x, registry.StateClosed, reason, time.Minute); ok && err == nil {
+	if ok, err := f.cfg.Store.End(ctx, x, registry.StateClosed, reason, f.cfg.EndedTTL); ok && err == nil {
 		c.Add(1)
 		f.log.Info("session closed", "session", x.ID, "reason", reason)
 	}
@@ -175,7 +173,7 @@ func (f *Front) handleDelete(w http.ResponseWriter, r *http.Request) {
 			_ = f.cfg.Store.Release(ctx, x.Node, x.ID)
 		}
 	}
-	_, _ = f.cfg.Store.End(ctx, x, registry.StateClosed, "deleted by the client", time.Minute)
+	_, _ = f.cfg.Store.End(ctx, x, registry.StateClosed, "deleted by the client", f.cfg.EndedTTL)
 	f.stats.deleted.Add(1)
 	f.log.Info("session deleted", "session", x.ID)
 	writeJSON(w, http.StatusOK, map[string]string{"session_id": x.ID, "state": registry.StateClosed})

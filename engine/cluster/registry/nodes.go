@@ -177,3 +177,10 @@ func (s *Store) ReapNode(ctx context.Context, id string, keep time.Duration) ([]
 	}
 	return ended, s.Deregister(ctx, id)
 }
+
+// NodeLive reports whether node id is registered and its heartbeat has
+// not lapsed.
+func (s *Store) NodeLive(ctx context.Context, id string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.nodeKey(id)).Result()
+	return n == 1, err
+}

@@ -8,7 +8,8 @@
 // crashed front loses nothing. Keys (prefix "fw:" by default):
 //
 //	{p}sess:{sid}          hash: the Session record (TTL: the session's life + slack)
-//	{p}queue:{model}       zset: pending session ids by creation time
+//	{p}queue:{model}       zset: pending session ids by order of creation ({p}queue-seq)
+//	{p}queue-seq           counter: the order of session creations across every front
 //	{p}nodes               set: ids of registered nodes
 //	{p}node:{id}           hash: a node's address, model, capacity, draining (TTL: heartbeat)
 //	{p}acct:{account}      set: an account's session ids (ended ones pruned lazily)
@@ -103,27 +104,41 @@ func (s *Store) slotsKey(id string) string { return s.p + "slots:" + id }
 func (s *Store) nodesKey() string          { return s.p + "nodes" }
 func (s *Store) acctKey(a string) string   { return s.p + "acct:" + a }
 
+// ErrOverQuota is returned (wrapped, with the figures) by CreateSession
+// and Rebind when the account already has its maximum of live sessions.
+var ErrOverQuota = errors.New("registry: account over its quota of live sessions")
+
+// liveLua is a Lua function shared by the scripts that admit a session:
+// live(acct, prefix, except) counts the sessions of the account set acct
+// that have not ended (queued ones included), except the id except, and
+// removes the ended and expired ones from the set on the way, so the set
+// holds live sessions only.
+const liveLua = `
+local function live(acct, p, except)
+  local n = 0
+  for _, id in ipairs(redis.call('SMEMBERS', acct)) do
+    local st = redis.call('HGET', p .. 'sess:' .. id, 'state')
+    if not st or st == 'CLOSED' or st == 'INACTIVE' then
+      redis.call('SREM', acct, id)
+    elseif id ~= except then
+      n = n + 1
+    end
+  end
+  return n
+end
+local function extend(k, ms)
+  local cur = redis.call('PTTL', k)
+  if cur < tonumber(ms) then redis.call('PEXPIRE', k, ms) end
+end
+`
+
 // LiveSessions counts account's sessions that have not ended (queued ones
 // included), forgetting ended ones on the way.
 func (s *Store) LiveSessions(ctx context.Context, account string) (int, error) {
-	ids, err := s.rdb.SMembers(ctx, s.acctKey(account)).Result()
-	if err != nil {
-		return 0, err
-	}
-	live := 0
-	for _, id := range ids {
-		st, err := s.rdb.HGet(ctx, s.sessKey(id), "state").Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return 0, err
-		}
-		if st == "" || Terminal(st) {
-			s.rdb.SRem(ctx, s.acctKey(account), id)
-			continue
-		}
-		live++
-	}
-	return live, nil
+	return liveScript.Run(ctx, s.rdb, []string{s.acctKey(account)}, s.p).Int()
 }
+
+var liveScript = redis.NewScript(liveLua + `return live(KEYS[1], ARGV[1], '')`)
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
@@ -135,20 +150,41 @@ func fromMS(v string) time.Time {
 	return time.UnixMilli(n)
 }
 
-// CreateSession stores a new pending session and queues it; the record
-// expires ttl after its deadline unless updated.
-func (s *Store) CreateSession(ctx context.Context, x Session, ttl time.Duration) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		k := s.sessKey(x.ID)
-		p.HSet(ctx, k, "account", x.Account, "model", x.Model, "state", StatePending,
-			"created", ms(x.Created), "last_poll", ms(x.Created), "deadline", ms(x.Deadline))
-		p.PExpire(ctx, k, time.Until(x.Deadline)+ttl)
-		p.ZAdd(ctx, s.queueKey(x.Model), redis.Z{Score: float64(ms(x.Created)), Member: x.ID})
-		p.SAdd(ctx, s.acctKey(x.Account), x.ID)
-		p.Expire(ctx, s.acctKey(x.Account), 24*time.Hour)
-		return nil
-	})
-	return err
+// createScript admits and stores a new pending session in one step, so
+// that concurrent creates of one account cannot all pass the quota
+// (KEYS[1] session, KEYS[2] queue, KEYS[3] account set). ARGV: prefix,
+// sid, account, model, created ms, deadline ms, record ttl ms, max live
+// sessions of the account (0: no bound). It returns -1 when the session
+// was created, else the account's live sessions.
+var createScript = redis.NewScript(liveLua + `
+local n = live(KEYS[3], ARGV[1], '')
+local max = tonumber(ARGV[8])
+if max > 0 and n >= max then return n end
+redis.call('HSET', KEYS[1], 'account', ARGV[3], 'model', ARGV[4], 'state', 'PENDING',
+  'created', ARGV[5], 'last_poll', ARGV[5], 'deadline', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+redis.call('ZADD', KEYS[2], redis.call('INCR', ARGV[1] .. 'queue-seq'), ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[2])
+extend(KEYS[3], ARGV[7])
+return -1`)
+
+// CreateSession stores a new pending session and queues it, atomically
+// with the account's quota: when max > 0 and the account already has max
+// live sessions (queued ones included), nothing is stored and the error
+// wraps ErrOverQuota. The record expires ttl after its deadline unless
+// updated. The account's set of session ids holds live sessions only and
+// expires with the longest-lived of their records.
+func (s *Store) CreateSession(ctx context.Context, x Session, ttl time.Duration, max int) error {
+	life := time.Until(x.Deadline) + ttl
+	n, err := createScript.Run(ctx, s.rdb, []string{s.sessKey(x.ID), s.queueKey(x.Model), s.acctKey(x.Account)},
+		s.p, x.ID, x.Account, x.Model, ms(x.Created), ms(x.Deadline), life.Milliseconds(), max).Int()
+	if err != nil {
+		return err
+	}
+	if n >= 0 {
+		return fmt.Errorf("%w: account has %d live sessions, the limit is %d", ErrOverQuota, n, max)
+	}
+	return nil
 }
 
 // Session returns the session sid.
@@ -187,22 +223,96 @@ func (s *Store) Queue(ctx context.Context, model string) ([]string, error) {
 	return s.rdb.ZRange(ctx, s.queueKey(model), 0, -1).Result()
 }
 
-// bindScript binds a pending session (KEYS[1] session, KEYS[2] queue):
-// only a PENDING session is bound, so a session closed meanwhile stays
-// closed. ARGV: sid, node, addr, caps, ttl ms.
-var bindScript = redis.NewScript(`
+// lifeLua: lifetime(slots, sid, now, ttl) is how long a bound session's
+// record lives: until the end of the slot its node committed (the node's
+// maximum duration, see Commit) plus a minute, and at least ttl (what a
+// node that committed nothing gets).
+const lifeLua = `
+local function lifetime(slots, sid, now, ttl)
+  local t = tonumber(ttl)
+  local u = redis.call('ZSCORE', slots, sid)
+  if u then
+    local d = tonumber(u) - tonumber(now) + 60000
+    if d > t then t = d end
+  end
+  return t
+end
+`
+
+// bindScript binds a pending session (KEYS[1] session, KEYS[2] queue,
+// KEYS[3] the node's slots, KEYS[4] the account set): only a PENDING
+// session is bound, so a session closed meanwhile stays closed. ARGV:
+// sid, node, addr, caps, ttl ms, now ms.
+var bindScript = redis.NewScript(liveLua + lifeLua + `
 if redis.call('HGET', KEYS[1], 'state') ~= 'PENDING' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'WAITING', 'node', ARGV[2], 'node_addr', ARGV[3], 'caps', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+local ttl = lifetime(KEYS[3], ARGV[1], ARGV[6], ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('ZREM', KEYS[2], ARGV[1])
+extend(KEYS[4], ttl)
 return 1`)
 
 // Bind records that node (at addr, answering with caps) serves the pending
-// session sid; the record then lives ttl. It reports false when the
-// session is no longer pending (closed meanwhile).
+// session sid. The record then lives as long as the slot the node
+// committed for it (its maximum duration) plus a minute, and at least
+// ttl. It reports false when the session is no longer pending (closed
+// meanwhile).
 func (s *Store) Bind(ctx context.Context, x Session, node, addr, caps string, ttl time.Duration) (bool, error) {
-	n, err := bindScript.Run(ctx, s.rdb, []string{s.sessKey(x.ID), s.queueKey(x.Model)}, x.ID, node, addr, caps, ttl.Milliseconds()).Int()
+	n, err := bindScript.Run(ctx, s.rdb, []string{s.sessKey(x.ID), s.queueKey(x.Model), s.slotsKey(node), s.acctKey(x.Account)},
+		x.ID, node, addr, caps, ttl.Milliseconds(), ms(time.Now())).Int()
 	return n == 1, err
+}
+
+// ErrMoved is returned by Rebind when the session changed since it was
+// read (ended, re-placed by another front, or its node came back).
+var ErrMoved = errors.New("registry: the session changed meanwhile")
+
+// rebindScript moves a session whose node was lost to another node
+// (KEYS[1] session, KEYS[2] the new node's slots, KEYS[3] the account
+// set, KEYS[4] the old node's slots), only if its state and node are
+// still those read (ARGV[3], ARGV[4]) and the account's quota allows it
+// once more. ARGV: prefix, sid, state, old node, node, addr, caps, ttl
+// ms, now ms, max. It returns -1 when moved, -2 when the session changed,
+// else the account's other live sessions.
+var rebindScript = redis.NewScript(liveLua + lifeLua + `
+if redis.call('HGET', KEYS[1], 'state') ~= ARGV[3] or (redis.call('HGET', KEYS[1], 'node') or '') ~= ARGV[4] then return -2 end
+local max = tonumber(ARGV[10])
+if max > 0 then
+  local n = live(KEYS[3], ARGV[1], ARGV[2])
+  if n >= max then return n end
+end
+redis.call('HSET', KEYS[1], 'state', 'WAITING', 'node', ARGV[5], 'node_addr', ARGV[6], 'caps', ARGV[7])
+redis.call('HDEL', KEYS[1], 'reason')
+local ttl = lifetime(KEYS[2], ARGV[2], ARGV[9], ARGV[8])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('SADD', KEYS[3], ARGV[2])
+extend(KEYS[3], ttl)
+redis.call('ZREM', KEYS[4], ARGV[2])
+return -1`)
+
+// Rebind moves session x, whose node was lost (x as read: INACTIVE, or
+// still bound to a node that stopped answering), to node (at addr,
+// answering with caps), which started it anew: the session is WAITING
+// again with the same id, its old slot is dropped, and its record lives as
+// Bind's does. It fails with ErrMoved when x changed since it was read,
+// and with ErrOverQuota when the account's other live sessions already
+// reach max (> 0).
+func (s *Store) Rebind(ctx context.Context, x Session, node, addr, caps string, ttl time.Duration, max int) error {
+	oldSlots := s.p + "none" // no old slot to drop
+	if x.Node != "" && x.Node != node {
+		oldSlots = s.slotsKey(x.Node)
+	}
+	keys := []string{s.sessKey(x.ID), s.slotsKey(node), s.acctKey(x.Account), oldSlots}
+	n, err := rebindScript.Run(ctx, s.rdb, keys, s.p, x.ID, x.State, x.Node, node, addr, caps, ttl.Milliseconds(), ms(time.Now()), max).Int()
+	switch {
+	case err != nil:
+		return err
+	case n == -2:
+		return ErrMoved
+	case n >= 0:
+		return fmt.Errorf("%w: account has %d other live sessions, the limit is %d", ErrOverQuota, n, max)
+	}
+	return nil
 }
 
 // setStateScript sets a live session's state (KEYS[1]); a terminal state
