@@ -1,0 +1,496 @@
+package record
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// timescale is the recording's clock: 90 kHz, like RTP video.
+const timescale = 90000
+
+// Refusal reasons of clipFailed, worded as the runtime words them (SDK ≥
+// 2.10 maps the first to RECORDER_DISABLED by exact match).
+var (
+	ErrDisabled    = errors.New("recorder disabled or encoder crashed")
+	ErrNoMedia     = errors.New("no media generated yet")
+	ErrBadDuration = errors.New("duration_seconds must be positive")
+)
+
+// queueLen is how many access units wait for the disk at most (3 s at
+// 30 fps): a slow disk costs dropped recording frames, never a blocked
+// pipeline.
+const queueLen = 90
+
+// Recorder records one session's video output: the tap (VideoTap) copies
+// every access unit the live encoder made into a bounded queue, and Run,
+// on its own goroutine, muxes them into init.mp4 and one fMP4 segment per
+// chunk_seconds of media time. Every method is safe for concurrent use.
+// A failure (disk, muxer, a stream it cannot record) disables the
+// recording for the session with one log line; live media never waits
+// for it.
+type Recorder struct {
+	st  *Store
+	cfg Config
+	log *slog.Logger
+	csT int64 // chunk length in ticks
+
+	free, full chan *item
+	stop       chan struct{}
+	stopOnce   sync.Once
+	done       chan struct{}
+	running    atomic.Bool
+
+	off     atomic.Bool  // failed or closed: the tap drops at once
+	now     atomic.Int64 // media ticks accepted: the markers' now
+	dropped atomic.Uint64
+	started atomic.Bool // a frame was accepted
+
+	mu     sync.Mutex // guards id, e and failed
+	id     string
+	e      *entry
+	failed error
+
+	// Owned by Run's goroutine.
+	mux      *muxer
+	seg      int   // index of the open segment, -1 before the first
+	segStart int64 // its first pts
+	segEnd   int64 // pts + dur of its latest packet
+	w, h     int
+}
+
+// item is one queued access unit; its buffer is reused.
+type item struct {
+	data     []byte
+	pts, dur int64
+	key      bool
+	w, h     int
+}
+
+// NewRecorder registers a live recording under id (a lowercase UUID;
+// empty mints one) with cfg (its chunk_seconds and clip_max_seconds).
+// Nothing is written until the first keyframe. The caller runs Run on a
+// goroutine it owns, and ends it with ctx or Close.
+func (s *Store) NewRecorder(id string, cfg Config, log *slog.Logger) (*Recorder, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if id == "" {
+		id = NewID()
+	}
+	e, err := s.add(id, cfg.ChunkSeconds)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Recorder{
+		st: s, cfg: cfg, log: log.With("component", "record"), csT: int64(cfg.ChunkSeconds) * timescale,
+		free: make(chan *item, queueLen), full: make(chan *item, queueLen),
+		stop: make(chan struct{}), done: make(chan struct{}),
+		id: id, e: e, seg: -1,
+	}
+	for range queueLen {
+		r.free <- &item{}
+	}
+	return r, nil
+}
+
+// ID returns the recording id.
+func (r *Recorder) ID() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.id
+}
+
+// SetID replaces the recording id (the start body's session_id) before
+// anything was recorded; id must be a lowercase UUID.
+func (r *Recorder) SetID(id string) error {
+	if r.started.Load() {
+		return errors.New("record: SetID after recording started")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if id == r.id {
+		return nil
+	}
+	e, err := r.st.add(id, r.cfg.ChunkSeconds)
+	if err != nil {
+		return err
+	}
+	r.st.remove(r.e)
+	r.id, r.e = id, e
+	return nil
+}
+
+// ChunkSeconds returns the segment length.
+func (r *Recorder) ChunkSeconds() int { return r.cfg.ChunkSeconds }
+
+// Disable stops the recording for the session: later clip requests are
+// refused with ErrDisabled and the reason is logged once.
+func (r *Recorder) Disable(reason error) { r.fail(reason) }
+
+// Err returns why the recording is disabled, nil while it works.
+func (r *Recorder) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed
+}
+
+// Dropped counts access units not recorded because the queue was full
+// (and the ones skipped until the next keyframe after such a drop).
+func (r *Recorder) Dropped() uint64 { return r.dropped.Load() }
+
+// Now returns the media time recorded so far (the markers' now).
+func (r *Recorder) Now() time.Duration {
+	return time.Duration(r.now.Load()) * time.Second / timescale
+}
+
+func (r *Recorder) fail(err error) {
+	r.mu.Lock()
+	if r.failed != nil {
+		r.mu.Unlock()
+		return
+	}
+	r.failed = err
+	id := r.id
+	r.mu.Unlock()
+	r.off.Store(true)
+	r.log.Error("recording disabled for this session", "recording", id, "err", err)
+}
+
+// VideoTap is the recorder's side of one video pipeline
+// (pipeline.VideoConfig.Tap). Its Packet is called by one goroutine at a
+// time; it copies and never blocks.
+type VideoTap struct {
+	r        *Recorder
+	rate     float64
+	mu       sync.Mutex // a restarted pipeline may follow the old one
+	needKey  bool
+	frames   int64 // frames accepted (rate > 0)
+	boundary int64 // next segment boundary, ticks
+}
+
+// VideoTap returns the tap for the recorded video output, whose frame
+// rate is rate (0: automatic pacing). Media time advances by 1/rate per
+// recorded frame however long the model took to make it; with rate 0 by
+// the frame's duration on the wire, at most 100 ms, so a pause in
+// emission adds no dead air.
+func (r *Recorder) VideoTap(rate float64) *VideoTap {
+	return &VideoTap{r: r, rate: rate, needKey: true, boundary: r.csT}
+}
+
+// Packet takes one encoded H.264 access unit (Annex B; data is only read
+// during the call) of a width×height picture that lasted dur on the wire.
+// It returns true when the live encoder should make its next frame a
+// keyframe: at each segment boundary of media time, and after a drop. It
+// does not allocate once the queue's buffers have grown.
+func (t *VideoTap) Packet(data []byte, key bool, width, height int, dur time.Duration) (wantKey bool) {
+	r := t.r
+	if r.off.Load() {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.needKey && !key {
+		r.dropped.Add(1)
+		return true
+	}
+	var it *item
+	select {
+	case it = <-r.free:
+	default:
+		r.dropped.Add(1)
+		t.needKey = true
+		return true
+	}
+	t.needKey = false
+	start := r.now.Load()
+	var end int64
+	if t.rate > 0 {
+		t.frames++
+		end = int64(math.Round(float64(t.frames) * timescale / t.rate))
+	} else {
+		end = start + min(max(int64(dur)*timescale/int64(time.Second), 1), timescale/10)
+	}
+	if end <= start {
+		end = start + 1
+	}
+	if cap(it.data) < len(data) {
+		it.data = make([]byte, len(data), len(data)+len(data)/2)
+	}
+	it.data = it.data[:len(data)]
+	copy(it.data, data)
+	it.pts, it.dur, it.key, it.w, it.h = start, end-start, key, width, height
+	r.now.Store(end)
+	r.started.Store(true)
+	r.full <- it // never blocks: as many items as slots
+	for t.boundary <= end {
+		t.boundary += r.csT
+		wantKey = true
+	}
+	return wantKey
+}
+
+// Run muxes queued access units until ctx ends or Close is called, then
+// writes what is queued, closes the last segment and marks the recording
+// finished (its clips stay for the store's retention). It returns nil;
+// failures disable the recording instead. Run may be called once.
+func (r *Recorder) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("record: Run called twice")
+	}
+	defer close(r.done)
+	for {
+		select {
+		case it := <-r.full:
+			r.handle(it)
+			r.free <- it
+			continue
+		case <-ctx.Done():
+		case <-r.stop:
+		}
+		break
+	}
+	r.off.Store(true) // the tap drops from now on
+	for {
+		select {
+		case it := <-r.full:
+			r.handle(it)
+			r.free <- it
+			continue
+		default:
+		}
+		break
+	}
+	r.finish()
+	return nil
+}
+
+// Close stops the recording (as ending Run's ctx does) and waits for Run
+// to finish, if it was started. It is idempotent.
+func (r *Recorder) Close() error {
+	r.stopOnce.Do(func() { close(r.stop) })
+	if r.running.Load() {
+		<-r.done
+	} else {
+		r.off.Store(true)
+		r.mu.Lock()
+		e := r.e
+		r.mu.Unlock()
+		r.st.finish(e)
+	}
+	return nil
+}
+
+// handle muxes one access unit, cutting a segment at a keyframe that
+// starts at or after the open segment's end.
+func (r *Recorder) handle(it *item) {
+	if r.Err() != nil {
+		return
+	}
+	if err := r.mux1(it); err != nil {
+		r.fail(err)
+		if r.mux != nil {
+			r.mux.close()
+			r.mux = nil
+		}
+	}
+}
+
+func (r *Recorder) mux1(it *item) error {
+	r.mu.Lock()
+	e := r.e
+	r.mu.Unlock()
+	if r.mux == nil {
+		if !it.key {
+			return nil // the tap hands a keyframe first
+		}
+		ps := parameterSets(it.data)
+		if ps == nil {
+			return errors.New("record: the first keyframe carries no SPS/PPS (is the live codec H.264?)")
+		}
+		if err := os.MkdirAll(e.dir, 0o755); err != nil {
+			return fmt.Errorf("record: %w", err)
+		}
+		f, err := newAtomicFile(filepath.Join(e.dir, initName))
+		if err != nil {
+			return err
+		}
+		m, err := openMuxer(ps, it.w, it.h, f)
+		if err != nil {
+			f.abort()
+			return err
+		}
+		size, err := f.commit()
+		if err != nil {
+			m.close()
+			return err
+		}
+		r.mux, r.w, r.h = m, it.w, it.h
+		r.st.wrote(e, -1, 0, size)
+		r.log.Info("recording", "recording", e.id, "dir", e.dir, "width", it.w, "height", it.h, "chunk_seconds", r.cfg.ChunkSeconds)
+	}
+	if it.w != r.w || it.h != r.h {
+		return fmt.Errorf("record: the picture size changed from %dx%d to %dx%d; one recording keeps one size", r.w, r.h, it.w, it.h)
+	}
+	if it.key && r.seg >= 0 && it.pts >= int64(r.seg+1)*r.csT {
+		if err := r.closeSegment(e); err != nil {
+			return err
+		}
+	}
+	if r.seg < 0 {
+		r.seg = int(it.pts / r.csT)
+		r.segStart = it.pts
+	}
+	r.segEnd = it.pts + it.dur
+	return r.mux.packet(it.data, it.pts, it.dur, it.key)
+}
+
+// closeSegment writes the open segment's fragment to its file (a
+// temporary name renamed once complete and synced: a segment on disk
+// under its own name is always whole).
+func (r *Recorder) closeSegment(e *entry) error {
+	f, err := newAtomicFile(filepath.Join(e.dir, chunkName(r.seg)))
+	if err != nil {
+		return err
+	}
+	if err := r.mux.fragment(f); err != nil {
+		f.abort()
+		return err
+	}
+	size, err := f.commit()
+	if err != nil {
+		return err
+	}
+	r.st.wrote(e, r.seg, float64(r.segEnd-r.segStart)/timescale, size)
+	r.seg = -1
+	return nil
+}
+
+// finish closes the last segment and marks the recording finished.
+func (r *Recorder) finish() {
+	r.mu.Lock()
+	e := r.e
+	r.mu.Unlock()
+	if r.mux != nil {
+		if r.seg >= 0 && r.Err() == nil {
+			if err := r.closeSegment(e); err != nil {
+				r.fail(err)
+			}
+		}
+		r.mux.close()
+		r.mux = nil
+	}
+	r.st.finish(e)
+}
+
+// Clip is the clipReady payload.
+type Clip struct {
+	SessionID          string  `json:"session_id"`
+	Kind               string  `json:"kind"`
+	StartMarker        float64 `json:"start_marker"`
+	EndMarker          float64 `json:"end_marker"`
+	NowMarker          float64 `json:"now_marker"`
+	PredictedReadyAtMs int64   `json:"predicted_ready_at_ms"`
+	PlaylistURL        string  `json:"playlist_url"`
+}
+
+// Snap answers requestClip: the last seconds of media (capped by
+// clip_max_seconds). prefix goes before the playlist path ("" for a
+// path-only URL). A nil Recorder answers ErrDisabled.
+func (r *Recorder) Snap(seconds float64, prefix string) (Clip, error) {
+	now, err := r.markers()
+	if err != nil {
+		return Clip{}, err
+	}
+	if !(seconds > 0) || math.IsInf(seconds, 0) && seconds < 0 {
+		return Clip{}, ErrBadDuration
+	}
+	d := min(seconds, r.cfg.ClipMaxSeconds)
+	return r.clip("snap", max(0, now-d), now, prefix), nil
+}
+
+// Recording answers requestRecording: the whole recording so far.
+func (r *Recorder) Recording(prefix string) (Clip, error) {
+	now, err := r.markers()
+	if err != nil {
+		return Clip{}, err
+	}
+	return r.clip("recording", 0, now, prefix), nil
+}
+
+func (r *Recorder) markers() (float64, error) {
+	if r == nil || r.Err() != nil || r.off.Load() && !r.started.Load() {
+		return 0, ErrDisabled
+	}
+	if !r.started.Load() {
+		return 0, ErrNoMedia
+	}
+	return float64(r.now.Load()) / timescale, nil
+}
+
+func (r *Recorder) clip(kind string, start, end float64, prefix string) Clip {
+	id := r.ID()
+	cs := float64(r.cfg.ChunkSeconds)
+	first := max(0, math.Floor(start/cs))
+	last := max(first, math.Ceil(end/cs)-1)
+	wait := max(0, (last+1)*cs-end) // media still to record before the boundary segment closes
+	return Clip{
+		SessionID: id, Kind: kind, StartMarker: start, EndMarker: end, NowMarker: end,
+		PredictedReadyAtMs: time.Now().Add(time.Duration(wait*float64(time.Second)) + 100*time.Millisecond).UnixMilli(),
+		PlaylistURL:        fmt.Sprintf("%s/clips?session_id=%s&start=%.3f&end=%.3f", prefix, id, start, end),
+	}
+}
+
+// atomicFile is written under a temporary name and renamed to its own
+// name by commit, after an fsync: after a crash a file under its own name
+// is complete.
+type atomicFile struct {
+	f    *os.File
+	path string
+	n    int64
+}
+
+func newAtomicFile(path string) (*atomicFile, error) {
+	f, err := os.OpenFile(path+".tmp", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("record: %w", err)
+	}
+	return &atomicFile{f: f, path: path}, nil
+}
+
+func (a *atomicFile) Write(b []byte) (int, error) {
+	n, err := a.f.Write(b)
+	a.n += int64(n)
+	return n, err
+}
+
+func (a *atomicFile) commit() (int64, error) {
+	err := a.f.Sync()
+	if cerr := a.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(a.path+".tmp", a.path)
+	}
+	if err != nil {
+		_ = os.Remove(a.path + ".tmp")
+		return 0, fmt.Errorf("record: %w", err)
+	}
+	return a.n, nil
+}
+
+func (a *atomicFile) abort() {
+	_ = a.f.Close()
+	_ = os.Remove(a.path + ".tmp")
+}
