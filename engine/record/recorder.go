@@ -413,7 +413,7 @@ func (r *Recorder) Snap(seconds float64, prefix string) (Clip, error) {
 	if err != nil {
 		return Clip{}, err
 	}
-	if !(seconds > 0) || math.IsInf(seconds, 0) && seconds < 0 {
+	if !(seconds > 0) {
 		return Clip{}, ErrBadDuration
 	}
 	d := min(seconds, r.cfg.ClipMaxSeconds)
