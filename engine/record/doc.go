@@ -24,7 +24,14 @@
 // complete and synced, so after a crash (kill -9) every segment under its
 // own name plays.
 //
-// Not yet recorded: audio (the contract's AAC track; clips are video
-// only), and outputs that negotiated VP8 (the recording is then disabled
-// for the session, with the reason logged).
+// Audio: the recorded audio output's PCM, as its pipeline plays it out
+// (pipeline.AudioConfig.Tap), is paired with video media time (padded
+// with silence, so a model without audio gets a silent track) and
+// encoded to AAC on the recorder's goroutine, when the FFmpeg build has
+// its aac encoder. The repository's shared build is configured without
+// it: recordings are then video only (logged).
+//
+// Not recorded: outputs that negotiated VP8 (the recording is then
+// disabled for the session, with the reason logged); a second H.264
+// encode for them is left to do.
 package record

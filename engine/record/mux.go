@@ -26,10 +26,11 @@ type muxer struct {
 // MSE want) and no mfra index at the end (segments stand alone).
 const movFlags = "+frag_custom+empty_moov+default_base_moof+skip_trailer"
 
-// openMuxer opens the muxer for an H.264 stream of the given size whose
-// parameter sets (Annex B, start codes included) are extradata, and
+// openMuxer opens the muxer for an H.264 stream (index 0) of the given
+// size whose parameter sets (Annex B, start codes included) are
+// extradata, and an AAC stream (index 1) from aac unless it is nil, and
 // writes the header to init.
-func openMuxer(extradata []byte, width, height int, init io.Writer) (_ *muxer, err error) {
+func openMuxer(extradata []byte, width, height int, aac *aacEncoder, init io.Writer) (_ *muxer, err error) {
 	m := &muxer{out: init}
 	defer func() {
 		if err != nil {
@@ -52,6 +53,16 @@ func openMuxer(extradata []byte, width, height int, init io.Writer) (_ *muxer, e
 		return nil, fmt.Errorf("mp4 muxer: extradata: %w", err)
 	}
 	st.SetTimeBase(astiav.NewRational(1, timescale))
+	if aac != nil {
+		as := m.fc.NewStream(nil)
+		if as == nil {
+			return nil, errors.New("mp4 muxer: no audio stream")
+		}
+		if err = as.CodecParameters().FromCodecContext(aac.cc); err != nil {
+			return nil, fmt.Errorf("mp4 muxer: audio parameters: %w", err)
+		}
+		as.SetTimeBase(astiav.NewRational(1, AudioRate))
+	}
 	if m.ioc, err = astiav.AllocIOContext(256<<10, true, nil, nil, m.write); err != nil {
 		return nil, fmt.Errorf("mp4 muxer: io: %w", err)
 	}
@@ -86,8 +97,9 @@ func (m *muxer) write(b []byte) (int, error) {
 	return n, err
 }
 
-// packet adds one access unit (Annex B) at pts for dur ticks (90 kHz).
-func (m *muxer) packet(data []byte, pts, dur int64, key bool) error {
+// packet adds one packet of stream (0: an H.264 access unit, Annex B, in
+// 90 kHz ticks; 1: an AAC packet, in samples) at pts for dur.
+func (m *muxer) packet(stream int, data []byte, pts, dur int64, key bool) error {
 	m.pkt.Unref()
 	if err := m.pkt.FromData(data); err != nil {
 		return fmt.Errorf("mp4 muxer: packet: %w", err)
@@ -95,7 +107,7 @@ func (m *muxer) packet(data []byte, pts, dur int64, key bool) error {
 	m.pkt.SetPts(pts)
 	m.pkt.SetDts(pts)
 	m.pkt.SetDuration(dur)
-	m.pkt.SetStreamIndex(0)
+	m.pkt.SetStreamIndex(stream)
 	if key {
 		m.pkt.SetFlags(astiav.NewPacketFlags(astiav.PacketFlagKey))
 	} else {

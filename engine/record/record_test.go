@@ -330,3 +330,41 @@ func TestParseConfig(t *testing.T) {
 		t.Fatal("fractional chunk_seconds accepted")
 	}
 }
+
+// TestRecorderAudio: with an AAC encoder in the FFmpeg build, the
+// recording carries an AAC track of the played-out PCM (silence where
+// there is none) next to the video. The repository's shared FFmpeg build
+// has none: then the recording is video only.
+func TestRecorderAudio(t *testing.T) {
+	s := openStore(t, StoreConfig{Dir: t.TempDir()})
+	rec, err := s.NewRecorder("", Config{Enabled: true, ChunkSeconds: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(context.Background()) }()
+	f, tap, at := newFeeder(t, 64, 64), rec.VideoTap(30), rec.AudioTap()
+	tone := make([]int16, AudioRate/30)
+	for i := range tone {
+		tone[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/AudioRate))
+	}
+	for range 60 {
+		at.PCM(tone)
+		f.feed(tap, 1)
+	}
+	_ = rec.Close()
+	<-done
+	st, err := recordtest.Probe(recordtest.Segments(filepath.Join(s.Dir(), rec.ID()), 0, 1)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasAAC() {
+		if st.Streams != 1 || st.Audio != "" {
+			t.Fatalf("without an AAC encoder: %+v, want video only", st)
+		}
+		t.Skip("FFmpeg built without the aac encoder: the recording is video only")
+	}
+	if st.Streams != 2 || st.Audio != "aac" || st.Packets != 60 {
+		t.Fatalf("%+v, want h264 + aac, 60 video packets", st)
+	}
+}

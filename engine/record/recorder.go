@@ -48,6 +48,8 @@ type Recorder struct {
 	done       chan struct{}
 	running    atomic.Bool
 
+	audio pcmRing // the recorded audio output's PCM, waiting for video media time
+
 	off     atomic.Bool  // failed or closed: the tap drops at once
 	now     atomic.Int64 // media ticks accepted: the markers' now
 	dropped atomic.Uint64
@@ -59,6 +61,7 @@ type Recorder struct {
 	failed error
 
 	// Owned by Run's goroutine.
+	aac      *aacEncoder
 	mux      *muxer
 	seg      int   // index of the open segment, -1 before the first
 	segStart int64 // its first pts
@@ -72,6 +75,7 @@ type item struct {
 	pts, dur int64
 	key      bool
 	w, h     int
+	pcm      []int16 // the audio of the frame's media time (silence where the model had none)
 }
 
 // NewRecorder registers a live recording under id (a lowercase UUID;
@@ -101,6 +105,9 @@ func (s *Store) NewRecorder(id string, cfg Config, log *slog.Logger) (*Recorder,
 	}
 	for range queueLen {
 		r.free <- &item{}
+	}
+	if hasAAC() {
+		r.audio.s = make([]int16, AudioRate) // a jitter buffer of 1 s, as the runtime's
 	}
 	return r, nil
 }
@@ -178,6 +185,7 @@ type VideoTap struct {
 	needKey  bool
 	frames   int64 // frames accepted (rate > 0)
 	boundary int64 // next segment boundary, ticks
+	samples  int64 // audio samples handed to the queue
 }
 
 // VideoTap returns the tap for the recorded video output, whose frame
@@ -231,6 +239,19 @@ func (t *VideoTap) Packet(data []byte, key bool, width, height int, dur time.Dur
 	it.data = it.data[:len(data)]
 	copy(it.data, data)
 	it.pts, it.dur, it.key, it.w, it.h = start, end-start, key, width, height
+	// The audio of [start, end) of media time: what the model played out
+	// since the previous frame, up to that much, padded with silence.
+	aEnd := end * AudioRate / timescale
+	n := int(aEnd - t.samples)
+	t.samples = aEnd
+	if r.audio.s == nil { // no AAC encoder: video only
+		n = 0
+	}
+	if cap(it.pcm) < n {
+		it.pcm = make([]int16, n, 2*n)
+	}
+	it.pcm = it.pcm[:n]
+	clear(it.pcm[r.audio.pop(it.pcm):])
 	r.now.Store(end)
 	r.started.Store(true)
 	r.full <- it // never blocks: as many items as slots
@@ -239,6 +260,61 @@ func (t *VideoTap) Packet(data []byte, key bool, width, height int, dur time.Dur
 		wantKey = true
 	}
 	return wantKey
+}
+
+// AudioTap is the recorder's side of the recorded audio output's
+// pipeline (pipeline.AudioConfig.Tap): the 48 kHz mono PCM as it is
+// played out. Without one the recording's audio track is silent.
+type AudioTap struct{ r *Recorder }
+
+// AudioTap returns the tap for the recorded audio output.
+func (r *Recorder) AudioTap() *AudioTap { return &AudioTap{r: r} }
+
+// PCM takes played-out samples (read only during the call); beyond 1 s
+// not yet claimed by video media time, the oldest are dropped. It does
+// not block or allocate.
+func (a *AudioTap) PCM(samples []int16) {
+	if a.r.off.Load() || a.r.audio.s == nil {
+		return
+	}
+	a.r.audio.push(samples)
+}
+
+// pcmRing is a mutex-guarded FIFO of samples that drops its oldest when
+// full; it does not allocate.
+type pcmRing struct {
+	mu      sync.Mutex
+	s       []int16
+	head, n int
+}
+
+func (p *pcmRing) push(pcm []int16) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, v := range pcm {
+		if p.n == len(p.s) {
+			p.head = (p.head + 1) % len(p.s)
+			p.n--
+		}
+		p.s[(p.head+p.n)%len(p.s)] = v
+		p.n++
+	}
+}
+
+// pop moves up to len(dst) samples into dst and returns how many.
+func (p *pcmRing) pop(dst []int16) int {
+	if len(dst) == 0 {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := min(len(dst), p.n)
+	for i := range k {
+		dst[i] = p.s[(p.head+i)%len(p.s)]
+	}
+	p.head = (p.head + k) % len(p.s)
+	p.n -= k
+	return k
 }
 
 // Run muxes queued access units until ctx ends or Close is called, then
@@ -300,10 +376,18 @@ func (r *Recorder) handle(it *item) {
 	}
 	if err := r.mux1(it); err != nil {
 		r.fail(err)
-		if r.mux != nil {
-			r.mux.close()
-			r.mux = nil
-		}
+		r.closeMux()
+	}
+}
+
+func (r *Recorder) closeMux() {
+	if r.mux != nil {
+		r.mux.close()
+		r.mux = nil
+	}
+	if r.aac != nil {
+		r.aac.close()
+		r.aac = nil
 	}
 }
 
@@ -326,8 +410,20 @@ func (r *Recorder) mux1(it *item) error {
 		if err != nil {
 			return err
 		}
-		m, err := openMuxer(ps, it.w, it.h, f)
+		var aac *aacEncoder
+		if hasAAC() {
+			if aac, err = openAAC(aacBitrate); err != nil {
+				f.abort()
+				return err
+			}
+		} else {
+			r.log.Warn("FFmpeg has no AAC encoder (build it with --enable-encoder=aac): the recording is video only", "recording", e.id)
+		}
+		m, err := openMuxer(ps, it.w, it.h, aac, f)
 		if err != nil {
+			if aac != nil {
+				aac.close()
+			}
 			f.abort()
 			return err
 		}
@@ -336,7 +432,7 @@ func (r *Recorder) mux1(it *item) error {
 			m.close()
 			return err
 		}
-		r.mux, r.w, r.h = m, it.w, it.h
+		r.mux, r.aac, r.w, r.h = m, aac, it.w, it.h
 		r.st.wrote(e, -1, 0, size)
 		r.log.Info("recording", "recording", e.id, "dir", e.dir, "width", it.w, "height", it.h, "chunk_seconds", r.cfg.ChunkSeconds)
 	}
@@ -353,7 +449,18 @@ func (r *Recorder) mux1(it *item) error {
 		r.segStart = it.pts
 	}
 	r.segEnd = it.pts + it.dur
-	return r.mux.packet(it.data, it.pts, it.dur, it.key)
+	if err := r.mux.packet(0, it.data, it.pts, it.dur, it.key); err != nil {
+		return err
+	}
+	if r.aac == nil {
+		return nil
+	}
+	return r.aac.encode(it.pcm, r.audioPacket)
+}
+
+// audioPacket muxes one AAC packet.
+func (r *Recorder) audioPacket(data []byte, pts, dur int64) error {
+	return r.mux.packet(1, data, pts, dur, true)
 }
 
 // closeSegment writes the open segment's fragment to its file (a
@@ -384,13 +491,19 @@ func (r *Recorder) finish() {
 	r.mu.Unlock()
 	if r.mux != nil {
 		if r.seg >= 0 && r.Err() == nil {
-			if err := r.closeSegment(e); err != nil {
+			var err error
+			if r.aac != nil {
+				err = r.aac.flush(r.audioPacket)
+			}
+			if err == nil {
+				err = r.closeSegment(e)
+			}
+			if err != nil {
 				r.fail(err)
 			}
 		}
-		r.mux.close()
-		r.mux = nil
 	}
+	r.closeMux()
 	r.st.finish(e)
 }
 

@@ -9,25 +9,34 @@ import (
 	"github.com/framewire/framewire/engine/record"
 )
 
-// recordedTrack returns the video output a recording taps: cfg's
-// video_track, else the model's first video output ("" when recording is
-// off or the model has no video output).
-func recordedTrack(e *engine.Engine, cfg Config) (string, error) {
+// recordedTrack returns the output of kind a recording taps: the named
+// one (cfg's video_track or audio_track), else the model's first output
+// of that kind ("" when recording is off or the model has none).
+func recordedTrack(e *engine.Engine, cfg Config, kind peer.Kind, named string) (string, error) {
 	if !cfg.Recording.Enabled || cfg.Recordings == nil {
 		return "", nil
 	}
 	for _, t := range e.Capabilities().Tracks {
-		if t.Kind != string(peer.KindVideo) || t.Direction != string(peer.DirRecvonly) {
+		if t.Kind != string(kind) || t.Direction != string(peer.DirRecvonly) {
 			continue
 		}
-		if cfg.Recording.VideoTrack == "" || cfg.Recording.VideoTrack == t.Name {
+		if named == "" || named == t.Name {
 			return t.Name, nil
 		}
 	}
-	if cfg.Recording.VideoTrack != "" {
-		return "", fmt.Errorf("wiring: recording.video_track %q is not a video output of model %q", cfg.Recording.VideoTrack, e.ModelName())
+	if named != "" {
+		return "", fmt.Errorf("wiring: recording names %s output %q, which model %q does not have", kind, named, e.ModelName())
 	}
 	return "", nil
+}
+
+// recordAudioTap returns the audio tap for output name, nil when it is
+// not the recorded audio output.
+func (ws *Session) recordAudioTap(name string) *record.AudioTap {
+	if ws.rec == nil || name != ws.w.recAudio {
+		return nil
+	}
+	return ws.rec.AudioTap()
 }
 
 // startRecorder gives ws its recorder when recording is on, running it on

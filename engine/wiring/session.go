@@ -181,7 +181,11 @@ func (ws *Session) newRun(t tracks.Track, out *peer.Output, log *slog.Logger) (*
 		if out.Kind() != peer.KindAudio {
 			return nil, nil, fmt.Errorf("output %q is audio; the peer output is %s", t.Name(), out.Kind())
 		}
-		a, err := pipeline.NewAudio(tr, out, pipeline.AudioConfig{Bitrate: cfg.AudioBitrate, Logger: cfg.Logger})
+		ac := pipeline.AudioConfig{Bitrate: cfg.AudioBitrate, Logger: cfg.Logger}
+		if tap := ws.recordAudioTap(t.Name()); tap != nil {
+			ac.Tap = tap
+		}
+		a, err := pipeline.NewAudio(tr, out, ac)
 		if err != nil {
 			return nil, nil, err
 		}

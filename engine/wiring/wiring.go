@@ -10,6 +10,7 @@ import (
 
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/pipeline"
 	"github.com/framewire/framewire/engine/record"
 )
@@ -74,6 +75,7 @@ type Wiring struct {
 	backend  encode.Backend
 	log      *slog.Logger
 	recTrack string // the recorded video output, "" when recording is off
+	recAudio string // the recorded audio output, "" when none
 
 	mu       sync.Mutex
 	sessions []*Session // in start order; ended ones pruned
@@ -97,11 +99,15 @@ func New(e *engine.Engine, cfg Config) (*Wiring, error) {
 		if err := cfg.Recording.Validate(); err != nil {
 			return nil, fmt.Errorf("wiring: %w", err)
 		}
-		rt, err := recordedTrack(e, cfg)
+		rt, err := recordedTrack(e, cfg, peer.KindVideo, cfg.Recording.VideoTrack)
 		if err != nil {
 			return nil, err
 		}
-		w.recTrack = rt
+		ra, err := recordedTrack(e, cfg, peer.KindAudio, cfg.Recording.AudioTrack)
+		if err != nil {
+			return nil, err
+		}
+		w.recTrack, w.recAudio = rt, ra
 	}
 	switch cfg.Backend {
 	case "":

@@ -13,7 +13,8 @@ import (
 
 // Stream is what the demuxer found in a recording's files.
 type Stream struct {
-	Codec    string  // codec of the only stream ("h264")
+	Codec    string  // codec of the first stream ("h264")
+	Audio    string  // codec of the second stream ("aac"), "" when none
 	Streams  int     // number of streams
 	Packets  int     // packets read
 	Keys     int     // keyframes among them
@@ -65,6 +66,9 @@ func Probe(files ...string) (Stream, error) {
 	}
 	cp := st[0].CodecParameters()
 	s.Codec, s.Width, s.Height = cp.CodecID().Name(), cp.Width(), cp.Height()
+	if len(st) > 1 {
+		s.Audio = st[1].CodecParameters().CodecID().Name()
+	}
 	tb := st[0].TimeBase()
 	pkt := astiav.AllocPacket()
 	defer pkt.Free()
