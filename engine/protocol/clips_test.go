@@ -306,3 +306,30 @@ func TestRecordingIDReplaced(t *testing.T) {
 		t.Fatalf("recording id %q (transport session %q)", id, d.SessionID)
 	}
 }
+
+// TestRecordingAcrossReconnect: the recording belongs to the session, not
+// to a viewer: it goes on while the session is orphaned and after a PUT
+// reconnect, one recording whose markers keep running, and the new
+// connection's clips come from it.
+func TestRecordingAcrossReconnect(t *testing.T) {
+	ts, _ := newRecordingServer(t, 1, true)
+	d, c := ts.connectClient(t)
+	rec := ts.srv.currentSession().ws.Recorder()
+	eventually(t, 10*time.Second, "1 s recorded", func() bool { return rec.Now() >= time.Second })
+	c.PC.Close()
+	eventually(t, 5*time.Second, "orphaned", func() bool { return ts.srv.Stats().State == "orphaned" })
+	orphaned := rec.Now()
+	eventually(t, 10*time.Second, "recording while orphaned", func() bool { return rec.Now() >= orphaned+500*time.Millisecond })
+	c2 := ts.dial(t, d.SessionID, d.Capabilities.Tracks, "PUT")
+	c2.WaitReady()
+	before := rec.Now()
+	requestRecording(c2)
+	typ, data := clipReply(t, c2)
+	if typ != "clipReady" || data["session_id"] != rec.ID() || data["now_marker"].(float64) < before.Seconds() {
+		t.Fatalf("after reconnect: %s %v (recorded %v before asking)", typ, data, before)
+	}
+	if ts.srv.currentSession().ws.Recorder() != rec {
+		t.Fatal("the reconnect started another recording")
+	}
+	c2.Close()
+}

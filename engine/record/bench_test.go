@@ -21,8 +21,10 @@ func cpuTime(b *testing.B) time.Duration {
 // alone (off) and a live encoder whose packets also go through the tap
 // and the recorder, whose queue is drained before the block's CPU time
 // is read (on). It reports on/off-cpu, the ratio of the two (1.03 is the
-// issue's ceiling); the process's CPU time is read, so run it on an idle
-// machine. The tap's allocations are TestTapAllocs' (0 per frame).
+// issue's ceiling), and on/off-bytes, what the forced keyframes add to
+// the live bitrate (synthetic gradient pictures: the ratio depends on the
+// content); the process's CPU time is read, so run it on an idle machine
+// with -benchtime of a few hundred frames. The tap's allocations are TestTapAllocs' (0 per frame).
 func BenchmarkRecording720p30(b *testing.B) {
 	const w, h, block = 1280, 720, 30
 	s, err := OpenStore(StoreConfig{Dir: b.TempDir()})
@@ -61,6 +63,11 @@ func BenchmarkRecording720p30(b *testing.B) {
 	<-done
 	if cpuOff > 0 {
 		b.ReportMetric(float64(cpuOn)/float64(cpuOff), "on/off-cpu")
+	}
+	if off.bytes > 0 {
+		// The live encoder runs keyint=infinite: the IDR forced at every
+		// segment boundary (4 s) is what recording costs the live bitrate.
+		b.ReportMetric(float64(on.bytes)/float64(off.bytes), "on/off-bytes")
 	}
 	b.ReportMetric(float64(rec.Dropped()), "dropped")
 }

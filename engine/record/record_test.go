@@ -22,12 +22,13 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // does, and hands each access unit to a tap, honouring its keyframe
 // requests.
 type feeder struct {
-	t    testing.TB
-	enc  *encode.VideoEncoder
-	pix  []byte
-	out  []byte
-	w, h int
-	n    int
+	t     testing.TB
+	enc   *encode.VideoEncoder
+	pix   []byte
+	out   []byte
+	w, h  int
+	n     int
+	bytes int64 // encoded so far
 }
 
 func newFeeder(t testing.TB, w, h int) *feeder {
@@ -49,6 +50,7 @@ func (f *feeder) frame() ([]byte, bool) {
 		f.t.Fatal(err)
 	}
 	f.n++
+	f.bytes += int64(n)
 	return f.out[:n], key
 }
 
