@@ -29,6 +29,9 @@ type feeder struct {
 	w, h  int
 	n     int
 	bytes int64 // encoded so far
+	// flat, when set, paints frame n a flat grey of flat(n) (a stamp the
+	// browser test reads back); otherwise a moving gradient.
+	flat func(n int) byte
 }
 
 func newFeeder(t testing.TB, w, h int) *feeder {
@@ -43,7 +46,11 @@ func newFeeder(t testing.TB, w, h int) *feeder {
 // frame encodes the next picture; it returns the access unit.
 func (f *feeder) frame() ([]byte, bool) {
 	for i := range f.pix {
-		f.pix[i] = byte(f.n + i/(3*f.w))
+		if f.flat != nil {
+			f.pix[i] = f.flat(f.n)
+		} else {
+			f.pix[i] = byte(f.n + i/(3*f.w))
+		}
 	}
 	n, key, err := f.enc.Encode(encode.Image{Pix: f.pix, Width: f.w, Height: f.h}, int64(f.n)*3000, f.out)
 	if err != nil {
