@@ -209,6 +209,10 @@ func TestRecordingOverSession(t *testing.T) {
 
 	dir := t.TempDir()
 	_, files := fetchClip(t, ts.URL, snap["playlist_url"].(string), dir)
+	// A real-time model's clip is ready within 2 s of the prediction.
+	if late := time.Now().UnixMilli() - int64(snap["predicted_ready_at_ms"].(float64)); late > 2000 {
+		t.Errorf("playlist ready %d ms after predicted_ready_at_ms, want at most 2000", late)
+	}
 	for _, seg := range files[1:] {
 		st, err := recordtest.Probe(files[0], seg)
 		if err != nil || !st.FirstKey || st.Codec != "h264" {
@@ -332,4 +336,22 @@ func TestRecordingAcrossReconnect(t *testing.T) {
 		t.Fatal("the reconnect started another recording")
 	}
 	c2.Close()
+}
+
+// TestRecordingVP8: an output that negotiated VP8 cannot be muxed as
+// H.264; the recording is disabled for the session, and clip requests
+// get the runtime's reason.
+func TestRecordingVP8(t *testing.T) {
+	ts, _ := newRecordingServer(t, 1, true)
+	ts.client.VP8Only = true
+	_, c := ts.connectClient(t)
+	c.WaitFrames(3, 5*time.Second)
+	requestClip(c, map[string]any{"duration_seconds": 1})
+	if typ, data := clipReply(t, c); typ != "clipFailed" || data["reason"] != "recorder disabled or encoder crashed" {
+		t.Fatalf("%s %v", typ, data)
+	}
+	if err := ts.srv.currentSession().ws.Recorder().Err(); err == nil || !strings.Contains(err.Error(), "VP8") {
+		t.Fatalf("recorder error %v, want one naming VP8", err)
+	}
+	c.Close()
 }
