@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,5 +77,20 @@ func TestKill9(t *testing.T) {
 	all, err := recordtest.Probe(append([]string{init}, chunks...)...)
 	if err != nil || all.Packets != 30*len(chunks) {
 		t.Fatalf("segments together: %+v %v", all, err)
+	}
+
+	// The next process adopts the recording: served as finished, from
+	// its closed segments, half-written files removed.
+	s := openStore(t, StoreConfig{Dir: dir})
+	id := filepath.Base(filepath.Dir(init))
+	code, body := s.Playlist(id, 0, float64(len(chunks)), "")
+	if code != 200 || strings.Count(body, "#EXTINF:1.000,") != len(chunks) {
+		t.Fatalf("adopted recording: %d\n%s", code, body)
+	}
+	if code, _, _ := s.Chunk(id, "chunk_00000.m4s"); code != 200 {
+		t.Fatalf("adopted segment: %d", code)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(dir, "*", "*.tmp")); len(tmp) != 0 {
+		t.Fatalf("half-written files kept: %v", tmp)
 	}
 }

@@ -434,6 +434,9 @@ func (r *Recorder) mux1(it *item) error {
 		}
 		r.mux, r.aac, r.w, r.h = m, aac, it.w, it.h
 		r.st.wrote(e, -1, 0, size)
+		if err := writeMeta(e.dir, r.cfg.ChunkSeconds); err != nil {
+			return err
+		}
 		r.log.Info("recording", "recording", e.id, "dir", e.dir, "width", it.w, "height", it.h, "chunk_seconds", r.cfg.ChunkSeconds)
 	}
 	if it.w != r.w || it.h != r.h {
@@ -479,8 +482,43 @@ func (r *Recorder) closeSegment(e *entry) error {
 	if err != nil {
 		return err
 	}
-	r.st.wrote(e, r.seg, float64(r.segEnd-r.segStart)/timescale, size)
+	dur := float64(r.segEnd-r.segStart) / timescale
+	r.st.wrote(e, r.seg, dur, size)
+	if err := appendIndex(e.dir, r.seg, dur); err != nil {
+		return err
+	}
 	r.seg = -1
+	return nil
+}
+
+// writeMeta writes what a later process needs to serve the recording.
+func writeMeta(dir string, cs int) error {
+	f, err := newAtomicFile(filepath.Join(dir, metaName))
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(f, "{\"chunk_seconds\": %d}\n", cs); err != nil {
+		f.abort()
+		return fmt.Errorf("record: %w", err)
+	}
+	_, err = f.commit()
+	return err
+}
+
+// appendIndex records segment k's duration (a torn last line after a
+// crash is skipped by the reader, which then assumes chunk_seconds).
+func appendIndex(dir string, k int, dur float64) error {
+	f, err := os.OpenFile(filepath.Join(dir, indexName), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "%d %.6f\n", k, dur)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -93,9 +94,82 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 			return nil, fmt.Errorf("record: recordings directory: %w", err)
 		}
 		s.dir = cfg.Dir
+		s.adopt()
 	}
 	go s.sweep()
 	return s, nil
+}
+
+// Files beside the segments, for a later process to adopt the recording.
+const (
+	metaName  = "recording.json" // {"chunk_seconds": n}, written with init.mp4
+	indexName = "segments.txt"   // "k duration" per closed segment, appended
+)
+
+// adopt takes over the recordings a previous process left in the
+// directory (it exited or crashed): each is served as finished, from its
+// closed segments, and deleted after the retention window like any
+// other; the budget counts it. Half-written files are removed.
+func (s *Store) adopt() {
+	dirs, err := os.ReadDir(s.dir)
+	if err != nil {
+		s.log.Warn("reading the recordings directory", "dir", s.dir, "err", err)
+		return
+	}
+	now := time.Now()
+	for _, d := range dirs {
+		if !d.IsDir() || !ValidID(d.Name()) {
+			continue
+		}
+		e := &entry{id: d.Name(), dir: filepath.Join(s.dir, d.Name()), cs: 4, started: now, finished: now}
+		if b, err := os.ReadFile(filepath.Join(e.dir, metaName)); err == nil {
+			var m struct {
+				ChunkSeconds int `json:"chunk_seconds"`
+			}
+			if json.Unmarshal(b, &m) == nil && m.ChunkSeconds > 0 {
+				e.cs = m.ChunkSeconds
+			}
+		}
+		durs := map[int]float64{}
+		if b, err := os.ReadFile(filepath.Join(e.dir, indexName)); err == nil {
+			for _, l := range strings.Split(string(b), "\n") {
+				var k int
+				var dur float64
+				if n, _ := fmt.Sscanf(l, "%d %g", &k, &dur); n == 2 && k >= 0 && k < 1<<20 {
+					durs[k] = dur
+				}
+			}
+		}
+		files, _ := os.ReadDir(e.dir)
+		for _, f := range files {
+			name := f.Name()
+			info, err := f.Info()
+			if err != nil {
+				continue
+			}
+			switch {
+			case strings.HasSuffix(name, ".tmp"):
+				_ = os.Remove(filepath.Join(e.dir, name))
+				continue
+			case name == initName:
+				e.initOK = true
+			case chunkRE.MatchString(name):
+				k, _ := strconv.Atoi(name[len("chunk_") : len("chunk_")+5])
+				for len(e.segs) <= k {
+					e.segs = append(e.segs, segment{evicted: true})
+				}
+				dur, ok := durs[k]
+				if !ok {
+					dur = float64(e.cs)
+				}
+				e.segs[k] = segment{dur: dur, size: info.Size()}
+			}
+			e.bytes += info.Size()
+		}
+		s.entries[e.id] = e
+		s.bytes += e.bytes
+		s.log.Info("adopted a recording left by an earlier process", "recording", e.id, "segments", len(e.segs), "bytes", e.bytes)
+	}
 }
 
 // Dir returns the recordings directory.
