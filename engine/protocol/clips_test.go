@@ -20,7 +20,7 @@ import (
 
 // newRecordingServer serves the test model with recording on (chunks of
 // cs seconds) into a store in a test directory.
-func newRecordingServer(t *testing.T, cs int, enabled bool) (*testServer, *record.Store) {
+func newRecordingServer(t *testing.T, cs int, enabled bool, tweak ...func(*Config)) (*testServer, *record.Store) {
 	t.Helper()
 	store, err := record.OpenStore(record.StoreConfig{Dir: t.TempDir()})
 	if err != nil {
@@ -30,6 +30,9 @@ func newRecordingServer(t *testing.T, cs int, enabled bool) (*testServer, *recor
 	eng := newTestEngine(t, wiring.Config{Recording: record.Config{Enabled: enabled, ChunkSeconds: cs}, Recordings: store})
 	cfg := testConfig()
 	cfg.PingTimeout = time.Minute // the test client sends no pings while media records
+	for _, f := range tweak {
+		f(&cfg)
+	}
 	return serveTestEngine(t, eng, cfg), store
 }
 
@@ -354,4 +357,34 @@ func TestRecordingVP8(t *testing.T) {
 		t.Fatalf("recorder error %v, want one naming VP8", err)
 	}
 	c.Close()
+}
+
+// TestRecordingURLPrefix: behind a public URL with a path prefix, the
+// clip's playlist_url and the playlist's URLs are absolute and keep the
+// prefix (a leading-slash path would lose it in the SDKs).
+func TestRecordingURLPrefix(t *testing.T) {
+	const pub = "https://models.example.com/reactor"
+	ts, _ := newRecordingServer(t, 1, true, func(c *Config) { c.PublicURL = pub + "/" })
+	_, c := ts.connectClient(t)
+	rec := ts.srv.currentSession().ws.Recorder()
+	eventually(t, 10*time.Second, "1.2 s recorded", func() bool { return rec.Now() >= 1200*time.Millisecond })
+	requestClip(c, map[string]any{"duration_seconds": 1})
+	typ, data := clipReply(t, c)
+	u, _ := data["playlist_url"].(string)
+	if typ != "clipReady" || !strings.HasPrefix(u, pub+"/clips?session_id="+rec.ID()+"&start=") {
+		t.Fatalf("%s %v", typ, data)
+	}
+	c.Close()
+	rel := strings.TrimPrefix(u, pub)
+	eventually(t, 10*time.Second, "playlist ready", func() bool {
+		resp, _ := get(t, ts.URL, rel)
+		return resp.StatusCode == 200
+	})
+	_, body := get(t, ts.URL, rel)
+	for _, l := range strings.Split(strings.TrimSpace(string(body)), "\n") {
+		if strings.HasPrefix(l, "#EXT-X-MAP:") && !strings.Contains(l, `URI="`+pub+"/clips/chunks/") ||
+			!strings.HasPrefix(l, "#") && !strings.HasPrefix(l, pub+"/clips/chunks/"+rec.ID()+"/chunk_") {
+			t.Fatalf("playlist line %q without the prefix:\n%s", l, body)
+		}
+	}
 }
