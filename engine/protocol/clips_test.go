@@ -254,6 +254,17 @@ func TestRecordingOverSession(t *testing.T) {
 		}
 	}
 
+	// The session's stats carry the recorder's.
+	var rs *record.Stats
+	for _, st := range ts.eng.Stats() {
+		if st.ID == d.SessionID {
+			rs = st.Recording
+		}
+	}
+	if rs == nil || rs.ID != rid || rs.Segments < 3 || rs.Media < 3*time.Second || rs.Disabled != "" {
+		t.Fatalf("recording stats %+v", rs)
+	}
+
 	// After the stop, the whole recording is served (its last segment
 	// closed by completion), labelled with its true duration.
 	requestRecording(c)

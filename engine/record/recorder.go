@@ -162,6 +162,34 @@ func (r *Recorder) Now() time.Duration {
 	return time.Duration(r.now.Load()) * time.Second / timescale
 }
 
+// Stats is a snapshot of one recorder.
+type Stats struct {
+	ID string `json:"id"`
+	// Media is the media time recorded (the markers' now).
+	Media time.Duration `json:"media_ns"`
+	// Segments counts closed segments; Dropped the access units the full
+	// queue (a slow disk) cost, with those skipped until the next
+	// keyframe.
+	Segments int    `json:"segments"`
+	Dropped  uint64 `json:"dropped"`
+	// Disabled is why recording stopped for the session ("" while it
+	// records).
+	Disabled string `json:"disabled,omitempty"`
+}
+
+// Stats returns a snapshot. Safe for concurrent use.
+func (r *Recorder) Stats() Stats {
+	r.mu.Lock()
+	st := Stats{ID: r.id, Media: r.Now(), Dropped: r.dropped.Load()}
+	if r.failed != nil {
+		st.Disabled = r.failed.Error()
+	}
+	e := r.e
+	r.mu.Unlock()
+	st.Segments = r.st.segments(e)
+	return st
+}
+
 func (r *Recorder) fail(err error) {
 	r.mu.Lock()
 	if r.failed != nil {

@@ -341,6 +341,19 @@ func (s *Store) evictLocked() []string {
 	return rm
 }
 
+// segments counts e's closed segments.
+func (s *Store) segments(e *entry) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, sg := range e.segs {
+		if sg.size > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // finish marks e finished now.
 func (s *Store) finish(e *entry) {
 	s.mu.Lock()

@@ -262,5 +262,9 @@ func (ws *Session) Stats() SessionStats {
 	for _, in := range inputs {
 		st.Inputs = append(st.Inputs, in.stats())
 	}
+	if ws.rec != nil {
+		rs := ws.rec.Stats()
+		st.Recording = &rs
+	}
 	return st
 }

@@ -178,6 +178,8 @@ type SessionStats struct {
 	Video  []pipeline.VideoStats
 	Audio  []pipeline.AudioStats
 	Inputs []InputStats
+	// Recording is the session's recorder, nil when recording is off.
+	Recording *record.Stats
 }
 
 // Stats returns a snapshot of every session still running, in start
