@@ -2,11 +2,13 @@ package record
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -376,4 +378,60 @@ func TestRecorderAudio(t *testing.T) {
 	if st.Streams != 2 || st.Audio != "aac" || st.Packets != 60 {
 		t.Fatalf("%+v, want h264 + aac, 60 video packets", st)
 	}
+}
+
+// TestFailureDisables: a recorder that cannot write (its folder is in
+// the way: a disk error) disables the recording for the session with one
+// error line, refuses clips with the runtime's reason, and its tap goes
+// on returning at once.
+func TestFailureDisables(t *testing.T) {
+	var logs syncBuffer
+	s := openStore(t, StoreConfig{Dir: t.TempDir()})
+	rec, err := s.NewRecorder("", Config{Enabled: true, ChunkSeconds: 1}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir(), rec.ID()), []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(context.Background()) }()
+	f, tap := newFeeder(t, 64, 64), rec.VideoTap(30)
+	f.feed(tap, 1)
+	deadline := time.Now().Add(5 * time.Second)
+	for rec.Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if rec.Err() == nil {
+		t.Fatal("the recorder did not fail")
+	}
+	f.feed(tap, 200) // more than the queue holds: never blocks
+	if _, err := rec.Snap(1, ""); err != ErrDisabled {
+		t.Fatalf("clip after a failure: %v, want %v", err, ErrDisabled)
+	}
+	_ = rec.Close()
+	<-done
+	if n := strings.Count(logs.String(), "level=ERROR"); n != 1 || !strings.Contains(logs.String(), "recording disabled for this session") {
+		t.Fatalf("want one error line, got %d:\n%s", n, logs.String())
+	}
+	if rec.Stats().Disabled == "" {
+		t.Fatal("Stats.Disabled empty after a failure")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
