@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/framewire/framewire/engine/internal/ratelog"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/record"
 	"github.com/framewire/framewire/engine/wiring"
@@ -41,19 +42,12 @@ func (s *Server) adoptRecordingID(ws *wiring.Session, id string) {
 		return
 	}
 	if !record.ValidID(id) {
-		s.log.Info("start_session: session_id is not a lowercase UUID; the recording gets a fresh id", "given", truncate(id), "recording", rec.ID())
+		s.log.Info("start_session: session_id is not a lowercase UUID; the recording gets a fresh id", "given", ratelog.Truncate(id, 64), "recording", rec.ID())
 		return
 	}
 	if err := rec.SetID(id); err != nil {
 		s.log.Info("start_session: session_id not used as the recording id", "err", err, "recording", rec.ID())
 	}
-}
-
-func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }
 
 // urlPrefix is what goes before clip URLs: nothing (path-only, the

@@ -67,7 +67,7 @@ func requestRecording(c *client) {
 }
 
 // get fetches path from the server and returns the response and its body.
-func get(t *testing.T, base, path string) (*http.Response, []byte) {
+func clipGet(t *testing.T, base, path string) (*http.Response, []byte) {
 	t.Helper()
 	resp, err := http.Get(base + path)
 	if err != nil {
@@ -88,7 +88,7 @@ func fetchClip(t *testing.T, base, playlistURL, dir string) (playlist string, fi
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, body := get(t, base, playlistURL)
+		resp, body := clipGet(t, base, playlistURL)
 		if resp.StatusCode == http.StatusOK {
 			if ct := resp.Header.Get("Content-Type"); ct != record.PlaylistType {
 				t.Fatalf("playlist Content-Type %q", ct)
@@ -122,7 +122,7 @@ func fetchClip(t *testing.T, base, playlistURL, dir string) (playlist string, fi
 		}
 	}
 	for i, u := range uris {
-		resp, body := get(t, base, u)
+		resp, body := clipGet(t, base, u)
 		want := "video/iso.segment"
 		if i == 0 {
 			want = "video/mp4"
@@ -248,7 +248,7 @@ func TestRecordingOverSession(t *testing.T) {
 		{"/clips/chunks/" + record.NewID() + "/init.mp4", 410},
 		{"/clips/chunks/not-a-uuid/init.mp4", 410},
 	} {
-		resp, body := get(t, ts.URL, c.path)
+		resp, body := clipGet(t, ts.URL, c.path)
 		if resp.StatusCode != c.code || !strings.Contains(string(body), `"detail"`) {
 			t.Errorf("GET %s: %d %s, want %d", c.path, resp.StatusCode, body, c.code)
 		}
@@ -388,10 +388,10 @@ func TestRecordingURLPrefix(t *testing.T) {
 	c.Close()
 	rel := strings.TrimPrefix(u, pub)
 	eventually(t, 10*time.Second, "playlist ready", func() bool {
-		resp, _ := get(t, ts.URL, rel)
+		resp, _ := clipGet(t, ts.URL, rel)
 		return resp.StatusCode == 200
 	})
-	_, body := get(t, ts.URL, rel)
+	_, body := clipGet(t, ts.URL, rel)
 	for _, l := range strings.Split(strings.TrimSpace(string(body)), "\n") {
 		if strings.HasPrefix(l, "#EXT-X-MAP:") && !strings.Contains(l, `URI="`+pub+"/clips/chunks/") ||
 			!strings.HasPrefix(l, "#") && !strings.HasPrefix(l, pub+"/clips/chunks/"+rec.ID()+"/chunk_") {
