@@ -435,3 +435,22 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestPaceLog: readiness is predicted at the measured production rate: a
+// model making 1 s of media every 2 s reaches a boundary twice as late.
+func TestPaceLog(t *testing.T) {
+	var p paceLog
+	t0 := time.Unix(1000, 0)
+	if r := p.rate(t0); r != 1 {
+		t.Fatalf("no samples: %v, want 1", r)
+	}
+	for i := range 9 { // 4 s of wall, 2 s of media
+		p.note(t0.Add(time.Duration(i)*500*time.Millisecond), int64(i)*timescale/4)
+	}
+	if r := p.rate(t0.Add(4 * time.Second)); math.Abs(r-0.5) > 1e-9 {
+		t.Fatalf("half real time: rate %v, want 0.5", r)
+	}
+	if r := p.rate(t0.Add(10 * time.Second)); r != 1 {
+		t.Fatalf("after a pause: rate %v, want 1", r)
+	}
+}

@@ -49,6 +49,7 @@ type Recorder struct {
 	running    atomic.Bool
 
 	audio pcmRing // the recorded audio output's PCM, waiting for video media time
+	pace  paceLog // media against wall time, for predicted_ready_at_ms
 
 	off     atomic.Bool  // failed or closed: the tap drops at once
 	now     atomic.Int64 // media ticks accepted: the markers' now
@@ -282,6 +283,7 @@ func (t *VideoTap) Packet(data []byte, key bool, width, height int, dur time.Dur
 	clear(it.pcm[r.audio.pop(it.pcm):])
 	r.now.Store(end)
 	r.started.Store(true)
+	r.pace.note(time.Now(), end)
 	r.full <- it // never blocks: as many items as slots
 	for t.boundary <= end {
 		t.boundary += r.csT
@@ -624,9 +626,11 @@ func (r *Recorder) clip(kind string, start, end float64, prefix string) Clip {
 	first := max(0, math.Floor(start/cs))
 	last := max(first, math.Ceil(end/cs)-1)
 	wait := max(0, (last+1)*cs-end) // media still to record before the boundary segment closes
+	now := time.Now()
+	wait /= r.pace.rate(now) // a model slower than real time reaches the boundary later
 	return Clip{
 		SessionID: id, Kind: kind, StartMarker: start, EndMarker: end, NowMarker: end,
-		PredictedReadyAtMs: time.Now().Add(time.Duration(wait*float64(time.Second)) + 100*time.Millisecond).UnixMilli(),
+		PredictedReadyAtMs: now.Add(time.Duration(wait*float64(time.Second)) + 100*time.Millisecond).UnixMilli(),
 		PlaylistURL:        fmt.Sprintf("%s/clips?session_id=%s&start=%.3f&end=%.3f", prefix, id, start, end),
 	}
 }
@@ -672,4 +676,44 @@ func (a *atomicFile) commit() (int64, error) {
 func (a *atomicFile) abort() {
 	_ = a.f.Close()
 	_ = os.Remove(a.path + ".tmp")
+}
+
+// paceLog remembers media time against wall time, a sample every half
+// second for the last 4 s, so a clip's readiness is predicted at the
+// model's measured production rate rather than assuming real time (the
+// runtime's estimate). It does not allocate.
+type paceLog struct {
+	mu    sync.Mutex
+	at    [8]time.Time
+	media [8]int64 // ticks
+	n, i  int
+}
+
+func (p *paceLog) note(now time.Time, media int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n > 0 && now.Sub(p.at[(p.i+len(p.at)-1)%len(p.at)]) < 500*time.Millisecond {
+		return
+	}
+	p.at[p.i], p.media[p.i] = now, media
+	p.i = (p.i + 1) % len(p.at)
+	p.n = min(p.n+1, len(p.at))
+}
+
+// rate returns media seconds per wall second over the samples (1 until
+// there are two at least a second apart, or when emission paused for
+// more than 2 s: a resumed model is assumed real-time), within [1/20, 20].
+func (p *paceLog) rate(now time.Time) float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n < 2 {
+		return 1
+	}
+	oldest := (p.i + len(p.at) - p.n) % len(p.at)
+	newest := (p.i + len(p.at) - 1) % len(p.at)
+	wall := p.at[newest].Sub(p.at[oldest]).Seconds()
+	if wall < 1 || now.Sub(p.at[newest]) > 2*time.Second {
+		return 1
+	}
+	return min(max(float64(p.media[newest]-p.media[oldest])/timescale/wall, 0.05), 20)
 }
