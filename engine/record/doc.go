@@ -22,7 +22,8 @@
 // after the retention window (300 s by default) and keeps a disk budget,
 // oldest first. Files are written under a temporary name and renamed once
 // complete and synced, so after a crash (kill -9) every segment under its
-// own name plays.
+// own name plays; a store opened on the same directory later adopts such
+// recordings (served as finished, deleted after the retention window).
 //
 // Audio: the recorded audio output's PCM, as its pipeline plays it out
 // (pipeline.AudioConfig.Tap), is paired with video media time (padded
