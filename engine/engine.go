@@ -104,6 +104,7 @@ type Engine struct {
 	caps   Capabilities
 	runner Runner
 	cfg    config
+	conf   Config // the model's config file, as New read it
 	log    *slog.Logger
 
 	stats engineCounters
@@ -172,6 +173,7 @@ func New(m Model, opts ...Option) (*Engine, error) {
 	}
 	e := &Engine{
 		name:     m.Name,
+		conf:     conf,
 		specs:    specs,
 		cmds:     cmds,
 		caps:     buildCapabilities(specs, m.Commands),

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -129,6 +130,22 @@ func TestConfigLoadedOnceAndStrict(t *testing.T) {
 	_ = os.WriteFile(bad, []byte("steps: 4\nstepz: 5\n"), 0o600)
 	_, err := engine.New(m, engine.WithConfigFile(bad))
 	wantErr(t, err, nil, "stepz", "not found", "line 2")
+
+	// The runtime's own `recording:` block is not the model's: its strict
+	// Decode skips it, and still names the model's own misspelt keys.
+	rec := filepath.Join(dir, "rec.yml")
+	_ = os.WriteFile(rec, []byte("steps: 3\nrecording:\n  enabled: true\nmodel: x\n"), 0o600)
+	e2, err := engine.New(m, engine.WithConfigFile(rec))
+	if err != nil || got.Steps != 3 || got.Model != "x" {
+		t.Fatalf("config with recording: %v %+v", err, got)
+	}
+	if !bytes.Contains(e2.Config().Bytes(), []byte("recording:")) {
+		t.Fatalf("Engine.Config: %q", e2.Config().Bytes())
+	}
+	_ = e2.Close()
+	_ = os.WriteFile(rec, []byte("recording:\n  enabled: true\nstepz: 5\n"), 0o600)
+	_, err = engine.New(m, engine.WithConfigFile(rec))
+	wantErr(t, err, nil, "stepz", "line 3")
 
 	// No config file: Decode leaves the defaults.
 	m.Config = ""

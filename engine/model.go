@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -99,7 +101,38 @@ func (c Config) Decode(v any) error {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
+		if err = withoutRuntimeKeys(err, v); err == nil {
+			return nil
+		}
 		return fmt.Errorf("engine: config %s: %w", c.path, err)
 	}
 	return nil
+}
+
+// Config returns the model's config file as New read it (the zero Config
+// when the model has none): the runtime reads its own blocks from it
+// (`recording:`, package record).
+func (e *Engine) Config() Config { return e.conf }
+
+// withoutRuntimeKeys drops, from a strict decode's error, the unknown
+// top-level keys that the runtime reads itself (`recording:`), so a
+// model's struct need not declare them. yaml.v3 goes on decoding past an
+// unknown field, so v is complete when nothing else is left.
+func withoutRuntimeKeys(err error, v any) error {
+	var te *yaml.TypeError
+	t := reflect.TypeOf(v)
+	if !errors.As(err, &te) || t == nil || t.Kind() != reflect.Pointer {
+		return err
+	}
+	top := "field recording not found in type " + t.Elem().String()
+	keep := te.Errors[:0:0]
+	for _, e := range te.Errors {
+		if !strings.HasSuffix(e, top) {
+			keep = append(keep, e)
+		}
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	return &yaml.TypeError{Errors: keep}
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/framewire/framewire/engine/metrics"
 	"github.com/framewire/framewire/engine/pipeline"
 	"github.com/framewire/framewire/engine/protocol"
+	"github.com/framewire/framewire/engine/record"
 	"github.com/framewire/framewire/engine/wiring"
 	"github.com/framewire/framewire/gpu"
 )
@@ -80,12 +81,23 @@ type deviceSetup struct {
 // log (encode.Probe keeps its own rejected backends' FFmpeg lines in
 // their reasons). The caller closes the engine.
 func load(m engine.Model, log *slog.Logger, dev deviceSetup, opts ...engine.Option) (*engine.Engine, *wiring.Wiring, error) {
+	return loadRecording(m, log, dev, nil, opts...)
+}
+
+// loadRecording is load whose sessions record when the model's config
+// file turns recording on (its `recording:` block) and recs is not nil.
+func loadRecording(m engine.Model, log *slog.Logger, dev deviceSetup, recs *record.Store, opts ...engine.Option) (*engine.Engine, *wiring.Wiring, error) {
 	encode.RouteFFmpegLog(log)
 	eng, err := engine.New(m, append([]engine.Option{engine.WithLogger(log), dev.option}, opts...)...)
 	if err != nil {
 		return nil, nil, err
 	}
-	wired, err := wiring.New(eng, wiring.Config{DeviceEncoder: dev.encoder, H264Decoder: dev.decoder, Logger: log})
+	wc := wiring.Config{DeviceEncoder: dev.encoder, H264Decoder: dev.decoder, Logger: log}
+	if err := recordingConfig(eng, recs, &wc, log); err != nil {
+		_ = eng.Close()
+		return nil, nil, err
+	}
+	wired, err := wiring.New(eng, wc)
 	if err != nil {
 		_ = eng.Close()
 		return nil, nil, err
@@ -126,7 +138,12 @@ func Serve(ctx context.Context, ln net.Listener, m engine.Model, o Options, log 
 	defer ln.Close() // after hs.Serve this is a second, harmless Close
 	dev := openDevice(log)
 	defer dev.closeLogged(log)
-	eng, wired, err := load(m, log, dev)
+	recs, err := o.Recordings.open(log) // record.go
+	if err != nil {
+		return err
+	}
+	defer recs.Close() // after the engine: sessions finish their recordings first
+	eng, wired, err := loadRecording(m, log, dev, recs)
 	if err != nil {
 		return err
 	}

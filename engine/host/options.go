@@ -38,6 +38,8 @@ type Options struct {
 	UploadMemory   int64
 	Mode           string      // "local" (default) or "node"
 	Node           NodeOptions // -mode node
+
+	Recordings RecordingOptions // -recordings, … (record.go)
 }
 
 // Register binds o's fields to fs's flags with cmd/framewire's names,
@@ -64,6 +66,7 @@ func (o *Options) Register(fs *flag.FlagSet) {
 	fs.Int64Var(&o.UploadMemory, "upload-memory", 256<<20, "upload bytes held in memory by all sessions together")
 	fs.StringVar(&o.Mode, "mode", "local", "local: one replaceable session, no auth (the SDK's local mode); node: a production engine node behind fronts (cmd/front)")
 	o.Node.register(fs)
+	o.Recordings.register(fs)
 }
 
 // Parse parses args (without the program name) into Options; prog names

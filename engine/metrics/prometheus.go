@@ -48,6 +48,8 @@ var (
 	mLatency       = desc("video_latency_seconds", "Emit-to-wire latency over the last 256 frames.", "track", "quantile")
 	mBitrate       = desc("video_bitrate_bps", "Measured output bitrate over the last 256 frames.", "track")
 	mTarget        = desc("video_target_bitrate_bps", "Encoder target bitrate (congestion control).", "track")
+	mRecDropped    = desc("recording_dropped_total", "Access units of the current session the recorder dropped (full queue: a slow disk), with those skipped until the next keyframe.")
+	mRecMedia      = desc("recording_media_seconds", "Media time the current session has recorded.")
 	mBackend       = desc("video_encoder_info", "1 for the encoder backend of each video output.", "track", "backend")
 
 	mAudioFrames   = desc("audio_frames_total", "20 ms Opus frames of the current session: sent, silent (generated), underruns.", "track", "event")
@@ -73,7 +75,7 @@ func Collector(w *wiring.Wiring, srv *protocol.Server) prometheus.Collector {
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mSessions, mSessionState, mCommands, mDroppedMessages, mRefusedSends, mLiveSessions, mKeyframeReqs, mPeerTarget,
 		mPanics, mTrackEvents, mVideoFrames, mVideoErrors, mQueueDepth, mEncodeSeconds, mLatency,
-		mBitrate, mTarget, mBackend, mAudioFrames, mAudioOverflow, mStage, mAudioTrimmed, mAudioBuffered, mAudioLatency} {
+		mBitrate, mTarget, mBackend, mRecDropped, mRecMedia, mAudioFrames, mAudioOverflow, mStage, mAudioTrimmed, mAudioBuffered, mAudioLatency} {
 		ch <- d
 	}
 }
@@ -138,6 +140,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		if v.Backend != "" {
 			gauge(mBackend, 1, v.Track, v.Backend)
 		}
+	}
+	if r := s.Recording; r != nil {
+		counter(mRecDropped, r.Dropped)
+		gauge(mRecMedia, r.Media.Seconds())
 	}
 	for _, a := range s.Audio {
 		counter(mAudioFrames, a.Frames, a.Track, "sent")

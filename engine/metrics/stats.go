@@ -8,6 +8,7 @@ import (
 
 	"github.com/framewire/framewire/engine/pipeline"
 	"github.com/framewire/framewire/engine/protocol"
+	"github.com/framewire/framewire/engine/record"
 	"github.com/framewire/framewire/engine/wiring"
 )
 
@@ -53,6 +54,8 @@ type SessionStats struct {
 	Started time.Time           `json:"started"`
 	Tracks  []TrackStats        `json:"tracks"`
 	Inputs  []wiring.InputStats `json:"inputs"`
+	// Recording is present when the session records.
+	Recording *record.Stats `json:"recording,omitempty"`
 }
 
 // ServerStats holds the engine-wide totals and the protocol state.
@@ -95,7 +98,7 @@ func Snapshot(w *wiring.Wiring, srv *protocol.Server) Stats {
 }
 
 func sessionDoc(s wiring.SessionStats) SessionStats {
-	ss := SessionStats{ID: s.ID, Started: s.Started, Tracks: []TrackStats{}, Inputs: s.Inputs}
+	ss := SessionStats{ID: s.ID, Started: s.Started, Tracks: []TrackStats{}, Inputs: s.Inputs, Recording: s.Recording}
 	if ss.Inputs == nil {
 		ss.Inputs = []wiring.InputStats{}
 	}

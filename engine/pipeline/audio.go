@@ -41,6 +41,17 @@ type AudioConfig struct {
 	// Clock paces the 20 ms frames. Default: the system clock.
 	Clock  Clock
 	Logger *slog.Logger
+	// Tap, when set, gets each 20 ms of the model's audio as it is played
+	// out (48 kHz mono; generated silence is not passed): the session
+	// recorder. It runs on the pipeline's goroutine and must not block;
+	// pcm is valid only during the call.
+	Tap AudioTap
+}
+
+// AudioTap receives the PCM an audio pipeline plays out (package
+// record's AudioTap implements it).
+type AudioTap interface {
+	PCM(pcm []int16)
 }
 
 // AudioStats is a snapshot of one audio pipeline.
@@ -242,6 +253,9 @@ func (a *Audio) tick(ctx context.Context, clock Clock, enc *encode.OpusEncoder) 
 
 		capture, got := a.take(now, stalled, &play, pcm)
 		clear(pcm[got:])
+		if got > 0 && a.cfg.Tap != nil {
+			a.cfg.Tap.PCM(pcm[:got])
+		}
 
 		start := time.Now()
 		n, err := enc.Encode(pcm, pkt)

@@ -108,6 +108,19 @@ type VideoConfig struct {
 	// Clock paces the frames. Default: the system clock.
 	Clock  Clock
 	Logger *slog.Logger
+	// Tap, when set, sees every access unit after the sink took it (the
+	// same packets the peers get): the session recorder. It runs on the
+	// pipeline's goroutine, must not block, and returns true to make the
+	// next frame a keyframe (a segment boundary).
+	Tap Tap
+}
+
+// Tap receives the encoded access units of a video pipeline, after the
+// sink (package record's VideoTap implements it). data is valid only
+// during the call; width and height are the picture's size; dur is its
+// length on the wire. Packet returns true to ask for a keyframe next.
+type Tap interface {
+	Packet(data []byte, key bool, width, height int, dur time.Duration) (wantKey bool)
 }
 
 // VideoStats is a snapshot of one video pipeline.
@@ -416,12 +429,22 @@ func (v *Video) send(clock Clock, f *tracks.VideoFrame, n int, key bool, pts int
 	}
 	v.rtpNext += dur
 	handed := time.Now()
-	if err := v.sink.WriteSample(v.out[:n], time.Duration(dur)*time.Second/90000, f.Capture, key); err != nil {
+	err := v.sink.WriteSample(v.out[:n], time.Duration(dur)*time.Second/90000, f.Capture, key)
+	returned := time.Now()
+	if v.cfg.Tap != nil { // the peers first, the recorder second; it records with or without a peer
+		w, h := f.Width, f.Height
+		if f.Device != nil {
+			w, h = f.Device.Size()
+		}
+		if v.cfg.Tap.Packet(v.out[:n], key, w, h, time.Duration(dur)*time.Second/90000) {
+			v.keyReq.Store(true)
+		}
+	}
+	if err != nil {
 		v.sinkErrs.Add(1)
 		v.sinkWarn.Do(func() { v.log.Warn("sink write failed; counting further failures in stats", "err", err) })
 		return
 	}
-	returned := time.Now()
 	wire := clock.Now()
 	socket := returned
 	if wt, ok := v.sink.(wireTimer); ok && v.cfg.Clock == nil {

@@ -625,3 +625,56 @@ func TestReceiverFallsBackFromAFailingHardwareDecoder(t *testing.T) {
 		t.Errorf("fallback not logged: %q", logged.String())
 	}
 }
+
+// keyTap is a Tap that asks for a keyframe every tenth access unit and
+// records which access units were keyframes.
+type keyTap struct {
+	n    int
+	keys []bool // preallocated
+	got  chan struct{}
+}
+
+func (k *keyTap) Packet(data []byte, key bool, w, h int, dur time.Duration) bool {
+	if k.n < len(k.keys) {
+		k.keys[k.n] = key
+	}
+	k.n++
+	k.got <- struct{}{}
+	return k.n%10 == 0
+}
+
+// TestVideoTap: the tap sees every access unit after the sink, its
+// keyframe request makes the very next frame a keyframe (the recorder's
+// segment boundaries), and the path allocates nothing.
+func TestVideoTap(t *testing.T) {
+	const w, h = 320, 240
+	out := videoOut(t, tracks.Backpressure())
+	tap := &keyTap{keys: make([]bool, 200), got: make(chan struct{}, 1)}
+	sink := pipeline.SinkFunc(func([]byte, time.Duration, time.Time, bool) error { return nil })
+	v, _ := pipeline.NewVideo(out, sink, pipeline.VideoConfig{Tap: tap})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- v.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	pix := make([]byte, w*h*3)
+	n := 0
+	step := func() {
+		encodetest.Scene(pix, w, h, n)
+		n++
+		if err := out.Emit(pix, h, w, 3); err != nil {
+			t.Fatal(err)
+		}
+		<-tap.got
+	}
+	for range 10 {
+		step()
+	}
+	if a := testing.AllocsPerRun(100, step); a != 0 {
+		t.Fatalf("encoder → sink → tap allocates %.2f times per frame, want 0", a)
+	}
+	for i := 10; i < min(tap.n, len(tap.keys)); i++ {
+		if want := i%10 == 0; tap.keys[i] != want {
+			t.Fatalf("access unit %d: key %v, want %v (a keyframe right after each request, none otherwise)", i, tap.keys[i], want)
+		}
+	}
+}

@@ -52,6 +52,8 @@ func (ss *session) onMessage(p *peer.Peer, text []byte) {
 			} else {
 				ss.srv.stats.capabilityReplies.Add(1)
 			}
+		case "requestClip", "requestRecording": // clips.go
+			ss.onClipRequest(p, env.Data.Type, env.Data.Data)
 		case "fileUploaded":
 			var ref fileRef
 			if err := json.Unmarshal(env.Data.Data, &ref); err != nil || ref.UploadID == "" {

@@ -178,6 +178,7 @@ func NewServer(w *wiring.Wiring, cfg Config) (*Server, error) {
 	s.mux.HandleFunc("/sessions/{sid}/transport/webrtc/sdp_params", s.handleSDP)
 	s.mux.HandleFunc("/sessions/{sid}/uploads", s.handleCreateUpload)
 	s.mux.HandleFunc("/uploads/{id}", s.handlePutUpload)
+	s.registerClipRoutes() // clips.go
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
 	})
@@ -441,6 +442,7 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 	}
 	var req struct {
 		ExtraArgs map[string]any `json:"extra_args"`
+		SessionID string         `json:"session_id"` // the recording id (clips.go)
 	}
 	if code, err := readJSON(w, r, 1<<20, &req, true); err != nil {
 		writeError(w, code, "start_session: "+err.Error())
@@ -473,6 +475,7 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 	if s.testHookStarted != nil {
 		s.testHookStarted()
 	}
+	s.adoptRecordingID(ws, req.SessionID) // clips.go
 	sess := s.newSession(ws)
 	s.mu.Lock()
 	if s.closed {
@@ -493,6 +496,7 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 		"server_info":        map[string]string{"server_version": s.cfg.ServerVersion},
 		"selected_transport": map[string]string{"protocol": "webrtc", "version": "1.0"},
 		"capabilities":       sess.caps,
+		"recording":          s.recordingDescriptor(), // clips.go
 	})
 }
 

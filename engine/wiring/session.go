@@ -11,6 +11,7 @@ import (
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/pipeline"
+	"github.com/framewire/framewire/engine/record"
 	"github.com/framewire/framewire/tracks"
 )
 
@@ -30,6 +31,10 @@ type Session struct {
 	outputs map[string]*output
 	order   []string // output names in first-start order
 	inputs  []*input // in arrival order
+
+	rec   *record.Recorder // nil when recording is off; set by Start
+	recMu sync.Mutex       // guards tap
+	tap   *record.VideoTap // the recorded output's tap, kept across restarts
 }
 
 // output is one output track's peer output and its current pipeline run.
@@ -152,6 +157,9 @@ func (ws *Session) newRun(t tracks.Track, out *peer.Output, log *slog.Logger) (*
 			return nil, nil, fmt.Errorf("output %q is video; the peer output is %s", t.Name(), out.Kind())
 		}
 		vc := pipeline.VideoConfig{Backend: ws.w.backend, Bitrate: cfg.VideoBitrate, Logger: cfg.Logger}
+		if tap := ws.recordTap(t.Name(), out.Codec(), tr.Rate()); tap != nil {
+			vc.Tap = tap
+		}
 		if out.Codec() == peer.CodecVP8 {
 			vc.Backend = encode.BackendVP8
 		} else if cfg.DeviceEncoder != nil {
@@ -173,7 +181,11 @@ func (ws *Session) newRun(t tracks.Track, out *peer.Output, log *slog.Logger) (*
 		if out.Kind() != peer.KindAudio {
 			return nil, nil, fmt.Errorf("output %q is audio; the peer output is %s", t.Name(), out.Kind())
 		}
-		a, err := pipeline.NewAudio(tr, out, pipeline.AudioConfig{Bitrate: cfg.AudioBitrate, Logger: cfg.Logger})
+		ac := pipeline.AudioConfig{Bitrate: cfg.AudioBitrate, Logger: cfg.Logger}
+		if tap := ws.recordAudioTap(t.Name()); tap != nil {
+			ac.Tap = tap
+		}
+		a, err := pipeline.NewAudio(tr, out, ac)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -249,6 +261,10 @@ func (ws *Session) Stats() SessionStats {
 	}
 	for _, in := range inputs {
 		st.Inputs = append(st.Inputs, in.stats())
+	}
+	if ws.rec != nil {
+		rs := ws.rec.Stats()
+		st.Recording = &rs
 	}
 	return st
 }

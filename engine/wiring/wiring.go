@@ -10,7 +10,9 @@ import (
 
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/pipeline"
+	"github.com/framewire/framewire/engine/record"
 )
 
 // Config configures the media of every session a Wiring starts. The zero
@@ -45,6 +47,13 @@ type Config struct {
 	// Logger receives the encoder choice and pipeline failures; default
 	// discards.
 	Logger *slog.Logger
+
+	// Recording records each session when Recording.Enabled and
+	// Recordings (the process's store, owned by the caller, closed after
+	// the engine) are both set: the recorded video output's live H.264
+	// packets are muxed into HLS fMP4 segments (package record).
+	Recording  record.Config
+	Recordings *record.Store
 }
 
 // DeviceEncoder is an encoder of device frames owned by one pipeline run
@@ -61,10 +70,12 @@ type DeviceEncoder interface {
 // caller keeps ownership of the engine and closes it after every user of
 // the Wiring.
 type Wiring struct {
-	eng     *engine.Engine
-	cfg     Config
-	backend encode.Backend
-	log     *slog.Logger
+	eng      *engine.Engine
+	cfg      Config
+	backend  encode.Backend
+	log      *slog.Logger
+	recTrack string // the recorded video output, "" when recording is off
+	recAudio string // the recorded audio output, "" when none
 
 	mu       sync.Mutex
 	sessions []*Session // in start order; ended ones pruned
@@ -84,6 +95,20 @@ func New(e *engine.Engine, cfg Config) (*Wiring, error) {
 		return nil, fmt.Errorf("wiring: negative bitrate in Config (video %d, audio %d); want 0 for the default or a positive bit/s", cfg.VideoBitrate, cfg.AudioBitrate)
 	}
 	w := &Wiring{eng: e, cfg: cfg, log: cfg.Logger.With("component", "wiring", "model", e.ModelName())}
+	if cfg.Recording.Enabled && cfg.Recordings != nil {
+		if err := cfg.Recording.Validate(); err != nil {
+			return nil, fmt.Errorf("wiring: %w", err)
+		}
+		rt, err := recordedTrack(e, cfg, peer.KindVideo, cfg.Recording.VideoTrack)
+		if err != nil {
+			return nil, err
+		}
+		ra, err := recordedTrack(e, cfg, peer.KindAudio, cfg.Recording.AudioTrack)
+		if err != nil {
+			return nil, err
+		}
+		w.recTrack, w.recAudio = rt, ra
+	}
 	switch cfg.Backend {
 	case "":
 		b, _, err := encode.Probe(context.Background(), w.log, []encode.Codec{encode.CodecH264})
@@ -115,6 +140,10 @@ func (w *Wiring) Start(ctx context.Context) (*Session, error) {
 		return nil, err
 	}
 	ws := &Session{w: w, s: s, started: time.Now(), outputs: map[string]*output{}}
+	if err := ws.startRecorder(w.log); err != nil {
+		s.Stop("recorder failed to start")
+		return nil, fmt.Errorf("wiring: %w", err)
+	}
 	w.mu.Lock()
 	w.prune()
 	w.sessions = append(w.sessions, ws)
@@ -149,6 +178,8 @@ type SessionStats struct {
 	Video  []pipeline.VideoStats
 	Audio  []pipeline.AudioStats
 	Inputs []InputStats
+	// Recording is the session's recorder, nil when recording is off.
+	Recording *record.Stats
 }
 
 // Stats returns a snapshot of every session still running, in start

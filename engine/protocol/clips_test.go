@@ -1,0 +1,401 @@
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/framewire/framewire/engine/record"
+	"github.com/framewire/framewire/engine/record/recordtest"
+	"github.com/framewire/framewire/engine/wiring"
+)
+
+// newRecordingServer serves the test model with recording on (chunks of
+// cs seconds) into a store in a test directory.
+func newRecordingServer(t *testing.T, cs int, enabled bool, tweak ...func(*Config)) (*testServer, *record.Store) {
+	t.Helper()
+	store, err := record.OpenStore(record.StoreConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() }) // runs after the server's cleanup
+	eng := newTestEngine(t, wiring.Config{Recording: record.Config{Enabled: enabled, ChunkSeconds: cs}, Recordings: store})
+	cfg := testConfig()
+	cfg.PingTimeout = time.Minute // the test client sends no pings while media records
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	return serveTestEngine(t, eng, cfg), store
+}
+
+// clipReply waits for the next clipReady or clipFailed on c, in order.
+func clipReply(t *testing.T, c *client) (typ string, data map[string]any) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case m := <-c.Msgs:
+			d, _ := m["data"].(map[string]any)
+			if m["scope"] != "runtime" || d == nil {
+				continue
+			}
+			if ty, _ := d["type"].(string); ty == "clipReady" || ty == "clipFailed" {
+				inner, _ := d["data"].(map[string]any)
+				return ty, inner
+			}
+		case <-deadline:
+			t.Fatal("no clipReady or clipFailed within 5s")
+			return "", nil
+		}
+	}
+}
+
+func requestClip(c *client, data any) {
+	c.SendJSON(map[string]any{"scope": "runtime", "data": map[string]any{"type": "requestClip", "data": data}})
+}
+
+func requestRecording(c *client) {
+	c.SendJSON(map[string]any{"scope": "runtime", "data": map[string]any{"type": "requestRecording", "data": map[string]any{}}})
+}
+
+// get fetches path from the server and returns the response and its body.
+func clipGet(t *testing.T, base, path string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Get(base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// fetchClip polls a playlist until 200 (checking each 202), then
+// downloads its init segment and media segments into dir and returns
+// their paths in playlist order.
+func fetchClip(t *testing.T, base, playlistURL, dir string) (playlist string, files []string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, body := clipGet(t, base, playlistURL)
+		if resp.StatusCode == http.StatusOK {
+			if ct := resp.Header.Get("Content-Type"); ct != record.PlaylistType {
+				t.Fatalf("playlist Content-Type %q", ct)
+			}
+			if resp.Header.Get("Access-Control-Allow-Origin") == "" {
+				t.Fatal("playlist without Access-Control-Allow-Origin")
+			}
+			playlist = string(body)
+			break
+		}
+		if resp.StatusCode != http.StatusAccepted || len(body) != 0 || resp.Header.Get("Retry-After") != "2" ||
+			!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Retry-After") {
+			t.Fatalf("playlist while not ready: %d %q headers %v", resp.StatusCode, body, resp.Header)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("playlist not ready within 10s")
+		}
+		time.Sleep(100 * time.Millisecond) // the client's poll period
+	}
+	lines := strings.Split(strings.TrimSuffix(playlist, "\n"), "\n")
+	if len(lines) < 7 || lines[0] != "#EXTM3U" || lines[1] != "#EXT-X-VERSION:7" || !strings.HasPrefix(lines[2], "#EXT-X-TARGETDURATION:") ||
+		lines[3] != "#EXT-X-PLAYLIST-TYPE:VOD" || lines[len(lines)-1] != "#EXT-X-ENDLIST" {
+		t.Fatalf("playlist shape:\n%s", playlist)
+	}
+	var uris []string
+	for _, l := range lines {
+		if u, ok := strings.CutPrefix(l, "#EXT-X-MAP:URI=\""); ok {
+			uris = append(uris, strings.TrimSuffix(u, "\""))
+		} else if !strings.HasPrefix(l, "#") {
+			uris = append(uris, l)
+		}
+	}
+	for i, u := range uris {
+		resp, body := clipGet(t, base, u)
+		want := "video/iso.segment"
+		if i == 0 {
+			want = "video/mp4"
+		}
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != want {
+			t.Fatalf("GET %s: %d %s", u, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		p := filepath.Join(dir, fmt.Sprintf("%02d_%s", i, filepath.Base(u)))
+		if err := os.WriteFile(p, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, p)
+	}
+	return playlist, files
+}
+
+// TestRecordingOverSession drives a real session (pion client, libx264
+// live encoder) with recording on: the descriptor, the clip messages and
+// their order, the playlist and segments over HTTP read back by FFmpeg's
+// demuxer, the error statuses, and the recording after the session ends.
+func TestRecordingOverSession(t *testing.T) {
+	ts, _ := newRecordingServer(t, 1, true)
+	rid := record.NewID()
+	code, body := ts.do(t, "POST", "/start_session", map[string]any{"session_id": rid}, apiHdr)
+	if code != 200 {
+		t.Fatalf("start_session: %d %s", code, body)
+	}
+	var d struct {
+		descriptor
+		Recording struct {
+			Enabled      bool `json:"enabled"`
+			ChunkSeconds int  `json:"chunk_seconds"`
+		} `json:"recording"`
+	}
+	if err := json.Unmarshal(body, &d); err != nil {
+		t.Fatal(err)
+	}
+	if !d.Recording.Enabled || d.Recording.ChunkSeconds != 1 {
+		t.Fatalf("descriptor recording %+v", d.Recording)
+	}
+	rec := ts.srv.currentSession().ws.Recorder()
+	if rec.ID() != rid {
+		t.Fatalf("recording id %s, want the start body's %s", rec.ID(), rid)
+	}
+	c := ts.dial(t, d.SessionID, d.Capabilities.Tracks, "POST")
+	c.WaitReady()
+	eventually(t, 15*time.Second, "3.5 s of recorded media", func() bool { return rec.Now() >= 3500*time.Millisecond })
+
+	// Back to back on one connection: one reply each, in order.
+	sent := time.Now().UnixMilli()
+	requestClip(c, map[string]any{"duration_seconds": 2})
+	requestClip(c, map[string]any{"duration_seconds": 0})
+	requestRecording(c)
+	requestClip(c, map[string]any{})
+	requestClip(c, map[string]any{"duration_seconds": 100000})
+	typ, snap := clipReply(t, c)
+	if typ != "clipReady" || snap["kind"] != "snap" || snap["session_id"] != rid {
+		t.Fatalf("first reply %s %v", typ, snap)
+	}
+	start, end, now := snap["start_marker"].(float64), snap["end_marker"].(float64), snap["now_marker"].(float64)
+	if end != now || math.Abs(end-start-2) > 0.001 || int64(snap["predicted_ready_at_ms"].(float64)) <= sent {
+		t.Fatalf("snap markers %v", snap)
+	}
+	if want := fmt.Sprintf("/clips?session_id=%s&start=%.3f&end=%.3f", rid, start, end); snap["playlist_url"] != want {
+		t.Fatalf("playlist_url %v, want %s", snap["playlist_url"], want)
+	}
+	for i, want := range []string{"clipFailed", "clipReady", "clipFailed", "clipReady"} {
+		typ, data := clipReply(t, c)
+		if typ != want {
+			t.Fatalf("reply %d: %s %v, want %s", i+2, typ, data, want)
+		}
+		switch i {
+		case 0, 2:
+			if data["reason"] != "duration_seconds must be positive" {
+				t.Fatalf("reason %v", data["reason"])
+			}
+		case 1:
+			if data["kind"] != "recording" || data["start_marker"] != 0.0 {
+				t.Fatalf("recording %v", data)
+			}
+		case 3:
+			if got := data["end_marker"].(float64) - data["start_marker"].(float64); math.Abs(got-data["now_marker"].(float64)) > 0.001 {
+				t.Fatalf("capped clip %v", data)
+			}
+		}
+	}
+
+	dir := t.TempDir()
+	_, files := fetchClip(t, ts.URL, snap["playlist_url"].(string), dir)
+	// A real-time model's clip is ready within 2 s of the prediction.
+	if late := time.Now().UnixMilli() - int64(snap["predicted_ready_at_ms"].(float64)); late > 2000 {
+		t.Errorf("playlist ready %d ms after predicted_ready_at_ms, want at most 2000", late)
+	}
+	for _, seg := range files[1:] {
+		st, err := recordtest.Probe(files[0], seg)
+		if err != nil || !st.FirstKey || st.Codec != "h264" {
+			t.Fatalf("segment %s: %+v %v", seg, st, err)
+		}
+	}
+	all, err := recordtest.Probe(files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := float64(len(files) - 1); all.Streams != 1 || all.Width != testW || math.Abs(all.Duration-want) > 0.05 {
+		t.Fatalf("clip: %+v, want one %dx%d h264 stream of %.0f s", all, testW, testH, want)
+	}
+
+	// Error statuses, with no session needed.
+	for _, c := range []struct {
+		path string
+		code int
+	}{
+		{"/clips?session_id=" + rid + "&start=-1&end=4", 400},
+		{"/clips?session_id=" + rid + "&start=4&end=4", 400},
+		{"/clips?session_id=not-a-uuid&start=-1&end=4", 410},
+		{"/clips?session_id=" + record.NewID() + "&start=0&end=4", 410},
+		{"/clips?session_id=" + rid + "&start=0", 422},
+		{"/clips?session_id=" + rid + "&start=x&end=4", 422},
+		{"/clips/chunks/" + rid + "/secrets.txt", 404},
+		{"/clips/chunks/" + rid + "/chunk_7.m4s", 404},
+		{"/clips/chunks/" + rid + "/chunk_99999.m4s", 404},
+		{"/clips/chunks/" + rid + "/" + url.PathEscape("../../etc/passwd"), 404},
+		{"/clips/chunks/" + record.NewID() + "/init.mp4", 410},
+		{"/clips/chunks/not-a-uuid/init.mp4", 410},
+	} {
+		resp, body := clipGet(t, ts.URL, c.path)
+		if resp.StatusCode != c.code || !strings.Contains(string(body), `"detail"`) {
+			t.Errorf("GET %s: %d %s, want %d", c.path, resp.StatusCode, body, c.code)
+		}
+	}
+
+	// The session's stats carry the recorder's.
+	var rs *record.Stats
+	for _, st := range ts.eng.Stats() {
+		if st.ID == d.SessionID {
+			rs = st.Recording
+		}
+	}
+	if rs == nil || rs.ID != rid || rs.Segments < 3 || rs.Media < 3*time.Second || rs.Disabled != "" {
+		t.Fatalf("recording stats %+v", rs)
+	}
+
+	// After the stop, the whole recording is served (its last segment
+	// closed by completion), labelled with its true duration.
+	requestRecording(c)
+	_, whole := clipReply(t, c)
+	c.Close()
+	if code, body := ts.do(t, "POST", "/stop_session", nil, apiHdr); code != 200 {
+		t.Fatalf("stop_session: %d %s", code, body)
+	}
+	_, files = fetchClip(t, ts.URL, whole["playlist_url"].(string), t.TempDir())
+	all, err = recordtest.Probe(files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.Duration < whole["end_marker"].(float64)-0.001 || !all.FirstKey {
+		t.Fatalf("whole recording %+v, want at least %v s", all, whole["end_marker"])
+	}
+	if rec.Dropped() != 0 {
+		t.Errorf("recorder dropped %d access units", rec.Dropped())
+	}
+}
+
+// TestRecordingOff: recording disabled in the config refuses clips with
+// the runtime's reason, and the descriptor says so.
+func TestRecordingOff(t *testing.T) {
+	ts, _ := newRecordingServer(t, 4, false)
+	code, body := ts.do(t, "POST", "/start_session", "{}", apiHdr)
+	if code != 200 || !strings.Contains(string(body), `"recording":{"chunk_seconds":4,"enabled":false}`) {
+		t.Fatalf("start_session: %d %s", code, body)
+	}
+	var d descriptor
+	_ = json.Unmarshal(body, &d)
+	c := ts.dial(t, d.SessionID, d.Capabilities.Tracks, "POST")
+	c.WaitReady()
+	requestClip(c, map[string]any{"duration_seconds": 10})
+	requestRecording(c)
+	for range 2 {
+		if typ, data := clipReply(t, c); typ != "clipFailed" || data["reason"] != "recorder disabled or encoder crashed" {
+			t.Fatalf("%s %v", typ, data)
+		}
+	}
+	c.Close()
+}
+
+// TestRecordingIDReplaced: a start body session_id that is not a
+// lowercase UUID is replaced by a fresh id, different from the transport
+// session's.
+func TestRecordingIDReplaced(t *testing.T) {
+	ts, _ := newRecordingServer(t, 4, true)
+	code, body := ts.do(t, "POST", "/start_session", map[string]any{"session_id": "../../NOT-A-UUID"}, apiHdr)
+	if code != 200 {
+		t.Fatalf("start_session: %d %s", code, body)
+	}
+	var d descriptor
+	_ = json.Unmarshal(body, &d)
+	id := ts.srv.currentSession().ws.Recorder().ID()
+	if !record.ValidID(id) || id == d.SessionID {
+		t.Fatalf("recording id %q (transport session %q)", id, d.SessionID)
+	}
+}
+
+// TestRecordingAcrossReconnect: the recording belongs to the session, not
+// to a viewer: it goes on while the session is orphaned and after a PUT
+// reconnect, one recording whose markers keep running, and the new
+// connection's clips come from it.
+func TestRecordingAcrossReconnect(t *testing.T) {
+	ts, _ := newRecordingServer(t, 1, true)
+	d, c := ts.connectClient(t)
+	rec := ts.srv.currentSession().ws.Recorder()
+	eventually(t, 10*time.Second, "1 s recorded", func() bool { return rec.Now() >= time.Second })
+	c.PC.Close()
+	eventually(t, 5*time.Second, "orphaned", func() bool { return ts.srv.Stats().State == "orphaned" })
+	orphaned := rec.Now()
+	eventually(t, 10*time.Second, "recording while orphaned", func() bool { return rec.Now() >= orphaned+500*time.Millisecond })
+	c2 := ts.dial(t, d.SessionID, d.Capabilities.Tracks, "PUT")
+	c2.WaitReady()
+	before := rec.Now()
+	requestRecording(c2)
+	typ, data := clipReply(t, c2)
+	if typ != "clipReady" || data["session_id"] != rec.ID() || data["now_marker"].(float64) < before.Seconds() {
+		t.Fatalf("after reconnect: %s %v (recorded %v before asking)", typ, data, before)
+	}
+	if ts.srv.currentSession().ws.Recorder() != rec {
+		t.Fatal("the reconnect started another recording")
+	}
+	c2.Close()
+}
+
+// TestRecordingVP8: an output that negotiated VP8 cannot be muxed as
+// H.264; the recording is disabled for the session, and clip requests
+// get the runtime's reason.
+func TestRecordingVP8(t *testing.T) {
+	ts, _ := newRecordingServer(t, 1, true)
+	ts.client.VP8Only = true
+	_, c := ts.connectClient(t)
+	c.WaitFrames(3, 5*time.Second)
+	requestClip(c, map[string]any{"duration_seconds": 1})
+	if typ, data := clipReply(t, c); typ != "clipFailed" || data["reason"] != "recorder disabled or encoder crashed" {
+		t.Fatalf("%s %v", typ, data)
+	}
+	if err := ts.srv.currentSession().ws.Recorder().Err(); err == nil || !strings.Contains(err.Error(), "VP8") {
+		t.Fatalf("recorder error %v, want one naming VP8", err)
+	}
+	c.Close()
+}
+
+// TestRecordingURLPrefix: behind a public URL with a path prefix, the
+// clip's playlist_url and the playlist's URLs are absolute and keep the
+// prefix (a leading-slash path would lose it in the SDKs).
+func TestRecordingURLPrefix(t *testing.T) {
+	const pub = "https://models.example.com/reactor"
+	ts, _ := newRecordingServer(t, 1, true, func(c *Config) { c.PublicURL = pub + "/" })
+	_, c := ts.connectClient(t)
+	rec := ts.srv.currentSession().ws.Recorder()
+	eventually(t, 10*time.Second, "1.2 s recorded", func() bool { return rec.Now() >= 1200*time.Millisecond })
+	requestClip(c, map[string]any{"duration_seconds": 1})
+	typ, data := clipReply(t, c)
+	u, _ := data["playlist_url"].(string)
+	if typ != "clipReady" || !strings.HasPrefix(u, pub+"/clips?session_id="+rec.ID()+"&start=") {
+		t.Fatalf("%s %v", typ, data)
+	}
+	c.Close()
+	rel := strings.TrimPrefix(u, pub)
+	eventually(t, 10*time.Second, "playlist ready", func() bool {
+		resp, _ := clipGet(t, ts.URL, rel)
+		return resp.StatusCode == 200
+	})
+	_, body := clipGet(t, ts.URL, rel)
+	for _, l := range strings.Split(strings.TrimSpace(string(body)), "\n") {
+		if strings.HasPrefix(l, "#EXT-X-MAP:") && !strings.Contains(l, `URI="`+pub+"/clips/chunks/") ||
+			!strings.HasPrefix(l, "#") && !strings.HasPrefix(l, pub+"/clips/chunks/"+rec.ID()+"/chunk_") {
+			t.Fatalf("playlist line %q without the prefix:\n%s", l, body)
+		}
+	}
+}

@@ -1,0 +1,456 @@
+package record
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/engine/record/recordtest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// feeder encodes moving grey pictures with libx264, as a live pipeline
+// does, and hands each access unit to a tap, honouring its keyframe
+// requests.
+type feeder struct {
+	t     testing.TB
+	enc   *encode.VideoEncoder
+	pix   []byte
+	out   []byte
+	w, h  int
+	n     int
+	bytes int64 // encoded so far
+	// flat, when set, paints frame n a flat grey of flat(n) (a stamp the
+	// browser test reads back); otherwise a moving gradient.
+	flat func(n int) byte
+}
+
+func newFeeder(t testing.TB, w, h int) *feeder {
+	enc, err := encode.NewVideoEncoder(encode.VideoConfig{Backend: encode.BackendX264, Width: w, Height: h, Bitrate: 500_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { enc.Close() })
+	return &feeder{t: t, enc: enc, pix: make([]byte, w*h*3), out: make([]byte, w*h*3+4096), w: w, h: h}
+}
+
+// frame encodes the next picture; it returns the access unit.
+func (f *feeder) frame() ([]byte, bool) {
+	for i := range f.pix {
+		if f.flat != nil {
+			f.pix[i] = f.flat(f.n)
+		} else {
+			f.pix[i] = byte(f.n + i/(3*f.w))
+		}
+	}
+	n, key, err := f.enc.Encode(encode.Image{Pix: f.pix, Width: f.w, Height: f.h}, int64(f.n)*3000, f.out)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.n++
+	f.bytes += int64(n)
+	return f.out[:n], key
+}
+
+func (f *feeder) feed(tap *VideoTap, frames int) {
+	for range frames {
+		au, key := f.frame()
+		if len(au) == 0 {
+			continue
+		}
+		if tap.Packet(au, key, f.w, f.h, time.Second/30) {
+			f.enc.RequestKeyframe()
+		}
+	}
+}
+
+func openStore(t *testing.T, cfg StoreConfig) *Store {
+	t.Helper()
+	s, err := OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// TestRecorderSegments records 9.5 s of 30 fps media in 2 s chunks and
+// reads the files back with FFmpeg's demuxer: one H.264 stream of 9.5 s,
+// every segment starting with a keyframe, the playlist listing them.
+func TestRecorderSegments(t *testing.T) {
+	s := openStore(t, StoreConfig{Dir: t.TempDir()})
+	rec, err := s.NewRecorder("", Config{Enabled: true, ChunkSeconds: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(ctx) }()
+	f := newFeeder(t, 160, 120)
+	tap := rec.VideoTap(30)
+	if _, err := rec.Snap(10, ""); err != ErrNoMedia {
+		t.Fatalf("Snap before media: %v, want %v", err, ErrNoMedia)
+	}
+	for range 285 { // feed in real time's order, letting the recorder keep up
+		f.feed(tap, 1)
+		for len(rec.full) > queueLen/2 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if got := rec.Now(); got != 9500*time.Millisecond {
+		t.Fatalf("Now %v, want 9.5s", got)
+	}
+	clip, err := rec.Snap(5, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if clip.Kind != "snap" || clip.EndMarker != 9.5 || clip.StartMarker != 4.5 || clip.PlaylistURL != "/clips?session_id="+rec.ID()+"&start=4.500&end=9.500" {
+		t.Fatalf("clip %+v", clip)
+	}
+	// Segment 4 (8–10 s) is still open: the playlist waits.
+	if code, _ := s.Playlist(rec.ID(), 4.5, 9.5, ""); code != http.StatusAccepted {
+		t.Fatalf("playlist of an open segment: %d, want 202", code)
+	}
+	if code, _, _ := s.Chunk(rec.ID(), "chunk_00004.m4s"); code != http.StatusNotFound {
+		t.Fatalf("open segment: %d, want 404", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if rec.Dropped() != 0 {
+		t.Fatalf("dropped %d", rec.Dropped())
+	}
+	dir := filepath.Join(s.Dir(), rec.ID())
+	for k := range 5 {
+		st, err := recordtest.Probe(recordtest.Segments(dir, k, k)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 2.0
+		if k == 4 {
+			want = 1.5
+		}
+		if !st.FirstKey || st.Codec != "h264" || math.Abs(st.Duration-want) > 0.001 {
+			t.Fatalf("segment %d: %+v, want a keyframe first and %.1f s of h264", k, st, want)
+		}
+	}
+	all, err := recordtest.Probe(recordtest.Segments(dir, 0, 4)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.Streams != 1 || all.Packets != 285 || math.Abs(all.Duration-9.5) > 0.001 || all.Width != 160 || all.Height != 120 {
+		t.Fatalf("whole recording: %+v, want 285 packets, 9.5 s, 160x120", all)
+	}
+	code, body := s.Playlist(rec.ID(), 4.5, 9.5, "")
+	if code != http.StatusOK {
+		t.Fatalf("playlist after finish: %d %s", code, body)
+	}
+	want := "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n" +
+		"#EXT-X-MAP:URI=\"/clips/chunks/" + rec.ID() + "/init.mp4\"\n" +
+		"#EXTINF:2.000,\n/clips/chunks/" + rec.ID() + "/chunk_00002.m4s\n" +
+		"#EXTINF:2.000,\n/clips/chunks/" + rec.ID() + "/chunk_00003.m4s\n" +
+		"#EXTINF:1.500,\n/clips/chunks/" + rec.ID() + "/chunk_00004.m4s\n#EXT-X-ENDLIST\n"
+	if body != want {
+		t.Fatalf("playlist:\n%s\nwant:\n%s", body, want)
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.tmp"))
+	if len(matches) != 0 {
+		t.Fatalf("temporary files left: %v", matches)
+	}
+}
+
+// TestTapAllocs: the tap copies into the queue's reused buffers, so a
+// video frame costs no allocation once they have grown.
+func TestTapAllocs(t *testing.T) {
+	s := openStore(t, StoreConfig{})
+	rec, err := s.NewRecorder("", Config{Enabled: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	tap := rec.VideoTap(30)
+	au := make([]byte, 20000)
+	au[3], au[4] = 1, 0x65
+	cycle := func() {
+		tap.Packet(au, true, 1280, 720, time.Second/30)
+		it := <-rec.full // what Run does, without the muxer
+		rec.free <- it
+	}
+	for range 2 * queueLen {
+		cycle()
+	}
+	if n := testing.AllocsPerRun(1000, cycle); n != 0 {
+		t.Fatalf("%v allocations per frame on the tap path, want 0", n)
+	}
+}
+
+// TestFullQueueDrops: a recorder that does not keep up drops (counted)
+// and asks for a keyframe to resume on; the tap never blocks.
+func TestFullQueueDrops(t *testing.T) {
+	s := openStore(t, StoreConfig{})
+	rec, err := s.NewRecorder("", Config{Enabled: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	tap := rec.VideoTap(30)
+	au := []byte{0, 0, 0, 1, 0x65, 1}
+	for range queueLen {
+		tap.Packet(au, true, 16, 16, time.Second/30)
+	}
+	if !tap.Packet(au, false, 16, 16, time.Second/30) || rec.Dropped() != 1 {
+		t.Fatalf("full queue: dropped %d, want 1 and a keyframe request", rec.Dropped())
+	}
+	<-rec.full
+	if !tap.Packet(au, false, 16, 16, time.Second/30) || rec.Dropped() != 2 {
+		t.Fatal("a delta frame after a drop must be dropped until a keyframe")
+	}
+	if now := rec.Now(); now != time.Duration(queueLen)*time.Second/30 {
+		t.Fatalf("dropped frames advanced the timeline: %v", now)
+	}
+}
+
+func TestPlaylistErrors(t *testing.T) {
+	s := openStore(t, StoreConfig{})
+	rec, err := s.NewRecorder("", Config{Enabled: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	id := rec.ID()
+	for _, c := range []struct {
+		id         string
+		start, end float64
+		code       int
+		detail     string
+	}{
+		{"not-a-uuid", -1, 0, 410, DetailGone},
+		{NewID(), 0, 4, 410, DetailGone},
+		{strings.ToUpper(id), 0, 4, 410, DetailGone},
+		{id, -1, 4, 400, DetailBadStart},
+		{id, 4, 4, 400, DetailBadEnd},
+		{id, math.NaN(), 4, 400, DetailBadStart},
+		{id, 0, math.Inf(1), 400, DetailBadEnd},
+		{id, 0, 4, 202, ""},
+	} {
+		code, body := s.Playlist(c.id, c.start, c.end, "")
+		if code != c.code || body != c.detail {
+			t.Errorf("Playlist(%q, %g, %g) = %d %q, want %d %q", c.id, c.start, c.end, code, body, c.code, c.detail)
+		}
+	}
+	for _, name := range []string{"secrets.txt", "chunk_7.m4s", "../init.mp4", "chunk_00000.m4s", "init.mp4", "chunk_00000.m4s.tmp"} {
+		if code, _, _ := s.Chunk(id, name); code != http.StatusNotFound {
+			t.Errorf("Chunk(%q) = %d, want 404", name, code)
+		}
+	}
+	if code, _, _ := s.Chunk(NewID(), "init.mp4"); code != http.StatusGone {
+		t.Errorf("unknown id: %d, want 410", code)
+	}
+}
+
+// TestRetention: a finished recording answers until the retention is
+// over, then 410, and its folder is gone.
+func TestRetention(t *testing.T) {
+	s := openStore(t, StoreConfig{Dir: t.TempDir(), Retention: 300 * time.Millisecond})
+	rec, err := s.NewRecorder("", Config{Enabled: true, ChunkSeconds: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(context.Background()) }()
+	newFeeder(t, 64, 64).feed(rec.VideoTap(30), 45)
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if code, body := s.Playlist(rec.ID(), 0, 1.5, ""); code != http.StatusOK {
+		t.Fatalf("finished recording: %d %s", code, body)
+	}
+	dir := filepath.Join(s.Dir(), rec.ID())
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, _ := s.Playlist(rec.ID(), 0, 1.5, "")
+		_, statErr := os.Stat(dir)
+		if code == http.StatusGone && os.IsNotExist(statErr) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after retention: playlist %d, folder %v", code, statErr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDiskBudget: over the budget, the oldest finished recording goes
+// first.
+func TestDiskBudget(t *testing.T) {
+	s := openStore(t, StoreConfig{Dir: t.TempDir()})
+	var ids []string
+	var size int64
+	for range 3 {
+		rec, err := s.NewRecorder("", Config{Enabled: true, ChunkSeconds: 1}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- rec.Run(context.Background()) }()
+		newFeeder(t, 64, 64).feed(rec.VideoTap(30), 30)
+		_ = rec.Close()
+		<-done
+		ids = append(ids, rec.ID())
+		s.mu.Lock()
+		size = s.bytes
+		s.cfg.MaxBytes = size // the next recording pushes the first out
+		s.mu.Unlock()
+	}
+	if code, _ := s.Playlist(ids[0], 0, 1, ""); code != http.StatusGone {
+		t.Fatalf("oldest recording over the budget: %d, want 410", code)
+	}
+	if code, _ := s.Playlist(ids[2], 0, 1, ""); code != http.StatusOK {
+		t.Fatalf("newest recording: %d, want 200", code)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), ids[0])); !os.IsNotExist(err) {
+		t.Fatalf("evicted folder still there: %v", err)
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	c, err := ParseConfig([]byte("prompt: hello\nrecording:\n  enabled: true\n  chunk_seconds: 2\n  video:\n    codec: h264\n"))
+	if err != nil || !c.Enabled || c.ChunkSeconds != 2 || c.ClipMaxSeconds != 300 {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if _, err := ParseConfig([]byte("recording:\n  enabeld: true\n")); err == nil || !strings.Contains(err.Error(), "enabeld") {
+		t.Fatalf("misspelt key: %v", err)
+	}
+	if c, err := ParseConfig([]byte("other: 1\n")); err != nil || c.Enabled {
+		t.Fatalf("no block: %+v %v", c, err)
+	}
+	if _, err := ParseConfig([]byte("recording:\n  chunk_seconds: 0.5\n")); err == nil {
+		t.Fatal("fractional chunk_seconds accepted")
+	}
+}
+
+// TestRecorderAudio: with an AAC encoder in the FFmpeg build, the
+// recording carries an AAC track of the played-out PCM (silence where
+// there is none) next to the video. The repository's shared FFmpeg build
+// has none: then the recording is video only.
+func TestRecorderAudio(t *testing.T) {
+	s := openStore(t, StoreConfig{Dir: t.TempDir()})
+	rec, err := s.NewRecorder("", Config{Enabled: true, ChunkSeconds: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(context.Background()) }()
+	f, tap, at := newFeeder(t, 64, 64), rec.VideoTap(30), rec.AudioTap()
+	tone := make([]int16, AudioRate/30)
+	for i := range tone {
+		tone[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/AudioRate))
+	}
+	for range 60 {
+		at.PCM(tone)
+		f.feed(tap, 1)
+	}
+	_ = rec.Close()
+	<-done
+	st, err := recordtest.Probe(recordtest.Segments(filepath.Join(s.Dir(), rec.ID()), 0, 1)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasAAC() {
+		if st.Streams != 1 || st.Audio != "" {
+			t.Fatalf("without an AAC encoder: %+v, want video only", st)
+		}
+		t.Skip("FFmpeg built without the aac encoder: the recording is video only")
+	}
+	if st.Streams != 2 || st.Audio != "aac" || st.Packets != 60 {
+		t.Fatalf("%+v, want h264 + aac, 60 video packets", st)
+	}
+}
+
+// TestFailureDisables: a recorder that cannot write (its folder is in
+// the way: a disk error) disables the recording for the session with one
+// error line, refuses clips with the runtime's reason, and its tap goes
+// on returning at once.
+func TestFailureDisables(t *testing.T) {
+	var logs syncBuffer
+	s := openStore(t, StoreConfig{Dir: t.TempDir()})
+	rec, err := s.NewRecorder("", Config{Enabled: true, ChunkSeconds: 1}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir(), rec.ID()), []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(context.Background()) }()
+	f, tap := newFeeder(t, 64, 64), rec.VideoTap(30)
+	f.feed(tap, 1)
+	deadline := time.Now().Add(5 * time.Second)
+	for rec.Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if rec.Err() == nil {
+		t.Fatal("the recorder did not fail")
+	}
+	f.feed(tap, 200) // more than the queue holds: never blocks
+	if _, err := rec.Snap(1, ""); err != ErrDisabled {
+		t.Fatalf("clip after a failure: %v, want %v", err, ErrDisabled)
+	}
+	_ = rec.Close()
+	<-done
+	if n := strings.Count(logs.String(), "level=ERROR"); n != 1 || !strings.Contains(logs.String(), "recording disabled for this session") {
+		t.Fatalf("want one error line, got %d:\n%s", n, logs.String())
+	}
+	if rec.Stats().Disabled == "" {
+		t.Fatal("Stats.Disabled empty after a failure")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestPaceLog: readiness is predicted at the measured production rate: a
+// model making 1 s of media every 2 s reaches a boundary twice as late.
+func TestPaceLog(t *testing.T) {
+	var p paceLog
+	t0 := time.Unix(1000, 0)
+	if r := p.rate(t0); r != 1 {
+		t.Fatalf("no samples: %v, want 1", r)
+	}
+	for i := range 9 { // 4 s of wall, 2 s of media
+		p.note(t0.Add(time.Duration(i)*500*time.Millisecond), int64(i)*timescale/4)
+	}
+	if r := p.rate(t0.Add(4 * time.Second)); math.Abs(r-0.5) > 1e-9 {
+		t.Fatalf("half real time: rate %v, want 0.5", r)
+	}
+	if r := p.rate(t0.Add(10 * time.Second)); r != 1 {
+		t.Fatalf("after a pause: rate %v, want 1", r)
+	}
+}

@@ -1,0 +1,719 @@
+package record
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// timescale is the recording's clock: 90 kHz, like RTP video.
+const timescale = 90000
+
+// Refusal reasons of clipFailed, worded as the runtime words them (SDK ≥
+// 2.10 maps the first to RECORDER_DISABLED by exact match).
+var (
+	ErrDisabled    = errors.New("recorder disabled or encoder crashed")
+	ErrNoMedia     = errors.New("no media generated yet")
+	ErrBadDuration = errors.New("duration_seconds must be positive")
+)
+
+// queueLen is how many access units wait for the disk at most (3 s at
+// 30 fps): a slow disk costs dropped recording frames, never a blocked
+// pipeline.
+const queueLen = 90
+
+// Recorder records one session's video output: the tap (VideoTap) copies
+// every access unit the live encoder made into a bounded queue, and Run,
+// on its own goroutine, muxes them into init.mp4 and one fMP4 segment per
+// chunk_seconds of media time. Every method is safe for concurrent use.
+// A failure (disk, muxer, a stream it cannot record) disables the
+// recording for the session with one log line; live media never waits
+// for it.
+type Recorder struct {
+	st  *Store
+	cfg Config
+	log *slog.Logger
+	csT int64 // chunk length in ticks
+
+	free, full chan *item
+	stop       chan struct{}
+	stopOnce   sync.Once
+	done       chan struct{}
+	running    atomic.Bool
+
+	audio pcmRing // the recorded audio output's PCM, waiting for video media time
+	pace  paceLog // media against wall time, for predicted_ready_at_ms
+
+	off     atomic.Bool  // failed or closed: the tap drops at once
+	now     atomic.Int64 // media ticks accepted: the markers' now
+	dropped atomic.Uint64
+	started atomic.Bool // a frame was accepted
+
+	mu     sync.Mutex // guards id, e and failed
+	id     string
+	e      *entry
+	failed error
+
+	// Owned by Run's goroutine.
+	aac      *aacEncoder
+	mux      *muxer
+	seg      int   // index of the open segment, -1 before the first
+	segStart int64 // its first pts
+	segEnd   int64 // pts + dur of its latest packet
+	w, h     int
+}
+
+// item is one queued access unit; its buffer is reused.
+type item struct {
+	data     []byte
+	pts, dur int64
+	key      bool
+	w, h     int
+	pcm      []int16 // the audio of the frame's media time (silence where the model had none)
+}
+
+// NewRecorder registers a live recording under id (a lowercase UUID;
+// empty mints one) with cfg (its chunk_seconds and clip_max_seconds).
+// Nothing is written until the first keyframe. The caller runs Run on a
+// goroutine it owns, and ends it with ctx or Close.
+func (s *Store) NewRecorder(id string, cfg Config, log *slog.Logger) (*Recorder, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if id == "" {
+		id = NewID()
+	}
+	e, err := s.add(id, cfg.ChunkSeconds)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Recorder{
+		st: s, cfg: cfg, log: log.With("component", "record"), csT: int64(cfg.ChunkSeconds) * timescale,
+		free: make(chan *item, queueLen), full: make(chan *item, queueLen),
+		stop: make(chan struct{}), done: make(chan struct{}),
+		id: id, e: e, seg: -1,
+	}
+	for range queueLen {
+		r.free <- &item{}
+	}
+	if hasAAC() {
+		r.audio.s = make([]int16, AudioRate) // a jitter buffer of 1 s, as the runtime's
+	}
+	return r, nil
+}
+
+// ID returns the recording id.
+func (r *Recorder) ID() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.id
+}
+
+// SetID replaces the recording id (the start body's session_id) before
+// anything was recorded; id must be a lowercase UUID.
+func (r *Recorder) SetID(id string) error {
+	if r.started.Load() {
+		return errors.New("record: SetID after recording started")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if id == r.id {
+		return nil
+	}
+	e, err := r.st.add(id, r.cfg.ChunkSeconds)
+	if err != nil {
+		return err
+	}
+	r.st.remove(r.e)
+	r.id, r.e = id, e
+	return nil
+}
+
+// ChunkSeconds returns the segment length.
+func (r *Recorder) ChunkSeconds() int { return r.cfg.ChunkSeconds }
+
+// Disable stops the recording for the session: later clip requests are
+// refused with ErrDisabled and the reason is logged once.
+func (r *Recorder) Disable(reason error) { r.fail(reason) }
+
+// Err returns why the recording is disabled, nil while it works.
+func (r *Recorder) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed
+}
+
+// Dropped counts access units not recorded because the queue was full
+// (and the ones skipped until the next keyframe after such a drop).
+func (r *Recorder) Dropped() uint64 { return r.dropped.Load() }
+
+// Now returns the media time recorded so far (the markers' now).
+func (r *Recorder) Now() time.Duration {
+	return time.Duration(r.now.Load()) * time.Second / timescale
+}
+
+// Stats is a snapshot of one recorder.
+type Stats struct {
+	ID string `json:"id"`
+	// Media is the media time recorded (the markers' now).
+	Media time.Duration `json:"media_ns"`
+	// Segments counts closed segments; Dropped the access units the full
+	// queue (a slow disk) cost, with those skipped until the next
+	// keyframe.
+	Segments int    `json:"segments"`
+	Dropped  uint64 `json:"dropped"`
+	// Disabled is why recording stopped for the session ("" while it
+	// records).
+	Disabled string `json:"disabled,omitempty"`
+}
+
+// Stats returns a snapshot. Safe for concurrent use.
+func (r *Recorder) Stats() Stats {
+	r.mu.Lock()
+	st := Stats{ID: r.id, Media: r.Now(), Dropped: r.dropped.Load()}
+	if r.failed != nil {
+		st.Disabled = r.failed.Error()
+	}
+	e := r.e
+	r.mu.Unlock()
+	st.Segments = r.st.segments(e)
+	return st
+}
+
+func (r *Recorder) fail(err error) {
+	r.mu.Lock()
+	if r.failed != nil {
+		r.mu.Unlock()
+		return
+	}
+	r.failed = err
+	id := r.id
+	r.mu.Unlock()
+	r.off.Store(true)
+	r.log.Error("recording disabled for this session", "recording", id, "err", err)
+}
+
+// VideoTap is the recorder's side of one video pipeline
+// (pipeline.VideoConfig.Tap). Its Packet is called by one goroutine at a
+// time; it copies and never blocks.
+type VideoTap struct {
+	r        *Recorder
+	rate     float64
+	mu       sync.Mutex // a restarted pipeline may follow the old one
+	needKey  bool
+	frames   int64 // frames accepted (rate > 0)
+	boundary int64 // next segment boundary, ticks
+	samples  int64 // audio samples handed to the queue
+}
+
+// VideoTap returns the tap for the recorded video output, whose frame
+// rate is rate (0: automatic pacing). Media time advances by 1/rate per
+// recorded frame however long the model took to make it; with rate 0 by
+// the frame's duration on the wire, at most 100 ms, so a pause in
+// emission adds no dead air.
+func (r *Recorder) VideoTap(rate float64) *VideoTap {
+	return &VideoTap{r: r, rate: rate, needKey: true, boundary: r.csT}
+}
+
+// Packet takes one encoded H.264 access unit (Annex B; data is only read
+// during the call) of a width×height picture that lasted dur on the wire.
+// It returns true when the live encoder should make its next frame a
+// keyframe: at each segment boundary of media time, and after a drop. It
+// does not allocate once the queue's buffers have grown.
+func (t *VideoTap) Packet(data []byte, key bool, width, height int, dur time.Duration) (wantKey bool) {
+	r := t.r
+	if r.off.Load() {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.needKey && !key {
+		r.dropped.Add(1)
+		return true
+	}
+	var it *item
+	select {
+	case it = <-r.free:
+	default:
+		r.dropped.Add(1)
+		t.needKey = true
+		return true
+	}
+	t.needKey = false
+	start := r.now.Load()
+	var end int64
+	if t.rate > 0 {
+		t.frames++
+		end = int64(math.Round(float64(t.frames) * timescale / t.rate))
+	} else {
+		end = start + min(max(int64(dur)*timescale/int64(time.Second), 1), timescale/10)
+	}
+	if end <= start {
+		end = start + 1
+	}
+	if cap(it.data) < len(data) {
+		it.data = make([]byte, len(data), len(data)+len(data)/2)
+	}
+	it.data = it.data[:len(data)]
+	copy(it.data, data)
+	it.pts, it.dur, it.key, it.w, it.h = start, end-start, key, width, height
+	// The audio of [start, end) of media time: what the model played out
+	// since the previous frame, up to that much, padded with silence.
+	aEnd := end * AudioRate / timescale
+	n := int(aEnd - t.samples)
+	t.samples = aEnd
+	if r.audio.s == nil { // no AAC encoder: video only
+		n = 0
+	}
+	if cap(it.pcm) < n {
+		it.pcm = make([]int16, n, 2*n)
+	}
+	it.pcm = it.pcm[:n]
+	clear(it.pcm[r.audio.pop(it.pcm):])
+	r.now.Store(end)
+	r.started.Store(true)
+	r.pace.note(time.Now(), end)
+	r.full <- it // never blocks: as many items as slots
+	for t.boundary <= end {
+		t.boundary += r.csT
+		wantKey = true
+	}
+	return wantKey
+}
+
+// AudioTap is the recorder's side of the recorded audio output's
+// pipeline (pipeline.AudioConfig.Tap): the 48 kHz mono PCM as it is
+// played out. Without one the recording's audio track is silent.
+type AudioTap struct{ r *Recorder }
+
+// AudioTap returns the tap for the recorded audio output.
+func (r *Recorder) AudioTap() *AudioTap { return &AudioTap{r: r} }
+
+// PCM takes played-out samples (read only during the call); beyond 1 s
+// not yet claimed by video media time, the oldest are dropped. It does
+// not block or allocate.
+func (a *AudioTap) PCM(samples []int16) {
+	if a.r.off.Load() || a.r.audio.s == nil {
+		return
+	}
+	a.r.audio.push(samples)
+}
+
+// pcmRing is a mutex-guarded FIFO of samples that drops its oldest when
+// full; it does not allocate.
+type pcmRing struct {
+	mu      sync.Mutex
+	s       []int16
+	head, n int
+}
+
+func (p *pcmRing) push(pcm []int16) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, v := range pcm {
+		if p.n == len(p.s) {
+			p.head = (p.head + 1) % len(p.s)
+			p.n--
+		}
+		p.s[(p.head+p.n)%len(p.s)] = v
+		p.n++
+	}
+}
+
+// pop moves up to len(dst) samples into dst and returns how many.
+func (p *pcmRing) pop(dst []int16) int {
+	if len(dst) == 0 {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := min(len(dst), p.n)
+	for i := range k {
+		dst[i] = p.s[(p.head+i)%len(p.s)]
+	}
+	p.head = (p.head + k) % len(p.s)
+	p.n -= k
+	return k
+}
+
+// Run muxes queued access units until ctx ends or Close is called, then
+// writes what is queued, closes the last segment and marks the recording
+// finished (its clips stay for the store's retention). It returns nil;
+// failures disable the recording instead. Run may be called once.
+func (r *Recorder) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("record: Run called twice")
+	}
+	defer close(r.done)
+	for {
+		select {
+		case it := <-r.full:
+			r.handle(it)
+			r.free <- it
+			continue
+		case <-ctx.Done():
+		case <-r.stop:
+		}
+		break
+	}
+	r.off.Store(true) // the tap drops from now on
+	for {
+		select {
+		case it := <-r.full:
+			r.handle(it)
+			r.free <- it
+			continue
+		default:
+		}
+		break
+	}
+	r.finish()
+	return nil
+}
+
+// Close stops the recording (as ending Run's ctx does) and waits for Run
+// to finish, if it was started. It is idempotent.
+func (r *Recorder) Close() error {
+	r.stopOnce.Do(func() { close(r.stop) })
+	if r.running.Load() {
+		<-r.done
+	} else {
+		r.off.Store(true)
+		r.mu.Lock()
+		e := r.e
+		r.mu.Unlock()
+		r.st.finish(e)
+	}
+	return nil
+}
+
+// handle muxes one access unit, cutting a segment at a keyframe that
+// starts at or after the open segment's end.
+func (r *Recorder) handle(it *item) {
+	if r.Err() != nil {
+		return
+	}
+	if err := r.mux1(it); err != nil {
+		r.fail(err)
+		r.closeMux()
+	}
+}
+
+func (r *Recorder) closeMux() {
+	if r.mux != nil {
+		r.mux.close()
+		r.mux = nil
+	}
+	if r.aac != nil {
+		r.aac.close()
+		r.aac = nil
+	}
+}
+
+func (r *Recorder) mux1(it *item) error {
+	r.mu.Lock()
+	e := r.e
+	r.mu.Unlock()
+	if r.mux == nil {
+		if !it.key {
+			return nil // the tap hands a keyframe first
+		}
+		ps := parameterSets(it.data)
+		if ps == nil {
+			return errors.New("record: the first keyframe carries no SPS/PPS (is the live codec H.264?)")
+		}
+		if err := os.MkdirAll(e.dir, 0o755); err != nil {
+			return fmt.Errorf("record: %w", err)
+		}
+		f, err := newAtomicFile(filepath.Join(e.dir, initName))
+		if err != nil {
+			return err
+		}
+		var aac *aacEncoder
+		if hasAAC() {
+			if aac, err = openAAC(aacBitrate); err != nil {
+				f.abort()
+				return err
+			}
+		} else {
+			r.log.Warn("FFmpeg has no AAC encoder (build it with --enable-encoder=aac): the recording is video only", "recording", e.id)
+		}
+		m, err := openMuxer(ps, it.w, it.h, aac, f)
+		if err != nil {
+			if aac != nil {
+				aac.close()
+			}
+			f.abort()
+			return err
+		}
+		size, err := f.commit()
+		if err != nil {
+			m.close()
+			return err
+		}
+		r.mux, r.aac, r.w, r.h = m, aac, it.w, it.h
+		r.st.wrote(e, -1, 0, size)
+		if err := writeMeta(e.dir, r.cfg.ChunkSeconds); err != nil {
+			return err
+		}
+		r.log.Info("recording", "recording", e.id, "dir", e.dir, "width", it.w, "height", it.h, "chunk_seconds", r.cfg.ChunkSeconds)
+	}
+	if it.w != r.w || it.h != r.h {
+		return fmt.Errorf("record: the picture size changed from %dx%d to %dx%d; one recording keeps one size", r.w, r.h, it.w, it.h)
+	}
+	if it.key && r.seg >= 0 && it.pts >= int64(r.seg+1)*r.csT {
+		if err := r.closeSegment(e); err != nil {
+			return err
+		}
+	}
+	if r.seg < 0 {
+		r.seg = int(it.pts / r.csT)
+		r.segStart = it.pts
+	}
+	r.segEnd = it.pts + it.dur
+	if err := r.mux.packet(0, it.data, it.pts, it.dur, it.key); err != nil {
+		return err
+	}
+	if r.aac == nil {
+		return nil
+	}
+	return r.aac.encode(it.pcm, r.audioPacket)
+}
+
+// audioPacket muxes one AAC packet.
+func (r *Recorder) audioPacket(data []byte, pts, dur int64) error {
+	return r.mux.packet(1, data, pts, dur, true)
+}
+
+// closeSegment writes the open segment's fragment to its file (a
+// temporary name renamed once complete and synced: a segment on disk
+// under its own name is always whole).
+func (r *Recorder) closeSegment(e *entry) error {
+	f, err := newAtomicFile(filepath.Join(e.dir, chunkName(r.seg)))
+	if err != nil {
+		return err
+	}
+	if err := r.mux.fragment(f); err != nil {
+		f.abort()
+		return err
+	}
+	size, err := f.commit()
+	if err != nil {
+		return err
+	}
+	dur := float64(r.segEnd-r.segStart) / timescale
+	r.st.wrote(e, r.seg, dur, size)
+	if err := appendIndex(e.dir, r.seg, dur); err != nil {
+		return err
+	}
+	r.seg = -1
+	return nil
+}
+
+// writeMeta writes what a later process needs to serve the recording.
+func writeMeta(dir string, cs int) error {
+	f, err := newAtomicFile(filepath.Join(dir, metaName))
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(f, "{\"chunk_seconds\": %d}\n", cs); err != nil {
+		f.abort()
+		return fmt.Errorf("record: %w", err)
+	}
+	_, err = f.commit()
+	return err
+}
+
+// appendIndex records segment k's duration (a torn last line after a
+// crash is skipped by the reader, which then assumes chunk_seconds).
+func appendIndex(dir string, k int, dur float64) error {
+	f, err := os.OpenFile(filepath.Join(dir, indexName), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "%d %.6f\n", k, dur)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	return nil
+}
+
+// finish closes the last segment and marks the recording finished.
+func (r *Recorder) finish() {
+	r.mu.Lock()
+	e := r.e
+	r.mu.Unlock()
+	if r.mux != nil {
+		if r.seg >= 0 && r.Err() == nil {
+			var err error
+			if r.aac != nil {
+				err = r.aac.flush(r.audioPacket)
+			}
+			if err == nil {
+				err = r.closeSegment(e)
+			}
+			if err != nil {
+				r.fail(err)
+			}
+		}
+	}
+	r.closeMux()
+	r.st.finish(e)
+}
+
+// Clip is the clipReady payload.
+type Clip struct {
+	SessionID          string  `json:"session_id"`
+	Kind               string  `json:"kind"`
+	StartMarker        float64 `json:"start_marker"`
+	EndMarker          float64 `json:"end_marker"`
+	NowMarker          float64 `json:"now_marker"`
+	PredictedReadyAtMs int64   `json:"predicted_ready_at_ms"`
+	PlaylistURL        string  `json:"playlist_url"`
+}
+
+// Snap answers requestClip: the last seconds of media (capped by
+// clip_max_seconds). prefix goes before the playlist path ("" for a
+// path-only URL). A nil Recorder answers ErrDisabled.
+func (r *Recorder) Snap(seconds float64, prefix string) (Clip, error) {
+	now, err := r.markers()
+	if err != nil {
+		return Clip{}, err
+	}
+	if !(seconds > 0) {
+		return Clip{}, ErrBadDuration
+	}
+	d := min(seconds, r.cfg.ClipMaxSeconds)
+	return r.clip("snap", max(0, now-d), now, prefix), nil
+}
+
+// Recording answers requestRecording: the whole recording so far.
+func (r *Recorder) Recording(prefix string) (Clip, error) {
+	now, err := r.markers()
+	if err != nil {
+		return Clip{}, err
+	}
+	return r.clip("recording", 0, now, prefix), nil
+}
+
+func (r *Recorder) markers() (float64, error) {
+	if r == nil || r.Err() != nil || r.off.Load() && !r.started.Load() {
+		return 0, ErrDisabled
+	}
+	if !r.started.Load() {
+		return 0, ErrNoMedia
+	}
+	return float64(r.now.Load()) / timescale, nil
+}
+
+func (r *Recorder) clip(kind string, start, end float64, prefix string) Clip {
+	id := r.ID()
+	cs := float64(r.cfg.ChunkSeconds)
+	first := max(0, math.Floor(start/cs))
+	last := max(first, math.Ceil(end/cs)-1)
+	wait := max(0, (last+1)*cs-end) // media still to record before the boundary segment closes
+	now := time.Now()
+	wait /= r.pace.rate(now) // a model slower than real time reaches the boundary later
+	return Clip{
+		SessionID: id, Kind: kind, StartMarker: start, EndMarker: end, NowMarker: end,
+		PredictedReadyAtMs: now.Add(time.Duration(wait*float64(time.Second)) + 100*time.Millisecond).UnixMilli(),
+		PlaylistURL:        fmt.Sprintf("%s/clips?session_id=%s&start=%.3f&end=%.3f", prefix, id, start, end),
+	}
+}
+
+// atomicFile is written under a temporary name and renamed to its own
+// name by commit, after an fsync: after a crash a file under its own name
+// is complete.
+type atomicFile struct {
+	f    *os.File
+	path string
+	n    int64
+}
+
+func newAtomicFile(path string) (*atomicFile, error) {
+	f, err := os.OpenFile(path+".tmp", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("record: %w", err)
+	}
+	return &atomicFile{f: f, path: path}, nil
+}
+
+func (a *atomicFile) Write(b []byte) (int, error) {
+	n, err := a.f.Write(b)
+	a.n += int64(n)
+	return n, err
+}
+
+func (a *atomicFile) commit() (int64, error) {
+	err := a.f.Sync()
+	if cerr := a.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(a.path+".tmp", a.path)
+	}
+	if err != nil {
+		_ = os.Remove(a.path + ".tmp")
+		return 0, fmt.Errorf("record: %w", err)
+	}
+	return a.n, nil
+}
+
+func (a *atomicFile) abort() {
+	_ = a.f.Close()
+	_ = os.Remove(a.path + ".tmp")
+}
+
+// paceLog remembers media time against wall time, a sample every half
+// second for the last 4 s, so a clip's readiness is predicted at the
+// model's measured production rate rather than assuming real time (the
+// runtime's estimate). It does not allocate.
+type paceLog struct {
+	mu    sync.Mutex
+	at    [8]time.Time
+	media [8]int64 // ticks
+	n, i  int
+}
+
+func (p *paceLog) note(now time.Time, media int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n > 0 && now.Sub(p.at[(p.i+len(p.at)-1)%len(p.at)]) < 500*time.Millisecond {
+		return
+	}
+	p.at[p.i], p.media[p.i] = now, media
+	p.i = (p.i + 1) % len(p.at)
+	p.n = min(p.n+1, len(p.at))
+}
+
+// rate returns media seconds per wall second over the samples (1 until
+// there are two at least a second apart, or when emission paused for
+// more than 2 s: a resumed model is assumed real-time), within [1/20, 20].
+func (p *paceLog) rate(now time.Time) float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n < 2 {
+		return 1
+	}
+	oldest := (p.i + len(p.at) - p.n) % len(p.at)
+	newest := (p.i + len(p.at) - 1) % len(p.at)
+	wall := p.at[newest].Sub(p.at[oldest]).Seconds()
+	if wall < 1 || now.Sub(p.at[newest]) > 2*time.Second {
+		return 1
+	}
+	return min(max(float64(p.media[newest]-p.media[oldest])/timescale/wall, 0.05), 20)
+}
