@@ -12,6 +12,11 @@ BUILD=${BUILD:-$(pwd)/build}
 PREFIX=$BUILD/ffmpeg
 CUDA_DIR=$BUILD/cuda
 FFMPEG_VERSION=7.1.5
+# FFMPEG_CONFIG names the configure line below: bump it with every change
+# there so that a machine with an older build rebuilds (2: FFmpeg's native
+# AAC encoder and decoder for recordings, and ffprobe, a demuxer outside
+# our code that the recording tests read the files with).
+FFMPEG_CONFIG=2
 JOBS=${JOBS:-$(nproc)}
 
 log() { printf '[deps] %s\n' "$*" >&2; }
@@ -58,7 +63,7 @@ step_apt() {
 }
 
 step_ffmpeg() {
-	local stamp=$PREFIX/.stamp-$FFMPEG_VERSION
+	local stamp=$PREFIX/.stamp-$FFMPEG_VERSION-$FFMPEG_CONFIG
 	[ -f "$stamp" ] && return
 	step_apt
 	if ! apt-cache showsrc ffmpeg 2>/dev/null | grep -q "^Version: .*7\.1"; then
@@ -86,18 +91,18 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
 	cd "$src/ffmpeg-$FFMPEG_VERSION"
 	PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig ./configure \
 		--prefix="$PREFIX" --enable-shared --disable-static --enable-pic \
-		--disable-everything --disable-programs --disable-doc --disable-autodetect \
+		--disable-everything --disable-programs --enable-ffprobe --disable-doc --disable-autodetect \
 		--disable-debug --enable-pthreads \
 		--enable-gpl --enable-libx264 --enable-libvpx --enable-libopus \
 		--enable-ffnvcodec --enable-nvenc --enable-nvdec --enable-cuvid \
 		--enable-swscale --enable-swresample --enable-avfilter \
-		--enable-encoder=libx264,libvpx_vp8,libopus,h264_nvenc,rawvideo \
-		--enable-decoder=h264,vp8,opus,h264_cuvid,hevc_cuvid,rawvideo \
+		--enable-encoder=libx264,libvpx_vp8,libopus,h264_nvenc,rawvideo,aac \
+		--enable-decoder=h264,vp8,opus,h264_cuvid,hevc_cuvid,rawvideo,aac \
 		--enable-hwaccel=h264_nvdec,hevc_nvdec \
 		--enable-bsf=h264_mp4toannexb,extract_extradata \
-		--enable-parser=h264,hevc,vp8,opus \
+		--enable-parser=h264,hevc,vp8,opus,aac \
 		--enable-muxer=mp4,matroska,ivf,h264,ogg,null \
-		--enable-demuxer=mov,matroska,ivf,h264,ogg \
+		--enable-demuxer=mov,matroska,ivf,h264,ogg,hls \
 		--enable-protocol=file,pipe \
 		--enable-filter=buffer,buffersink,abuffer,abuffersink,format,aformat,scale,aresample,null,anull,hwupload_cuda,hwdownload \
 		>"$BUILD/ffmpeg-configure.log" 2>&1 || { tail -30 "$BUILD/ffmpeg-configure.log"; exit 1; }

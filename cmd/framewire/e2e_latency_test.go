@@ -102,7 +102,7 @@ func stamp(img []byte, ms int64) {
 // display − emit, the in-browser part (display − last packet received)
 // and Chromium's jitter buffer and decode averages. It fails only when
 // frames do not arrive or the stamp cannot be read (over 5 % of frames
-// unreadable, or under 80 % read from their own picture).
+// unreadable, or under a quarter read from their own picture).
 // Gated like the other browser tests by FRAMEWIRE_E2E=1;
 // FRAMEWIRE_LATENCY_SECONDS sets the measured time per case (default 5).
 func TestBrowserLatency(t *testing.T) {
@@ -202,8 +202,10 @@ func browserLatency(t *testing.T, actx context.Context, pageURL string, rate flo
 		t.Fatalf("%d frames displayed in %d s", len(r.Glass), secs)
 	}
 	// A stamp read from a newer picture than the callback's frame (the
-	// page ran the callback late) comes out a little negative; anything
-	// outside (-200 ms, 1 s) is a stamp that was not read at all.
+	// page ran the callback late: a third of the frames on a loaded
+	// machine) comes out a little negative; anything outside (-200 ms,
+	// 1 s) is a stamp that was not read at all (a misread 24-bit stamp
+	// lands in that window with odds of about 1 in 14,000).
 	var glass []float64
 	newer, unread := 0, 0
 	for _, g := range r.Glass {
@@ -216,7 +218,7 @@ func browserLatency(t *testing.T, actx context.Context, pageURL string, rate flo
 			unread++
 		}
 	}
-	if len(glass) == 0 || unread > len(r.Glass)/20 || len(glass) < len(r.Glass)*8/10 {
+	if unread > len(r.Glass)/20 || len(glass) < len(r.Glass)/4 {
 		t.Fatalf("%d frames: %d stamps unreadable, %d read from a newer picture than the frame's: the stamp was not read",
 			len(r.Glass), unread, newer)
 	}
