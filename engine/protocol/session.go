@@ -47,12 +47,13 @@ func (s state) String() string {
 // Lock order: negMu before mu; neither is held while waiting for a
 // pipeline, the network or the model.
 type session struct {
-	srv  *Server
-	id   string
-	ws   *wiring.Session
-	es   *engine.Session
-	caps engine.Capabilities
-	log  *slog.Logger
+	srv     *Server
+	id      string // the id on the routes: the caller's (StartOptions.ID) or the engine session's
+	started time.Time
+	ws      *wiring.Session
+	es      *engine.Session
+	caps    engine.Capabilities
+	log     *slog.Logger
 
 	negMu sync.Mutex // serialises offers (validate → ensure outputs → bind); never held while waiting
 
@@ -72,9 +73,12 @@ type session struct {
 	uploads   *uploadStore
 }
 
-func (s *Server) newSession(ws *wiring.Session) *session {
+func (s *Server) newSession(ws *wiring.Session, id string) *session {
+	if id == "" {
+		id = ws.ID()
+	}
 	sess := &session{
-		srv: s, id: ws.ID(), ws: ws, es: ws.Engine(), caps: s.caps,
+		srv: s, id: id, started: time.Now(), ws: ws, es: ws.Engine(), caps: s.caps,
 		st: stateWaiting, since: time.Now(),
 		lost:    make(chan *peer.Peer, 4),
 		uploads: newUploadStore(s.cfg, s.upMem),
@@ -132,7 +136,7 @@ func (ss *session) cleanup(fallback string) {
 		ss.closePeer(p)
 	}
 	ss.uploads.clear()
-	ss.srv.removeIfCurrent(ss)
+	ss.srv.remove(ss)
 }
 
 // endedFlushWait bounds how long a session that ends waits for its client
