@@ -98,7 +98,8 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /framewire/stats", metrics.StatsHandler(wired, n.Server(), log)) // every session, by the fronts' ids
 	mux.Handle("/", n)
-	hs := o.HTTPServer(mux, log)
+	// Every route refuses foreign Host names on loopback (DNS rebinding).
+	hs := o.HTTPServer(n.Server().GuardHost(mux), log)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(netutil.LimitListener(ln, max(o.MaxConns, 1))) }()
 	fmt.Fprintf(out, "framewire: engine node %s serving model %s on %s (capacity %d, redis %s)\n", no.ID, m.Name, no.Advertise, capacity, no.Redis)

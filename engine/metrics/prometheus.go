@@ -37,6 +37,7 @@ var (
 	mSessionState    = desc("session_state", "Protocol sessions by state (waiting, streaming, orphaned); ready is 1 when none runs.", "state")
 	mCommands        = desc("commands_total", "Commands from clients, all sessions, by outcome: run (the handler returned nil), failed (error or panic in the handler), rejected (dropped before the handler: unknown, bad arguments, queue full, upload missing).", "outcome")
 	mDroppedMessages = desc("dropped_messages_total", "Malformed or unknown data-channel messages.")
+	mOversized       = desc("oversized_messages_total", "Client data-channel messages over the size limit (also in dropped_messages_total); one too large to receive at all loses its peer.")
 	mRefusedSends    = desc("refused_sends_total", "Model messages not sent (too large, no client).")
 	mLiveSessions    = desc("live_sessions", "Model sessions running.")
 	mKeyframeReqs    = desc("keyframe_requests_total", "Keyframe requests of the running sessions' peers: received from the client (PLI/FIR, for the outputs), sent to it (PLI, for its webcam).", "direction")
@@ -76,7 +77,7 @@ func Collector(w *wiring.Wiring, srv *protocol.Server) prometheus.Collector {
 }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mSessions, mSessionState, mCommands, mDroppedMessages, mRefusedSends, mLiveSessions, mKeyframeReqs, mPeerTarget,
+	for _, d := range []*prometheus.Desc{mSessions, mSessionState, mCommands, mDroppedMessages, mOversized, mRefusedSends, mLiveSessions, mKeyframeReqs, mPeerTarget,
 		mPanics, mTrackEvents, mVideoFrames, mVideoErrors, mQueueDepth, mEncodeSeconds, mLatency,
 		mBitrate, mTarget, mBackend, mAudioFrames, mAudioOverflow, mStage, mAudioTrimmed, mAudioBuffered, mAudioLatency} {
 		ch <- d
@@ -106,6 +107,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(mSessionState, float64(n), state)
 		}
 		counter(mDroppedMessages, st.DroppedMessages)
+		counter(mOversized, st.OversizedMessages)
 		counter(mKeyframeReqs, st.Peer.PLIsReceived, "received")
 		counter(mKeyframeReqs, st.Peer.PLIsSent, "sent")
 		gauge(mPeerTarget, float64(st.Peer.TargetBitrate))

@@ -150,6 +150,7 @@ type counters struct {
 	droppedMessages   atomic.Uint64
 	capabilityReplies atomic.Uint64
 	peerDropped       atomic.Uint64 // DroppedMessages of peers already closed
+	peerOversized     atomic.Uint64 // OversizedMessages of peers already closed
 }
 
 // Stats is a snapshot of the server's counters, over every session.
@@ -161,6 +162,12 @@ type Stats struct {
 	// frames and frames on channels other than "data".
 	DroppedMessages   uint64
 	CapabilityReplies uint64 // modelCapabilities sent
+	// OversizedMessages counts client messages over the data channel's
+	// size limit, from every peer the server had (also in
+	// DroppedMessages). Each is logged; one too large to receive at all
+	// loses the peer, and its client is told (MESSAGE_TOO_LARGE) when the
+	// channel can still carry it.
+	OversizedMessages uint64
 	// State is the state of the one session when exactly one runs (as in
 	// local mode), "ready" when none runs, "serving" with several (States
 	// counts them by state).
@@ -224,12 +231,17 @@ func checkCapabilities(c engine.Capabilities) error {
 	return nil
 }
 
-// ServeHTTP refuses browsers on origins that are not allowed (403),
+// ServeHTTP refuses foreign Host names on a loopback listener (403, see
+// GuardHost) and browsers on origins that are not allowed (403),
 // answers CORS preflights on every path before routing, adds
 // Access-Control-Allow-Origin to every response and routes the request.
 // Upload targets (/uploads/{id}) take any origin: the 128-bit id in the
 // URL is the capability.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hostAllowed(r) {
+		refuseHost(w, r)
+		return
+	}
 	h := w.Header()
 	h.Add("Vary", "Origin")
 	origin := r.Header.Get("Origin")
@@ -258,6 +270,52 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// GuardHost wraps h (the routes served beside the protocol: /metrics,
+// /framewire/stats, the demo page, health) with the Host check ServeHTTP
+// applies: a request that arrived on a loopback address must name a
+// loopback host (localhost, *.localhost, 127.0.0.0/8, [::1]) or
+// Config.PublicURL's host, else it is answered 403. A page on a
+// DNS-rebinding name (evil.example resolving to 127.0.0.1) sends its own
+// name as Host, and GETs carry no Origin, so without this it could read
+// the stats, the metrics and SDP answers. With TrustForwardedHeaders the
+// proxy in front is the boundary and no Host is refused.
+func (s *Server) GuardHost(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.hostAllowed(r) {
+			refuseHost(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// hostAllowed applies GuardHost's rule to r.
+func (s *Server) hostAllowed(r *http.Request) bool {
+	if s.cfg.TrustForwardedHeaders {
+		return true
+	}
+	a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+	if !ok || !a.IP.IsLoopback() {
+		return true
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if host == "" || isLoopbackName(host) {
+		return true
+	}
+	if u, err := url.Parse(s.cfg.PublicURL); err == nil && s.cfg.PublicURL != "" && strings.EqualFold(u.Hostname(), host) {
+		return true
+	}
+	return false
+}
+
+func refuseHost(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusForbidden, fmt.Sprintf("Host %q is not a name of this server: it listens on loopback and answers localhost, 127.0.0.1 and [::1] only (a foreign name is a DNS-rebinding page); serve other names with the public-URL setting (framewire -public-url) or behind a proxy", ratelog.Truncate(r.Host, 100)))
 }
 
 // originAllowed applies Config.AllowedOrigins to a request's Origin. The
@@ -371,6 +429,7 @@ func (s *Server) Stats() Stats {
 		st.Peer = addPeerStats(st.Peer, si.Peer)
 	}
 	st.DroppedMessages += st.Peer.DroppedMessages
+	st.OversizedMessages = s.stats.peerOversized.Load() + st.Peer.OversizedMessages
 	switch len(list) {
 	case 0:
 	case 1:
