@@ -2,9 +2,7 @@
 // collector (Collector, Handler) and the JSON stats document the demo page
 // polls (Snapshot, StatsHandler). Both read counters the engine, the
 // wiring and the protocol server keep anyway, at scrape time: nothing is
-// counted per frame for them. Per-session series describe the newest
-// running session (local mode serves one) and restart with the next one
-// Per-session series describe the sessions running now: counters are
+// counted per frame for them. Per-session series describe the sessions running now: counters are
 // summed over them by track (a session that ends takes its share away,
 // which Prometheus reads as a counter reset), percentiles are the worst
 // session's, bitrates summed. No series carries a session id, so the
