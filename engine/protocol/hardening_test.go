@@ -199,8 +199,14 @@ func TestEmptyMappingAndPresignedURL(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(&slot)
 		return slot["presigned_url"]
 	}
-	if u := slotURL(ts, map[string]string{"Host": "evil.example", "X-Forwarded-Proto": "https"}); !strings.HasPrefix(u, ts.URL+"/uploads/") {
-		t.Errorf("presigned_url %q follows Host/X-Forwarded-*; want the listener's %s", u, ts.URL)
+	// A foreign Host on this loopback listener is refused outright (DNS
+	// rebinding; TestLoopbackServerRefusesForeignHost in package host);
+	// X-Forwarded-* without TrustForwardedHeaders is ignored.
+	if u := slotURL(ts, map[string]string{"Host": "evil.example", "X-Forwarded-Proto": "https"}); u != "" {
+		t.Errorf("presigned_url %q for a foreign Host; want the request refused", u)
+	}
+	if u := slotURL(ts, map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}); !strings.HasPrefix(u, ts.URL+"/uploads/") {
+		t.Errorf("presigned_url %q follows X-Forwarded-*; want the listener's %s", u, ts.URL)
 	}
 	// The server's own page (Origin = the Host it reached) gets its origin:
 	// behind a port mapping the listener's address is not reachable.
