@@ -440,8 +440,9 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// addPeerStats sums two peers' counters.
+// addPeerStats sums two peers' counters (Connected: either is).
 func addPeerStats(a, b peer.Stats) peer.Stats {
+	a.Connected = a.Connected || b.Connected
 	a.PLIsReceived += b.PLIsReceived
 	a.PLIsSent += b.PLIsSent
 	a.TargetBitrate += b.TargetBitrate
