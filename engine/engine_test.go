@@ -323,20 +323,52 @@ func TestSend(t *testing.T) {
 	wantErr(t, s.Send("late"), engine.ErrSessionEnded)
 }
 
-// Several sessions: Current returns the most recently started running one.
-func TestCurrentWithSeveralSessions(t *testing.T) {
-	e := newEngine(t, engine.Model{})
+// Several sessions: FromContext returns the caller's own session, from
+// RunSession's context and from a goroutine started with Session.Go,
+// whichever session started last.
+func TestFromContextWithSeveralSessions(t *testing.T) {
+	type seen struct{ run, goroutine *engine.Session }
+	got := make(chan seen, 2)
+	e := newEngine(t, engine.Model{New: func(engine.Config) (engine.Runner, error) {
+		return engine.RunFunc(func(ctx context.Context, s *engine.Session) error {
+			var sn seen
+			sn.run, _ = engine.FromContext(ctx)
+			done := make(chan struct{})
+			if err := s.Go(func(gctx context.Context) error {
+				sn.goroutine, _ = engine.FromContext(gctx)
+				close(done)
+				return nil
+			}); err != nil {
+				return err
+			}
+			<-done
+			if sn.run != s || sn.goroutine != s {
+				got <- seen{}
+			} else {
+				got <- sn
+			}
+			<-ctx.Done()
+			return nil
+		}), nil
+	}})
 	a := start(t, e)
 	b := start(t, e)
-	if cur, _ := engine.Current(); cur != b {
-		t.Fatal("Current is not the most recent session")
-	}
-	b.Stop("b done")
-	if cur, _ := engine.Current(); cur != a {
-		t.Fatal("Current did not fall back to the remaining session")
+	for range 2 {
+		var sn seen
+		select {
+		case sn = <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the sessions did not report within 10 s")
+		}
+		if sn.run == nil || (sn.run != a && sn.run != b) {
+			t.Fatal("FromContext did not return the caller's own session")
+		}
 	}
 	if a.ID() == b.ID() || len(a.ID()) < 20 {
 		t.Fatalf("ids %q %q", a.ID(), b.ID())
+	}
+	if _, err := engine.FromContext(context.Background()); !errors.Is(err, engine.ErrNoSession) {
+		t.Fatalf("FromContext(Background) = %v, want ErrNoSession", err)
 	}
 }
 

@@ -12,8 +12,8 @@ var (
 	// declaration: missing name or constructor, bad tracks, bad or duplicate
 	// commands, an unreadable or invalid config file.
 	ErrInvalidModel = errors.New("engine: invalid model")
-	// ErrNoSession is returned by Current when no session is running.
-	ErrNoSession = errors.New("engine: no session is running")
+	// ErrNoSession is returned by FromContext for a context of no session.
+	ErrNoSession = errors.New("engine: the context belongs to no session; use the ctx handed to RunSession, OnMedia or Session.Go, or the *Session itself")
 	// ErrSessionEnded is returned by Dispatch, Send and Go once the session
 	// has ended or is ending.
 	ErrSessionEnded = errors.New("engine: session ended")

@@ -20,7 +20,8 @@ import (
 )
 
 // The default-track emitter: no tracks declared, so the model gets one
-// VideoOut named main_video, and the global accessor reaches it.
+// VideoOut named main_video, and get_ctx() is engine.FromContext(ctx):
+// the caller's own session, whatever else runs.
 //
 //	def start_session(self):
 //	    while not get_ctx().should_stop():
@@ -34,9 +35,9 @@ func Example_defaultTrack() {
 	model := engine.Model{
 		Name: "emitter",
 		New: func(engine.Config) (engine.Runner, error) {
-			return engine.RunFunc(func(context.Context, *engine.Session) error {
+			return engine.RunFunc(func(runCtx context.Context, _ *engine.Session) error {
 				for {
-					ctx, err := engine.Current()
+					ctx, err := engine.FromContext(runCtx)
 					if err != nil || ctx.ShouldStop() {
 						return nil
 					}

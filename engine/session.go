@@ -72,20 +72,16 @@ func newSession(base context.Context, e *Engine) (*Session, context.Context, err
 		return nil, nil, fmt.Errorf("engine: %w", err)
 	}
 	set.SetDeviceSupport(e.cfg.deviceErr)
-	sctx, cancel := context.WithCancelCause(base)
-	g, gctx := errgroup.WithContext(sctx)
 	s := &Session{
-		id:       rand.Text(),
-		e:        e,
-		set:      set,
-		stopping: gctx.Done(),
-		cause:    func() error { return context.Cause(gctx) },
-		groupCtx: gctx,
-		cancel:   cancel,
-		g:        g,
-		cmds:     make(chan cmdJob, e.cfg.cmdQueue),
-		ended:    make(chan struct{}),
+		id:    rand.Text(),
+		e:     e,
+		set:   set,
+		cmds:  make(chan cmdJob, e.cfg.cmdQueue),
+		ended: make(chan struct{}),
 	}
+	sctx, cancel := context.WithCancelCause(context.WithValue(base, sessionKey{}, s))
+	g, gctx := errgroup.WithContext(sctx)
+	s.stopping, s.cause, s.groupCtx, s.cancel, s.g = gctx.Done(), func() error { return context.Cause(gctx) }, gctx, cancel, g
 	s.log = e.log.With("session", s.id)
 	return s, gctx, nil
 }
@@ -93,7 +89,6 @@ func newSession(base context.Context, e *Engine) (*Session, context.Context, err
 // start registers the session and launches, with the errgroup's context
 // ctx, its goroutines and supervisor.
 func (s *Session) start(ctx context.Context) {
-	register(s)
 	s.log.Info("session started")
 	if h, ok := s.e.runner.(MediaHandler); ok {
 		s.media = tracks.NewMediaQueue(s.e.cfg.mediaQueue)
@@ -125,7 +120,6 @@ func (s *Session) supervise() {
 	s.cancel(nil)
 	s.err = s.cause()
 	s.closeValues()
-	unregister(s)
 	s.e.remove(s)
 	s.log.Info("session ended", "cause", s.err)
 	close(s.ended)
@@ -486,43 +480,19 @@ func (s *Session) Stats() SessionStats {
 	return st
 }
 
-// The process-wide list of running sessions, for Current.
-var registry struct {
-	mu   sync.Mutex
-	list []*Session // in start order
-}
+type sessionKey struct{}
 
-func register(s *Session) {
-	registry.mu.Lock()
-	registry.list = append(registry.list, s)
-	registry.mu.Unlock()
-}
-
-func unregister(s *Session) {
-	registry.mu.Lock()
-	defer registry.mu.Unlock()
-	for i, x := range registry.list {
-		if x == s {
-			registry.list = append(registry.list[:i], registry.list[i+1:]...)
-			return
-		}
-	}
-}
-
-// Current returns the running session, for code that has no *Session at
-// hand. With
-// no running session it returns ErrNoSession. Go has no goroutine-local
-// storage, so Current cannot know which session the calling goroutine
-// serves: with several sessions running (several engines, or an engine
-// without a session limit) it returns the most recently started one that
-// is still running. Code that may run under several sessions should use the
-// *Session passed to RunSession, commands and OnMedia instead. A session
-// stays current until it has fully ended (Done closed).
-func Current() (*Session, error) {
-	registry.mu.Lock()
-	defer registry.mu.Unlock()
-	if n := len(registry.list); n > 0 {
-		return registry.list[n-1], nil
+// FromContext returns the session whose goroutine received ctx (or a
+// context derived from it): RunSession's ctx and those of functions
+// started with Session.Go (handlers and OnMedia are handed the *Session). It is get_ctx() for code that is
+// handed a context but not the *Session (a pipeline class, a helper):
+// with many sessions running, each caller gets its own. With a context of
+// no session it returns ErrNoSession. There is no process-wide "current
+// session": Go has no goroutine-local storage, and on a node the newest
+// session is someone else's.
+func FromContext(ctx context.Context) (*Session, error) {
+	if s, ok := ctx.Value(sessionKey{}).(*Session); ok {
+		return s, nil
 	}
 	return nil, ErrNoSession
 }

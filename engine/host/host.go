@@ -168,7 +168,8 @@ func Serve(ctx context.Context, ln net.Listener, m engine.Model, o Options, log 
 	mux.Handle("GET /metrics", prom)
 	mux.Handle("/", srv)
 	MountPage(mux, wired, srv, log) // the demo page at / and GET /framewire/stats
-	hs := o.HTTPServer(mux, log)
+	// Every route refuses foreign Host names on loopback (DNS rebinding).
+	hs := o.HTTPServer(srv.GuardHost(mux), log)
 	errc := make(chan error, 1)
 	// netutil.LimitListener (golang.org/x/net, kept by the Go team) caps
 	// the connections served at once: held connections cannot take every

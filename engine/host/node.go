@@ -96,8 +96,10 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 	reg := nodeRegistry(wired, n)
 	reg.MustRegister(dev.gauges()...)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /framewire/stats", metrics.StatsHandler(wired, n.Server(), log)) // every session, by the fronts' ids
 	mux.Handle("/", n)
-	hs := o.HTTPServer(mux, log)
+	// Every route refuses foreign Host names on loopback (DNS rebinding).
+	hs := o.HTTPServer(n.Server().GuardHost(mux), log)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(netutil.LimitListener(ln, max(o.MaxConns, 1))) }()
 	fmt.Fprintf(out, "framewire: engine node %s serving model %s on %s (capacity %d, redis %s)\n", no.ID, m.Name, no.Advertise, capacity, no.Redis)
@@ -119,10 +121,11 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 	return runErr
 }
 
-// nodeRegistry exposes the engine's collector and the node's counters.
+// nodeRegistry exposes the engine's collector over every session of the
+// node's protocol server and the node's counters.
 func nodeRegistry(w *wiring.Wiring, n *node.Node) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.Collector(w, nil))
+	reg.MustRegister(metrics.Collector(w, n.Server()))
 	gauge := func(name, help string, v func(node.Stats) float64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "framewire_node_" + name, Help: help}, func() float64 { return v(n.Stats()) }))
 	}

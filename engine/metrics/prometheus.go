@@ -2,10 +2,13 @@
 // collector (Collector, Handler) and the JSON stats document the demo page
 // polls (Snapshot, StatsHandler). Both read counters the engine, the
 // wiring and the protocol server keep anyway, at scrape time: nothing is
-// counted per frame for them. Per-session series describe the newest
-// running session (local mode serves one) and restart with the next one
-// (Prometheus treats that as a counter reset); the engine-wide totals
-// never reset.
+// counted per frame for them. Per-session series describe the sessions running now: counters are
+// summed over them by track (a session that ends takes its share away,
+// which Prometheus reads as a counter reset), percentiles are the worst
+// session's, bitrates summed. No series carries a session id, so the
+// label sets stay bounded by the model's tracks whatever the number of
+// sessions; per-session detail is in the JSON stats (Snapshot). The
+// engine-wide totals never reset.
 //
 // This is the only package of the engine that imports the Prometheus
 // client; a program that does not serve metrics does not link it.
@@ -29,34 +32,35 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 
 var (
 	mSessions        = desc("sessions_started_total", "Model sessions started.")
-	mSessionState    = desc("session_state", "1 for the state of the current protocol session (ready when none).", "state")
+	mSessionState    = desc("session_state", "Protocol sessions by state (waiting, streaming, orphaned); ready is 1 when none runs.", "state")
 	mCommands        = desc("commands_total", "Commands from clients, all sessions, by outcome: run (the handler returned nil), failed (error or panic in the handler), rejected (dropped before the handler: unknown, bad arguments, queue full, upload missing).", "outcome")
 	mDroppedMessages = desc("dropped_messages_total", "Malformed or unknown data-channel messages.")
+	mOversized       = desc("oversized_messages_total", "Client data-channel messages over the size limit (also in dropped_messages_total); one too large to receive at all loses its peer.")
 	mRefusedSends    = desc("refused_sends_total", "Model messages not sent (too large, no client).")
 	mLiveSessions    = desc("live_sessions", "Model sessions running.")
-	mKeyframeReqs    = desc("keyframe_requests_total", "Keyframe requests of the current peer: received from the client (PLI/FIR, for the outputs), sent to it (PLI, for its webcam).", "direction")
-	mPeerTarget      = desc("peer_target_bitrate_bps", "The current peer's congestion-control estimate (GCC), shared by its video outputs.")
+	mKeyframeReqs    = desc("keyframe_requests_total", "Keyframe requests of the running sessions' peers: received from the client (PLI/FIR, for the outputs), sent to it (PLI, for its webcam).", "direction")
+	mPeerTarget      = desc("peer_target_bitrate_bps", "The running sessions' congestion-control estimates (GCC), summed over their peers.")
 
-	mPanics      = desc("model_panics_total", "Panics contained in model code of the current session.")
-	mTrackEvents = desc("track_frames_total", "Frames (or audio chunks) of the current session's tracks: emitted by the model or delivered by the client, dropped, rejected.", "track", "event")
+	mPanics      = desc("model_panics_total", "Panics contained in model code of the running sessions.")
+	mTrackEvents = desc("track_frames_total", "Frames (or audio chunks) of the running sessions' tracks: emitted by the model or delivered by the client, dropped, rejected.", "track", "event")
 
-	mVideoFrames   = desc("video_frames_total", "Video pipeline frames of the current session: encoded, sent, keyframes, skipped, device_encoded (from device memory, no host copy).", "track", "event")
-	mVideoErrors   = desc("video_errors_total", "Video pipeline errors of the current session.", "track", "kind")
-	mQueueDepth    = desc("video_queue_depth", "Frames waiting in the output track's queue.", "track")
-	mEncodeSeconds = desc("video_encode_seconds", "Encode time (conversion included) over the last 256 frames.", "track", "quantile")
-	mStage         = desc("video_stage_seconds", "Time from Emit to each pipeline stage (dequeued, paced, converted, encoded, handed to pion, written to the socket) over the last 256 frames: the difference between two stages is where latency goes.", "track", "stage", "quantile")
-	mLatency       = desc("video_latency_seconds", "Emit-to-wire latency over the last 256 frames.", "track", "quantile")
-	mBitrate       = desc("video_bitrate_bps", "Measured output bitrate over the last 256 frames.", "track")
-	mTarget        = desc("video_target_bitrate_bps", "Encoder target bitrate (congestion control).", "track")
-	mRecDropped    = desc("recording_dropped_total", "Access units of the current session the recorder dropped (full queue: a slow disk), with those skipped until the next keyframe.")
-	mRecMedia      = desc("recording_media_seconds", "Media time the current session has recorded.")
-	mBackend       = desc("video_encoder_info", "1 for the encoder backend of each video output.", "track", "backend")
+	mVideoFrames   = desc("video_frames_total", "Video pipeline frames of the running sessions: encoded, sent, keyframes, skipped, device_encoded (from device memory, no host copy).", "track", "event")
+	mVideoErrors   = desc("video_errors_total", "Video pipeline errors of the running sessions.", "track", "kind")
+	mQueueDepth    = desc("video_queue_depth", "Frames waiting in the output track's queues, all sessions.", "track")
+	mEncodeSeconds = desc("video_encode_seconds", "Encode time (conversion included) over the last 256 frames; the worst session's.", "track", "quantile")
+	mStage         = desc("video_stage_seconds", "Time from Emit to each pipeline stage (dequeued, paced, converted, encoded, handed to pion, written to the socket) over the last 256 frames (the worst session's): the difference between two stages is where latency goes.", "track", "stage", "quantile")
+	mLatency       = desc("video_latency_seconds", "Emit-to-wire latency over the last 256 frames; the worst session's.", "track", "quantile")
+	mBitrate       = desc("video_bitrate_bps", "Measured output bitrate over the last 256 frames, all sessions.", "track")
+	mTarget        = desc("video_target_bitrate_bps", "Encoder target bitrate (congestion control), all sessions.", "track")
+	mBackend       = desc("video_encoder_info", "1 for each encoder backend in use by a video output.", "track", "backend")
+	mRecDropped    = desc("recording_dropped_total", "Access units the running sessions' recorders dropped (full queue: a slow disk), with those skipped until the next keyframe.")
+	mRecMedia      = desc("recording_media_seconds", "Media time the running sessions have recorded, summed.")
 
-	mAudioFrames   = desc("audio_frames_total", "20 ms Opus frames of the current session: sent, silent (generated), underruns.", "track", "event")
+	mAudioFrames   = desc("audio_frames_total", "20 ms Opus frames of the running sessions: sent, silent (generated), underruns.", "track", "event")
 	mAudioTrimmed  = desc("audio_trimmed_samples_total", "Model audio samples dropped to bring latency back to the playout target (stale at start, after a stall, or drifting).", "track")
 	mAudioOverflow = desc("audio_overflow_samples_total", "Audio samples dropped beyond the buffer bound.", "track")
-	mAudioBuffered = desc("audio_buffered_seconds", "Audio queued for sending.", "track")
-	mAudioLatency  = desc("audio_latency_seconds", "Emit-to-wire latency of model audio over the last 256 frames.", "track", "quantile")
+	mAudioBuffered = desc("audio_buffered_seconds", "Audio queued for sending; the most of any session.", "track")
+	mAudioLatency  = desc("audio_latency_seconds", "Emit-to-wire latency of model audio over the last 256 frames; the worst session's.", "track", "quantile")
 )
 
 // collector is a prometheus.Collector over the engine's snapshots.
@@ -73,7 +77,7 @@ func Collector(w *wiring.Wiring, srv *protocol.Server) prometheus.Collector {
 }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mSessions, mSessionState, mCommands, mDroppedMessages, mRefusedSends, mLiveSessions, mKeyframeReqs, mPeerTarget,
+	for _, d := range []*prometheus.Desc{mSessions, mSessionState, mCommands, mDroppedMessages, mOversized, mRefusedSends, mLiveSessions, mKeyframeReqs, mPeerTarget,
 		mPanics, mTrackEvents, mVideoFrames, mVideoErrors, mQueueDepth, mEncodeSeconds, mLatency,
 		mBitrate, mTarget, mBackend, mRecDropped, mRecMedia, mAudioFrames, mAudioOverflow, mStage, mAudioTrimmed, mAudioBuffered, mAudioLatency} {
 		ch <- d
@@ -96,8 +100,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(mRefusedSends, es.SendsRefused)
 	if c.srv != nil {
 		st := c.srv.Stats()
-		gauge(mSessionState, 1, st.State)
+		if len(st.States) == 0 {
+			gauge(mSessionState, 1, "ready")
+		}
+		for state, n := range st.States {
+			gauge(mSessionState, float64(n), state)
+		}
 		counter(mDroppedMessages, st.DroppedMessages)
+		counter(mOversized, st.OversizedMessages)
 		counter(mKeyframeReqs, st.Peer.PLIsReceived, "received")
 		counter(mKeyframeReqs, st.Peer.PLIsSent, "sent")
 		gauge(mPeerTarget, float64(st.Peer.TargetBitrate))
@@ -106,18 +116,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if len(list) == 0 {
 		return
 	}
-	// Local mode runs one session at a time; report the newest, so that
-	// each series has one value.
-	s := list[len(list)-1]
-	e := s.Engine
-	counter(mPanics, e.Panics)
-	for name, t := range e.Tracks {
+	a := aggregate(list)
+	counter(mPanics, a.panics)
+	for _, name := range a.trackOrder {
+		t := a.tracks[name]
 		counter(mTrackEvents, t.Emitted, name, "emitted")
 		counter(mTrackEvents, t.Delivered, name, "delivered")
 		counter(mTrackEvents, t.Dropped, name, "dropped")
 		counter(mTrackEvents, t.Rejected, name, "rejected")
 	}
-	for _, v := range s.Video {
+	for _, v := range a.video {
 		counter(mVideoFrames, v.Encoded, v.Track, "encoded")
 		counter(mVideoFrames, v.Sent, v.Track, "sent")
 		counter(mVideoFrames, v.Keyframes, v.Track, "keyframe")
@@ -137,23 +145,23 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(mBitrate, float64(v.Bitrate), v.Track)
 		gauge(mTarget, float64(v.TargetBitrate), v.Track)
-		if v.Backend != "" {
-			gauge(mBackend, 1, v.Track, v.Backend)
-		}
 	}
-	if r := s.Recording; r != nil {
-		counter(mRecDropped, r.Dropped)
-		gauge(mRecMedia, r.Media.Seconds())
+	for _, b := range a.backends {
+		gauge(mBackend, 1, b[0], b[1])
 	}
-	for _, a := range s.Audio {
-		counter(mAudioFrames, a.Frames, a.Track, "sent")
-		counter(mAudioFrames, a.Silent, a.Track, "silent")
-		counter(mAudioFrames, a.Underruns, a.Track, "underrun")
-		counter(mAudioOverflow, a.Overflow, a.Track)
-		counter(mAudioTrimmed, a.Trimmed, a.Track)
-		gauge(mAudioBuffered, a.Buffered.Seconds(), a.Track)
-		gauge(mAudioLatency, a.LatencyP50.Seconds(), a.Track, "0.5")
-		gauge(mAudioLatency, a.LatencyP99.Seconds(), a.Track, "0.99")
+	if a.recording {
+		counter(mRecDropped, a.recDropped)
+		gauge(mRecMedia, a.recMedia.Seconds())
+	}
+	for _, au := range a.audio {
+		counter(mAudioFrames, au.Frames, au.Track, "sent")
+		counter(mAudioFrames, au.Silent, au.Track, "silent")
+		counter(mAudioFrames, au.Underruns, au.Track, "underrun")
+		counter(mAudioOverflow, au.Overflow, au.Track)
+		counter(mAudioTrimmed, au.Trimmed, au.Track)
+		gauge(mAudioBuffered, au.Buffered.Seconds(), au.Track)
+		gauge(mAudioLatency, au.LatencyP50.Seconds(), au.Track, "0.5")
+		gauge(mAudioLatency, au.LatencyP99.Seconds(), au.Track, "0.99")
 	}
 }
 

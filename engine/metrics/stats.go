@@ -48,25 +48,44 @@ type StageStats struct {
 	P99   float64 `json:"p99_ms"`
 }
 
-// SessionStats is one running session in the stats document.
+// SessionStats is one running session in the stats document: every
+// session of the engine is listed, each with its own detail.
 type SessionStats struct {
-	ID      string              `json:"id"`
-	Started time.Time           `json:"started"`
-	Tracks  []TrackStats        `json:"tracks"`
-	Inputs  []wiring.InputStats `json:"inputs"`
+	// ID is the session's protocol id (the front's id on a production
+	// node), or the engine session's id when no protocol server serves it;
+	// EngineID is the engine session's (engine.Session.ID).
+	ID       string    `json:"id"`
+	EngineID string    `json:"engine_id"`
+	Started  time.Time `json:"started"`
+	// State is the protocol state (waiting, streaming, orphaned); ""
+	// when no protocol server serves the session.
+	State string `json:"state,omitempty"`
+	// Commands run, rejected and failed in this session.
+	Commands         uint64 `json:"commands"`
+	CommandsRejected uint64 `json:"commands_rejected"`
+	CommandsFailed   uint64 `json:"commands_failed"`
+	// UploadBytes is the upload data the session holds in memory.
+	UploadBytes int64               `json:"upload_bytes"`
+	Tracks      []TrackStats        `json:"tracks"`
+	Inputs      []wiring.InputStats `json:"inputs"`
 	// Recording is present when the session records.
 	Recording *record.Stats `json:"recording,omitempty"`
 }
 
 // ServerStats holds the engine-wide totals and the protocol state.
 type ServerStats struct {
-	State            string `json:"state"` // "" when no protocol server is given
-	Sessions         uint64 `json:"sessions"`
-	Commands         uint64 `json:"commands"`
-	CommandsRejected uint64 `json:"commands_rejected"`
-	CommandsFailed   uint64 `json:"commands_failed"`
-	DroppedMessages  uint64 `json:"dropped_messages"`
-	RefusedSends     uint64 `json:"refused_sends"`
+	// State is the one session's state, "ready" when none runs, "serving"
+	// with several (States counts them); "" when no protocol server is
+	// given.
+	State            string         `json:"state"`
+	States           map[string]int `json:"states,omitempty"`
+	UploadMemory     int64          `json:"upload_memory"` // upload bytes held, every session together
+	Sessions         uint64         `json:"sessions"`
+	Commands         uint64         `json:"commands"`
+	CommandsRejected uint64         `json:"commands_rejected"`
+	CommandsFailed   uint64         `json:"commands_failed"`
+	DroppedMessages  uint64         `json:"dropped_messages"`
+	RefusedSends     uint64         `json:"refused_sends"`
 }
 
 // Stats is the stats document: what GET /framewire/stats returns.
@@ -87,18 +106,28 @@ func Snapshot(w *wiring.Wiring, srv *protocol.Server) Stats {
 		Sessions: es.SessionsStarted, Commands: es.CommandsRun, CommandsRejected: es.CommandsRejected,
 		CommandsFailed: es.CommandsFailed, RefusedSends: es.SendsRefused,
 	}}
+	served := map[string]protocol.SessionInfo{} // by engine id
 	if srv != nil {
 		st := srv.Stats()
-		doc.Server.State, doc.Server.DroppedMessages = st.State, st.DroppedMessages
+		doc.Server.State, doc.Server.States, doc.Server.DroppedMessages = st.State, st.States, st.DroppedMessages
+		doc.Server.UploadMemory = st.UploadMemory
+		for _, si := range srv.Sessions() {
+			served[si.EngineID] = si
+		}
 	}
 	for _, s := range w.Stats() {
-		doc.Sessions = append(doc.Sessions, sessionDoc(s))
+		ss := sessionDoc(s)
+		if si, ok := served[s.ID]; ok {
+			ss.ID, ss.State, ss.UploadBytes = si.ID, si.State, si.UploadBytes
+		}
+		doc.Sessions = append(doc.Sessions, ss)
 	}
 	return doc
 }
 
 func sessionDoc(s wiring.SessionStats) SessionStats {
-	ss := SessionStats{ID: s.ID, Started: s.Started, Tracks: []TrackStats{}, Inputs: s.Inputs, Recording: s.Recording}
+	ss := SessionStats{ID: s.ID, EngineID: s.ID, Started: s.Started, Tracks: []TrackStats{}, Inputs: s.Inputs, Recording: s.Recording,
+		Commands: s.Engine.CommandsRun, CommandsRejected: s.Engine.CommandsRejected, CommandsFailed: s.Engine.CommandsFailed}
 	if ss.Inputs == nil {
 		ss.Inputs = []wiring.InputStats{}
 	}

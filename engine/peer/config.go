@@ -48,19 +48,27 @@ type Config struct {
 	DisconnectedTimeout, FailedTimeout time.Duration
 	// SCTPMaxMessageSize is the a=max-message-size advertised and the
 	// largest inbound message accepted: a larger one, up to the SCTP
-	// receive window (sctpReadLimit), is dropped, counted and logged, and
-	// the channel stays open. Default 262144 (256 KiB).
+	// receive window (2 MiB), is dropped, counted and logged, and the
+	// channel stays open; a larger one still is counted and logged and
+	// loses the peer (see Peer.InboundStalled). Default 262144 (256 KiB).
 	SCTPMaxMessageSize uint32
 	// Logger receives connection-level events; default discards.
 	Logger *slog.Logger
 }
 
-// sctpReadLimit is the largest inbound message pion reads: the default
-// SCTP receive window (1 MiB). A message above the advertised size but
-// within it is dropped and the channel kept; a message larger than the
-// receive window cannot be reassembled at all, so the client's channel
-// stalls and the ping timeout declares it lost.
-const sctpReadLimit = 1 << 20
+// The SCTP receive window (sctpReceiveWindow) bounds the inbound message
+// pion can reassemble: one above the advertised size but within it is read,
+// dropped, counted and logged, and the channel kept (pion's own read limit,
+// sctpReadLimit, closes the channel on a larger message it did read: the
+// peer reports that through OnLost, counted and logged). A message larger
+// than the window can never be reassembled, so the client's channel stalls:
+// Peer.InboundStalled sees it (more than stallBytes arrived since the last
+// message).
+const (
+	sctpReadLimit     = 1 << 20
+	sctpReceiveWindow = 2 * sctpReadLimit
+	stallBytes        = sctpReadLimit + sctpReadLimit/4
+)
 
 func (c *Config) withDefaults() Config {
 	d := *c
@@ -222,6 +230,7 @@ func (c *Config) settingEngine() (webrtc.SettingEngine, error) {
 	// larger one; the answer advertises SCTPMaxMessageSize instead (see
 	// answer) and the peer drops what lies between.
 	se.SetSCTPMaxMessageSize(max(sctpReadLimit, c.SCTPMaxMessageSize))
+	se.SetSCTPMaxReceiveBufferSize(max(sctpReceiveWindow, 2*c.SCTPMaxMessageSize))
 	se.SetIncludeLoopbackCandidate(c.Loopback)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeQueryOnly)
 	se.SetICETimeouts(c.DisconnectedTimeout, c.FailedTimeout, time.Second)

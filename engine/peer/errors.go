@@ -15,6 +15,10 @@ var (
 	// ErrMessageTooLarge is returned by Send for a message larger than the
 	// client's a=max-message-size (64 KiB when its offer has none).
 	ErrMessageTooLarge = errors.New("peer: data-channel message larger than the client accepts")
+	// ErrInboundTooLarge is returned by InboundStalled when the client sent
+	// a data-channel message too large to ever be received: its channel
+	// is dead.
+	ErrInboundTooLarge = errors.New("peer: the client sent a data-channel message too large to receive")
 	// ErrChannelNotOpen is returned by Send before the client's "data"
 	// channel is open or after it closed.
 	ErrChannelNotOpen = errors.New("peer: data channel not open")

@@ -2,7 +2,9 @@ package peer
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"regexp"
 	"sync"
@@ -70,6 +72,8 @@ type Peer struct {
 	oversized atomic.Uint64 // of which above the advertised max-message-size
 
 	oversizeLog ratelog.Limiter
+	rxMark      atomic.Uint64 // SCTP bytes received when the last message arrived
+	stalled     atomic.Bool   // InboundStalled reported the channel dead
 	discarded   atomic.Uint64 // RTP packets of inbound tracks nobody consumes
 	plisSent    atomic.Uint64
 	plisRecvd   atomic.Uint64
@@ -381,7 +385,19 @@ func (p *Peer) onDataChannel(dc *webrtc.DataChannel) {
 		p.maybeReady()
 	})
 	dc.OnClose(func() { p.dcOpen.Store(false) })
+	dc.OnError(func(err error) {
+		if !errors.Is(err, io.ErrShortBuffer) {
+			p.log.Debug("data channel error", "err", err)
+			return
+		}
+		// pion closes the channel on a message above its read limit.
+		p.dropped.Add(1)
+		p.oversized.Add(1)
+		p.log.Warn("the client sent a data-channel message above the read limit; its channel is closed and the peer lost", "max", sctpReadLimit, "advertised", p.cfg.SCTPMaxMessageSize)
+		p.lost(fmt.Sprintf("the client sent a data-channel message over %d bytes (the advertised limit is %d); its data channel closed", sctpReadLimit, p.cfg.SCTPMaxMessageSize))
+	})
 	dc.OnMessage(func(m webrtc.DataChannelMessage) {
+		p.rxMark.Store(p.sctpReceived())
 		if len(m.Data) > int(p.cfg.SCTPMaxMessageSize) {
 			p.dropped.Add(1)
 			p.oversized.Add(1)
@@ -398,6 +414,34 @@ func (p *Peer) onDataChannel(dc *webrtc.DataChannel) {
 			p.h.OnMessage(p, m.Data)
 		}
 	})
+}
+
+// sctpReceived is the bytes the peer's SCTP association received so far.
+func (p *Peer) sctpReceived() uint64 {
+	if t := p.pc.SCTP(); t != nil {
+		return t.Stats().BytesReceived
+	}
+	return 0
+}
+
+// InboundStalled returns ErrInboundTooLarge (wrapped, with the sizes)
+// when the client's data channel is dead because it sent a message
+// larger than the SCTP receive window: more than a whole deliverable
+// message's bytes arrived since the last message and none came out. The
+// first report is counted (Stats.OversizedMessages, DroppedMessages) and
+// logged. The server can still send to the client. Call it periodically
+// (the protocol's liveness check does); nil while the channel is alive.
+func (p *Peer) InboundStalled() error {
+	pending := int64(p.sctpReceived()) - int64(p.rxMark.Load())
+	if pending <= stallBytes {
+		return nil
+	}
+	if p.stalled.CompareAndSwap(false, true) {
+		p.dropped.Add(1)
+		p.oversized.Add(1)
+		p.log.Warn("the client's data channel stalled on a message larger than the receive window", "pending_bytes", pending, "window", sctpReceiveWindow, "advertised", p.cfg.SCTPMaxMessageSize)
+	}
+	return fmt.Errorf("%w: %d bytes arrived without a message completing; the limit is %d bytes (at most %d are read)", ErrInboundTooLarge, pending, p.cfg.SCTPMaxMessageSize, sctpReadLimit)
 }
 
 // MaxMessageSize is the largest message Send accepts: the client's

@@ -32,9 +32,7 @@ func FuzzDataChannelMessage(f *testing.F) {
 	ts := newTestServer(f, testConfig())
 	_, c := ts.connectClient(f)
 	defer c.Close()
-	ts.srv.mu.Lock()
-	ss := ts.srv.cur
-	ts.srv.mu.Unlock()
+	ss := ts.srv.currentSession()
 	p := ss.currentPeer()
 	if p == nil {
 		f.Fatal("no connected peer")

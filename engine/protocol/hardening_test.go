@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -198,8 +199,14 @@ func TestEmptyMappingAndPresignedURL(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(&slot)
 		return slot["presigned_url"]
 	}
-	if u := slotURL(ts, map[string]string{"Host": "evil.example", "X-Forwarded-Proto": "https"}); !strings.HasPrefix(u, ts.URL+"/uploads/") {
-		t.Errorf("presigned_url %q follows Host/X-Forwarded-*; want the listener's %s", u, ts.URL)
+	// A foreign Host on this loopback listener is refused outright (DNS
+	// rebinding; TestLoopbackServerRefusesForeignHost in package host);
+	// X-Forwarded-* without TrustForwardedHeaders is ignored.
+	if u := slotURL(ts, map[string]string{"Host": "evil.example", "X-Forwarded-Proto": "https"}); u != "" {
+		t.Errorf("presigned_url %q for a foreign Host; want the request refused", u)
+	}
+	if u := slotURL(ts, map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}); !strings.HasPrefix(u, ts.URL+"/uploads/") {
+		t.Errorf("presigned_url %q follows X-Forwarded-*; want the listener's %s", u, ts.URL)
 	}
 	// The server's own page (Origin = the Host it reached) gets its origin:
 	// behind a port mapping the listener's address is not reachable.
@@ -346,4 +353,59 @@ func TestOversizedInboundMessageRefused(t *testing.T) {
 	if m := c.Expect("application", "blob", 5*time.Second); m["size"] != float64(len(blob)) {
 		t.Errorf("message under the limit: %v", m)
 	}
+}
+
+// A client message too large to ever be received (above the SCTP receive
+// window, 2 MiB) no longer leaves a silently dead channel until the ping
+// timeout: the stall is seen within a liveness tick, counted and logged,
+// the client is told (MESSAGE_TOO_LARGE, on the server's direction, which
+// still works) and the peer is orphaned for a reconnect. Over a real pion
+// peer; the ping timeout is long so that only this path can end the peer.
+func TestDataChannelMessageTooLargeToReceive(t *testing.T) {
+	var logs enginetest.SyncBuffer
+	cfg := testConfig()
+	cfg.PingTimeout, cfg.OrphanGrace = 30*time.Second, 20*time.Second
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	ts := newTestServer(t, cfg)
+	ts.client.SendMaxMessageSize = 8 << 20
+	d, c := ts.connectClient(t)
+	eventually(t, 5*time.Second, "streaming", func() bool { return ts.srv.Stats().State == "streaming" })
+	defer func() {
+		if t.Failed() {
+			t.Logf("stats %+v\n%s", ts.srv.Stats(), logs.String())
+		}
+	}()
+
+	// 1.5 MB: above the old 1 MiB window, which stalled silently; now
+	// read, dropped, counted and logged, and the channel stays alive.
+	c.SendJSON(map[string]any{"scope": "application", "data": map[string]any{"type": "blob", "data": map[string]any{"blob": strings.Repeat("x", 1500_000)}}})
+	eventually(t, 5*time.Second, "1.5 MB message counted", func() bool { return ts.srv.Stats().OversizedMessages == 1 })
+	c.SendJSON(map[string]any{"scope": "runtime", "data": map[string]any{"type": "requestCapabilities"}})
+	c.Expect("runtime", "modelCapabilities", 5*time.Second)
+
+	// 3 MiB: can never be reassembled.
+	start := time.Now()
+	c.SendJSON(map[string]any{"scope": "application", "data": map[string]any{"type": "blob", "data": map[string]any{"blob": strings.Repeat("x", 3<<20)}}})
+	m := c.Expect("runtime", "error", 10*time.Second)
+	data, _ := m["data"].(map[string]any)
+	if data == nil || data["code"] != "MESSAGE_TOO_LARGE" || !strings.Contains(fmt.Sprint(data["message"]), "262144") {
+		t.Errorf("error to the sender: %v; want MESSAGE_TOO_LARGE naming the limit", m)
+	}
+	eventually(t, 10*time.Second, "the peer orphaned", func() bool { return ts.srv.Stats().State == "orphaned" })
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("orphaned after %s; the ping timeout is 30 s, the check should be within a few ticks", d)
+	}
+	// A peer's counts join the server's totals once its Close returned.
+	eventually(t, 5*time.Second, "both messages counted", func() bool {
+		st := ts.srv.Stats()
+		return st.OversizedMessages == 2 && st.DroppedMessages >= 2
+	})
+	for _, want := range []string{"above the advertised max-message-size dropped", "stalled on a message larger than the receive window"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	// The session survives for a reconnect.
+	c.Close()
+	ts.dial(t, d.SessionID, d.Capabilities.Tracks, "PUT").WaitReady()
 }

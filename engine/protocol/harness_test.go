@@ -158,9 +158,7 @@ func (e *testEngine) last() *testSession {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.srv != nil {
-		e.srv.mu.Lock()
-		cur := e.srv.cur
-		e.srv.mu.Unlock()
+		cur := e.srv.currentSession()
 		if cur != nil && (e.lastS == nil || e.lastS.es != cur.es) {
 			e.lastS = &testSession{es: cur.es, testState: e.model.state(cur.id)}
 		}

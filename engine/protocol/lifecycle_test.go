@@ -105,9 +105,7 @@ func TestPrepareDoesNotHoldSessionLock(t *testing.T) {
 		defer close(free)
 		_ = srv.Stats()
 		_ = te.Stats()
-		srv.mu.Lock()
-		ss := srv.cur
-		srv.mu.Unlock()
+		ss := srv.currentSession()
 		ss.onReady(nil)
 		_, _ = ss.answerStatus()
 	}()

@@ -28,9 +28,7 @@ func TestAdapterCongestionControlSetsEncoderBitrate(t *testing.T) {
 		b := ts.eng.videoStats(t).TargetBitrate
 		return b >= 300_000 && b <= 1_200_000
 	})
-	ts.srv.mu.Lock()
-	cur := ts.srv.cur
-	ts.srv.mu.Unlock()
+	cur := ts.srv.currentSession()
 	if cur == nil {
 		t.Fatal("no session")
 	}

@@ -46,8 +46,17 @@ type Config struct {
 	UploadWait time.Duration
 	// UploadMemory bounds the bytes of upload data held in memory by the
 	// whole server, every session together (received bytes, not announced
-	// sizes). A PUT that would exceed it is answered 507. Default 256 MB.
+	// sizes): a process serves one Server (local mode, or a production node
+	// of any capacity), so this is the process's upload budget. A PUT that
+	// would exceed it is answered 507. Default 256 MB.
 	UploadMemory int64
+	// MaxSessions is the admission policy. 0 (the default) is local mode:
+	// one session at a time, and a start ends the running session and
+	// replaces it (the Reactor SDK's local-mode semantics). N > 0 is node
+	// mode: up to N sessions run at once, each reached by its own id, and
+	// a start beyond them is refused with ErrFull (503 on POST
+	// /start_session) while the running ones go on.
+	MaxSessions int
 	// UploadMinRate and UploadGrace give every upload body a deadline of
 	// UploadGrace + size/UploadMinRate. Defaults 64 KiB/s and 10 s.
 	UploadMinRate int64
@@ -111,11 +120,12 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Server serves the Reactor local-mode protocol for one engine, through
-// its Wiring: at most one live session at a time, replaced by a new
-// start_session. It is an http.Handler; CORS is answered on every path.
-// Its methods are safe for concurrent use. The caller must call Close, and
-// closes the engine after it.
+// Server serves the Reactor protocol for one engine, through its Wiring:
+// a table of sessions keyed by id, admitted by Config.MaxSessions (local
+// mode: one session, replaced by a new start_session; node mode: up to N,
+// the next refused). It is an http.Handler; CORS is answered on every
+// path. Its methods are safe for concurrent use. The caller must call
+// Close, and closes the engine after it.
 type Server struct {
 	cfg  Config
 	w    *wiring.Wiring
@@ -123,10 +133,12 @@ type Server struct {
 	log  *slog.Logger
 	mux  *http.ServeMux
 
-	startMu sync.Mutex // serialises start_session: the newest start wins
-	mu      sync.Mutex // guards cur and closed
-	cur     *session
-	closed  bool
+	startMu  sync.Mutex // local mode: serialises starts, so the newest start wins
+	mu       sync.Mutex // guards the fields below
+	sessions map[string]*session
+	reserved map[string]bool // node mode: ids of admitted starts not installed yet
+	pending  int             // node mode: admitted starts without a chosen id
+	closed   bool
 
 	stats counters
 	upMem *memBudget // upload bytes of every session together
@@ -138,22 +150,37 @@ type counters struct {
 	droppedMessages   atomic.Uint64
 	capabilityReplies atomic.Uint64
 	peerDropped       atomic.Uint64 // DroppedMessages of peers already closed
+	peerOversized     atomic.Uint64 // OversizedMessages of peers already closed
 }
 
-// Stats is a snapshot of the server's counters. Commands and sessions are
-// counted once, by the engine (engine.Engine.Stats).
+// Stats is a snapshot of the server's counters, over every session.
+// Commands and sessions are counted once, by the engine
+// (engine.Engine.Stats).
 type Stats struct {
 	// DroppedMessages counts data-channel messages dropped: malformed or
 	// unknown envelopes, and (from every peer the server had) binary
 	// frames and frames on channels other than "data".
 	DroppedMessages   uint64
 	CapabilityReplies uint64 // modelCapabilities sent
-	State             string // state of the current session, or "ready"
+	// OversizedMessages counts client messages over the data channel's
+	// size limit, from every peer the server had (also in
+	// DroppedMessages). Each is logged; one too large to receive at all
+	// loses the peer, and its client is told (MESSAGE_TOO_LARGE) when the
+	// channel can still carry it.
+	OversizedMessages uint64
+	// State is the state of the one session when exactly one runs (as in
+	// local mode), "ready" when none runs, "serving" with several (States
+	// counts them by state).
+	State string
+	// States counts the running sessions by state (waiting, streaming,
+	// orphaned).
+	States map[string]int
 	// UploadMemory is the upload bytes held in memory now, every session
 	// together (bounded by Config.UploadMemory).
 	UploadMemory int64
-	// Peer is the current session's connected peer (zero when none):
-	// keyframe requests both ways, GCC's estimate, discarded RTP.
+	// Peer totals the connected peers of every session: keyframe requests
+	// both ways, GCC's estimates (summed), discarded RTP. With one session
+	// it is that session's peer.
 	Peer peer.Stats
 }
 
@@ -170,13 +197,18 @@ func NewServer(w *wiring.Wiring, cfg Config) (*Server, error) {
 	if err := checkCapabilities(caps); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, w: w, caps: caps, log: cfg.Logger.With("component", "protocol"), upMem: &memBudget{limit: cfg.UploadMemory}}
+	if cfg.MaxSessions < 0 {
+		return nil, fmt.Errorf("protocol: MaxSessions %d; want 0 (local mode: one replaceable session) or a positive limit", cfg.MaxSessions)
+	}
+	s := &Server{cfg: cfg, w: w, caps: caps, log: cfg.Logger.With("component", "protocol"), upMem: &memBudget{limit: cfg.UploadMemory},
+		sessions: map[string]*session{}, reserved: map[string]bool{}}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/start_session", s.handleStart)
 	s.mux.HandleFunc("/stop_session", s.handleStop)
 	s.mux.HandleFunc("/sessions/{sid}/transport/webrtc/ice_servers", s.handleICEServers)
 	s.mux.HandleFunc("/sessions/{sid}/transport/webrtc/sdp_params", s.handleSDP)
 	s.mux.HandleFunc("/sessions/{sid}/uploads", s.handleCreateUpload)
+	s.mux.HandleFunc("/sessions/{sid}/uploads/{id}", s.handlePutSessionUpload)
 	s.mux.HandleFunc("/uploads/{id}", s.handlePutUpload)
 	s.registerClipRoutes() // clips.go
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -200,12 +232,17 @@ func checkCapabilities(c engine.Capabilities) error {
 	return nil
 }
 
-// ServeHTTP refuses browsers on origins that are not allowed (403),
+// ServeHTTP refuses foreign Host names on a loopback listener (403, see
+// GuardHost) and browsers on origins that are not allowed (403),
 // answers CORS preflights on every path before routing, adds
 // Access-Control-Allow-Origin to every response and routes the request.
 // Upload targets (/uploads/{id}) take any origin: the 128-bit id in the
 // URL is the capability.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hostAllowed(r) {
+		refuseHost(w, r)
+		return
+	}
 	h := w.Header()
 	h.Add("Vary", "Origin")
 	origin := r.Header.Get("Origin")
@@ -234,6 +271,52 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// GuardHost wraps h (the routes served beside the protocol: /metrics,
+// /framewire/stats, the demo page, health) with the Host check ServeHTTP
+// applies: a request that arrived on a loopback address must name a
+// loopback host (localhost, *.localhost, 127.0.0.0/8, [::1]) or
+// Config.PublicURL's host, else it is answered 403. A page on a
+// DNS-rebinding name (evil.example resolving to 127.0.0.1) sends its own
+// name as Host, and GETs carry no Origin, so without this it could read
+// the stats, the metrics and SDP answers. With TrustForwardedHeaders the
+// proxy in front is the boundary and no Host is refused.
+func (s *Server) GuardHost(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.hostAllowed(r) {
+			refuseHost(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// hostAllowed applies GuardHost's rule to r.
+func (s *Server) hostAllowed(r *http.Request) bool {
+	if s.cfg.TrustForwardedHeaders {
+		return true
+	}
+	a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+	if !ok || !a.IP.IsLoopback() {
+		return true
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if host == "" || isLoopbackName(host) {
+		return true
+	}
+	if u, err := url.Parse(s.cfg.PublicURL); err == nil && s.cfg.PublicURL != "" && strings.EqualFold(u.Hostname(), host) {
+		return true
+	}
+	return false
+}
+
+func refuseHost(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusForbidden, fmt.Sprintf("Host %q is not a name of this server: it listens on loopback and answers localhost, 127.0.0.1 and [::1] only (a foreign name is a DNS-rebinding page); serve other names with the public-URL setting (framewire -public-url) or behind a proxy", ratelog.Truncate(r.Host, 100)))
 }
 
 // originAllowed applies Config.AllowedOrigins to a request's Origin. The
@@ -282,20 +365,53 @@ func isLoopbackName(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Close ends the current session and waits for it: every goroutine of a
+// Close ends every session and waits for them: every goroutine of a
 // session belongs to the engine session, so when Close returns none is
-// left. Later start_session calls are answered 503. It is idempotent. It
-// does not stop an http.Server using s.
+// left. Later starts are refused (ErrServerClosed; 503 over HTTP). It is
+// idempotent. It does not stop an http.Server using s.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	cur := s.cur
-	s.cur = nil
 	s.closed = true
+	list := s.takeAll()
 	s.mu.Unlock()
-	if cur != nil {
-		cur.end("server closing")
-	}
+	endAll(list, "server closing")
 	return nil
+}
+
+// takeAll removes every session from the table and returns them; s.mu
+// must be held.
+func (s *Server) takeAll() []*session {
+	list := make([]*session, 0, len(s.sessions))
+	for id, ss := range s.sessions {
+		list = append(list, ss)
+		delete(s.sessions, id)
+	}
+	return list
+}
+
+// endAll ends the sessions at once and waits for each (a session's end
+// waits up to endedFlushWait for its client's goodbye).
+func endAll(list []*session, reason string) {
+	var wg sync.WaitGroup
+	for _, ss := range list {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ss.end(reason)
+		}()
+	}
+	wg.Wait()
+}
+
+// SessionInfo describes one running session.
+type SessionInfo struct {
+	ID       string    // the session's id on the protocol routes
+	EngineID string    // the engine session's id (engine.Session.ID; wiring stats)
+	State    string    // waiting, streaming or orphaned
+	Started  time.Time // when the start was answered
+	// UploadBytes is the upload data the session holds in memory.
+	UploadBytes int64
+	Peer        peer.Stats // the connected peer's (zero when none)
 }
 
 // Stats returns the server's counters.
@@ -304,20 +420,64 @@ func (s *Server) Stats() Stats {
 		DroppedMessages:   s.stats.droppedMessages.Load(),
 		CapabilityReplies: s.stats.capabilityReplies.Load(),
 		State:             "ready",
+		States:            map[string]int{},
 		UploadMemory:      s.upMem.inUse(),
 	}
-	s.mu.Lock()
-	cur := s.cur
-	s.mu.Unlock()
 	st.DroppedMessages += s.stats.peerDropped.Load()
-	if cur != nil {
-		st.State = cur.currentState().String()
-		if p := cur.currentPeer(); p != nil {
-			st.Peer = p.Stats()
-			st.DroppedMessages += st.Peer.DroppedMessages
-		}
+	list := s.Sessions()
+	for _, si := range list {
+		st.States[si.State]++
+		st.Peer = addPeerStats(st.Peer, si.Peer)
+	}
+	st.DroppedMessages += st.Peer.DroppedMessages
+	st.OversizedMessages = s.stats.peerOversized.Load() + st.Peer.OversizedMessages
+	switch len(list) {
+	case 0:
+	case 1:
+		st.State = list[0].State
+	default:
+		st.State = "serving"
 	}
 	return st
+}
+
+// addPeerStats sums two peers' counters (Connected: either is).
+func addPeerStats(a, b peer.Stats) peer.Stats {
+	a.Connected = a.Connected || b.Connected
+	a.PLIsReceived += b.PLIsReceived
+	a.PLIsSent += b.PLIsSent
+	a.TargetBitrate += b.TargetBitrate
+	a.DroppedMessages += b.DroppedMessages
+	a.OversizedMessages += b.OversizedMessages
+	a.DiscardedRTP += b.DiscardedRTP
+	return a
+}
+
+// Sessions lists the running sessions (in no particular order).
+func (s *Server) Sessions() []SessionInfo {
+	out := make([]SessionInfo, 0, s.cfg.MaxSessions+1)
+	for _, ss := range s.list() {
+		si := SessionInfo{ID: ss.id, EngineID: ss.ws.ID(), State: ss.currentState().String(), Started: ss.started, UploadBytes: ss.uploads.held()}
+		if si.State == stateClosed.String() {
+			continue
+		}
+		if p := ss.currentPeer(); p != nil {
+			si.Peer = p.Stats()
+		}
+		out = append(out, si)
+	}
+	return out
+}
+
+// list returns the sessions in the table.
+func (s *Server) list() []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		out = append(out, ss)
+	}
+	return out
 }
 
 // writeJSON writes v with status code.
@@ -419,21 +579,21 @@ func discardBody(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// session returns the current session if its id is sid, else writes the
-// error: 400 when none runs, 404 for another id.
+// session returns the session sid, else writes the error: 400 when none
+// runs, 404 for an unknown id.
 func (s *Server) session(w http.ResponseWriter, sid string) *session {
 	s.mu.Lock()
-	cur := s.cur
+	ss, n := s.sessions[sid], len(s.sessions)
 	s.mu.Unlock()
-	if cur == nil {
+	if n == 0 {
 		writeError(w, http.StatusBadRequest, "no session is running; POST /start_session first")
 		return nil
 	}
-	if cur.id != sid {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown session %q", sid))
+	if ss == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown session %q", ratelog.Truncate(sid, 64)))
 		return nil
 	}
-	return cur
+	return ss
 }
 
 func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
@@ -448,46 +608,20 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, "start_session: "+err.Error())
 		return
 	}
-	// Starts run one at a time, so concurrent ones behave like sequential
-	// ones: each replaces the previous session and the newest stays.
-	s.startMu.Lock()
-	defer s.startMu.Unlock()
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		writeError(w, http.StatusServiceUnavailable, "server is shutting down")
-		return
-	}
-	old := s.cur
-	s.cur = nil
-	s.mu.Unlock()
-	if old != nil {
-		s.log.Info("start_session replaces the previous session", "old", old.id)
-		old.end("replaced by a new session")
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	ws, err := s.w.Start(ctx)
-	if err != nil {
+	sess, err := s.start(ctx, StartOptions{RecordingID: req.SessionID})
+	switch {
+	case errors.Is(err, ErrServerClosed):
+		writeError(w, http.StatusServiceUnavailable, "server is shutting down")
+		return
+	case errors.Is(err, ErrFull):
+		writeError(w, http.StatusServiceUnavailable, "start_session: "+err.Error())
+		return
+	case err != nil:
 		writeError(w, http.StatusServiceUnavailable, "start_session: model could not start a session: "+err.Error())
 		return
 	}
-	if s.testHookStarted != nil {
-		s.testHookStarted()
-	}
-	s.adoptRecordingID(ws, req.SessionID) // clips.go
-	sess := s.newSession(ws)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		sess.end("server closing")
-		writeError(w, http.StatusServiceUnavailable, "server is shutting down")
-		return
-	}
-	s.cur = sess
-	s.mu.Unlock()
-	sess.start()
-	s.log.Info("session started", "session", sess.id)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"session_id":         sess.id,
 		"state":              stateWaiting.String(),
@@ -500,34 +634,197 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+var (
+	// ErrServerClosed is returned by Start once Close has begun.
+	ErrServerClosed = errors.New("protocol: server closed")
+	// ErrFull is returned by Start when Config.MaxSessions sessions run
+	// (node mode); the running sessions are not disturbed.
+	ErrFull = errors.New("protocol: server is full")
+	// ErrSessionExists is returned by Start for an id that is in use.
+	ErrSessionExists = errors.New("protocol: session id in use")
+)
+
+// StartOptions configures one session started by Server.Start.
+type StartOptions struct {
+	// ID is the session's id on every route (/sessions/{id}/...): a
+	// production node uses the id its front chose, so requests reach the
+	// session unchanged. Empty: the engine session's id, as
+	// POST /start_session does.
+	ID string
+	// RecordingID, when a lowercase UUID, names the session's recording
+	// (the start body's session_id, clips.go); otherwise the recording
+	// keeps its minted id.
+	RecordingID string
+}
+
+// Start starts a session as POST /start_session does, through the same
+// admission (Config.MaxSessions) and start path, and returns its id; the
+// transport and upload routes then serve it. ctx bounds the start. It
+// fails with ErrServerClosed, ErrFull, ErrSessionExists or the engine's
+// error (engine.ErrTooManySessions when the engine is full). It blocks
+// while the model starts the session (and, in local mode, while the
+// session it replaces ends).
+func (s *Server) Start(ctx context.Context, o StartOptions) (string, error) {
+	ss, err := s.start(ctx, o)
+	if err != nil {
+		return "", err
+	}
+	return ss.id, nil
+}
+
+// start admits a session, starts it in the engine and installs it: the
+// one start path. In local mode it first ends the running session.
+func (s *Server) start(ctx context.Context, o StartOptions) (*session, error) {
+	id := o.ID
+	if s.cfg.MaxSessions == 0 {
+		// Starts run one at a time, so concurrent ones behave like
+		// sequential ones: each replaces the previous session and the
+		// newest stays.
+		s.startMu.Lock()
+		defer s.startMu.Unlock()
+	}
+	old, err := s.admit(id)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range old {
+		s.log.Info("start_session replaces the previous session", "old", o.id)
+		o.end("replaced by a new session")
+	}
+	ws, err := s.w.Start(ctx)
+	if err != nil {
+		s.unreserve(id)
+		return nil, err
+	}
+	if s.testHookStarted != nil {
+		s.testHookStarted()
+	}
+	s.adoptRecordingID(ws, o.RecordingID) // clips.go
+	sess := s.newSession(ws, id)
+	s.mu.Lock()
+	s.unreserveLocked(id)
+	if s.closed {
+		s.mu.Unlock()
+		sess.end("server closing")
+		return nil, ErrServerClosed
+	}
+	s.sessions[sess.id] = sess
+	s.mu.Unlock()
+	sess.start()
+	s.log.Info("session started", "session", sess.id)
+	return sess, nil
+}
+
+// admit applies the admission policy to a start of session id ("": the
+// engine's id). Local mode takes the running sessions out of the table
+// (the caller ends them); node mode reserves a place or refuses.
+func (s *Server) admit(id string) (replaced []*session, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return nil, ErrServerClosed
+	case s.cfg.MaxSessions == 0:
+		return s.takeAll(), nil
+	case id != "" && (s.sessions[id] != nil || s.reserved[id]):
+		return nil, fmt.Errorf("%w: %q", ErrSessionExists, id)
+	}
+	if n := len(s.sessions) + len(s.reserved) + s.pending; n >= s.cfg.MaxSessions {
+		return nil, fmt.Errorf("%w: %d of %d sessions run or are starting; retry later or on another server", ErrFull, n, s.cfg.MaxSessions)
+	}
+	if id != "" {
+		s.reserved[id] = true
+	} else {
+		s.pending++
+	}
+	return nil, nil
+}
+
+func (s *Server) unreserve(id string) {
+	s.mu.Lock()
+	s.unreserveLocked(id)
+	s.mu.Unlock()
+}
+
+// unreserveLocked gives back the place admit reserved; s.mu must be held.
+func (s *Server) unreserveLocked(id string) {
+	switch {
+	case s.cfg.MaxSessions == 0:
+	case id != "":
+		delete(s.reserved, id)
+	default:
+		s.pending--
+	}
+}
+
+// End ends session id with reason and waits until every goroutine of it
+// returned; false when no such session runs. It must not be called from
+// model code of that session.
+func (s *Server) End(id, reason string) bool {
+	s.mu.Lock()
+	ss := s.sessions[id]
+	delete(s.sessions, id)
+	s.mu.Unlock()
+	if ss == nil {
+		return false
+	}
+	ss.end(reason)
+	return true
+}
+
+// SessionState returns session id's state: "waiting" (no client
+// connected yet), "streaming", "orphaned" (client lost, reconnect window
+// open) or "" when it does not run (never started, or ended: stopped,
+// orphan grace over, model returned).
+func (s *Server) SessionState(id string) string {
+	s.mu.Lock()
+	ss := s.sessions[id]
+	s.mu.Unlock()
+	if ss == nil {
+		return ""
+	}
+	if st := ss.currentState(); st != stateClosed {
+		return st.String()
+	}
+	return ""
+}
+
 func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
 	if !allowMethods(w, r, http.MethodPost) {
 		return
 	}
+	var list []*session
 	s.mu.Lock()
-	cur := s.cur
-	s.cur = nil
+	if s.cfg.MaxSessions == 0 {
+		list = s.takeAll()
+	}
 	s.mu.Unlock()
-	if cur == nil {
+	if s.cfg.MaxSessions > 0 {
+		writeError(w, http.StatusBadRequest, "stop_session: this server runs several sessions; end one through its own route (DELETE of the session)")
+		return
+	}
+	if len(list) == 0 {
 		writeError(w, http.StatusConflict, "no session is running")
 		return
 	}
-	cur.end("stop_session")
-	writeJSON(w, http.StatusOK, map[string]string{"session_id": cur.id, "state": "closed"})
+	endAll(list, "stop_session")
+	writeJSON(w, http.StatusOK, map[string]string{"session_id": list[0].id, "state": "closed"})
 }
 
-// currentSession returns the current session, nil when none.
+// currentSession returns the one session of a local-mode server, nil
+// when none runs (for tests).
 func (s *Server) currentSession() *session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cur
+	for _, ss := range s.list() {
+		return ss
+	}
+	return nil
 }
 
-// removeIfCurrent clears cur when it is sess.
-func (s *Server) removeIfCurrent(sess *session) {
+// remove takes sess out of the table if it is still there.
+func (s *Server) remove(sess *session) {
 	s.mu.Lock()
-	if s.cur == sess {
-		s.cur = nil
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
 	}
 	s.mu.Unlock()
 }

@@ -47,12 +47,13 @@ func (s state) String() string {
 // Lock order: negMu before mu; neither is held while waiting for a
 // pipeline, the network or the model.
 type session struct {
-	srv  *Server
-	id   string
-	ws   *wiring.Session
-	es   *engine.Session
-	caps engine.Capabilities
-	log  *slog.Logger
+	srv     *Server
+	id      string // the id on the routes: the caller's (StartOptions.ID) or the engine session's
+	started time.Time
+	ws      *wiring.Session
+	es      *engine.Session
+	caps    engine.Capabilities
+	log     *slog.Logger
 
 	negMu sync.Mutex // serialises offers (validate → ensure outputs → bind); never held while waiting
 
@@ -72,9 +73,12 @@ type session struct {
 	uploads   *uploadStore
 }
 
-func (s *Server) newSession(ws *wiring.Session) *session {
+func (s *Server) newSession(ws *wiring.Session, id string) *session {
+	if id == "" {
+		id = ws.ID()
+	}
 	sess := &session{
-		srv: s, id: ws.ID(), ws: ws, es: ws.Engine(), caps: s.caps,
+		srv: s, id: id, started: time.Now(), ws: ws, es: ws.Engine(), caps: s.caps,
 		st: stateWaiting, since: time.Now(),
 		lost:    make(chan *peer.Peer, 4),
 		uploads: newUploadStore(s.cfg, s.upMem),
@@ -132,7 +136,7 @@ func (ss *session) cleanup(fallback string) {
 		ss.closePeer(p)
 	}
 	ss.uploads.clear()
-	ss.srv.removeIfCurrent(ss)
+	ss.srv.remove(ss)
 }
 
 // endedFlushWait bounds how long a session that ends waits for its client
@@ -183,6 +187,8 @@ func (ss *session) check(now time.Time) {
 	st, since, p, negotiating := ss.st, ss.since, ss.peer, ss.negotiating
 	ss.mu.Unlock()
 	switch {
+	case st == stateStreaming && p != nil && p.InboundStalled() != nil:
+		ss.tooLarge(p)
 	case st == stateStreaming && now.Sub(time.Unix(0, ss.lastSeen.Load())) > cfg.PingTimeout:
 		ss.orphan(p, fmt.Sprintf("no data-channel message for %s", cfg.PingTimeout))
 	case (st == stateWaiting || st == stateOrphaned) && !negotiating && now.Sub(since) > cfg.OrphanGrace:
@@ -196,6 +202,21 @@ func (ss *session) check(now time.Time) {
 		ss.mu.Unlock()
 		ss.es.RequestStop(reason)
 	}
+}
+
+// tooLarge tells the client its data channel died of a message over the
+// size limit (the server can still send on it: only the client's
+// direction stalled), waits briefly for the error to leave, and orphans
+// the peer: the client may reconnect.
+func (ss *session) tooLarge(p *peer.Peer) {
+	err := p.InboundStalled()
+	msg := "a data-channel message was larger than this server receives; the channel cannot carry anything more: " + err.Error()
+	if sendErr := ss.sendRuntime(p, "error", map[string]string{"code": "MESSAGE_TOO_LARGE", "message": msg}); sendErr == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), endedFlushWait)
+		_ = p.Flush(ctx)
+		cancel()
+	}
+	ss.orphan(p, err.Error())
 }
 
 // orphan closes peer p if it is still the session's peer and starts the
@@ -359,7 +380,9 @@ func (ss *session) onReady(p *peer.Peer) {
 // totals.
 func (ss *session) closePeer(p *peer.Peer) {
 	_ = p.Close()
-	ss.srv.stats.peerDropped.Add(p.Stats().DroppedMessages)
+	st := p.Stats()
+	ss.srv.stats.peerDropped.Add(st.DroppedMessages)
+	ss.srv.stats.peerOversized.Add(st.OversizedMessages)
 }
 
 // currentPeer returns the session's peer, nil when none.

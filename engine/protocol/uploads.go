@@ -157,6 +157,17 @@ func (u *uploadStore) create(name, mime string, size int64) (*slot, error) {
 	return s, nil
 }
 
+// held returns the bytes of upload data the store holds in memory.
+func (u *uploadStore) held() int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var n int64
+	for _, s := range u.slots {
+		n += s.held
+	}
+	return n
+}
+
 func (u *uploadStore) get(id string) *slot {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -327,18 +338,47 @@ func (s *Server) handleCreateUpload(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// handlePutUpload receives the bytes of upload id (the 128-bit id is the
+// capability) for whichever session created its slot.
 func (s *Server) handlePutUpload(w http.ResponseWriter, r *http.Request) {
 	if !allowMethods(w, r, http.MethodPut) {
 		return
 	}
-	s.mu.Lock()
-	cur := s.cur
-	s.mu.Unlock()
-	if cur == nil {
-		writeError(w, http.StatusNotFound, "no session is running, so no upload slot exists")
+	id := r.PathValue("id")
+	var owner *session
+	for _, ss := range s.list() {
+		if ss.uploads.get(id) != nil {
+			owner = ss
+			break
+		}
+	}
+	if owner == nil {
+		if len(s.list()) == 0 {
+			writeError(w, http.StatusNotFound, "no session is running, so no upload slot exists")
+		} else {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("upload: unknown upload %q", ratelog.Truncate(id, 64)))
+		}
 		return
 	}
-	code, err := cur.uploads.put(r.PathValue("id"), w, r)
+	s.putUpload(w, r, owner, id)
+}
+
+// handlePutSessionUpload receives the bytes of upload id of session sid:
+// the route a production node serves once its caller checked the upload
+// URL's signature.
+func (s *Server) handlePutSessionUpload(w http.ResponseWriter, r *http.Request) {
+	if !allowMethods(w, r, http.MethodPut) {
+		return
+	}
+	ss := s.session(w, r.PathValue("sid"))
+	if ss == nil {
+		return
+	}
+	s.putUpload(w, r, ss, r.PathValue("id"))
+}
+
+func (s *Server) putUpload(w http.ResponseWriter, r *http.Request, ss *session, id string) {
+	code, err := ss.uploads.put(id, w, r)
 	if err != nil {
 		writeError(w, code, "upload: "+err.Error())
 		return

@@ -68,7 +68,9 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 
 // StartReply is the answer of POST /node/sessions.
 type StartReply struct {
-	SessionID     string              `json:"session_id"`
+	SessionID string `json:"session_id"`
+	// NodeSessionID is the engine session's id (engine.Session.ID), which
+	// the engine's own log lines carry.
 	NodeSessionID string              `json:"node_session_id"`
 	Capabilities  engine.Capabilities `json:"capabilities"`
 }
@@ -95,45 +97,47 @@ func (n *Node) handleStart(w http.ResponseWriter, r *http.Request) {
 		writeDetail(w, code, err.Error())
 		return
 	}
-	slog := n.log.With("session", h.fsid)
-	pcfg := n.cfg.Protocol
-	pcfg.Logger = slog
-	srv, err := protocol.NewServer(n.w, pcfg)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-		h.nsid, err = srv.Start(ctx)
-		cancel()
-	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	_, err = n.srv.Start(ctx, protocol.StartOptions{ID: h.fsid})
+	cancel()
 	if err != nil {
 		n.mu.Lock()
 		delete(n.sessions, h.fsid)
 		n.mu.Unlock()
-		if srv != nil {
-			_ = srv.Close()
-		}
 		n.refused.Add(1)
 		code := http.StatusInternalServerError
-		if errors.Is(err, engine.ErrTooManySessions) || errors.Is(err, protocol.ErrServerClosed) {
+		switch {
+		case errors.Is(err, engine.ErrTooManySessions), errors.Is(err, protocol.ErrFull), errors.Is(err, protocol.ErrServerClosed):
 			code = http.StatusServiceUnavailable
+		case errors.Is(err, protocol.ErrSessionExists):
+			code = http.StatusConflict
 		}
 		writeDetail(w, code, "start: "+err.Error())
 		return
 	}
+	var engineID string
+	for _, si := range n.srv.Sessions() {
+		if si.ID == h.fsid {
+			engineID = si.EngineID
+		}
+	}
+	slog := n.log.With("session", h.fsid)
 	until := h.started.Add(n.cfg.MaxDuration + time.Minute)
 	if err := n.cfg.Store.Commit(r.Context(), n.cfg.ID, h.fsid, until); err != nil {
 		slog.Warn("slot not committed", "err", err)
 	}
 	n.mu.Lock()
-	h.srv = srv
+	h.running = true
 	n.mu.Unlock()
 	n.started.Add(1)
-	slog.Info("session placed", "node_session", h.nsid, "account", h.account)
+	slog.Info("session placed", "node_session", engineID, "account", h.account)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
-	_ = json.NewEncoder(w).Encode(StartReply{SessionID: h.fsid, NodeSessionID: h.nsid, Capabilities: n.w.Engine().Capabilities()})
+	_ = json.NewEncoder(w).Encode(StartReply{SessionID: h.fsid, NodeSessionID: engineID, Capabilities: n.w.Engine().Capabilities()})
 }
 
-// admit reserves a place for session fsid, or says why not.
+// admit books session fsid, or says why not: draining, unhealthy, or an
+// id already here. Capacity is the protocol server's to enforce.
 func (n *Node) admit(fsid, account string) (*hosted, int, error) {
 	if err := n.unhealthy(); err != nil {
 		return nil, http.StatusServiceUnavailable, fmt.Errorf("node is unhealthy: %w", err)
@@ -145,8 +149,6 @@ func (n *Node) admit(fsid, account string) (*hosted, int, error) {
 		return nil, http.StatusServiceUnavailable, errors.New("node is draining")
 	case n.sessions[fsid] != nil:
 		return nil, http.StatusConflict, fmt.Errorf("session %s already runs here", fsid)
-	case len(n.sessions) >= n.cfg.Capacity:
-		return nil, http.StatusServiceUnavailable, fmt.Errorf("node is full: %d of %d sessions", len(n.sessions), n.cfg.Capacity)
 	}
 	h := &hosted{fsid: fsid, account: account, started: time.Now()}
 	n.sessions[fsid] = h
@@ -164,7 +166,7 @@ func (n *Node) owned(w http.ResponseWriter, r *http.Request, fsid string) *hoste
 	n.mu.Lock()
 	h := n.sessions[fsid]
 	n.mu.Unlock()
-	if h == nil || h.srv == nil || h.account != claims.Account {
+	if h == nil || !h.running || h.account != claims.Account {
 		writeDetail(w, http.StatusNotFound, fmt.Sprintf("unknown session %q", fsid))
 		return nil
 	}
@@ -183,22 +185,18 @@ func (n *Node) handleEnd(w http.ResponseWriter, r *http.Request, fsid string) {
 	writeDetail(w, http.StatusOK, "closed")
 }
 
-// handleSession hands a transport or upload-slot request to the session's
-// protocol server, with the engine's session id in the path.
+// handleSession hands a transport or upload-slot request of a session its
+// token's account owns to the protocol server, unchanged.
 func (n *Node) handleSession(w http.ResponseWriter, r *http.Request, fsid string) {
-	h := n.owned(w, r, fsid)
-	if h == nil {
+	if n.owned(w, r, fsid) == nil {
 		return
 	}
-	r2 := r.Clone(r.Context())
-	r2.URL.Path = "/sessions/" + h.nsid + strings.TrimPrefix(r.URL.Path, "/sessions/"+fsid)
-	r2.URL.RawPath = ""
-	h.srv.ServeHTTP(w, r2)
+	n.srv.ServeHTTP(w, r)
 }
 
-// handlePut stores an upload's bytes when the URL carries a valid,
-// unexpired signature of a front (auth.Issuer.Sign("upload", sid, id,
-// exp)).
+// handlePut hands an upload's bytes to the protocol server when the URL
+// carries a valid, unexpired signature of a front (auth.Issuer.Sign(
+// "upload", sid, id, exp)).
 func (n *Node) handlePut(w http.ResponseWriter, r *http.Request, fsid, id string) {
 	q := r.URL.Query()
 	exp := q.Get("exp")
@@ -213,13 +211,11 @@ func (n *Node) handlePut(w http.ResponseWriter, r *http.Request, fsid, id string
 	n.mu.Lock()
 	h := n.sessions[fsid]
 	n.mu.Unlock()
-	if h == nil || h.srv == nil {
+	if h == nil || !h.running {
 		writeDetail(w, http.StatusNotFound, fmt.Sprintf("unknown session %q", fsid))
 		return
 	}
-	r2 := r.Clone(r.Context())
-	r2.URL.Path, r2.URL.RawPath, r2.URL.RawQuery = "/uploads/"+id, "", ""
-	h.srv.ServeHTTP(w, r2)
+	n.srv.ServeHTTP(w, r)
 }
 
 func writeDetail(w http.ResponseWriter, code int, detail string) {

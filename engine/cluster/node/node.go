@@ -2,11 +2,15 @@
 // engine, one wiring) serving many concurrent sessions, each with its own
 // runner, tracks, pipelines and peer, up to a configured capacity.
 //
-// A Node hosts one local-mode protocol.Server per session, so the WebRTC
-// signalling, data channel, uploads and liveness of each session are
-// exactly those of local mode. Fronts (package front) place sessions on a
-// node through its internal route POST /node/sessions, forward the SDK's
-// transport and upload routes to it by session id, and end sessions with
+// A Node is one protocol.Server in node mode (protocol.Config.MaxSessions
+// = Capacity: up to Capacity sessions keyed by the fronts' ids, the next
+// refused with 503), so the WebRTC signalling, data channel, uploads and
+// liveness of each session are exactly those of local mode, and the
+// server's budgets (upload memory) are the process's. Around it the node
+// adds its placement route and its registry bookkeeping: fronts (package
+// front) place sessions on a node through its internal route POST
+// /node/sessions, forward the SDK's transport and upload routes to it
+// unchanged (the session's id is the front's), and end sessions with
 // DELETE /node/sessions/{sid}. The node registers itself in Redis
 // (package registry) with a heartbeat, keeps its slots there, and marks
 // its sessions CLOSED when they end for any reason.
@@ -49,9 +53,11 @@ type Config struct {
 	// Heartbeat is how often the node refreshes its registration (default
 	// 1 s); TTL is how long the registration lives without one (default 3 s).
 	Heartbeat, TTL time.Duration
-	// Protocol configures every session's protocol server; its OrphanGrace
-	// is the reconnect window (default here 30 s, the hosted window) and
-	// also closes a bound session that never receives an offer.
+	// Protocol configures the node's protocol server (its MaxSessions is
+	// set to Capacity); its OrphanGrace is the reconnect window (default
+	// here 30 s, the hosted window) and also closes a bound session that
+	// never receives an offer. Its budgets (UploadMemory) hold for every
+	// session of the node together.
 	Protocol protocol.Config
 	// Store is the shared state; Issuer verifies tokens.
 	Store  *registry.Store
@@ -100,6 +106,7 @@ func (c *Config) defaults() error {
 type Node struct {
 	cfg   Config
 	w     *wiring.Wiring
+	srv   *protocol.Server // every session's: the table, admission, routes
 	log   *slog.Logger
 	model string
 
@@ -110,13 +117,14 @@ type Node struct {
 	started, refused, ended atomic.Uint64
 }
 
-// hosted is one session: the front's id, the engine's, its owner and the
-// protocol server that serves it.
+// hosted is the node's bookkeeping of one session of its server: the
+// front's id (the session's id on the server too), its owner, when it
+// started and the state last written to Redis.
 type hosted struct {
-	fsid, nsid, account string
-	srv                 *protocol.Server // nil while starting
-	started             time.Time
-	state               string // last state written to Redis
+	fsid, account string
+	running       bool // false while the server starts it
+	started       time.Time
+	state         string // last state written to Redis
 }
 
 // New returns a node serving the engine w wires. The caller keeps
@@ -130,8 +138,21 @@ func New(w *wiring.Wiring, cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, w: w, model: w.Engine().ModelName(), sessions: map[string]*hosted{}}
 	n.log = cfg.Logger.With("component", "node", "node", cfg.ID)
+	pcfg := cfg.Protocol
+	pcfg.MaxSessions = cfg.Capacity
+	pcfg.Logger = n.log
+	srv, err := protocol.NewServer(w, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.srv = srv
 	return n, nil
 }
+
+// Server returns the node's protocol server, for metrics and stats
+// (metrics.Collector, metrics.StatsHandler). The node owns it: Drain
+// closes it.
+func (n *Node) Server() *protocol.Server { return n.srv }
 
 // Stats is a snapshot of a node's counters.
 type Stats struct {
@@ -212,7 +233,7 @@ func (n *Node) tick(ctx context.Context) {
 func (n *Node) sweep(ctx context.Context) {
 	now := time.Now()
 	for _, h := range n.list() {
-		st := h.srv.SessionState()
+		st := n.srv.SessionState(h.fsid)
 		switch {
 		case st == "":
 			n.finish(ctx, h, "session ended")
@@ -245,7 +266,7 @@ func (n *Node) list() []*hosted {
 	defer n.mu.Unlock()
 	out := make([]*hosted, 0, len(n.sessions))
 	for _, h := range n.sessions {
-		if h.srv != nil {
+		if h.running {
 			out = append(out, h)
 		}
 	}
@@ -262,7 +283,7 @@ func (n *Node) finish(ctx context.Context, h *hosted, reason string) bool {
 	}
 	delete(n.sessions, h.fsid)
 	n.mu.Unlock()
-	_ = h.srv.Close()
+	n.srv.End(h.fsid, reason)
 	n.ended.Add(1)
 	st := registry.Session{ID: h.fsid, Node: n.cfg.ID} // only if bound here
 	if _, err := n.cfg.Store.End(ctx, st, registry.StateClosed, reason, time.Minute); err != nil {
@@ -271,14 +292,16 @@ func (n *Node) finish(ctx context.Context, h *hosted, reason string) bool {
 	if err := n.cfg.Store.Release(ctx, n.cfg.ID, h.fsid); err != nil {
 		n.log.Warn("slot not released", "session", h.fsid, "err", err)
 	}
-	n.log.Info("session finished", "session", h.fsid, "node_session", h.nsid, "reason", reason)
+	n.log.Info("session finished", "session", h.fsid, "reason", reason)
 	return true
 }
 
 // Drain is what Run does when its context ends; call it directly only
-// for a Node whose Run is not running. It stops taking sessions (the registration says draining at once, so
-// fronts stop placing here), lets running sessions go on until they end or
-// DrainTimeout passes (or ctx ends), ends the rest and leaves the registry.
+// for a Node whose Run is not running. It stops taking sessions (the
+// registration says draining at once, so fronts stop placing here), lets
+// running sessions go on until they end or DrainTimeout passes (or ctx
+// ends), ends the rest, closes the protocol server and leaves the
+// registry.
 func (n *Node) Drain(ctx context.Context) error {
 	n.mu.Lock()
 	n.draining = true
@@ -308,6 +331,7 @@ wait:
 	for _, h := range n.list() {
 		n.finish(ctx, h, "engine node shutting down")
 	}
+	_ = n.srv.Close() // nothing runs any more; later starts are refused
 	n.log.Info("drained")
 	return n.cfg.Store.Deregister(ctx, n.cfg.ID)
 }
