@@ -71,6 +71,11 @@ type Config struct {
 	// so placement stops and the node is replaced; running sessions go on
 	// as far as they can.
 	Health func() error
+	// EndedTTL is how long Redis keeps the record of a session this node
+	// ended (so that a late reconnect or GET reads why), and of those a
+	// predecessor under the same id left behind. Default 1 min; a front's
+	// -ended-ttl should match it.
+	EndedTTL time.Duration
 }
 
 func (c *Config) defaults() error {
@@ -82,6 +87,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxDuration <= 0 {
 		c.MaxDuration = 20 * time.Minute
+	}
+	if c.EndedTTL <= 0 {
+		c.EndedTTL = time.Minute
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Second
@@ -196,7 +204,7 @@ func (n *Node) registration(draining bool) registry.Node {
 func (n *Node) Run(ctx context.Context) error {
 	// A predecessor under the same id (a restart) left sessions this
 	// process does not host: they end as INACTIVE.
-	if lost, err := n.cfg.Store.ReapNode(ctx, n.cfg.ID, time.Minute); err != nil {
+	if lost, err := n.cfg.Store.ReapNode(ctx, n.cfg.ID, n.cfg.EndedTTL); err != nil {
 		return fmt.Errorf("node: clean up a predecessor: %w", err)
 	} else if len(lost) > 0 {
 		n.log.Info("sessions of a predecessor under this id ended", "sessions", len(lost))
@@ -286,7 +294,7 @@ func (n *Node) finish(ctx context.Context, h *hosted, reason string) bool {
 	n.srv.End(h.fsid, reason)
 	n.ended.Add(1)
 	st := registry.Session{ID: h.fsid, Node: n.cfg.ID} // only if bound here
-	if _, err := n.cfg.Store.End(ctx, st, registry.StateClosed, reason, time.Minute); err != nil {
+	if _, err := n.cfg.Store.End(ctx, st, registry.StateClosed, reason, n.cfg.EndedTTL); err != nil {
 		n.log.Warn("end not recorded", "session", h.fsid, "err", err)
 	}
 	if err := n.cfg.Store.Release(ctx, n.cfg.ID, h.fsid); err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/protocol"
 	"github.com/framewire/framewire/engine/wiring"
+	"github.com/redis/go-redis/v9"
 )
 
 // Echo is the test model's command: it sends its text back.
@@ -41,6 +42,7 @@ type testNode struct {
 	n      *node.Node
 	w      *wiring.Wiring
 	store  *registry.Store
+	rdb    *redis.Client
 	issuer *auth.Issuer
 	url    string
 }
@@ -67,13 +69,14 @@ func startNode(t *testing.T, capacity int, pcfg protocol.Config) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn := &testNode{t: t, w: w, store: registry.New(rdb, ""), issuer: issuer}
+	tn := &testNode{t: t, w: w, store: registry.New(rdb, ""), rdb: rdb, issuer: issuer}
 	mux := http.NewServeMux()
 	hs := httptest.NewServer(mux)
 	tn.url = hs.URL
 	pcfg.Peer = peer.Config{Loopback: true, Interfaces: []string{"lo"}}
 	tn.n, err = node.New(w, node.Config{ID: "n1", Addr: hs.URL, Capacity: capacity, Store: tn.store, Issuer: issuer,
-		Heartbeat: 100 * time.Millisecond, TTL: 500 * time.Millisecond, DrainTimeout: time.Second, Protocol: pcfg})
+		Heartbeat: 100 * time.Millisecond, TTL: 500 * time.Millisecond, DrainTimeout: time.Second, Protocol: pcfg,
+		EndedTTL: 7 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,4 +321,35 @@ func rssBytes(t *testing.T) int64 {
 		}
 	}
 	return 0
+}
+
+// The record of a session the node ended lives the node's EndedTTL in
+// Redis (it was a fixed minute whatever the configuration).
+func TestNodeEndedRecordTTL(t *testing.T) {
+	tn := startNode(t, 1, protocol.Config{})
+	ctx := context.Background()
+	x := registry.Session{ID: "ended-session", Account: "acme", Model: "grey", Created: time.Now(), Deadline: time.Now().Add(time.Minute)}
+	if err := tn.store.CreateSession(ctx, x, time.Hour, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.store.Bind(ctx, x, "n1", tn.url, "{}", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := tn.place("ended-session"); code != http.StatusCreated {
+		t.Fatalf("place: %d %s", code, body)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, tn.url+"/node/sessions/ended-session", nil)
+	req.Header.Set("Authorization", "Bearer "+tn.clientToken())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE: %d", resp.StatusCode)
+	}
+	ttl := tn.rdb.PTTL(ctx, "fw:sess:ended-session").Val()
+	if ttl <= 0 || ttl > 7*time.Second {
+		t.Errorf("ended record's TTL %s, want the node's EndedTTL (7 s)", ttl)
+	}
 }
