@@ -30,19 +30,22 @@ import (
 	"github.com/framewire/framewire/engine/cluster/auth"
 	"github.com/framewire/framewire/engine/cluster/front"
 	"github.com/framewire/framewire/engine/cluster/registry"
+	"github.com/framewire/framewire/engine/httpserve"
 )
 
 // options are the command-line settings.
 type options struct {
-	addr, redis, keysFile, secretFile, prefix, publicURL, cluster, models, logLevel string
-	deadline, pollGap, drain, janitor                                               time.Duration
-	maxPerAccount                                                                   int
+	httpserve.Flags // -addr, -max-conns, -read-timeout, … as cmd/framewire's
+
+	redis, keysFile, secretFile, prefix, publicURL, cluster, models string
+	deadline, pollGap, drain, janitor                               time.Duration
+	maxPerAccount                                                   int
 }
 
 func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("front", flag.ContinueOnError)
-	fs.StringVar(&o.addr, "addr", ":8090", "HTTP listen address")
+	o.Flags.Register(fs, ":8090")
 	fs.StringVar(&o.redis, "redis", "127.0.0.1:6379", "Redis address (host:port)")
 	fs.StringVar(&o.keysFile, "keys-file", "", "file of account:api-key lines (default: $FRAMEWIRE_API_KEYS)")
 	fs.StringVar(&o.secretFile, "jwt-secret-file", "", "file holding the JWT signing secret shared with the nodes (default: $FRAMEWIRE_JWT_SECRET)")
@@ -55,20 +58,24 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "on SIGTERM, time to finish requests in flight")
 	fs.DurationVar(&o.janitor, "janitor", time.Second, "period of the sweep: dead nodes' sessions, abandoned and expired queued sessions, queue placement")
 	fs.IntVar(&o.maxPerAccount, "max-per-account", 0, "live sessions per account, queued included (0: no limit)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	return o, fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q: every setting is a flag (-addr, -redis, …)", fs.Arg(0))
+	}
+	return o, o.Flags.Check()
 }
 
 func main() {
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "front:", err)
+		}
 		os.Exit(2)
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		fmt.Fprintln(os.Stderr, "front: -log-level:", err)
-		os.Exit(2)
-	}
+	level, _ := o.Level() // checked by parseFlags
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -113,30 +120,27 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", o.addr)
+	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return err
 	}
 	var draining atomic.Bool
 	h := handler(f, promhttp.HandlerFor(registryOf(f), promhttp.HandlerOpts{}), &draining)
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	cfg := o.Flags.Config(log)
+	cfg.ShutdownTimeout = o.drain
+	// Served even over the connection cap, under the prefix too.
+	cfg.Priority = []string{"/healthz", "/readyz", "/metrics", o.prefix + "/healthz", o.prefix + "/readyz"}
+	hs := httpserve.Start(ln, h, cfg)
 	log.Info("front serving", "addr", ln.Addr().String(), "redis", o.redis)
 	jctx, jcancel := context.WithCancel(context.Background())
 	jdone := make(chan error, 1)
 	go func() { jdone <- f.Run(jctx) }()
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
 	select {
-	case err = <-errc:
+	case <-hs.Done():
 	case <-ctx.Done():
 		draining.Store(true)
-		sctx, cancel := context.WithTimeout(context.Background(), o.drain)
-		err = hs.Shutdown(sctx)
-		cancel()
-		if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-			err = serr
-		}
 	}
+	err = hs.Shutdown()
 	jcancel()
 	<-jdone
 	return err

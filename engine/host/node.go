@@ -13,12 +13,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/net/netutil"
 
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/cluster/auth"
 	"github.com/framewire/framewire/engine/cluster/node"
 	"github.com/framewire/framewire/engine/cluster/registry"
+	"github.com/framewire/framewire/engine/httpserve"
 	"github.com/framewire/framewire/engine/metrics"
 	"github.com/framewire/framewire/engine/wiring"
 )
@@ -48,8 +48,8 @@ func (o *NodeOptions) register(fs *flag.FlagSet) {
 
 // ServeNode runs m as a production-mode engine node on ln until ctx ends,
 // then drains (running sessions end within o.Node.Drain). It prints one
-// line to out saying where it serves. The HTTP server has the same
-// timeouts, header cap and connection cap as local mode. It owns ln.
+// line to out saying where it serves. The HTTP server is local mode's
+// (httpserve: timeouts, header and body caps, connection caps). It owns ln.
 func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, log *slog.Logger, out io.Writer) error {
 	defer ln.Close()
 	no := o.Node
@@ -97,9 +97,7 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 	reg.MustRegister(dev.gauges()...)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", n)
-	hs := o.HTTPServer(mux, log)
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(netutil.LimitListener(ln, max(o.MaxConns, 1))) }()
+	hs := httpserve.Start(ln, mux, o.Flags.Config(log))
 	fmt.Fprintf(out, "framewire: engine node %s serving model %s on %s (capacity %d, redis %s)\n", no.ID, m.Name, no.Advertise, capacity, no.Redis)
 	nodeCtx, stopNode := context.WithCancel(ctx)
 	defer stopNode()
@@ -108,12 +106,12 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 	var runErr error
 	select {
 	case runErr = <-runc:
-	case err := <-errc: // the listener failed: drain, then report it
+	case <-hs.Done(): // the listener failed: drain, then report it
 		stopNode()
 		<-runc
-		return err
+		return hs.Shutdown()
 	}
-	if err := stopHTTP(hs, errc); err != nil {
+	if err := hs.Shutdown(); err != nil {
 		return err
 	}
 	return runErr
