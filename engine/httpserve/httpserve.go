@@ -205,6 +205,7 @@ func (s *Server) guard(h http.Handler, priority map[string]bool) http.Handler {
 			c.busy.Add(1)
 			defer c.busy.Add(-1)
 			if c.overflow {
+				defer c.release()
 				w.Header().Set("Connection", "close")
 				if !priority[r.URL.Path] {
 					w.Header().Set("Retry-After", "1")

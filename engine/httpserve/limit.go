@@ -201,12 +201,20 @@ type conn struct {
 
 func (c *conn) Close() error {
 	err := c.Conn.Close()
+	c.release()
+	return err
+}
+
+// release gives c's place back, once: at Close, or for a connection over
+// the cap as soon as its one response is written (the server then
+// lingers up to half a second before closing it, bounded by its
+// deadline).
+func (c *conn) release() {
 	c.once.Do(func() {
 		c.l.mu.Lock()
 		c.l.removeLocked(c)
 		c.l.mu.Unlock()
 	})
-	return err
 }
 
 // The server's own deadlines never outlast an overflow connection's.
