@@ -2,12 +2,19 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/framewire/framewire/engine/cluster/registry/registrytest"
+	"github.com/framewire/framewire/engine/httpserve/httpservetest"
 )
 
 // readUntilClosed waits until the server closes conn (or answers on it
@@ -63,5 +70,90 @@ func TestHeldConnectionsAreClosed(t *testing.T) {
 	fmt.Fprintf(idle, "GET /health HTTP/1.1\r\nHost: %s\r\n\r\n", host)
 	if got, closed := readUntilClosed(t, idle, 20*time.Second); !closed || !strings.Contains(got, "200 OK") {
 		t.Errorf("idle keep-alive connection: closed=%v after %q; want a 200, then the server closing it", closed, got)
+	}
+}
+
+// startNode runs `framewire -mode node` in this process (serveNode) with a
+// real Redis and args added; it returns the address.
+func startNode(t *testing.T, args ...string) string {
+	t.Helper()
+	rd := registrytest.Start(t)
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, []byte("hardening-test-secret-0123456789abcdef"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseFlags(append([]string{"-mode", "node", "-redis", rd.Addr, "-jwt-secret-file", secretFile, "-drain-timeout", "1s"}, args...))
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- serveNode(ctx, ln, o, slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Errorf("serveNode: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// probeHealth asserts path and /metrics answer 200 within a second from a
+// client outside the flood.
+func probeHealth(t *testing.T, addr, path string) {
+	t.Helper()
+	for _, p := range []string{path, "/metrics", path, "/metrics"} {
+		code, body, took := httpservetest.Get(t, "127.0.0.3", addr, p)
+		if code != http.StatusOK || took > time.Second {
+			t.Errorf("GET %s under the flood: %d %.80q after %v; want 200 within 1 s", p, code, body, took.Round(time.Millisecond))
+		}
+	}
+}
+
+// Issue 18: a slow-connection flood over a node's connection cap, from
+// many clients: /healthz and /metrics answer within a second; 1,100
+// keep-alive connections from one client do not lock another out.
+func TestNodeUnderConnectionFlood(t *testing.T) {
+	httpservetest.RaiseFDLimit(t, 8192)
+	addr := startNode(t, "-max-conns", "200", "-max-conns-per-ip", "20")
+	for _, kind := range []httpservetest.Kind{httpservetest.SlowHeaders, httpservetest.SlowBody} {
+		httpservetest.Start(t, addr, httpservetest.IPs(50), 400, kind, "/node/sessions")
+		probeHealth(t, addr, "/healthz")
+	}
+	keep := httpservetest.Start(t, addr, []string{"127.0.0.2"}, 1100, httpservetest.KeepAlive, "/healthz")
+	if held := keep.Alive(200 * time.Millisecond); held > 20 {
+		t.Errorf("one client holds %d connections; -max-conns-per-ip is 20", held)
+	}
+	probeHealth(t, addr, "/healthz")
+}
+
+// Issue 18: -read-timeout closes slow connections in node mode too.
+func TestNodeReadTimeout(t *testing.T) {
+	addr := startNode(t, "-read-timeout", "500ms")
+	for _, kind := range []httpservetest.Kind{httpservetest.SlowHeaders, httpservetest.SlowBody} {
+		f := httpservetest.Start(t, addr, []string{"127.0.0.2"}, 20, kind, "/node/sessions")
+		if alive := f.Alive(3 * time.Second); alive != 0 {
+			t.Errorf("%s: %d of %d connections open 3 s past -read-timeout 500ms", kind, alive, f.Opened)
+		}
+	}
+}
+
+// Issue 18: in local mode, 1,100 idle keep-alive connections from one
+// client (the default caps) leave another client served at once.
+func TestLocalKeepAliveFloodFromOneClient(t *testing.T) {
+	httpservetest.RaiseFDLimit(t, 8192)
+	base := startServer(t, slog.New(slog.DiscardHandler))
+	addr := strings.TrimPrefix(base, "http://")
+	keep := httpservetest.Start(t, addr, []string{"127.0.0.2"}, 1100, httpservetest.KeepAlive, "/health")
+	t.Logf("one client holds %d of its 1,100 keep-alive connections", keep.Opened)
+	probeHealth(t, addr, "/health")
+	code, _, took := httpservetest.Get(t, "127.0.0.3", addr, "/framewire/stats")
+	if code != http.StatusOK || took > time.Second {
+		t.Errorf("GET /framewire/stats from another client: %d after %v", code, took)
 	}
 }
