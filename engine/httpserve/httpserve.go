@@ -31,6 +31,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -237,4 +238,19 @@ func WriteJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Preflight answers a CORS preflight (an OPTIONS request) with 204: the
+// methods of the Reactor API, the request headers headers lists plus any
+// the browser asks for, cached for maxAge. Headers the caller set before
+// (Access-Control-Allow-Origin, …) are kept.
+func Preflight(w http.ResponseWriter, r *http.Request, headers string, maxAge time.Duration) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+		headers += ", " + req
+	}
+	h.Set("Access-Control-Allow-Headers", headers)
+	h.Set("Access-Control-Max-Age", strconv.Itoa(int(maxAge.Seconds())))
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/httpserve"
 	"github.com/framewire/framewire/engine/internal/ratelog"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/wiring"
@@ -219,17 +220,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodOptions {
-		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
-		allow := "Authorization, Content-Type, Reactor-API-Version, Reactor-API-Accept-Version, Reactor-WebRTC-Version"
-		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
-			allow += ", " + req
-		}
-		h.Set("Access-Control-Allow-Headers", allow)
-		h.Set("Access-Control-Max-Age", "600")
 		if allowed && strings.EqualFold(r.Header.Get("Access-Control-Request-Private-Network"), "true") {
 			h.Set("Access-Control-Allow-Private-Network", "true")
 		}
-		w.WriteHeader(http.StatusNoContent)
+		httpserve.Preflight(w, r, "Authorization, Content-Type, Reactor-API-Version, Reactor-API-Accept-Version, Reactor-WebRTC-Version", 10*time.Minute)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -319,17 +313,12 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// writeJSON writes v with status code.
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
+// The shared response writers: writeJSON writes v with status code,
 // writeError writes {"detail": detail}.
-func writeError(w http.ResponseWriter, code int, detail string) {
-	writeJSON(w, code, map[string]string{"detail": detail})
-}
+var (
+	writeJSON  = httpserve.WriteJSON
+	writeError = httpserve.WriteDetail
+)
 
 func allowMethods(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 	for _, m := range methods {
