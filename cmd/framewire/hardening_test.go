@@ -130,6 +130,18 @@ func TestNodeUnderConnectionFlood(t *testing.T) {
 		t.Errorf("one client holds %d connections; -max-conns-per-ip is 20", held)
 	}
 	probeHealth(t, addr, "/healthz")
+	wantCounted(t, addr, "framewire_http_connections_evicted_total")
+}
+
+// wantCounted asserts each of the /metrics counters names is above zero.
+func wantCounted(t *testing.T, addr string, names ...string) {
+	t.Helper()
+	_, body, _ := httpservetest.Get(t, "127.0.0.3", addr, "/metrics")
+	for _, name := range names {
+		if v := httpservetest.Metric(body, name); v <= 0 {
+			t.Errorf("/metrics %s = %v after the flood; want > 0", name, v)
+		}
+	}
 }
 
 // Issue 18: -read-timeout closes slow connections in node mode too.
@@ -150,8 +162,11 @@ func TestLocalKeepAliveFloodFromOneClient(t *testing.T) {
 	base := startServer(t, slog.New(slog.DiscardHandler))
 	addr := strings.TrimPrefix(base, "http://")
 	keep := httpservetest.Start(t, addr, []string{"127.0.0.2"}, 1100, httpservetest.KeepAlive, "/health")
-	t.Logf("one client holds %d of its 1,100 keep-alive connections", keep.Opened)
+	if held := keep.Alive(200 * time.Millisecond); held > 256 {
+		t.Errorf("one client holds %d connections; the default -max-conns-per-ip is 256", held)
+	}
 	probeHealth(t, addr, "/health")
+	wantCounted(t, addr, "framewire_http_connections_refused_total")
 	code, _, took := httpservetest.Get(t, "127.0.0.3", addr, "/framewire/stats")
 	if code != http.StatusOK || took > time.Second {
 		t.Errorf("GET /framewire/stats from another client: %d after %v", code, took)

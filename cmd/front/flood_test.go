@@ -87,6 +87,12 @@ func TestFrontUnderConnectionFlood(t *testing.T) {
 		t.Errorf("one client holds %d connections; -max-conns-per-ip is 20", held)
 	}
 	probe(t, addr)
+	_, body, _ := httpservetest.Get(t, "127.0.0.3", addr, "/metrics")
+	for _, name := range []string{"framewire_http_connections_refused_total", "framewire_http_connections_evicted_total"} {
+		if v := httpservetest.Metric(body, name); v <= 0 {
+			t.Errorf("/metrics %s = %v after the floods; want > 0", name, v)
+		}
+	}
 }
 
 // The front takes the HTTP flags cmd/framewire takes.

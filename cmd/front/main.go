@@ -125,8 +125,11 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		return err
 	}
 	var draining atomic.Bool
-	h := handler(f, promhttp.HandlerFor(registryOf(f), promhttp.HandlerOpts{}), &draining)
 	cfg := o.Flags.Config(log)
+	cfg.Meter = &httpserve.Meter{}
+	reg := registryOf(f)
+	reg.MustRegister(cfg.Meter.Collectors()...)
+	h := handler(f, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), &draining)
 	cfg.ShutdownTimeout = o.drain
 	// Served even over the connection cap, under the prefix too.
 	cfg.Priority = []string{"/healthz", "/readyz", "/metrics", o.prefix + "/healthz", o.prefix + "/readyz"}

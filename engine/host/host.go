@@ -134,7 +134,8 @@ func Serve(ctx context.Context, ln net.Listener, m engine.Model, o Options, log 
 		return err
 	}
 	defer srv.Close()
-	prom, err := metrics.Handler(wired, srv, dev.gauges()...)
+	meter := &httpserve.Meter{}
+	prom, err := metrics.Handler(wired, srv, append(dev.gauges(), meter.Collectors()...)...)
 	if err != nil {
 		return err
 	}
@@ -152,5 +153,7 @@ func Serve(ctx context.Context, ln net.Listener, m engine.Model, o Options, log 
 	// httpserve holds the timeouts, header and body caps and the
 	// connection caps (process and per client) that keep /health and
 	// /metrics answerable under a connection flood.
-	return httpserve.Serve(ctx, ln, mux, o.Flags.Config(log))
+	cfg := o.Flags.Config(log)
+	cfg.Meter = meter
+	return httpserve.Serve(ctx, ln, mux, cfg)
 }

@@ -95,9 +95,12 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 	mux := http.NewServeMux()
 	reg := nodeRegistry(wired, n)
 	reg.MustRegister(dev.gauges()...)
+	cfg := o.Flags.Config(log)
+	cfg.Meter = &httpserve.Meter{}
+	reg.MustRegister(cfg.Meter.Collectors()...)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", n)
-	hs := httpserve.Start(ln, mux, o.Flags.Config(log))
+	hs := httpserve.Start(ln, mux, cfg)
 	fmt.Fprintf(out, "framewire: engine node %s serving model %s on %s (capacity %d, redis %s)\n", no.ID, m.Name, no.Advertise, capacity, no.Redis)
 	nodeCtx, stopNode := context.WithCancel(ctx)
 	defer stopNode()

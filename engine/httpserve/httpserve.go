@@ -68,6 +68,9 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful shutdown (default 5 s); requests
 	// still running then are cut.
 	ShutdownTimeout time.Duration
+	// Meter counts the connections; nil: one of the server's own
+	// (Server.Stats).
+	Meter *Meter
 	// Logger gets the server's errors at debug level and its refusals
 	// (rate-limited to one line a second) at warn; nil: slog.Default().
 	Logger *slog.Logger
@@ -100,6 +103,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Meter == nil {
+		c.Meter = &Meter{}
 	}
 	return c
 }
@@ -188,13 +194,8 @@ func (s *Server) Shutdown() error {
 	return err
 }
 
-// Stats counts the connections the server held, refused and evicted.
-type Stats struct {
-	Open, Refused, Evicted, Overflow int64
-}
-
-// Stats returns the connection counters.
-func (s *Server) Stats() Stats { return s.lim.stats() }
+// Stats returns the connection counters (Config.Meter's).
+func (s *Server) Stats() Stats { return s.cfg.Meter.Stats() }
 
 type connKey struct{}
 

@@ -22,8 +22,8 @@ type limiter struct {
 	overflow int                // connections served over the cap
 	overIP   map[string]int     // those per client
 
-	refused, evicted, served atomic.Int64
-	lastLog                  atomic.Int64 // unix nanoseconds of the last refusal line
+	m       *Meter
+	lastLog atomic.Int64 // unix nanoseconds of the last refusal line
 }
 
 // Over the cap, at most this many connections are served for the
@@ -34,7 +34,7 @@ const (
 )
 
 func newLimiter(ln net.Listener, cfg Config) *limiter {
-	return &limiter{Listener: ln, cfg: cfg, byIP: map[string][]*conn{}, overIP: map[string]int{}}
+	return &limiter{Listener: ln, cfg: cfg, byIP: map[string][]*conn{}, overIP: map[string]int{}, m: cfg.Meter}
 }
 
 // Accept returns the next connection the caps admit.
@@ -47,7 +47,7 @@ func (l *limiter) Accept() (net.Conn, error) {
 		ip := clientIP(nc.RemoteAddr())
 		c, victim, why := l.admit(nc, ip)
 		if victim != nil {
-			l.evicted.Add(1)
+			l.m.evicted.Add(1)
 			_ = victim.Close()
 		}
 		if c != nil {
@@ -77,12 +77,14 @@ func (l *limiter) admit(nc net.Conn, ip string) (c *conn, victim *conn, why stri
 		c = &conn{Conn: nc, l: l, ip: ip}
 		l.byIP[ip] = append(l.byIP[ip], c)
 		l.total++
+		l.m.open.Add(1)
 		return c, victim, ""
 	}
 	if l.overflow < overflowMax && l.overIP[ip] < overflowPerIP {
 		l.overflow++
 		l.overIP[ip]++
-		l.served.Add(1)
+		l.m.overCap.Add(1)
+		l.m.open.Add(1)
 		return &conn{Conn: nc, l: l, ip: ip, overflow: true, deadline: time.Now().Add(l.cfg.OverflowDeadline)}, nil, ""
 	}
 	if perIPFull {
@@ -118,6 +120,7 @@ func (l *limiter) removeLocked(c *conn) bool {
 		}
 		c.removed = true
 		l.overflow--
+		l.m.open.Add(-1)
 		if l.overIP[c.ip]--; l.overIP[c.ip] == 0 {
 			delete(l.overIP, c.ip)
 		}
@@ -133,6 +136,7 @@ func (l *limiter) removeLocked(c *conn) bool {
 				l.byIP[c.ip] = cs
 			}
 			l.total--
+			l.m.open.Add(-1)
 			return true
 		}
 	}
@@ -143,22 +147,16 @@ func (l *limiter) removeLocked(c *conn) bool {
 // without reading the request (the client may see a reset instead), and
 // closes it.
 func (l *limiter) refuse(nc net.Conn, ip, why string) {
-	l.refused.Add(1)
+	l.m.refused.Add(1)
 	now := time.Now().UnixNano()
 	if last := l.lastLog.Load(); now-last > int64(time.Second) && l.lastLog.CompareAndSwap(last, now) {
-		l.cfg.Logger.Warn("connection refused", "client", ip, "why", why, "refused_total", l.refused.Load(), "evicted_total", l.evicted.Load())
+		st := l.m.Stats()
+		l.cfg.Logger.Warn("connection refused", "client", ip, "why", why, "refused_total", st.Refused, "evicted_total", st.Evicted)
 	}
 	_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	body := why + "\n"
 	_, _ = nc.Write([]byte("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + itoa(len(body)) + "\r\n\r\n" + body))
 	_ = nc.Close()
-}
-
-func (l *limiter) stats() Stats {
-	l.mu.Lock()
-	open := int64(l.total + l.overflow)
-	l.mu.Unlock()
-	return Stats{Open: open, Refused: l.refused.Load(), Evicted: l.evicted.Load(), Overflow: l.served.Load()}
 }
 
 func itoa(n int) string {

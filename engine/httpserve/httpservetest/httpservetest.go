@@ -193,6 +193,20 @@ func Get(t testing.TB, from, addr, path string) (int, string, time.Duration) {
 	return resp.StatusCode, sb.String(), time.Since(start)
 }
 
+// Metric returns the value of the unlabelled series name in a Prometheus
+// text exposition, or -1 when it is missing.
+func Metric(text, name string) float64 {
+	for _, l := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
 // IPs returns n loopback source addresses 127.0.<a>.<b>, starting at
 // 127.0.1.1: n distinct clients.
 func IPs(n int) []string {
