@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -284,5 +285,21 @@ func TestFlags(t *testing.T) {
 	f.MaxConns = 0
 	if f.Check() == nil {
 		t.Error("-max-conns 0 accepted")
+	}
+}
+
+// Preflight answers 204 with the API's methods, the given and requested
+// headers and the max age, keeping what the caller set.
+func TestPreflight(t *testing.T) {
+	r := httptest.NewRequest("OPTIONS", "/sessions", nil)
+	r.Header.Set("Access-Control-Request-Headers", "X-Extra")
+	w := httptest.NewRecorder()
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	httpserve.Preflight(w, r, "Authorization, Content-Type", 2*time.Hour)
+	h := w.Result().Header
+	if w.Code != 204 || h.Get("Access-Control-Allow-Headers") != "Authorization, Content-Type, X-Extra" ||
+		h.Get("Access-Control-Max-Age") != "7200" || !strings.Contains(h.Get("Access-Control-Allow-Methods"), "DELETE") ||
+		h.Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("preflight: %d %v", w.Code, h)
 	}
 }
