@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/framewire/framewire/engine/cluster/registry/registrytest"
+	"github.com/framewire/framewire/engine/enginetest"
 	"github.com/framewire/framewire/engine/httpserve/httpservetest"
 )
 
@@ -100,7 +101,17 @@ func startNode(t *testing.T, args ...string) string {
 			t.Errorf("serveNode: %v", err)
 		}
 	})
-	return ln.Addr().String()
+	addr := ln.Addr().String()
+	enginetest.Eventually(t, 10*time.Second, "the node ready", func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	http.DefaultClient.CloseIdleConnections()
+	return addr
 }
 
 // probeHealth asserts path and /metrics answer 200 within a second from a
@@ -171,4 +182,38 @@ func TestLocalKeepAliveFloodFromOneClient(t *testing.T) {
 	if code != http.StatusOK || took > time.Second {
 		t.Errorf("GET /framewire/stats from another client: %d after %v", code, took)
 	}
+}
+
+// Issue 18: a server bound to loopback refuses foreign Host headers on
+// every route (a DNS-rebinding page reads neither the stats, the metrics
+// nor an SDP answer), in local and node mode; -allow-host names a proxy.
+func TestForeignHostRefused(t *testing.T) {
+	local := strings.TrimPrefix(startServer(t, slog.New(slog.DiscardHandler), "-allow-host", "proxy.example"), "http://")
+	node := startNode(t)
+	for _, tc := range []struct{ addr, method, path string }{
+		{local, "GET", "/"}, {local, "GET", "/framewire/stats"}, {local, "GET", "/metrics"}, {local, "GET", "/health"},
+		{local, "GET", "/sessions/x/transport/webrtc/sdp_params"}, {local, "POST", "/start_session"}, {local, "OPTIONS", "/start_session"},
+		{node, "GET", "/healthz"}, {node, "GET", "/metrics"}, {node, "POST", "/node/sessions"},
+	} {
+		for host, want := range map[string]int{"evil.example:80": http.StatusMisdirectedRequest, tc.addr: 0} {
+			r, _ := http.NewRequest(tc.method, "http://"+tc.addr+tc.path, nil)
+			r.Host = host
+			resp, err := http.DefaultClient.Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if (want != 0 && resp.StatusCode != want) || (want == 0 && resp.StatusCode == http.StatusMisdirectedRequest) {
+				t.Errorf("%s %s with Host %s: %d", tc.method, tc.path, host, resp.StatusCode)
+			}
+		}
+	}
+	r, _ := http.NewRequest("GET", "http://"+local+"/health", nil)
+	r.Host = "proxy.example"
+	if resp, err := http.DefaultClient.Do(r); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("Host proxy.example with -allow-host proxy.example: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	http.DefaultClient.CloseIdleConnections()
 }

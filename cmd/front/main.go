@@ -127,6 +127,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	var draining atomic.Bool
 	cfg := o.Flags.Config(log)
 	cfg.Meter = &httpserve.Meter{}
+	cfg.AllowURLHosts(o.publicURL)
 	reg := registryOf(f)
 	reg.MustRegister(cfg.Meter.Collectors()...)
 	h := handler(f, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), &draining)

@@ -155,5 +155,6 @@ func Serve(ctx context.Context, ln net.Listener, m engine.Model, o Options, log 
 	// /metrics answerable under a connection flood.
 	cfg := o.Flags.Config(log)
 	cfg.Meter = meter
+	cfg.AllowURLHosts(o.PublicURL)
 	return httpserve.Serve(ctx, ln, mux, cfg)
 }

@@ -97,6 +97,7 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 	reg.MustRegister(dev.gauges()...)
 	cfg := o.Flags.Config(log)
 	cfg.Meter = &httpserve.Meter{}
+	cfg.AllowURLHosts(no.Advertise)
 	reg.MustRegister(cfg.Meter.Collectors()...)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", n)

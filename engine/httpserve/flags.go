@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ type Flags struct {
 	IdleTimeout   time.Duration
 	MaxUpload     int64
 	LogLevel      string
+	AllowHosts    string
 }
 
 // Register binds f's fields to fs's flags; defaultAddr is the binary's
@@ -35,6 +37,7 @@ func (f *Flags) Register(fs *flag.FlagSet, defaultAddr string) {
 	fs.DurationVar(&f.IdleTimeout, "idle-timeout", 60*time.Second, "keep-alive connections idle this long are closed")
 	fs.Int64Var(&f.MaxUpload, "max-upload", 100<<20, "largest upload in bytes; other request bodies are capped by their routes")
 	fs.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.AllowHosts, "allow-host", "", "listening on loopback, Host names answered besides localhost names and loopback IPs (comma-separated; a local reverse proxy's name; * for any); others get 421, so a DNS-rebinding page reads nothing")
 }
 
 // Check reports the first invalid value.
@@ -77,8 +80,30 @@ func (f Flags) Config(log *slog.Logger) Config {
 		ReadHeaderTimeout: min(f.HeaderTimeout, f.ReadTimeout),
 		IdleTimeout:       f.IdleTimeout,
 		MaxBodyBytes:      f.MaxUpload + uploadSlack,
+		AllowHosts:        split(f.AllowHosts),
 		Logger:            log,
 	}
+}
+
+// AllowURLHosts adds the hosts of the URLs (a -public-url, an advertised
+// address) to c.AllowHosts: a server is always answerable under its own
+// configured names. Empty or unparsable URLs are skipped.
+func (c *Config) AllowURLHosts(urls ...string) {
+	for _, s := range urls {
+		if u, err := url.Parse(s); err == nil && u.Host != "" {
+			c.AllowHosts = append(c.AllowHosts, u.Host)
+		}
+	}
+}
+
+func split(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // RefuseFlags returns an error when any of the flags named in notHere was

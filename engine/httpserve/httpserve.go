@@ -68,6 +68,11 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful shutdown (default 5 s); requests
 	// still running then are cut.
 	ShutdownTimeout time.Duration
+	// AllowHosts are Host names (host or host:port) a server listening on
+	// loopback answers besides localhost names and loopback IPs (a local
+	// reverse proxy's public name); "*" turns the check off. A server
+	// listening beyond loopback answers every Host.
+	AllowHosts []string
 	// Meter counts the connections; nil: one of the server's own
 	// (Server.Stats).
 	Meter *Meter
@@ -131,7 +136,7 @@ func Start(ln net.Listener, h http.Handler, cfg Config) *Server {
 		priority[p] = true
 	}
 	s.hs = &http.Server{
-		Handler:           s.guard(h, priority),
+		Handler:           s.guard(h, priority, hostCheck(ln, cfg.AllowHosts)),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
@@ -199,10 +204,15 @@ func (s *Server) Stats() Stats { return s.cfg.Meter.Stats() }
 
 type connKey struct{}
 
-// guard marks the connection busy while a handler runs, serves only the
-// priority paths on connections over the cap, and applies the body cap.
-func (s *Server) guard(h http.Handler, priority map[string]bool) http.Handler {
+// guard marks the connection busy while a handler runs, refuses foreign
+// Hosts on a loopback server (hostOK, nil: any), serves only the priority
+// paths on connections over the cap, and applies the body cap.
+func (s *Server) guard(h http.Handler, priority map[string]bool, hostOK func(string) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hostOK != nil && !hostOK(r.Host) {
+			refuseHost(w)
+			return
+		}
 		if c, ok := r.Context().Value(connKey{}).(*conn); ok {
 			c.busy.Add(1)
 			defer c.busy.Add(-1)

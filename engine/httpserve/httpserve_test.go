@@ -303,3 +303,49 @@ func TestPreflight(t *testing.T) {
 		t.Errorf("preflight: %d %v", w.Code, h)
 	}
 }
+
+// hostGet makes a GET of path on addr with the Host header host and
+// returns the status.
+func hostGet(t *testing.T, addr, path, host string) int {
+	t.Helper()
+	r, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+	r.Host = host
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// A server listening on loopback answers only localhost names, loopback
+// IPs and the hosts it is told (DNS rebinding: a foreign page whose name
+// resolves to 127.0.0.1 reads nothing, health and metrics included); one
+// listening beyond loopback answers any Host.
+func TestForeignHostOnLoopback(t *testing.T) {
+	defer http.DefaultClient.CloseIdleConnections()
+	addr, _ := start(t, httpserve.Config{AllowHosts: []string{"proxy.example"}}, nil)
+	_, port, _ := net.SplitHostPort(addr)
+	for host, want := range map[string]int{
+		"evil.example:" + port: 421, "evil.example": 421, "127.0.0.1.evil.example": 421,
+		"localhost:" + port: 200, "app.localhost:" + port: 200, "127.0.0.1:" + port: 200, "127.1.2.3": 200, "[::1]:" + port: 200,
+		"proxy.example": 200, "PROXY.example:443": 200,
+	} {
+		for _, path := range []string{"/", "/healthz", "/metrics"} {
+			if got := hostGet(t, addr, path, host); got != want {
+				t.Errorf("GET %s with Host %s: %d, want %d", path, host, got, want)
+			}
+		}
+	}
+
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Skip(err)
+	}
+	s := httpserve.Start(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}), httpserve.Config{Logger: slog.New(slog.DiscardHandler)})
+	defer s.Shutdown()
+	_, port, _ = net.SplitHostPort(ln.Addr().String())
+	if got := hostGet(t, "127.0.0.1:"+port, "/", "app.example.com"); got != 200 {
+		t.Errorf("a server on every interface refused Host app.example.com: %d", got)
+	}
+}
