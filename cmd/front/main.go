@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -85,15 +84,8 @@ func main() {
 	}
 }
 
-func split(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
+// split is a comma-separated flag value's items.
+var split = httpserve.List
 
 // run serves the front until ctx ends, then stops taking requests
 // (/readyz turns 503 first) and finishes those in flight.

@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/framewire/framewire/engine/httpserve"
@@ -106,15 +105,8 @@ var nodeOnly = func() map[string]string {
 	return m
 }()
 
-func split(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
+// split is a comma-separated flag value's items.
+var split = httpserve.List
 
 // ServerConfig is the protocol server's configuration from o, logging to
 // log.

@@ -80,7 +80,7 @@ func (f Flags) Config(log *slog.Logger) Config {
 		ReadHeaderTimeout: min(f.HeaderTimeout, f.ReadTimeout),
 		IdleTimeout:       f.IdleTimeout,
 		MaxBodyBytes:      f.MaxUpload + uploadSlack,
-		AllowHosts:        split(f.AllowHosts),
+		AllowHosts:        List(f.AllowHosts),
 		Logger:            log,
 	}
 }
@@ -96,7 +96,9 @@ func (c *Config) AllowURLHosts(urls ...string) {
 	}
 }
 
-func split(s string) []string {
+// List returns the items of a comma-separated flag value, trimmed, empty
+// ones left out (nil for "").
+func List(s string) []string {
 	var out []string
 	for _, f := range strings.Split(s, ",") {
 		if f = strings.TrimSpace(f); f != "" {
