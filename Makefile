@@ -74,10 +74,13 @@ vet: deps
 test-go: deps web redis python facevideo $(CUDAEMU)
 	FRAMEWIRE_E2E=1 go test $(GO_TEST_FLAGS) ./...
 
-## race: the tests of the packages with the most concurrency under the race
-## detector (the browser tests are left to test-go).
-RACE_PKGS := ./engine ./engine/protocol ./engine/peer ./engine/pipeline ./tracks
-race: deps
+## race: the tests of every package that starts goroutines (its own or
+## through engine.Session.Go) under the race detector (the browser tests are
+## left to test-go; the cuda packages' to test-cuda-emu).
+RACE_PKGS := ./engine ./engine/protocol ./engine/peer ./engine/pipeline ./engine/wiring ./tracks \
+	./engine/metrics ./engine/host ./engine/httpserve ./engine/enginetest/... \
+	./engine/cluster/... ./cmd/front ./cmd/framewire
+race: deps redis
 	go test -race -p 1 $(GO_TEST_FLAGS) $(RACE_PKGS)
 
 ## fuzz: every fuzz target of the module under -fuzz for FUZZTIME each.

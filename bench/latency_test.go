@@ -8,12 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/engine/enginetest/loopback"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/pipeline"
 	"github.com/framewire/framewire/tracks"
@@ -100,20 +99,7 @@ func newLatencyRig(tb testing.TB, rate float64) *latencyRig {
 // newReceiver is a loopback pion peer that decodes the first video track
 // it gets and sends the time each picture is decoded on decoded.
 func newReceiver(tb testing.TB, decoded chan<- time.Time, done chan struct{}) *webrtc.PeerConnection {
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(n string) bool { return n == "lo" })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		tb.Fatal(err)
-	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		tb.Fatal(err)
-	}
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg)).NewPeerConnection(webrtc.Configuration{})
+	pc, err := loopback.New(loopback.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -19,11 +19,10 @@ import (
 	"time"
 
 	"github.com/asticode/go-astiav"
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/engine/enginetest/loopback"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/pipeline"
 	"github.com/framewire/framewire/tracks"
@@ -110,20 +109,7 @@ func serveReceivers(n int, in io.Reader, out io.Writer) error {
 // countingReceiver is a loopback pion peer that counts the access units
 // of the first video track it gets.
 func countingReceiver(count *atomic.Int64) (*webrtc.PeerConnection, error) {
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(n string) bool { return n == "lo" })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		return nil, err
-	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		return nil, err
-	}
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg)).NewPeerConnection(webrtc.Configuration{})
+	pc, err := loopback.New(loopback.Options{})
 	if err != nil {
 		return nil, err
 	}

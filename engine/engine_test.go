@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/enginetest"
 	"github.com/framewire/framewire/tracks"
 )
 
@@ -280,13 +282,9 @@ func TestOnMediaErrorsAreContained(t *testing.T) {
 	mic, _ := s.AudioIn("microphone")
 	for i := 0; i < 6; i++ {
 		_ = mic.Deliver([]int16{1, 2}, time.Now())
-		for r.n.Load() < int64(i+1) {
-			time.Sleep(time.Millisecond)
-		}
+		enginetest.Eventually(t, 10*time.Second, fmt.Sprintf("OnMedia call %d", i+1), func() bool { return r.n.Load() >= int64(i+1) })
 	}
-	for s.Stats().MediaErrors < 6 {
-		time.Sleep(time.Millisecond)
-	}
+	enginetest.Eventually(t, 10*time.Second, "six media errors counted", func() bool { return s.Stats().MediaErrors >= 6 })
 	if s.ShouldStop() {
 		t.Fatal("OnMedia failures ended the session")
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/enginetest"
 	"github.com/framewire/framewire/tracks"
 )
 
@@ -136,9 +137,7 @@ func TestPageShouldStopEndsTheLoop(t *testing.T) {
 		}), nil
 	}})
 	s := start(t, e)
-	for iterations.Load() < 3 {
-		time.Sleep(time.Millisecond)
-	}
+	enginetest.Eventually(t, 10*time.Second, "three loop iterations", func() bool { return iterations.Load() >= 3 })
 	if s.ShouldStop() {
 		t.Fatal("ShouldStop true while running")
 	}

@@ -272,6 +272,9 @@ func chromiumOptions(t *testing.T, extra ...chromedp.ExecAllocatorOption) []chro
 // piece is a broken install, not a reason to skip.
 func needBrowser(t *testing.T) {
 	t.Helper()
+	if raceEnabled {
+		t.Skip("browser tests run without the race detector (make test-go)")
+	}
 	for _, p := range []string{chromiumPath, bundlePath} {
 		if _, err := os.Stat(p); err != nil {
 			if os.Getenv("FRAMEWIRE_E2E") != "" {

@@ -86,7 +86,7 @@ func TestDemoFacesOnMegamind(t *testing.T) {
 	}
 	tick.Stop()
 	s.Stop("test over")
-	if n := <-emitted; n < 4*25 {
+	if n := <-emitted; n < 4*25 && !raceEnabled { // the race detector slows detection many times over
 		t.Errorf("main_video: %d frames in 4 s while detecting; want >= 100 (30 fps)", n)
 	}
 	checkFacesMessages(t, msgs.list())

@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -30,20 +29,23 @@ import (
 	"github.com/framewire/framewire/engine/cluster/auth"
 	"github.com/framewire/framewire/engine/cluster/front"
 	"github.com/framewire/framewire/engine/cluster/registry"
+	"github.com/framewire/framewire/engine/httpserve"
 )
 
 // options are the command-line settings.
 type options struct {
-	addr, redis, keysFile, secretFile, prefix, publicURL, cluster, models, logLevel string
-	deadline, pollGap, drain, janitor                                               time.Duration
-	drainDelay, sessionTTL, endedTTL, reconnectWindow                               time.Duration
-	maxPerAccount                                                                   int
+	httpserve.Flags // -addr, -max-conns, -read-timeout, … as cmd/framewire's
+
+	redis, keysFile, secretFile, prefix, publicURL, cluster, models string
+	deadline, pollGap, drain, janitor                               time.Duration
+	drainDelay, sessionTTL, endedTTL, reconnectWindow               time.Duration
+	maxPerAccount                                                   int
 }
 
 func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("front", flag.ContinueOnError)
-	fs.StringVar(&o.addr, "addr", ":8090", "HTTP listen address")
+	o.Flags.Register(fs, ":8090")
 	fs.StringVar(&o.redis, "redis", "127.0.0.1:6379", "Redis address (host:port)")
 	fs.StringVar(&o.keysFile, "keys-file", "", "file of account:api-key lines (default: $FRAMEWIRE_API_KEYS)")
 	fs.StringVar(&o.secretFile, "jwt-secret-file", "", "file holding the JWT signing secret shared with the nodes (default: $FRAMEWIRE_JWT_SECRET)")
@@ -60,20 +62,24 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.reconnectWindow, "reconnect-window", 30*time.Second, "a session whose node died stays INACTIVE this long, re-placed on another node by the client's reconnect()")
 	fs.DurationVar(&o.janitor, "janitor", time.Second, "period of the sweep: dead nodes' sessions, abandoned and expired queued sessions, queue placement")
 	fs.IntVar(&o.maxPerAccount, "max-per-account", 0, "live sessions per account, queued included (0: no limit)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	return o, fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q: every setting is a flag (-addr, -redis, …)", fs.Arg(0))
+	}
+	return o, o.Flags.Check()
 }
 
 func main() {
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "front:", err)
+		}
 		os.Exit(2)
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		fmt.Fprintln(os.Stderr, "front: -log-level:", err)
-		os.Exit(2)
-	}
+	level, _ := o.Level() // checked by parseFlags
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -83,15 +89,8 @@ func main() {
 	}
 }
 
-func split(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
+// split is a comma-separated flag value's items.
+var split = httpserve.List
 
 // run serves the front until ctx ends, then stops taking requests
 // (/readyz turns 503 first) and finishes those in flight.
@@ -119,52 +118,50 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", o.addr)
+	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return err
 	}
 	var draining atomic.Bool
-	h := handler(f, promhttp.HandlerFor(registryOf(f), promhttp.HandlerOpts{}), &draining)
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	cfg := o.Flags.Config(log)
+	cfg.Meter = &httpserve.Meter{}
+	cfg.AllowURLHosts(o.publicURL)
+	reg := registryOf(f)
+	reg.MustRegister(cfg.Meter.Collectors()...)
+	h := handler(f, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), &draining)
+	cfg.ShutdownTimeout = o.drain
+	// Served even over the connection cap, under the prefix too.
+	cfg.Priority = []string{"/healthz", "/readyz", "/metrics", o.prefix + "/healthz", o.prefix + "/readyz"}
+	hs := httpserve.Start(ln, h, cfg)
 	log.Info("front serving", "addr", ln.Addr().String(), "redis", o.redis)
 	jctx, jcancel := context.WithCancel(context.Background())
 	jdone := make(chan error, 1)
 	go func() { jdone <- f.Run(jctx) }()
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
 	select {
-	case err = <-errc:
+	case <-hs.Done():
 	case <-ctx.Done():
-		err = drain(hs, errc, &draining, o, log)
+		drainReady(hs, &draining, o, log)
 	}
+	err = hs.Shutdown()
 	jcancel()
 	<-jdone
 	return err
 }
 
-// drain stops the server hs (whose Serve reports on errc) in two steps:
-// /readyz answers 503 for -drain-delay while every other route is still
-// served, so load balancers take the front out before its listener
-// closes; then the listener closes and the requests in flight finish
-// within -drain.
-func drain(hs *http.Server, errc <-chan error, draining *atomic.Bool, o options, log *slog.Logger) error {
+// drainReady is the first step of a drain: /readyz answers 503 for
+// -drain-delay while every other route is still served, so load
+// balancers take the front out before its listener closes; the caller's
+// hs.Shutdown then closes the listener and lets the requests in flight
+// finish within -drain (httpserve.Config.ShutdownTimeout).
+func drainReady(hs *httpserve.Server, draining *atomic.Bool, o options, log *slog.Logger) {
 	draining.Store(true)
 	log.Info("draining: /readyz answers 503", "delay", o.drainDelay.String(), "bound", o.drain.String())
 	t := time.NewTimer(o.drainDelay)
 	defer t.Stop()
 	select {
 	case <-t.C:
-	case err := <-errc:
-		return err
+	case <-hs.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), o.drain)
-	defer cancel()
-	err := hs.Shutdown(sctx)
-	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	log.Info("drained", "err", err)
-	return err
 }
 
 // handler serves /metrics, answers /readyz 503 once draining is set, and

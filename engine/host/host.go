@@ -21,20 +21,18 @@ package host
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/netutil"
 
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/httpserve"
 	"github.com/framewire/framewire/engine/metrics"
 	"github.com/framewire/framewire/engine/pipeline"
 	"github.com/framewire/framewire/engine/protocol"
@@ -153,7 +151,8 @@ func Serve(ctx context.Context, ln net.Listener, m engine.Model, o Options, log 
 		return err
 	}
 	defer srv.Close()
-	prom, err := metrics.Handler(wired, srv, dev.gauges()...)
+	meter := &httpserve.Meter{}
+	prom, err := metrics.Handler(wired, srv, append(dev.gauges(), meter.Collectors()...)...)
 	if err != nil {
 		return err
 	}
@@ -168,37 +167,11 @@ func Serve(ctx context.Context, ln net.Listener, m engine.Model, o Options, log 
 	mux.Handle("GET /metrics", prom)
 	mux.Handle("/", srv)
 	MountPage(mux, wired, srv, log) // the demo page at / and GET /framewire/stats
-	// Every route refuses foreign Host names on loopback (DNS rebinding).
-	hs := o.HTTPServer(srv.GuardHost(mux), log)
-	errc := make(chan error, 1)
-	// netutil.LimitListener (golang.org/x/net, kept by the Go team) caps
-	// the connections served at once: held connections cannot take every
-	// file descriptor; more wait in the kernel's accept queue.
-	go func() { errc <- hs.Serve(netutil.LimitListener(ln, max(o.MaxConns, 1))) }()
-	return shutdown(ctx, hs, errc)
-}
-
-// shutdown waits for ctx or a serving error, then shuts hs down
-// gracefully (5 s) and waits for its Serve to return.
-func shutdown(ctx context.Context, hs *http.Server, errc <-chan error) error {
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	return stopHTTP(hs, errc)
-}
-
-// stopHTTP shuts hs down gracefully (5 s) and waits for its Serve, whose
-// result errc carries, to return.
-func stopHTTP(hs *http.Server, errc <-chan error) error {
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	// httpserve holds the timeouts, header and body caps and the
+	// connection caps (process and per client) that keep /health and
+	// /metrics answerable under a connection flood.
+	cfg := o.Flags.Config(log)
+	cfg.Meter = meter
+	cfg.AllowURLHosts(o.PublicURL)
+	return httpserve.Serve(ctx, ln, mux, cfg)
 }

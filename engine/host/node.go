@@ -13,12 +13,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/net/netutil"
 
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/cluster/auth"
 	"github.com/framewire/framewire/engine/cluster/node"
 	"github.com/framewire/framewire/engine/cluster/registry"
+	"github.com/framewire/framewire/engine/httpserve"
 	"github.com/framewire/framewire/engine/metrics"
 	"github.com/framewire/framewire/engine/wiring"
 )
@@ -30,6 +30,7 @@ type NodeOptions struct {
 	Capacity, PerGPU                 int
 	MaxDuration, Drain               time.Duration
 	Heartbeat, TTL, Reconnect        time.Duration
+	EndedTTL                         time.Duration
 }
 
 func (o *NodeOptions) register(fs *flag.FlagSet) {
@@ -44,12 +45,13 @@ func (o *NodeOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.Heartbeat, "heartbeat", time.Second, "registration refresh period")
 	fs.DurationVar(&o.TTL, "ttl", 3*time.Second, "registration lifetime without a heartbeat")
 	fs.DurationVar(&o.Reconnect, "reconnect-window", 30*time.Second, "a session without a client is kept this long for reconnect()")
+	fs.DurationVar(&o.EndedTTL, "ended-ttl", time.Minute, "the record of a session this node ended is kept this long in Redis (as the fronts' -ended-ttl)")
 }
 
 // ServeNode runs m as a production-mode engine node on ln until ctx ends,
 // then drains (running sessions end within o.Node.Drain). It prints one
-// line to out saying where it serves. The HTTP server has the same
-// timeouts, header cap and connection cap as local mode. It owns ln.
+// line to out saying where it serves. The HTTP server is local mode's
+// (httpserve: timeouts, header and body caps, connection caps). It owns ln.
 func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, log *slog.Logger, out io.Writer) error {
 	defer ln.Close()
 	no := o.Node
@@ -85,7 +87,7 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 	pcfg := o.ServerConfig(log)
 	pcfg.OrphanGrace = no.Reconnect
 	n, err := node.New(wired, node.Config{
-		ID: no.ID, Addr: no.Advertise, Capacity: capacity, MaxDuration: no.MaxDuration, DrainTimeout: no.Drain,
+		ID: no.ID, Addr: no.Advertise, Capacity: capacity, MaxDuration: no.MaxDuration, DrainTimeout: no.Drain, EndedTTL: no.EndedTTL,
 		Heartbeat: no.Heartbeat, TTL: no.TTL, Protocol: pcfg, Store: registry.New(rdb, ""), Issuer: issuer, Logger: log,
 		Health: dev.health,
 	})
@@ -95,13 +97,14 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 	mux := http.NewServeMux()
 	reg := nodeRegistry(wired, n)
 	reg.MustRegister(dev.gauges()...)
+	cfg := o.Flags.Config(log)
+	cfg.Meter = &httpserve.Meter{}
+	cfg.AllowURLHosts(no.Advertise)
+	reg.MustRegister(cfg.Meter.Collectors()...)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /framewire/stats", metrics.StatsHandler(wired, n.Server(), log)) // every session, by the fronts' ids
 	mux.Handle("/", n)
-	// Every route refuses foreign Host names on loopback (DNS rebinding).
-	hs := o.HTTPServer(n.Server().GuardHost(mux), log)
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(netutil.LimitListener(ln, max(o.MaxConns, 1))) }()
+	hs := httpserve.Start(ln, mux, cfg)
 	fmt.Fprintf(out, "framewire: engine node %s serving model %s on %s (capacity %d, redis %s)\n", no.ID, m.Name, no.Advertise, capacity, no.Redis)
 	nodeCtx, stopNode := context.WithCancel(ctx)
 	defer stopNode()
@@ -110,12 +113,12 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 	var runErr error
 	select {
 	case runErr = <-runc:
-	case err := <-errc: // the listener failed: drain, then report it
+	case <-hs.Done(): // the listener failed: drain, then report it
 		stopNode()
 		<-runc
-		return err
+		return hs.Shutdown()
 	}
-	if err := stopHTTP(hs, errc); err != nil {
+	if err := hs.Shutdown(); err != nil {
 		return err
 	}
 	return runErr

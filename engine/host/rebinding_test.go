@@ -70,8 +70,8 @@ func TestLoopbackServerRefusesForeignHost(t *testing.T) {
 		{"GET", "/framewire/stats"}, {"GET", "/metrics"}, {"GET", "/health"}, {"GET", "/"},
 		{"POST", "/start_session"}, {"GET", "/sessions/x/transport/webrtc/sdp_params"}, {"PUT", "/uploads/x"},
 	} {
-		if code, body := get(r[0], r[1], "evil.example:"+port); code != http.StatusForbidden || !strings.Contains(body, "DNS-rebinding") {
-			t.Errorf("%s %s with Host evil.example: %d %.200s, want 403 naming DNS rebinding", r[0], r[1], code, body)
+		if code, body := get(r[0], r[1], "evil.example:"+port); code != http.StatusMisdirectedRequest || !strings.Contains(body, "-allow-host") {
+			t.Errorf("%s %s with Host evil.example: %d %.200s, want 421 naming -allow-host (engine/httpserve)", r[0], r[1], code, body)
 		}
 	}
 	for _, h := range []string{"localhost:" + port, "127.0.0.1:" + port, "app.localhost:" + port} {

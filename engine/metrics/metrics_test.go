@@ -78,17 +78,10 @@ func TestMetrics(t *testing.T) {
 	// (what a peer would carry is dropped; everything before it is real).
 	enginetest.StartVideo(t, w)
 	var text string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	enginetest.Eventually(t, 10*time.Second, "five frames sent in the metrics", func() bool {
 		text = scrape()
-		if value(text, `framewire_video_frames_total{event="sent",track="main_video"}`) >= 5 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no frames sent in the metrics:\n%s", text)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return value(text, `framewire_video_frames_total{event="sent",track="main_video"}`) >= 5
+	})
 	for series, ok := range map[string]func(float64) bool{
 		`framewire_live_sessions`: func(v float64) bool { return v == 1 },
 		`framewire_video_encoder_info{backend="libx264",track="main_video"}`: func(v float64) bool { return v == 1 },

@@ -23,10 +23,10 @@
 //	PUT  /uploads/{id}                                   the upload's bytes, exactly the announced size
 //	PUT  /sessions/{sid}/uploads/{id}                    the same, by session (a node, after checking the URL's signature)
 //
-// CORS is answered on every path. On a loopback listener a Host that is
-// not a loopback name is refused (403; Server.GuardHost applies the same
-// check to routes served beside the protocol). Errors are JSON {"detail": "..."} saying
-// what was wrong.
+// CORS is answered on every path. Errors are JSON {"detail": "..."}
+// saying what was wrong. The HTTP server in front of it (engine/httpserve,
+// as cmd/framewire serves it) refuses foreign Host names on a loopback
+// listener (DNS rebinding) on every route, this one's included.
 //
 // Lifecycle: a session is waiting until a client connects, streaming while
 // its data channel is alive, orphaned (kept OrphanGrace for a reconnect)

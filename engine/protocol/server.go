@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/httpserve"
 	"github.com/framewire/framewire/engine/internal/ratelog"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/wiring"
@@ -232,17 +233,12 @@ func checkCapabilities(c engine.Capabilities) error {
 	return nil
 }
 
-// ServeHTTP refuses foreign Host names on a loopback listener (403, see
-// GuardHost) and browsers on origins that are not allowed (403),
+// ServeHTTP refuses browsers on origins that are not allowed (403),
 // answers CORS preflights on every path before routing, adds
 // Access-Control-Allow-Origin to every response and routes the request.
 // Upload targets (/uploads/{id}) take any origin: the 128-bit id in the
 // URL is the capability.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !s.hostAllowed(r) {
-		refuseHost(w, r)
-		return
-	}
 	h := w.Header()
 	h.Add("Vary", "Origin")
 	origin := r.Header.Get("Origin")
@@ -257,66 +253,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodOptions {
-		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
-		allow := "Authorization, Content-Type, Reactor-API-Version, Reactor-API-Accept-Version, Reactor-WebRTC-Version"
-		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
-			allow += ", " + req
-		}
-		h.Set("Access-Control-Allow-Headers", allow)
-		h.Set("Access-Control-Max-Age", "600")
 		if allowed && strings.EqualFold(r.Header.Get("Access-Control-Request-Private-Network"), "true") {
 			h.Set("Access-Control-Allow-Private-Network", "true")
 		}
-		w.WriteHeader(http.StatusNoContent)
+		httpserve.Preflight(w, r, "Authorization, Content-Type, Reactor-API-Version, Reactor-API-Accept-Version, Reactor-WebRTC-Version", 10*time.Minute)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
-}
-
-// GuardHost wraps h (the routes served beside the protocol: /metrics,
-// /framewire/stats, the demo page, health) with the Host check ServeHTTP
-// applies: a request that arrived on a loopback address must name a
-// loopback host (localhost, *.localhost, 127.0.0.0/8, [::1]) or
-// Config.PublicURL's host, else it is answered 403. A page on a
-// DNS-rebinding name (evil.example resolving to 127.0.0.1) sends its own
-// name as Host, and GETs carry no Origin, so without this it could read
-// the stats, the metrics and SDP answers. With TrustForwardedHeaders the
-// proxy in front is the boundary and no Host is refused.
-func (s *Server) GuardHost(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.hostAllowed(r) {
-			refuseHost(w, r)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-// hostAllowed applies GuardHost's rule to r.
-func (s *Server) hostAllowed(r *http.Request) bool {
-	if s.cfg.TrustForwardedHeaders {
-		return true
-	}
-	a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
-	if !ok || !a.IP.IsLoopback() {
-		return true
-	}
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if host == "" || isLoopbackName(host) {
-		return true
-	}
-	if u, err := url.Parse(s.cfg.PublicURL); err == nil && s.cfg.PublicURL != "" && strings.EqualFold(u.Hostname(), host) {
-		return true
-	}
-	return false
-}
-
-func refuseHost(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusForbidden, fmt.Sprintf("Host %q is not a name of this server: it listens on loopback and answers localhost, 127.0.0.1 and [::1] only (a foreign name is a DNS-rebinding page); serve other names with the public-URL setting (framewire -public-url) or behind a proxy", ratelog.Truncate(r.Host, 100)))
 }
 
 // originAllowed applies Config.AllowedOrigins to a request's Origin. The
@@ -330,7 +273,7 @@ func (s *Server) originAllowed(origin string, r *http.Request) bool {
 		return true
 	}
 	if s.cfg.AllowedOrigins == nil {
-		return isLoopbackName(u.Hostname())
+		return httpserve.IsLoopbackName(u.Hostname())
 	}
 	for _, a := range s.cfg.AllowedOrigins {
 		if a == "*" || strings.EqualFold(strings.TrimRight(a, "/"), origin) {
@@ -348,21 +291,11 @@ func ownOrigin(u *url.URL, r *http.Request) bool {
 	if !strings.EqualFold(u.Host, r.Host) {
 		return false
 	}
-	if isLoopbackName(u.Hostname()) {
+	if httpserve.IsLoopbackName(u.Hostname()) {
 		return true
 	}
 	a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
 	return !ok || !a.IP.IsLoopback()
-}
-
-// isLoopbackName: localhost (and *.localhost), 127.0.0.0/8 or ::1.
-func isLoopbackName(host string) bool {
-	host = strings.ToLower(host)
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Close ends every session and waits for them: every goroutine of a
@@ -480,17 +413,12 @@ func (s *Server) list() []*session {
 	return out
 }
 
-// writeJSON writes v with status code.
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
+// The shared response writers: writeJSON writes v with status code,
 // writeError writes {"detail": detail}.
-func writeError(w http.ResponseWriter, code int, detail string) {
-	writeJSON(w, code, map[string]string{"detail": detail})
-}
+var (
+	writeJSON  = httpserve.WriteJSON
+	writeError = httpserve.WriteDetail
+)
 
 func allowMethods(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 	for _, m := range methods {

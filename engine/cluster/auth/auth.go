@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -266,6 +267,27 @@ func (i *Issuer) Sign(parts ...string) string {
 // CheckSignature reports whether sig is Sign(parts...), in constant time.
 func (i *Issuer) CheckSignature(sig string, parts ...string) bool {
 	return hmac.Equal([]byte(sig), []byte(i.Sign(parts...)))
+}
+
+// SignUpload returns the query of a presigned upload URL for upload id of
+// session sid, valid until exp: exp (RFC 3339) and sig.
+func (i *Issuer) SignUpload(sid, id string, exp time.Time) url.Values {
+	e := exp.UTC().Format(time.RFC3339)
+	return url.Values{"exp": {e}, "sig": {i.Sign("upload", sid, id, e)}}
+}
+
+// CheckUpload checks a presigned upload URL's query (SignUpload's) for
+// upload id of session sid: an error says why it is refused (a bad
+// signature, or expired).
+func (i *Issuer) CheckUpload(q url.Values, sid, id string) error {
+	exp := q.Get("exp")
+	if !i.CheckSignature(q.Get("sig"), "upload", sid, id, exp) {
+		return errors.New("upload URL signature invalid")
+	}
+	if t, err := time.Parse(time.RFC3339, exp); err != nil || time.Now().After(t) {
+		return errors.New("upload URL expired")
+	}
+	return nil
 }
 
 // BearerToken returns the token of an "Authorization: Bearer <token>"

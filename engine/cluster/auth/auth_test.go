@@ -109,3 +109,29 @@ func TestNodeTokens(t *testing.T) {
 		t.Error("a placement token of another deployment was accepted")
 	}
 }
+
+// A presigned upload URL is valid for its own session and upload until it
+// expires, and for nothing else.
+func TestUploadSignature(t *testing.T) {
+	i, err := auth.NewIssuer(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := i.SignUpload("s1", "u1", time.Now().Add(time.Minute))
+	if err := i.CheckUpload(q, "s1", "u1"); err != nil {
+		t.Errorf("valid URL refused: %v", err)
+	}
+	for what, err := range map[string]error{
+		"other session": i.CheckUpload(q, "s2", "u1"),
+		"other upload":  i.CheckUpload(q, "s1", "u2"),
+		"expired":       i.CheckUpload(i.SignUpload("s1", "u1", time.Now().Add(-time.Second)), "s1", "u1"),
+	} {
+		if err == nil {
+			t.Errorf("%s: accepted", what)
+		}
+	}
+	q.Set("exp", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)) // a longer life, same signature
+	if err := i.CheckUpload(q, "s1", "u1"); err == nil || !strings.Contains(err.Error(), "signature") {
+		t.Errorf("extended expiry: %v; want a signature error", err)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/framewire/framewire/engine/httpserve"
 )
 
 // Handler serves the token route: GET or POST with the API key in
@@ -69,8 +71,5 @@ func requestedTTL(r *http.Request) (time.Duration, error) {
 	return time.Duration(min(*req.ExpiresAfter, MaxTTL.Seconds()) * float64(time.Second)), nil
 }
 
-func writeDetail(w http.ResponseWriter, code int, detail string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"detail": detail})
-}
+// writeDetail writes the shared {"detail": …} error body.
+var writeDetail = httpserve.WriteDetail

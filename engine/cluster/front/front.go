@@ -17,7 +17,6 @@ package front
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +32,7 @@ import (
 
 	"github.com/framewire/framewire/engine/cluster/auth"
 	"github.com/framewire/framewire/engine/cluster/registry"
+	"github.com/framewire/framewire/engine/httpserve"
 )
 
 // Config configures a Front. Store and Issuer are required.
@@ -207,14 +207,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", "*")
 	if r.Method == http.MethodOptions {
-		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
-		allow := "Authorization, Content-Type, Reactor-API-Version, Reactor-API-Accept-Version, Reactor-WebRTC-Version, Reactor-API-Key, X-API-Key"
-		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
-			allow += ", " + req
-		}
-		h.Set("Access-Control-Allow-Headers", allow)
-		h.Set("Access-Control-Max-Age", "7200")
-		w.WriteHeader(http.StatusNoContent)
+		httpserve.Preflight(w, r, "Authorization, Content-Type, Reactor-API-Version, Reactor-API-Accept-Version, Reactor-WebRTC-Version, Reactor-API-Key, X-API-Key", 2*time.Hour)
 		return
 	}
 	p := slashes.ReplaceAllString(r.URL.Path, "/")
@@ -252,15 +245,11 @@ func newID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeDetail(w http.ResponseWriter, code int, detail string) {
-	writeJSON(w, code, map[string]string{"detail": detail})
-}
+// The shared response writers: JSON, and {"detail": …} errors.
+var (
+	writeJSON   = httpserve.WriteJSON
+	writeDetail = httpserve.WriteDetail
+)
 
 // checkVersion accepts a missing header or major version 1; an older major
 // gets 426, a newer 501.

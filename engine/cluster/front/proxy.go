@@ -145,8 +145,7 @@ func (f *Front) modifyResponse(resp *http.Response) error {
 		return fmt.Errorf("front: node's upload slot: %w", err)
 	}
 	id, _ := slot["presigned_id"].(string)
-	exp := time.Now().Add(f.cfg.UploadTTL).UTC().Format(time.RFC3339)
-	q := url.Values{"exp": {exp}, "sig": {f.cfg.Issuer.Sign("upload", rt.sid, id, exp)}}
+	q := f.cfg.Issuer.SignUpload(rt.sid, id, time.Now().Add(f.cfg.UploadTTL))
 	slot["presigned_url"] = rt.base + "/uploads/" + rt.sid + "/" + url.PathEscape(id) + "?" + q.Encode()
 	b, _ = json.Marshal(slot)
 	resp.Body = io.NopCloser(bytes.NewReader(b))
@@ -175,14 +174,8 @@ func (f *Front) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 // signature and expiry authorise it. The bytes go to the session's node.
 func (f *Front) handlePut(w http.ResponseWriter, r *http.Request) {
 	sid, id := r.PathValue("sid"), r.PathValue("id")
-	q := r.URL.Query()
-	exp := q.Get("exp")
-	if !f.cfg.Issuer.CheckSignature(q.Get("sig"), "upload", sid, id, exp) {
-		writeDetail(w, http.StatusForbidden, "upload URL signature invalid")
-		return
-	}
-	if t, err := time.Parse(time.RFC3339, exp); err != nil || time.Now().After(t) {
-		writeDetail(w, http.StatusForbidden, "upload URL expired")
+	if err := f.cfg.Issuer.CheckUpload(r.URL.Query(), sid, id); err != nil {
+		writeDetail(w, http.StatusForbidden, err.Error())
 		return
 	}
 	x, err := f.cfg.Store.Session(r.Context(), sid)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/cluster/auth"
+	"github.com/framewire/framewire/engine/httpserve"
 	"github.com/framewire/framewire/engine/protocol"
 )
 
@@ -194,18 +195,11 @@ func (n *Node) handleSession(w http.ResponseWriter, r *http.Request, fsid string
 	n.srv.ServeHTTP(w, r)
 }
 
-// handlePut hands an upload's bytes to the protocol server when the URL
-// carries a valid, unexpired signature of a front (auth.Issuer.Sign(
-// "upload", sid, id, exp)).
+// handlePut stores an upload's bytes when the URL carries a valid,
+// unexpired signature of a front (auth.Issuer.SignUpload).
 func (n *Node) handlePut(w http.ResponseWriter, r *http.Request, fsid, id string) {
-	q := r.URL.Query()
-	exp := q.Get("exp")
-	if !n.cfg.Issuer.CheckSignature(q.Get("sig"), "upload", fsid, id, exp) {
-		writeDetail(w, http.StatusForbidden, "upload URL signature invalid")
-		return
-	}
-	if t, err := time.Parse(time.RFC3339, exp); err != nil || time.Now().After(t) {
-		writeDetail(w, http.StatusForbidden, "upload URL expired")
+	if err := n.cfg.Issuer.CheckUpload(r.URL.Query(), fsid, id); err != nil {
+		writeDetail(w, http.StatusForbidden, err.Error())
 		return
 	}
 	n.mu.Lock()
@@ -218,8 +212,5 @@ func (n *Node) handlePut(w http.ResponseWriter, r *http.Request, fsid, id string
 	n.srv.ServeHTTP(w, r)
 }
 
-func writeDetail(w http.ResponseWriter, code int, detail string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"detail": detail})
-}
+// writeDetail writes the shared {"detail": …} error body.
+var writeDetail = httpserve.WriteDetail

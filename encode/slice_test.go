@@ -1,25 +1,26 @@
-package peer_test
+package encode_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/framewire/framewire/encode/encodetest"
 	"math"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 
 	"github.com/framewire/framewire/encode"
+	"github.com/framewire/framewire/encode/encodetest"
+	"github.com/framewire/framewire/engine/enginetest/loopback"
 )
 
-// The first vertical slice: 1280x720 RGB frames are converted with swscale
+// The first vertical slice (the encode package's pictures over a real
+// WebRTC link; it moved here from engine/peer, whose code it never used): 1280x720 RGB frames are converted with swscale
 // and encoded by libx264, written to a pion TrackLocalStaticSample on a real
 // PeerConnection over loopback (ICE, DTLS, SRTP), received by a second pion
 // peer, depacketized, decoded by FFmpeg and compared with what was sent.
@@ -171,23 +172,11 @@ collect:
 }
 
 // loopbackPeers makes two pion peers that gather only loopback host
-// candidates, with the default codecs and interceptors (NACK, RTCP reports).
+// candidates, with the default codecs and interceptors (NACK, RTCP
+// reports): the tests' one loopback client configuration.
 func loopbackPeers(t *testing.T) (a, b *webrtc.PeerConnection) {
 	t.Helper()
-	mk := func() *webrtc.PeerConnection {
-		se := webrtc.SettingEngine{}
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-		api := webrtc.NewAPI(webrtc.WithSettingEngine(se))
-		pc, err := api.NewPeerConnection(webrtc.Configuration{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pc
-	}
-	return mk(), mk()
+	return loopback.NewT(t, loopback.Options{}), loopback.NewT(t, loopback.Options{})
 }
 
 // connect runs a non-trickle offer/answer between a (offerer) and b and
