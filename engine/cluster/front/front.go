@@ -189,6 +189,8 @@ func New(cfg Config) (*Front, error) {
 	m.HandleFunc("/sessions/{sid}/transport/webrtc/{rest...}", f.handleTransport)
 	m.HandleFunc("POST /sessions/{sid}/uploads", f.handleTransport)
 	m.HandleFunc("PUT /uploads/{sid}/{id}", f.handlePut)
+	m.HandleFunc("GET /clips", f.handleClips) // clips.go
+	m.HandleFunc("GET /clips/chunks/{sid}/{name}", f.handleClipChunk)
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	m.HandleFunc("GET /readyz", f.handleReady)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
