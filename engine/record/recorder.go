@@ -152,8 +152,12 @@ func (r *Recorder) SetURLBase(base string) {
 	r.mu.Unlock()
 }
 
-// URLBase returns what SetURLBase set ("" when nothing).
+// URLBase returns what SetURLBase set ("" when nothing, and for a nil
+// Recorder: recording off).
 func (r *Recorder) URLBase() string {
+	if r == nil {
+		return ""
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.base

@@ -33,8 +33,10 @@ func TestClipsThroughFront(t *testing.T) {
 	t.Cleanup(func() { _ = store.Close() }) // after the env's: the node's sessions end first
 	const prefix = "/reactor"
 	e := newEnv(t, envOptions{fronts: 1, nodes: 1, capacity: 1,
-		front:  func(_ int, c *front.Config) { c.Prefix = prefix },
-		wiring: func(c *wiring.Config) { c.Recording, c.Recordings = record.Config{Enabled: true, ChunkSeconds: 1}, store }})
+		front: func(_ int, c *front.Config) { c.Prefix = prefix },
+		wiring: func(c *wiring.Config) {
+			c.Recording, c.Recordings = record.Config{Enabled: true, ChunkSeconds: 1}, store
+		}})
 	origin := e.fronts[0].URL
 	base := origin + prefix
 	token := func(account string) string {
