@@ -150,6 +150,7 @@ gpu-check: deps $(CUDA_STAMP)
 ## bench: run the benchmarks and print the ratio table.
 bench: deps python
 	go test -run '^$$' -bench . -benchtime 2s ./bench/
+	go test -run '^$$' -bench Recording720p30 -benchtime 300x ./engine/record/
 	$(PY) $(PYDIR)/bench_emit.py
 
 ## bench-gate: fail when a hot path allocates per frame or runs below 0.85x

@@ -156,7 +156,7 @@ func New(m Model, opts ...Option) (*Engine, error) {
 	if cfg.configPath != nil {
 		path = *cfg.configPath
 	}
-	conf := Config{path: path}
+	conf := Config{path: path, data: m.ConfigData}
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {

@@ -35,6 +35,9 @@ type Model struct {
 	// Config is the path of an optional YAML config file, read once by
 	// New and handed to the constructor. Empty means no file.
 	Config string
+	// ConfigData is the config's YAML itself, for a model built into its
+	// binary: used when Config (and engine.WithConfigFile) names no file.
+	ConfigData []byte
 	// Tracks declares the media tracks; each Spec's Name is the exact wire
 	// name. Empty means one VideoOut named "main_video".
 	Tracks []tracks.Spec

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"errors"
 	"math"
@@ -56,12 +57,18 @@ type InspectFile struct {
 	File engine.File `json:"file" description:"any file"`
 }
 
+// demoConfig is the demo model's config: recording on (clips).
+//
+//go:embed demo.yml
+var demoConfig []byte
+
 // demoModel declares the demo model. Each call returns a model with its
 // own state (one Engine per declaration).
 func demoModel() engine.Model {
 	d := &demo{cascade: facedetect.DefaultCascade}
 	return engine.Model{
-		Name: "framewire-demo",
+		Name:       "framewire-demo",
+		ConfigData: demoConfig,
 		Tracks: []tracks.Spec{
 			tracks.VideoOutput("main_video", tracks.Default(), tracks.Rate(demoFPS)),
 			tracks.VideoInput("webcam"),

@@ -256,6 +256,8 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("clips", func(t *testing.T) { checkClips(t, a, b, tok, d, cl) }) // clips_cluster_test.go
+
 	t.Run("metrics and probes", func(t *testing.T) {
 		var node *proc
 		for _, p := range c.nodes {

@@ -77,7 +77,12 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 	if dev.device != nil && no.PerGPU > 0 {
 		capacity = min(capacity, no.PerGPU) // one device per node process
 	}
-	eng, wired, err := load(m, log, dev, engine.WithMaxSessions(capacity))
+	recs, err := o.Recordings.open(log) // record.go: sessions record when the model's config says so
+	if err != nil {
+		return err
+	}
+	defer recs.Close() // after the engine: sessions finish their recordings first
+	eng, wired, err := loadRecording(m, log, dev, recs, engine.WithMaxSessions(capacity))
 	if err != nil {
 		return err
 	}

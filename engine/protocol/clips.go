@@ -35,10 +35,17 @@ func (s *Server) recordingDescriptor() map[string]any {
 
 // adoptRecordingID makes the start body's session_id the recording id of
 // ws when it is a lowercase UUID; any other value is replaced by the
-// minted id (logged), never stored unservable.
-func (s *Server) adoptRecordingID(ws *wiring.Session, id string) {
+// minted id (logged), never stored unservable. base, when set, is what
+// the session's clipReady URLs start with (StartOptions.ClipBase).
+func (s *Server) adoptRecordingID(ws *wiring.Session, id, base string) {
 	rec := ws.Recorder()
-	if rec == nil || id == "" {
+	if rec == nil {
+		return
+	}
+	if base != "" {
+		rec.SetURLBase(base)
+	}
+	if id == "" {
 		return
 	}
 	if !record.ValidID(id) {
@@ -61,6 +68,15 @@ func (s *Server) urlPrefix() string {
 	return strings.TrimSuffix(s.cfg.PublicURL, "/")
 }
 
+// clipPrefix is what goes before this session's clip URLs: the base its
+// start gave (StartOptions.ClipBase), else the server's urlPrefix.
+func (ss *session) clipPrefix(rec *record.Recorder) string {
+	if b := rec.URLBase(); b != "" {
+		return b
+	}
+	return ss.srv.urlPrefix()
+}
+
 // onClipRequest answers requestClip or requestRecording on the peer that
 // sent it, at once, with clipReady or clipFailed.
 func (ss *session) onClipRequest(p *peer.Peer, typ string, data json.RawMessage) {
@@ -70,7 +86,7 @@ func (ss *session) onClipRequest(p *peer.Peer, typ string, data json.RawMessage)
 		err  error
 	)
 	if typ == "requestRecording" {
-		clip, err = rec.Recording(ss.srv.urlPrefix())
+		clip, err = rec.Recording(ss.clipPrefix(rec))
 	} else {
 		var req struct {
 			Duration float64 `json:"duration_seconds"`
@@ -78,7 +94,7 @@ func (ss *session) onClipRequest(p *peer.Peer, typ string, data json.RawMessage)
 		if len(data) > 0 {
 			_ = json.Unmarshal(data, &req) // a missing or malformed duration decodes as 0: refused below
 		}
-		clip, err = rec.Snap(req.Duration, ss.srv.urlPrefix())
+		clip, err = rec.Snap(req.Duration, ss.clipPrefix(rec))
 	}
 	if err != nil {
 		err = ss.sendRuntime(p, "clipFailed", map[string]string{"reason": err.Error()})

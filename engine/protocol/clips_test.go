@@ -2,8 +2,10 @@ package protocol
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net/http"
 	"net/url"
@@ -211,7 +213,8 @@ func TestRecordingOverSession(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	_, files := fetchClip(t, ts.URL, snap["playlist_url"].(string), dir)
+	playlist, files := fetchClip(t, ts.URL, snap["playlist_url"].(string), dir)
+	ffprobeClip(t, playlist, files)
 	// A real-time model's clip is ready within 2 s of the prediction.
 	if late := time.Now().UnixMilli() - int64(snap["predicted_ready_at_ms"].(float64)); late > 2000 {
 		t.Errorf("playlist ready %d ms after predicted_ready_at_ms, want at most 2000", late)
@@ -226,8 +229,13 @@ func TestRecordingOverSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := float64(len(files) - 1); all.Streams != 1 || all.Width != testW || math.Abs(all.Duration-want) > 0.05 {
-		t.Fatalf("clip: %+v, want one %dx%d h264 stream of %.0f s", all, testW, testH, want)
+	// The test model has no audio output: the recording's AAC track is
+	// silence, as long as the video (to within two AAC packets).
+	if want := float64(len(files) - 1); all.Streams != 2 || all.Codec != "h264" || all.Audio != "aac" || all.Width != testW || math.Abs(all.Duration-want) > 0.05 {
+		t.Fatalf("clip: %+v, want a %dx%d h264 stream of %.0f s and an aac one", all, testW, testH, want)
+	}
+	if d := all.AudioDuration - all.Duration; math.Abs(d) > 2*1024.0/record.AudioRate {
+		t.Fatalf("clip: audio %.3f s, video %.3f s, want the same length", all.AudioDuration, all.Duration)
 	}
 
 	// Error statuses, with no session needed.
@@ -273,7 +281,10 @@ func TestRecordingOverSession(t *testing.T) {
 	if code, body := ts.do(t, "POST", "/stop_session", nil, apiHdr); code != 200 {
 		t.Fatalf("stop_session: %d %s", code, body)
 	}
-	_, files = fetchClip(t, ts.URL, whole["playlist_url"].(string), t.TempDir())
+	playlist, files = fetchClip(t, ts.URL, whole["playlist_url"].(string), t.TempDir())
+	if p := ffprobeClip(t, playlist, files); p.Video < whole["end_marker"].(float64)-0.001 {
+		t.Fatalf("ffprobe: the whole recording lasts %.3f s, want at least %v", p.Video, whole["end_marker"])
+	}
 	all, err = recordtest.Probe(files...)
 	if err != nil {
 		t.Fatal(err)
@@ -284,6 +295,40 @@ func TestRecordingOverSession(t *testing.T) {
 	if rec.Dropped() != 0 {
 		t.Errorf("recorder dropped %d access units", rec.Dropped())
 	}
+}
+
+// ffprobeClip reads a downloaded clip (its /clips playlist and files)
+// with build/ffmpeg/bin/ffprobe's hls demuxer, a reader outside our code:
+// one H.264 stream and one AAC stream, the video as long as the
+// playlist's #EXTINF durations say, the audio as long as the video, and
+// every segment starting with a keyframe. A missing ffprobe fails the
+// test under FRAMEWIRE_E2E=1 (make test), and skips it otherwise.
+func ffprobeClip(t *testing.T, playlist string, files []string) recordtest.Probed {
+	t.Helper()
+	p, err := recordtest.FFprobeHLS(playlist, files)
+	if errors.Is(err, fs.ErrNotExist) && os.Getenv("FRAMEWIRE_E2E") == "" {
+		t.Skipf("no ffprobe: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed float64
+	for _, d := range p.Segments {
+		listed += d
+	}
+	if len(p.Streams) != 2 || p.Streams[0] != "video:h264" || p.Streams[1] != "audio:aac" {
+		t.Fatalf("ffprobe streams %v, want video:h264 and audio:aac", p.Streams)
+	}
+	if len(p.Segments) != len(files)-1 || math.Abs(p.Video-listed) > 0.001 || math.Abs(p.Audio-p.Video) > 2*1024.0/record.AudioRate {
+		t.Fatalf("ffprobe: %d segments listing %.3f s; video %.3f s, audio %.3f s; want the video as listed and the audio as long", len(p.Segments), listed, p.Video, p.Audio)
+	}
+	t.Logf("ffprobe: %+v", p)
+	for k, key := range p.SegmentKeys {
+		if !key {
+			t.Fatalf("ffprobe: segment %d of %d does not start with a keyframe", k, len(p.SegmentKeys))
+		}
+	}
+	return p
 }
 
 // TestRecordingOff: recording disabled in the config refuses clips with

@@ -583,6 +583,11 @@ type StartOptions struct {
 	// (the start body's session_id, clips.go); otherwise the recording
 	// keeps its minted id.
 	RecordingID string
+	// ClipBase, when set, is what the session's clipReady playlist URLs
+	// start with instead of the server's (Config.PublicURL): a node
+	// behind a front with a path prefix is given the front's public base,
+	// since a path-only URL would lose the prefix in the SDK (clips.go).
+	ClipBase string
 }
 
 // Start starts a session as POST /start_session does, through the same
@@ -627,7 +632,7 @@ func (s *Server) start(ctx context.Context, o StartOptions) (*session, error) {
 	if s.testHookStarted != nil {
 		s.testHookStarted()
 	}
-	s.adoptRecordingID(ws, o.RecordingID) // clips.go
+	s.adoptRecordingID(ws, o.RecordingID, o.ClipBase) // clips.go
 	sess := s.newSession(ws, id)
 	s.mu.Lock()
 	s.unreserveLocked(id)

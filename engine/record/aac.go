@@ -28,9 +28,9 @@ type aacEncoder struct {
 	next  int64     // pts (samples) of the next packet out
 }
 
-// hasAAC reports whether the FFmpeg build has its native AAC encoder
-// (the shared build of this repository is configured without it; then
-// recordings are video only, logged once per recorder).
+// hasAAC reports whether the FFmpeg build has its native AAC encoder.
+// The repository's build (build/ffmpeg) has it; an FFmpeg built without
+// it records video only, logged once per recorder.
 var hasAAC = sync.OnceValue(func() bool { return astiav.FindEncoderByName("aac") != nil })
 
 func openAAC(bitrate int) (_ *aacEncoder, err error) {

@@ -28,9 +28,12 @@
 // Audio: the recorded audio output's PCM, as its pipeline plays it out
 // (pipeline.AudioConfig.Tap), is paired with video media time (padded
 // with silence, so a model without audio gets a silent track) and
-// encoded to AAC on the recorder's goroutine, when the FFmpeg build has
-// its aac encoder. The repository's shared build is configured without
-// it: recordings are then video only (logged).
+// encoded to AAC-LC (128 kb/s, 48 kHz mono) on the recorder's goroutine
+// with FFmpeg's native aac encoder, which the repository's build
+// (build/ffmpeg) has. An FFmpeg built without it records video only
+// (logged). The encoder's priming packet is not written as an edit, so
+// the audio runs 21 ms behind the video and a finished recording's audio
+// track ends up to two AAC packets after its video.
 //
 // Not recorded: outputs that negotiated VP8 (the recording is then
 // disabled for the session, with the reason logged); a second H.264

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,9 +57,10 @@ type Recorder struct {
 	dropped atomic.Uint64
 	started atomic.Bool // a frame was accepted
 
-	mu     sync.Mutex // guards id, e and failed
+	mu     sync.Mutex // guards id, e, base and failed
 	id     string
 	e      *entry
+	base   string // SetURLBase
 	failed error
 
 	// Owned by Run's goroutine.
@@ -138,6 +140,27 @@ func (r *Recorder) SetID(id string) error {
 	r.st.remove(r.e)
 	r.id, r.e = id, e
 	return nil
+}
+
+// SetURLBase sets the base (scheme://host/prefix, or a path prefix) that
+// this recording's clip URLs start with when Snap and Recording are given
+// no prefix: a node behind a front with a path prefix learns it from the
+// front at start. It is safe for concurrent use.
+func (r *Recorder) SetURLBase(base string) {
+	r.mu.Lock()
+	r.base = strings.TrimSuffix(base, "/")
+	r.mu.Unlock()
+}
+
+// URLBase returns what SetURLBase set ("" when nothing, and for a nil
+// Recorder: recording off).
+func (r *Recorder) URLBase() string {
+	if r == nil {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.base
 }
 
 // ChunkSeconds returns the segment length.

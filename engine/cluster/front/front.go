@@ -49,8 +49,10 @@ type Config struct {
 	// Prefix is a path prefix the front is mounted under ("/reactor");
 	// requests without it get 404.
 	Prefix string
-	// PublicURL is the base URL of presigned upload URLs (default: the
-	// request's scheme and host, plus Prefix).
+	// PublicURL is the base URL of presigned upload URLs and, behind a
+	// Prefix, of clip URLs (default: the request's scheme and host, plus
+	// Prefix; clipReady's URL, which a node sends, is then Prefix's path
+	// only: set PublicURL for absolute ones, clips.go).
 	PublicURL string
 	// Models are accepted even while no node of theirs is live (their
 	// sessions queue); others must have a live node (else 404).
@@ -189,6 +191,8 @@ func New(cfg Config) (*Front, error) {
 	m.HandleFunc("/sessions/{sid}/transport/webrtc/{rest...}", f.handleTransport)
 	m.HandleFunc("POST /sessions/{sid}/uploads", f.handleTransport)
 	m.HandleFunc("PUT /uploads/{sid}/{id}", f.handlePut)
+	m.HandleFunc("GET /clips", f.handleClips) // clips.go
+	m.HandleFunc("GET /clips/chunks/{sid}/{name}", f.handleClipChunk)
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	m.HandleFunc("GET /readyz", f.handleReady)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

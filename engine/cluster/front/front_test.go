@@ -84,6 +84,8 @@ type envOptions struct {
 	node                    func(*node.Config)
 	// wrap, when set, wraps each node's HTTP handler.
 	wrap func(http.Handler) http.Handler
+	// wiring, when set, adjusts each node's wiring (recording: clips_test.go).
+	wiring func(*wiring.Config)
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -126,7 +128,11 @@ func (e *env) addNode(t *testing.T, id string, o envOptions) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := wiring.New(eng, wiring.Config{Backend: encode.BackendX264})
+	wc := wiring.Config{Backend: encode.BackendX264}
+	if o.wiring != nil {
+		o.wiring(&wc)
+	}
+	w, err := wiring.New(eng, wc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func (f *Front) startOnNode(ctx context.Context, x registry.Session, addr string
 	if err != nil {
 		return nil, err
 	}
-	body, _ := json.Marshal(map[string]string{"session_id": x.ID})
+	body, _ := json.Marshal(map[string]string{"session_id": x.ID, "clip_base": f.clipBase()}) // clips.go
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, addr+"/node/sessions", bytes.NewReader(body))
 	if err != nil {
 		return nil, err

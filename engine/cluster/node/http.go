@@ -22,6 +22,7 @@ import (
 //	*      /sessions/{sid}/transport/webrtc/...  the session's signalling
 //	POST   /sessions/{sid}/uploads               an upload slot
 //	PUT    /sessions/{sid}/uploads/{id}          its bytes (presigned by a front)
+//	GET    /clips, /clips/chunks/{id}/{name}     the recordings (clips.go)
 //	GET    /healthz, /readyz
 //
 // Every route but the last ones and the upload PUT needs a bearer token
@@ -44,6 +45,8 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n.handlePut(w, r, parts[1], parts[3])
 	case len(parts) >= 3 && parts[0] == "sessions" && (parts[2] == "transport" || parts[2] == "uploads"):
 		n.handleSession(w, r, parts[1])
+	case parts[0] == "clips" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		n.handleClips(w, r) // clips.go
 	default:
 		writeDetail(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
 	}
@@ -87,6 +90,9 @@ func (n *Node) handleStart(w http.ResponseWriter, r *http.Request) {
 	}
 	var req struct {
 		SessionID string `json:"session_id"`
+		// ClipBase is the front's public base for clip URLs when it has
+		// a path prefix (protocol.StartOptions.ClipBase).
+		ClipBase string `json:"clip_base"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil || req.SessionID == "" {
 		writeDetail(w, http.StatusBadRequest, "want {\"session_id\": string}")
@@ -99,7 +105,9 @@ func (n *Node) handleStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	_, err = n.srv.Start(ctx, protocol.StartOptions{ID: h.fsid})
+	// The recording id is the front's session id (a UUID), so the SDK's
+	// session id names its clips.
+	_, err = n.srv.Start(ctx, protocol.StartOptions{ID: h.fsid, RecordingID: h.fsid, ClipBase: req.ClipBase})
 	cancel()
 	if err != nil {
 		n.mu.Lock()
@@ -127,6 +135,7 @@ func (n *Node) handleStart(w http.ResponseWriter, r *http.Request) {
 	if err := n.cfg.Store.Commit(r.Context(), n.cfg.ID, h.fsid, until); err != nil {
 		slog.Warn("slot not committed", "err", err)
 	}
+	n.noteRecording(r.Context(), h.fsid, h.account) // clips.go
 	n.mu.Lock()
 	h.running = true
 	n.mu.Unlock()

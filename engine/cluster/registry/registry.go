@@ -14,6 +14,7 @@
 //	{p}node:{id}           hash: a node's address, model, capacity, draining (TTL: heartbeat)
 //	{p}acct:{account}      set: an account's session ids (ended ones pruned lazily)
 //	{p}slots:{id}          zset: session ids holding a slot on node id, scored by lease expiry (ms)
+//	{p}rec:{sid}           hash: the node keeping session sid's recording and its account (recordings.go)
 //
 // The reservation script reads keys it computes, so the Store needs one
 // Redis (or one hash slot), not Redis Cluster.

@@ -84,6 +84,7 @@ function Page() {
             <ReactorView track="main_video" className="video" videoObjectFit="contain" />
             <FacesStrip />
           </div>
+          <ClipCard />
           <div className="row">
             <div className="card webcam-card">
               <div className="card-title">
@@ -173,6 +174,101 @@ function useWatchConnection() {
     }
   });
   return userAction;
+}
+
+// ClipCard asks the engine for a clip of the last 10 s of its output
+// (reactor-recording-and-viewers.md §1). SDK 2.9.0 has no clip API, so it
+// sends the runtime message requestClip through the SDK's data channel
+// (sendCommand with the "runtime" scope) and takes the clipReady or
+// clipFailed reply from the runtime messages; then it polls GET /clips
+// until the playlist is ready (202 + Retry-After while the last segment is
+// open), fetches the init segment and the media segments, and plays them
+// as one fragmented MP4 (a blob: URL the video element reads directly),
+// with a link to save it.
+const CLIP_SECONDS = 10;
+
+function ClipCard() {
+  const { status, sendCommand } = useReactor((s) => ({ status: s.status, sendCommand: s.sendCommand }));
+  const [clip, setClip] = useState({ state: "idle" }); // idle | asking | waiting | ready | failed
+  const urlRef = useRef(null);
+  useReactorInternalMessage((m) => {
+    if (!m || typeof m !== "object") return;
+    if (m.type === "clipFailed") {
+      setClip({ state: "failed", detail: (m.data && m.data.reason) || "refused" });
+    } else if (m.type === "clipReady") {
+      const d = m.data || {};
+      setClip({ state: "waiting", detail: `${fmt(d.start_marker, 1, " s")} – ${fmt(d.end_marker, 1, " s")} of the recording` });
+      fetchClip(d.playlist_url)
+        .then((blob) => {
+          if (urlRef.current) URL.revokeObjectURL(urlRef.current);
+          urlRef.current = URL.createObjectURL(blob);
+          setClip({ state: "ready", url: urlRef.current, detail: `${fmt(d.end_marker - d.start_marker, 1, " s")} · ${fmt(blob.size / 1024, 0, " KiB")}` });
+        })
+        .catch((e) => setClip({ state: "failed", detail: e && e.message ? e.message : String(e) }));
+    }
+  });
+  useEffect(() => () => urlRef.current && URL.revokeObjectURL(urlRef.current), []);
+  const busy = clip.state === "asking" || clip.state === "waiting";
+  const onClick = () => {
+    setClip({ state: "asking" });
+    sendCommand("requestClip", { duration_seconds: CLIP_SECONDS }, "runtime").catch((e) =>
+      setClip({ state: "failed", detail: e && e.message ? e.message : String(e) })
+    );
+  };
+  return (
+    <div className="card clip-card" data-testid="clip-card" data-state={clip.state}>
+      <div className="card-title">
+        Clip <span className="muted">the engine records its output; requestClip, then GET /clips</span>
+      </div>
+      <div className="clip-row">
+        <button className="btn" data-testid="clip-button" disabled={status !== "ready" || busy} onClick={onClick}>
+          {busy ? "Clipping…" : `Clip the last ${CLIP_SECONDS} s`}
+        </button>
+        <span className="muted" data-testid="clip-detail">
+          {clip.state === "failed" ? `failed: ${clip.detail}` : clip.detail || ""}
+        </span>
+        {clip.state === "ready" && (
+          <a href={clip.url} download="clip.mp4" data-testid="clip-download">
+            save
+          </a>
+        )}
+      </div>
+      {clip.state === "ready" && <video className="clip-video" data-testid="clip-video" src={clip.url} controls autoPlay muted />}
+    </div>
+  );
+}
+
+// fetchClip resolves playlistUrl against the engine's address, polls it
+// until it is ready, and returns its init segment and media segments as
+// one MP4 blob.
+async function fetchClip(playlistUrl) {
+  const url = new URL(playlistUrl, API).href;
+  const deadline = Date.now() + 60000;
+  let text;
+  for (;;) {
+    const r = await fetch(url);
+    if (r.status === 200) {
+      text = await r.text();
+      break;
+    }
+    if (r.status !== 202) throw new Error(`GET /clips: ${r.status} ${await r.text()}`);
+    if (Date.now() > deadline) throw new Error("the clip was not ready within 60 s");
+    const wait = Math.min(2000, Math.max(200, 1000 * Number(r.headers.get("Retry-After") || 1)));
+    await new Promise((ok) => setTimeout(ok, wait));
+  }
+  const uris = [];
+  for (const l of text.split("\n")) {
+    if (l.startsWith('#EXT-X-MAP:URI="')) uris.push(l.slice(16, -1));
+    else if (l && !l.startsWith("#")) uris.push(l);
+  }
+  if (uris.length < 2) throw new Error("the playlist lists no segment");
+  const parts = [];
+  for (const u of uris) {
+    const r = await fetch(new URL(u, url).href);
+    if (!r.ok) throw new Error(`GET ${u}: ${r.status}`);
+    parts.push(await r.arrayBuffer());
+  }
+  return new Blob(parts, { type: "video/mp4" });
 }
 
 function Header({ userAction }) {

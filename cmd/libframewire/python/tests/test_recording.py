@@ -1,6 +1,11 @@
 """Recording switched on from a Python model's config file (its
 `recording:` block, read by the engine like the rest of the file) and
-stored where -recordings says; the clip routes answer over HTTP."""
+stored where -recordings says; the clip routes answer over HTTP. Media
+needs a WebRTC viewer (the recording muxes the live encoder's packets),
+which these tests have none of: the recorded file itself, H.264 + AAC with
+the model's tone, is checked by the Go test TestPythonRecording
+(cmd/framewire/python_recording_test.go) on tests/models/recording.py,
+driven by the real SDK in Chromium."""
 
 import json
 import os
