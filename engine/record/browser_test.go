@@ -125,8 +125,13 @@ func TestClipPlaysInChromium(t *testing.T) {
 		const g = c.getContext("2d", {willReadFrequently: true});
 		const levels = [];
 		for (const n of frames) {
+			// "seeked" can fire before the new picture is composited (seen
+			// near the stream's end: the previous frame drawn); the frame
+			// callback says the sought picture is the one shown.
+			const shown = new Promise(r => v.requestVideoFrameCallback(() => r()));
 			v.currentTime = (n + 0.5) / 30;
 			await new Promise(r => v.addEventListener("seeked", r, {once: true}));
+			await Promise.race([shown, new Promise(r => setTimeout(r, 1000))]);
 			window.step = "drawn " + n;
 			g.drawImage(v, 0, 0, 64, 64);
 			levels.push(g.getImageData(32, 32, 1, 1).data[1]);
