@@ -196,8 +196,12 @@ wheel: deps page $(PYLIB) $(PYLIB_CUDA)
 python-deps:
 	@.ci/deps.sh python
 
-$(PYLIB): $(LIBFW_SRC) | $(FFMPEG_STAMP)
+# The FFmpeg libraries are copied beside it afresh each time: the library's
+# RPATH ($$ORIGIN) makes ldd resolve to copies already there, so stale ones
+# (from an FFmpeg build before the last) would never be replaced.
+$(PYLIB): $(LIBFW_SRC) $(FFMPEG_STAMP)
 	mkdir -p $(PYPKG)/_lib
+	rm -f $(PYPKG)/_lib/libav*.so.* $(PYPKG)/_lib/libsw*.so.* $(PYPKG)/_lib/libpostproc.so.*
 	CGO_LDFLAGS='-Wl,--disable-new-dtags,-rpath,$$ORIGIN' go build -buildmode=c-shared -trimpath -ldflags='-s -w' -o $@ ./cmd/libframewire
 	rm -f $(PYPKG)/_lib/libframewire.h
 	LD_LIBRARY_PATH=$(PREFIX)/lib ldd $@ | awk '$$3 ~ "^$(PREFIX)/" {print $$3}' | xargs -r -I{} cp -L {} $(PYPKG)/_lib/
