@@ -333,7 +333,7 @@ func (p *Peer) onBitrate(bps int) {
 	}
 	share /= len(video)
 	for _, o := range video {
-		o.setBitrate(max(share, p.cfg.MinBitrate/len(video)))
+		o.viewerBitrate(p, share, p.cfg.MinBitrate/len(video))
 	}
 }
 
@@ -535,5 +535,10 @@ func (p *Peer) Close() error {
 		err = p.pc.Close()
 	}
 	p.wg.Wait()
+	if !already {
+		for _, o := range p.outputs {
+			o.forgetViewer(p)
+		}
+	}
 	return err
 }

@@ -1,0 +1,120 @@
+package peer
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+type countControl struct{ keys, rate atomic.Int64 }
+
+func (c *countControl) RequestKeyframe() { c.keys.Add(1) }
+func (c *countControl) SetBitrate(b int) { c.rate.Store(int64(b)) }
+
+// Many viewers' keyframe requests within one interval reach the encoder
+// once at once, and once more (held) after the interval.
+func TestFanoutKeyframeThrottle(t *testing.T) {
+	o, err := NewOutput("main_video", KindVideo, CodecVP8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c countControl
+	o.SetControl(&c)
+	t0 := time.Now()
+	for range 20 {
+		o.fan.requestKeyframe(t0, o.forwardKeyframe)
+	}
+	if got := c.keys.Load(); got != 1 {
+		t.Fatalf("20 requests in one instant forwarded %d keyframe requests; want 1", got)
+	}
+	o.fan.flushHeld(t0.Add(KeyframeInterval/2), o.forwardKeyframe)
+	if got := c.keys.Load(); got != 1 {
+		t.Fatalf("held request forwarded before the interval: %d", got)
+	}
+	o.fan.flushHeld(t0.Add(KeyframeInterval), o.forwardKeyframe)
+	if got := c.keys.Load(); got != 2 {
+		t.Fatalf("held request not forwarded after the interval: %d forwarded", got)
+	}
+	o.fan.flushHeld(t0.Add(3*KeyframeInterval), o.forwardKeyframe)
+	if got := c.keys.Load(); got != 2 {
+		t.Fatalf("a request was forwarded twice: %d", got)
+	}
+	if st := o.Fanout(); st.KeyframeRequests != 20 || st.KeyframesForwarded != 2 {
+		t.Fatalf("stats %+v; want 20 requests, 2 forwarded", st)
+	}
+}
+
+// The encoder follows the lowest viewer estimate, never below the floor,
+// and the viewers left when one goes.
+func TestFanoutBitrateLowestWithFloor(t *testing.T) {
+	o, err := NewOutput("main_video", KindVideo, CodecVP8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c countControl
+	o.SetControl(&c)
+	a, b := &Peer{}, &Peer{}
+	o.viewerBitrate(a, 3_000_000, 300_000)
+	o.viewerBitrate(b, 1_000_000, 300_000)
+	if got := c.rate.Load(); got != 1_000_000 {
+		t.Fatalf("target %d; want the lowest estimate 1000000", got)
+	}
+	o.viewerBitrate(b, 100_000, 300_000)
+	if got := c.rate.Load(); got != 300_000 {
+		t.Fatalf("target %d; want the floor 300000", got)
+	}
+	o.forgetViewer(b)
+	if got := c.rate.Load(); got != 3_000_000 {
+		t.Fatalf("target %d after the slow viewer left; want 3000000", got)
+	}
+	o.forgetViewer(a)
+	if got := c.rate.Load(); got != 3_000_000 {
+		t.Fatalf("target %d with no viewer; want the last one kept", got)
+	}
+}
+
+type nopWriter struct{ exts int }
+
+func (w *nopWriter) WriteRTP(h *rtp.Header, _ []byte) (int, error) {
+	w.exts += len(h.Extensions)
+	return 0, nil
+}
+func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// A viewer's write adds its extensions, takes them off again (the next
+// viewer may number them differently) and allocates nothing.
+func TestWiredWriterPerViewerZeroAllocs(t *testing.T) {
+	o, err := NewOutput("main_video", KindVideo, CodecVP8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.capture.Store(time.Now().UnixNano())
+	var sink nopWriter
+	viewers := make([]*wiredWriter, 8)
+	for i := range viewers {
+		viewers[i] = &wiredWriter{TrackLocalWriter: &sink, out: o, playoutID: uint8(1 + i%3), captureID: uint8(4 + i%3)}
+	}
+	h := &rtp.Header{Version: 2, Timestamp: 1}
+	payload := make([]byte, 1200)
+	write := func() {
+		h.Timestamp += 3000
+		for _, w := range viewers {
+			_, _ = w.WriteRTP(h, payload)
+			if len(h.Extensions) != 0 {
+				t.Fatalf("viewer left %d extensions on the shared header", len(h.Extensions))
+			}
+		}
+	}
+	write() // grows the extension slice once
+	if n := testing.AllocsPerRun(200, write); n != 0 {
+		t.Fatalf("%v allocations per frame for %d viewers; want 0", n, len(viewers))
+	}
+	if sink.exts == 0 {
+		t.Fatal("no viewer's packet carried its extensions")
+	}
+}
+
+var _ webrtc.TrackLocalWriter = (*nopWriter)(nil)
