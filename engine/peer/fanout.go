@@ -116,10 +116,10 @@ func (f *fanout) targetLocked() int {
 
 // FanoutStats is a snapshot of an Output's shared decisions.
 type FanoutStats struct {
-	Viewers           int // viewers with a bitrate estimate
-	KeyframeRequests  uint64
+	Viewers            int // viewers with a bitrate estimate
+	KeyframeRequests   uint64
 	KeyframesForwarded uint64
-	TargetBitrate     int // the encoder target the viewers' estimates give (0: none yet)
+	TargetBitrate      int // the encoder target the viewers' estimates give (0: none yet)
 }
 
 // Fanout returns the output's fan-out counters.
