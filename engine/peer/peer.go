@@ -542,3 +542,23 @@ func (p *Peer) Close() error {
 	}
 	return err
 }
+
+// ICECandidate is one remote candidate the client trickles.
+type ICECandidate struct {
+	Candidate     string  `json:"candidate"`
+	SDPMid        *string `json:"sdp_mid"`
+	SDPMLineIndex *uint16 `json:"sdp_mline_index"`
+}
+
+// AddICECandidate adds a candidate the client trickled after its offer.
+// An empty candidate (end of candidates) is accepted and ignored. It does
+// not block on the network.
+func (p *Peer) AddICECandidate(c ICECandidate) error {
+	if c.Candidate == "" {
+		return nil
+	}
+	if err := p.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex}); err != nil {
+		return fmt.Errorf("%w: ice candidate: %v", ErrBadOffer, err)
+	}
+	return nil
+}
