@@ -43,6 +43,9 @@ type Binding struct {
 	// Outputs by name: the session's output tracks (client recvonly).
 	Outputs  map[string]*Output
 	Handlers Handlers
+	// MediaOnly peers have no data channel (a WHEP player): OnReady fires
+	// once the connection is up.
+	MediaOnly bool
 }
 
 // Peer is one client connection. Its methods are safe for concurrent use.
@@ -54,6 +57,7 @@ type Peer struct {
 	maxMsg  int
 	log     *slog.Logger
 	outputs []*Output
+	noDC    bool // MediaOnly
 
 	dc        atomic.Pointer[webrtc.DataChannel]
 	connected atomic.Bool
@@ -126,7 +130,7 @@ func (cfg Config) newPeer(b Binding) (*Peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peer: new peer connection: %w", err)
 	}
-	p := &Peer{cfg: cfg, pc: pc, h: b.Handlers, maxMsg: b.Offer.MaxMessageSize(), log: cfg.Logger}
+	p := &Peer{cfg: cfg, pc: pc, h: b.Handlers, maxMsg: b.Offer.MaxMessageSize(), log: cfg.Logger, noDC: b.MediaOnly}
 	select {
 	case e := <-bwe:
 		p.bwe.Store(&e)
@@ -364,7 +368,7 @@ func (p *Peer) lost(reason string) {
 }
 
 func (p *Peer) maybeReady() {
-	if p.connected.Load() && p.dcOpen.Load() {
+	if p.connected.Load() && (p.dcOpen.Load() || p.noDC) {
 		p.readyOnce.Do(func() {
 			if p.h.OnReady != nil {
 				p.h.OnReady(p)

@@ -50,7 +50,9 @@ type conn struct {
 	ready       bool // the peer is connected and its data channel open
 	announced   bool // the model and the journal were told it opened
 	ice         []peer.ICECandidate
-	lastSeen    atomic.Int64 // unix nanos of the last data-channel message
+	whep        bool          // a WHEP player: media only, no ping timeout (whep.go)
+	answered    chan struct{} // closed when the latest offer's answer is ready or failed
+	lastSeen    atomic.Int64  // unix nanos of the last data-channel message
 }
 
 // register mints a connection id (POST …/connections): random in

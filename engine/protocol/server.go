@@ -226,6 +226,8 @@ func NewServer(w *wiring.Wiring, cfg Config) (*Server, error) {
 	s.mux.HandleFunc("/sessions/{sid}/transport/webrtc/connections", s.handleRegister)
 	s.mux.HandleFunc("/sessions/{sid}/transport/webrtc/connections/{cid}/sdp_params", s.handleConnSDP)
 	s.mux.HandleFunc("/sessions/{sid}/transport/webrtc/connections/{cid}/ice_candidates", s.handleConnICE)
+	s.mux.HandleFunc("/sessions/{sid}/whep", s.handleWHEP)
+	s.mux.HandleFunc("/sessions/{sid}/whep/{cid}", s.handleWHEPResource)
 	s.mux.HandleFunc("/start_session", s.handleStart)
 	s.mux.HandleFunc("/stop_session", s.handleStop)
 	s.mux.HandleFunc("/sessions/{sid}/transport/webrtc/ice_servers", s.handleICEServers)

@@ -281,7 +281,7 @@ func (ss *session) check(now time.Time) {
 		switch {
 		case pr.ready && pr.p != nil && pr.p.InboundStalled() != nil:
 			ss.tooLarge(pr.c, pr.p)
-		case pr.ready && now.Sub(time.Unix(0, pr.c.lastSeen.Load())) > cfg.PingTimeout:
+		case pr.ready && !pr.c.whep && now.Sub(time.Unix(0, pr.c.lastSeen.Load())) > cfg.PingTimeout:
 			ss.lose(pr.c, pr.p, fmt.Sprintf("no data-channel message for %s", cfg.PingTimeout))
 		case pr.expiry:
 			ss.lose(pr.c, pr.p, fmt.Sprintf("not connected %s after its offer", cfg.ConnectTimeout))
@@ -451,14 +451,21 @@ func (ss *session) handlers(c *conn) peer.Handlers {
 // a goroutine of the session (gathering takes up to the gather timeout).
 // A live connection's re-offer takes over silently: no hooks, no journal.
 func (ss *session) bind(cid int, b peer.Binding) error {
+	_, err := ss.bindWith(cid, b, false)
+	return err
+}
+
+// bindWith is bind; whep marks a media-only WHEP connection. The channel
+// is closed once the answer is ready or failed.
+func (ss *session) bindWith(cid int, b peer.Binding, whep bool) (<-chan struct{}, error) {
 	ss.mu.Lock()
 	if ss.st == stateClosed {
 		ss.mu.Unlock()
-		return errors.New("session has ended")
+		return nil, errors.New("session has ended")
 	}
 	c := ss.conns[cid]
 	if c == nil {
-		c = &conn{id: cid}
+		c = &conn{id: cid, whep: whep}
 		ss.conns[cid] = c
 		c.ice = ss.earlyICE[cid]
 		delete(ss.earlyICE, cid)
@@ -471,6 +478,8 @@ func (ss *session) bind(cid int, b peer.Binding) error {
 	c.answer, c.negErr, c.negotiating, c.taken = "", nil, true, false
 	c.ready = false
 	c.offered = time.Now()
+	done := make(chan struct{})
+	c.answered = done
 	if ss.st == stateStreaming && ss.readyLocked() == 0 {
 		ss.st = stateOrphaned
 	}
@@ -478,6 +487,7 @@ func (ss *session) bind(cid int, b peer.Binding) error {
 	ss.mu.Unlock()
 	b.Handlers = ss.handlers(c)
 	err := ss.es.Go(func(ctx context.Context) error {
+		defer close(done)
 		if old != nil {
 			ss.closePeer(old)
 		}
@@ -485,9 +495,9 @@ func (ss *session) bind(cid int, b peer.Binding) error {
 		return nil
 	})
 	if err != nil {
-		return errors.New("session has ended")
+		return nil, errors.New("session has ended")
 	}
-	return nil
+	return done, nil
 }
 
 // answerOffer builds the answer of connection c's offer generation gen

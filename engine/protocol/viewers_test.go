@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -551,4 +552,67 @@ func TestTwentyViewersOneEncode(t *testing.T) {
 		t.Fatalf("the encoder encoded %d frames while %d were sent: more than one encode per frame", enc, sent)
 	}
 	t.Logf("20 viewers: %d frames sent, keyframes %d", sent, s1.Keyframes)
+}
+
+// WHEP: a player without a data channel POSTs its offer, gets 201 with
+// the answer and a Location, receives the session's video next to an SDK
+// client, and leaves with DELETE.
+func TestWHEPPlayer(t *testing.T) {
+	vs := newViewerServer(t, testW, testH, testConfig())
+	d, legacy := enginetest.Connect(t, vs.URL, clientOptions{})
+	v := &rtpViewer{pc: newPC(t, clientOptions{})}
+	defer v.close()
+	if _, err := v.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	v.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		v.done.Add(1)
+		go func() {
+			defer v.done.Done()
+			for {
+				if _, _, err := tr.ReadRTP(); err != nil {
+					return
+				}
+				v.frames.Add(1)
+			}
+		}()
+	})
+	offer, err := v.pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := webrtc.GatheringCompletePromise(v.pc)
+	if err := v.pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-g
+	req, _ := http.NewRequest("POST", vs.URL+"/sessions/"+d.SessionID+"/whep", strings.NewReader(v.pc.LocalDescription().SDP))
+	req.Header.Set("Content-Type", "application/sdp")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Content-Type") != "application/sdp" || !strings.HasPrefix(loc, "/sessions/"+d.SessionID+"/whep/") {
+		t.Fatalf("WHEP POST: %d %q Location %q: %s", resp.StatusCode, resp.Header.Get("Content-Type"), loc, answer)
+	}
+	if err := v.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(answer)}); err != nil {
+		t.Fatal(err)
+	}
+	enginetest.Eventually(t, 10*time.Second, "WHEP player receiving video", func() bool { return v.frames.Load() > 20 })
+	var cid int
+	fmt.Sscanf(loc[strings.LastIndex(loc, "/")+1:], "%d", &cid)
+	vs.expectEvent(t, "connected 1001 1")
+	vs.expectEvent(t, fmt.Sprintf("connected %d 2", cid))
+	if code, body := enginetest.Do(t, vs.URL, "DELETE", loc, nil, nil); code != http.StatusOK {
+		t.Fatalf("DELETE %s: %d %s", loc, code, body)
+	}
+	vs.expectEvent(t, fmt.Sprintf("disconnected %d 1", cid))
+	before := legacy.Frames.Load()
+	legacy.WaitFrames(before+10, 10*time.Second)
+	if code, _ := enginetest.Do(t, vs.URL, "DELETE", loc, nil, nil); code != http.StatusNotFound {
+		t.Fatalf("second DELETE: %d; want 404", code)
+	}
 }
