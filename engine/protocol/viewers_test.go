@@ -616,3 +616,56 @@ func TestWHEPPlayer(t *testing.T) {
 		t.Fatalf("second DELETE: %d; want 404", code)
 	}
 }
+
+// Items 32, 33: a viewer silent past the ping timeout is closed while the
+// pinging client goes on; of two viewers sending webcam, the model gets
+// the first one's frames only.
+func TestViewerPingTimeoutAndInputClaim(t *testing.T) {
+	vs := newViewerServer(t, testW, testH, testConfig())
+	d, legacy := enginetest.Connect(t, vs.URL, clientOptions{})
+	vs.expectEvent(t, "connected 1001 1")
+	stop := make(chan struct{})
+	defer close(stop)
+	legacy.Go(func() {
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				legacy.SendJSON(map[string]any{"scope": "runtime", "data": map[string]any{"type": "ping", "data": map[string]any{}}})
+			}
+		}
+	})
+	legacy.PublishWebcam("webcam", 160, 120, stop)
+	webcamWH := func() int {
+		in, err := vs.srv.currentSession().es.VideoIn("webcam")
+		if err != nil {
+			return 0
+		}
+		f := in.Latest()
+		if f == nil {
+			return 0
+		}
+		return f.Width<<16 | f.Height
+	}
+	enginetest.Eventually(t, 10*time.Second, "the first client's webcam at the model", func() bool { return webcamWH() == 160<<16|120 })
+	id := vs.register(t, d.SessionID)
+	viewer := enginetest.Dial(t, vs.URL, d.SessionID, d.Capabilities.Tracks, "POST", clientOptions{ConnectionID: id})
+	viewer.WaitReady()
+	vs.expectEvent(t, fmt.Sprintf("connected %d 2", id))
+	viewer.PublishWebcam("webcam", 320, 240, stop)
+	viewer.WaitFrames(10, 10*time.Second)
+	// The viewer's frames arrive at the server, but the model keeps the
+	// first client's until the viewer drops (it sends no ping: 2 s).
+	for range 10 {
+		if wh := webcamWH(); wh != 160<<16|120 {
+			t.Fatalf("the model got a %dx%d webcam frame from the second viewer", wh>>16, wh&0xffff)
+		}
+		time.Sleep(50 * time.Millisecond) // sampling the model's latest frame over half a second, not synchronisation
+	}
+	vs.expectEvent(t, fmt.Sprintf("disconnected %d 1", id))
+	before := legacy.Frames.Load()
+	legacy.WaitFrames(before+10, 10*time.Second)
+}
