@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -669,55 +668,4 @@ func TestViewerPingTimeoutAndInputClaim(t *testing.T) {
 	vs.expectEvent(t, fmt.Sprintf("disconnected %d 1", id))
 	before := legacy.Frames.Load()
 	legacy.WaitFrames(before+10, 10*time.Second)
-}
-
-// cpuTime is the process's user+system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// BenchmarkAdditionalViewerCPU reports the CPU one more viewer costs as a
-// fraction of the whole one-viewer session's CPU (model, encode, send),
-// at 720p30: "viewer-cpu-ratio" (the target is ≤ 0.05). The
-// viewers are pion peers in this process, so their receive path (SRTP,
-// RTCP) is counted too: the ratio is an upper bound of the server's.
-func BenchmarkAdditionalViewerCPU(b *testing.B) {
-	cfg := testConfig()
-	cfg.PingTimeout = time.Hour // the light viewers send no ping
-	vs := newViewerServer(b, 1280, 720, cfg)
-	d := enginetest.Start(b, vs.URL)
-	const extra = 4
-	measure := func(frames uint64) time.Duration {
-		s0 := sessionVideo(b, vs, d.SessionID).Sent
-		c0 := cpuTime()
-		enginetest.Eventually(b, time.Duration(frames)*time.Second, "frames sent", func() bool {
-			return sessionVideo(b, vs, d.SessionID).Sent >= s0+frames
-		})
-		return (cpuTime() - c0) / time.Duration(sessionVideo(b, vs, d.SessionID).Sent-s0)
-	}
-	first := dialRTPViewer(b, vs.URL, d.SessionID, vs.register(b, d.SessionID))
-	defer first.close()
-	enginetest.Eventually(b, 15*time.Second, "the first viewer receiving", func() bool { return first.frames.Load() > 30 })
-	var one, more time.Duration
-	b.ResetTimer()
-	for range b.N {
-		one += measure(60)
-	}
-	b.StopTimer()
-	for range extra {
-		v := dialRTPViewer(b, vs.URL, d.SessionID, vs.register(b, d.SessionID))
-		defer v.close()
-	}
-	enginetest.Eventually(b, 15*time.Second, "every viewer connected", func() bool {
-		return sessionVideo(b, vs, d.SessionID).Sent > 0 && vs.srv.currentSession().connCount() == extra+1
-	})
-	b.StartTimer()
-	for range b.N {
-		more += measure(60)
-	}
-	ratio := float64(more-one) / extra / float64(one)
-	b.ReportMetric(ratio, "viewer-cpu-ratio")
-	b.ReportMetric(float64(one.Microseconds())/float64(b.N), "µs-cpu/frame-1-viewer")
 }
