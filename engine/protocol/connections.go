@@ -50,6 +50,8 @@ type conn struct {
 	ready       bool // the peer is connected and its data channel open
 	announced   bool // the model and the journal were told it opened
 	ice         []peer.ICECandidate
+	iceServers  []peer.ICEServer // this connection's STUN/TURN servers, when iceSet
+	iceSet      bool
 	whep        bool          // a WHEP player: media only, no ping timeout (whep.go)
 	answered    chan struct{} // closed when the latest offer's answer is ready or failed
 	lastSeen    atomic.Int64  // unix nanos of the last data-channel message
@@ -180,6 +182,22 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 type connSDPRequest struct {
 	SDPOffer     string              `json:"sdp_offer"`
 	TrackMapping []peer.TrackMapping `json:"track_mapping"`
+	// ICEServers, when present (even empty), replace the configured
+	// STUN/TURN servers for this connection (fresh TURN credentials per
+	// offer); absent or null: the configured ones.
+	ICEServers *[]iceServerJSON `json:"ice_servers"`
+}
+
+// peerICEServers converts the request's ice_servers.
+func (r connSDPRequest) peerICEServers() ([]peer.ICEServer, error) {
+	out := make([]peer.ICEServer, 0, len(*r.ICEServers))
+	for i, is := range *r.ICEServers {
+		if len(is.URIs) == 0 {
+			return nil, fmt.Errorf("ice_servers[%d] has no uris", i)
+		}
+		out = append(out, peer.ICEServer{URLs: is.URIs, Username: is.Credentials["username"], Credential: is.Credentials["password"]})
+	}
+	return out, nil
 }
 
 // handleConnSDP serves POST/PUT/GET …/connections/{cid}/sdp_params.
@@ -224,7 +242,14 @@ func (s *Server) handleConnSDP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "sdp_params: "+err.Error())
 		return
 	}
-	if err := sess.negotiate(cid, offer, req.TrackMapping); err != nil {
+	var servers []peer.ICEServer
+	if req.ICEServers != nil {
+		if servers, err = req.peerICEServers(); err != nil {
+			writeError(w, http.StatusBadRequest, "sdp_params: "+err.Error())
+			return
+		}
+	}
+	if err := sess.negotiateWith(cid, offer, req.TrackMapping, servers, req.ICEServers != nil); err != nil {
 		code := http.StatusBadRequest
 		if errors.Is(err, errConnLimit) {
 			code = http.StatusServiceUnavailable

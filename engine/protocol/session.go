@@ -66,12 +66,13 @@ type session struct {
 	conns    map[int]*conn
 	minted   map[int]bool // ids POST /connections handed out; never reused
 	earlyICE map[int][]peer.ICECandidate
-	iceOrder []int            // earlyICE's ids, oldest first
-	gen      uint64           // bumped by every offer
-	reason   string           // why the session ends, for the client's sessionEnded
-	stopped  bool             // ended by stop_session (the journal's reason)
-	cause    error            // why the engine session ended, for the journal
-	claims   map[string]*conn // input track → the connection feeding it
+	iceFor   map[int]iceChoice // an offer's ice_servers, until bind takes them
+	iceOrder []int             // earlyICE's ids, oldest first
+	gen      uint64            // bumped by every offer
+	reason   string            // why the session ends, for the client's sessionEnded
+	stopped  bool              // ended by stop_session (the journal's reason)
+	cause    error             // why the engine session ended, for the journal
+	claims   map[string]*conn  // input track → the connection feeding it
 
 	clientLog ratelog.Limiter // log lines the client can cause at will
 	lost      chan lostPeer
@@ -90,7 +91,7 @@ func (s *Server) newSession(ws *wiring.Session, id string) *session {
 	sess := &session{
 		srv: s, id: id, started: time.Now(), ws: ws, es: ws.Engine(), caps: s.caps,
 		st: stateWaiting, since: time.Now(),
-		conns: map[int]*conn{}, minted: map[int]bool{}, earlyICE: map[int][]peer.ICECandidate{},
+		conns: map[int]*conn{}, minted: map[int]bool{}, earlyICE: map[int][]peer.ICECandidate{}, iceFor: map[int]iceChoice{},
 		lost:    make(chan lostPeer, 16),
 		uploads: newUploadStore(s.cfg, s.upMem),
 	}
@@ -380,6 +381,12 @@ func (ss *session) readyLocked() int {
 // answer in the background. Other connections are untouched. Errors are
 // the client's fault (400) except errConnLimit (503).
 func (ss *session) negotiate(cid int, offer *peer.Offer, mapping []peer.TrackMapping) error {
+	return ss.negotiateWith(cid, offer, mapping, nil, false)
+}
+
+// negotiateWith is negotiate; with iceSet, servers replace the configured
+// STUN/TURN servers for this offer's peer.
+func (ss *session) negotiateWith(cid int, offer *peer.Offer, mapping []peer.TrackMapping, servers []peer.ICEServer, iceSet bool) error {
 	if err := ss.validate(offer, mapping); err != nil {
 		return err
 	}
@@ -407,7 +414,16 @@ func (ss *session) negotiate(cid int, offer *peer.Offer, mapping []peer.TrackMap
 	if err != nil {
 		return err
 	}
+	ss.mu.Lock()
+	ss.iceFor[cid] = iceChoice{servers, iceSet}
+	ss.mu.Unlock()
 	return ss.bind(cid, peer.Binding{Offer: offer, Mapping: mapping, Outputs: outputs})
+}
+
+// iceChoice is an offer's ice_servers (set: present in the request).
+type iceChoice struct {
+	servers []peer.ICEServer
+	set     bool
 }
 
 // validate checks the mapping against the model's tracks and the offer
@@ -478,6 +494,9 @@ func (ss *session) bindWith(cid int, b peer.Binding, whep bool) (<-chan struct{}
 	c.answer, c.negErr, c.negotiating, c.taken = "", nil, true, false
 	c.ready = false
 	c.offered = time.Now()
+	ice := ss.iceFor[cid]
+	delete(ss.iceFor, cid)
+	c.iceServers, c.iceSet = ice.servers, ice.set
 	done := make(chan struct{})
 	c.answered = done
 	if ss.st == stateStreaming && ss.readyLocked() == 0 {
@@ -507,6 +526,11 @@ func (ss *session) answerOffer(ctx context.Context, c *conn, gen uint64, b peer.
 	ctx, cancel := context.WithTimeout(ctx, ss.srv.cfg.NegotiationTimeout)
 	defer cancel()
 	pcfg := ss.srv.cfg.Peer
+	ss.mu.Lock()
+	if c.iceSet {
+		pcfg.ICEServers = c.iceServers
+	}
+	ss.mu.Unlock()
 	p, answer, err := pcfg.Answer(ctx, b)
 	ss.mu.Lock()
 	if c.gen != gen || ss.conns[c.id] != c || ss.st == stateClosed {

@@ -417,8 +417,11 @@ func TestConnectionCapTrickleAndDataOnly(t *testing.T) {
 	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "Connection limit reached") {
 		t.Fatalf("offer past the cap: %d %s; want 503 Connection limit reached", code, body)
 	}
-	if code, body := enginetest.Do(t, vs.URL, "PUT", fmt.Sprintf("/sessions/%s/transport/webrtc/connections/%d/sdp_params", d.SessionID, id), map[string]any{"sdp_offer": offer.SDP}, rtcHdr); code != http.StatusAccepted {
+	if code, body := enginetest.Do(t, vs.URL, "PUT", fmt.Sprintf("/sessions/%s/transport/webrtc/connections/%d/sdp_params", d.SessionID, id), map[string]any{"sdp_offer": offer.SDP, "ice_servers": []any{}}, rtcHdr); code != http.StatusAccepted {
 		t.Fatalf("re-offer at the cap: %d %s; want 202", code, body)
+	}
+	if code, body := enginetest.Do(t, vs.URL, "PUT", fmt.Sprintf("/sessions/%s/transport/webrtc/connections/%d/sdp_params", d.SessionID, id), map[string]any{"sdp_offer": offer.SDP, "ice_servers": []any{map[string]any{"uris": []string{}}}}, rtcHdr); code != http.StatusBadRequest {
+		t.Fatalf("ice_servers without uris: %d %s; want 400", code, body)
 	}
 	for path, want := range map[string]int{"abc": 422, "1000": 400, "10000": 400} {
 		if code, _ := enginetest.Do(t, vs.URL, "GET", "/sessions/"+d.SessionID+"/transport/webrtc/connections/"+path+"/sdp_params", nil, rtcHdr); code != want {
