@@ -23,6 +23,10 @@ type Handlers struct {
 	// OnMessage gets each text frame of the client's "data" channel; text is
 	// valid only during the call.
 	OnMessage func(p *Peer, text []byte)
+	// OnControl gets each frame of the client's "control" channel (SDK ≥
+	// 2.12 opens it beside "data"); data is valid only during the call.
+	// Without it the channel's frames are dropped and counted.
+	OnControl func(p *Peer, data []byte)
 	// OnReady is called once when the connection is up and the data
 	// channel open.
 	OnReady func(p *Peer)
@@ -378,6 +382,17 @@ func (p *Peer) maybeReady() {
 }
 
 func (p *Peer) onDataChannel(dc *webrtc.DataChannel) {
+	if dc.Label() == "control" && p.h.OnControl != nil {
+		dc.OnMessage(func(m webrtc.DataChannelMessage) {
+			if len(m.Data) > int(p.cfg.SCTPMaxMessageSize) {
+				p.dropped.Add(1)
+				p.oversized.Add(1)
+				return
+			}
+			p.h.OnControl(p, m.Data)
+		})
+		return
+	}
 	if dc.Label() != "data" {
 		p.log.Warn("client opened a data channel other than \"data\"; its messages are dropped", "label", dc.Label())
 		dc.OnMessage(func(webrtc.DataChannelMessage) { p.dropped.Add(1) })

@@ -57,6 +57,18 @@ type conn struct {
 	lastSeen    atomic.Int64  // unix nanos of the last data-channel message
 }
 
+// onControl takes a frame of connection c's "control" channel (SDK ≥
+// 2.12): it counts as a ping. Its messages (resume_track, pause_track,
+// publish_track) are not acted on yet: every connection streams at once.
+func (ss *session) onControl(c *conn, p *peer.Peer) {
+	ss.mu.Lock()
+	current := c.peer == p && ss.conns[c.id] == c
+	ss.mu.Unlock()
+	if current {
+		c.lastSeen.Store(time.Now().UnixNano())
+	}
+}
+
 // register mints a connection id (POST …/connections): random in
 // 1002–9999, never one this session handed out before.
 func (ss *session) register() (int, error) {

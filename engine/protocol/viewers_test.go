@@ -672,3 +672,41 @@ func TestViewerPingTimeoutAndInputClaim(t *testing.T) {
 	before := legacy.Frames.Load()
 	legacy.WaitFrames(before+10, 10*time.Second)
 }
+
+// A viewer that talks on its "control" channel only (as SDK ≥ 2.12 may)
+// is alive: its frames count as pings past the ping timeout.
+func TestControlChannelKeepsViewerAlive(t *testing.T) {
+	vs := newViewerServer(t, testW, testH, testConfig())
+	d := enginetest.Start(t, vs.URL)
+	id := vs.register(t, d.SessionID)
+	viewer := enginetest.Dial(t, vs.URL, d.SessionID, d.Capabilities.Tracks, "POST", clientOptions{ConnectionID: id})
+	viewer.WaitReady()
+	vs.expectEvent(t, fmt.Sprintf("connected %d 1", id))
+	ctl, err := viewer.PC.CreateDataChannel("control", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	ctl.OnOpen(func() {
+		viewer.Go(func() {
+			tick := time.NewTicker(200 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					_ = ctl.SendText(`{"type":"notification","event":"resume_track","data":{"name":"main_video"}}`)
+				}
+			}
+		})
+	})
+	start := viewer.Frames.Load()
+	viewer.WaitFrames(start+120, 15*time.Second) // 4 s at 30 fps: twice the ping timeout
+	select {
+	case ev := <-vs.model.events:
+		t.Fatalf("hook %q while the viewer pinged on its control channel", ev)
+	default:
+	}
+}
