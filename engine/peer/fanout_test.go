@@ -76,10 +76,11 @@ func TestFanoutBitrateLowestWithFloor(t *testing.T) {
 	}
 }
 
-type nopWriter struct{ exts int }
+type nopWriter struct{ exts, n int }
 
 func (w *nopWriter) WriteRTP(h *rtp.Header, _ []byte) (int, error) {
 	w.exts += len(h.Extensions)
+	w.n++
 	return 0, nil
 }
 func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
@@ -118,3 +119,43 @@ func TestWiredWriterPerViewerZeroAllocs(t *testing.T) {
 }
 
 var _ webrtc.TrackLocalWriter = (*nopWriter)(nil)
+
+// A viewer joining mid-stream gets nothing until a keyframe's first
+// packet; a viewer already watching gets every packet.
+func TestJoiningViewerStartsAtKeyframe(t *testing.T) {
+	o, err := NewOutput("main_video", KindVideo, CodecVP8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old, joined nopWriter
+	watching := &wiredWriter{TrackLocalWriter: &old, out: o}
+	joining := &wiredWriter{TrackLocalWriter: &joined, out: o, gated: true}
+	seq := uint16(0)
+	au := func(key bool, packets int) {
+		o.auKey.Store(key)
+		o.auSeq.Store(-1)
+		for i := range packets {
+			h := &rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq / 3), Marker: i == packets-1}
+			seq++
+			_, _ = watching.WriteRTP(h, []byte{1})
+			if i == 0 && seq == 1 {
+				continue // the joining viewer binds after the first packet
+			}
+			_, _ = joining.WriteRTP(h, []byte{1})
+		}
+	}
+	count := func(w *wiredWriter) int { return int(w.TrackLocalWriter.(*nopWriter).n) }
+	au(true, 3)  // a keyframe, joined in its middle: withheld
+	au(false, 3) // a delta frame: withheld
+	if n := count(joining); n != 0 {
+		t.Fatalf("joining viewer got %d packets before a keyframe", n)
+	}
+	au(true, 3) // the next keyframe: from its first packet on
+	au(false, 3)
+	if n := count(joining); n != 6 {
+		t.Fatalf("joining viewer got %d packets; want the keyframe's and the next frame's 6", n)
+	}
+	if n := count(watching); n != 12 {
+		t.Fatalf("watching viewer got %d packets; want all 12", n)
+	}
+}

@@ -32,6 +32,8 @@ type Output struct {
 	ctl   atomic.Pointer[controlBox]
 	fan   fanout // shared decisions of the viewers (fanout.go)
 
+	auKey   atomic.Bool  // the access unit being written is a keyframe
+	auSeq   atomic.Int32 // RTP sequence number of its first packet; -1 until a viewer saw it
 	wire    atomic.Int64 // UnixNano of the latest packet's socket write
 	capture atomic.Int64 // UnixNano of the capture of the sample being written; 0 for none
 }
@@ -50,6 +52,7 @@ func NewOutput(name string, kind Kind, codec Codec) (*Output, error) {
 		return nil, fmt.Errorf("peer: track %q: %w", name, err)
 	}
 	o := &Output{name: name, kind: kind, codec: codec}
+	o.auSeq.Store(-1)
 	o.track = &wiredTrack{TrackLocalStaticSample: tr, out: o}
 	return o, nil
 }
@@ -90,7 +93,7 @@ type wiredContext struct {
 // time each packet and, on video, to add the low-latency header
 // extensions the answer negotiated (see newAPI).
 func (c wiredContext) WriteStream() webrtc.TrackLocalWriter {
-	w := &wiredWriter{TrackLocalWriter: c.TrackLocalContext.WriteStream(), out: c.out}
+	w := &wiredWriter{TrackLocalWriter: c.TrackLocalContext.WriteStream(), out: c.out, gated: c.out.kind == KindVideo}
 	if c.out.kind == KindVideo {
 		for _, e := range c.HeaderExtensions() {
 			switch e.URI {
@@ -114,6 +117,10 @@ type wiredWriter struct {
 	lastTS    uint32 // RTP timestamp of the previous packet
 	started   bool
 	capBuf    [8]byte // abs-capture-time payload, reused
+	// gated: a video viewer that joined mid-stream gets nothing until a
+	// keyframe's first packet, so its first access unit decodes (the
+	// join asks the encoder for one).
+	gated bool
 }
 
 // playoutNow is the playout-delay payload min = max = 0: render each frame
@@ -130,6 +137,16 @@ var playoutNow = []byte{0, 0, 0}
 // allocation happens here per packet once the header's extension slice
 // has grown (the first viewer's write), so each further viewer costs none.
 func (w *wiredWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	// pion hands every binding the same packet, sequence number included:
+	// the first binding to see an access unit's packet marks its start.
+	seq := int32(h.SequenceNumber)
+	start := w.out.auSeq.CompareAndSwap(-1, seq) || w.out.auSeq.Load() == seq
+	if w.gated {
+		if !start || !w.out.auKey.Load() {
+			return len(payload), nil // withheld: not this viewer's first access unit
+		}
+		w.gated = false
+	}
 	ext, n0 := h.Extension, len(h.Extensions)
 	defer func() { h.Extension, h.Extensions = ext, h.Extensions[:n0] }()
 	if w.playoutID != 0 {
@@ -214,6 +231,8 @@ func (o *Output) setBitrate(bps int) {
 // peer. data is only read during the call. It implements pipeline.Sink.
 func (o *Output) WriteSample(data []byte, duration time.Duration, capture time.Time, key bool) error {
 	o.fan.flushHeld(time.Now(), o.forwardKeyframe)
+	o.auKey.Store(key)
+	o.auSeq.Store(-1)
 	if capture.IsZero() {
 		o.capture.Store(0)
 	} else {

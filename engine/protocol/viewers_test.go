@@ -205,9 +205,13 @@ func TestViewersShareOneSession(t *testing.T) {
 	viewer.WaitReady()
 	vs.expectEvent(t, fmt.Sprintf("connected %d 2", id))
 	expectMsg(t, viewer, "welcome")
-	// 27: both receive main_video.
+	// 27: both receive main_video; the joining viewer's first access unit
+	// is a keyframe (the join asks for one).
 	legacy.WaitFrames(legacy.Frames.Load()+10, 10*time.Second)
 	viewer.WaitFrames(10, 10*time.Second)
+	if viewer.FirstKey.Load() != 1 {
+		t.Error("the joining viewer's first access unit was not a keyframe")
+	}
 	// One encoder for both.
 	if n := videoPipelines(vs, d.SessionID); n != 1 {
 		t.Fatalf("%d video pipelines for two viewers; want 1", n)
@@ -230,6 +234,9 @@ func TestViewersShareOneSession(t *testing.T) {
 	viewer.Close()
 	viewer2.WaitReady()
 	viewer2.WaitFrames(5, 10*time.Second)
+	if viewer2.FirstKey.Load() != 1 {
+		t.Error("the re-offered viewer's first access unit was not a keyframe")
+	}
 	legacy.WaitFrames(before+15, 10*time.Second)
 	// 28: closing the viewer: disconnected with one left.
 	viewer2.Close()
@@ -709,4 +716,41 @@ func TestControlChannelKeepsViewerAlive(t *testing.T) {
 		t.Fatalf("hook %q while the viewer pinged on its control channel", ev)
 	default:
 	}
+}
+
+// A viewer whose offer cannot receive the codec the session's output
+// already sends to others is refused with a clear 400; the driver's
+// stream goes on (the output is not restarted in the viewer's codec).
+func TestViewerCodecMismatchRefused(t *testing.T) {
+	vs := newViewerServer(t, testW, testH, testConfig())
+	d, legacy := enginetest.Connect(t, vs.URL, clientOptions{VP8Only: true})
+	legacy.WaitFrames(5, 10*time.Second)
+	id := vs.register(t, d.SessionID)
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, PayloadType: 102}, webrtc.RTPCodecTypeVideo); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	x, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.CreateDataChannel("data", nil); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapping := []peer.TrackMapping{{MID: x.Mid(), Name: "main_video", Kind: peer.KindVideo, Direction: peer.DirRecvonly}}
+	code, body := enginetest.Do(t, vs.URL, "POST", fmt.Sprintf("/sessions/%s/transport/webrtc/connections/%d/sdp_params", d.SessionID, id), map[string]any{"sdp_offer": offer.SDP, "track_mapping": mapping}, rtcHdr)
+	if code != http.StatusBadRequest || !strings.Contains(string(body), "codec") {
+		t.Fatalf("H.264-only viewer on a VP8 session: %d %s; want 400 naming the codec", code, body)
+	}
+	before := legacy.Frames.Load()
+	legacy.WaitFrames(before+15, 10*time.Second)
 }
