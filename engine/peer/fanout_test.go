@@ -81,7 +81,7 @@ type nopWriter struct{ exts, n int }
 func (w *nopWriter) WriteRTP(h *rtp.Header, _ []byte) (int, error) {
 	w.exts += len(h.Extensions)
 	w.n++
-	return 0, nil
+	return 1, nil
 }
 func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
 
@@ -157,5 +157,36 @@ func TestJoiningViewerStartsAtKeyframe(t *testing.T) {
 	}
 	if n := count(watching); n != 12 {
 		t.Fatalf("watching viewer got %d packets; want all 12", n)
+	}
+}
+
+type droppingWriter struct{ nopWriter }
+
+// WriteRTP drops (0, nil) until the first call's packet is gone, like
+// pion's SRTP writer before DTLS is up.
+func (w *droppingWriter) WriteRTP(h *rtp.Header, p []byte) (int, error) {
+	w.n++
+	if w.n == 1 {
+		return 0, nil
+	}
+	return 1, nil
+}
+
+// A keyframe the transport dropped (not connected yet) does not open the
+// gate: the viewer waits for the next one.
+func TestGateStaysClosedWhenKeyframeDropped(t *testing.T) {
+	o, err := NewOutput("main_video", KindVideo, CodecVP8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink droppingWriter
+	w := &wiredWriter{TrackLocalWriter: &sink, out: o, gated: true}
+	for seq, key := range []bool{true, false, true} {
+		o.auKey.Store(key)
+		o.auSeq.Store(-1)
+		_, _ = w.WriteRTP(&rtp.Header{Version: 2, SequenceNumber: uint16(seq), Timestamp: uint32(seq)}, []byte{1})
+	}
+	if sink.n != 2 || w.gated {
+		t.Fatalf("%d writes reached the transport, gated %v; want the dropped keyframe, then the next keyframe opening the gate", sink.n, w.gated)
 	}
 }

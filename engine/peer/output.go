@@ -141,11 +141,12 @@ func (w *wiredWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	// the first binding to see an access unit's packet marks its start.
 	seq := int32(h.SequenceNumber)
 	start := w.out.auSeq.CompareAndSwap(-1, seq) || w.out.auSeq.Load() == seq
+	opening := false
 	if w.gated {
 		if !start || !w.out.auKey.Load() {
 			return len(payload), nil // withheld: not this viewer's first access unit
 		}
-		w.gated = false
+		w.gated, opening = false, true
 	}
 	ext, n0 := h.Extension, len(h.Extensions)
 	defer func() { h.Extension, h.Extensions = ext, h.Extensions[:n0] }()
@@ -158,6 +159,12 @@ func (w *wiredWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 		_ = h.SetExtension(w.captureID, appendAbsCaptureTime(w.capBuf[:0], time.Unix(0, c)))
 	}
 	n, err := w.TrackLocalWriter.WriteRTP(h, payload)
+	if opening && n == 0 {
+		// pion binds an answerer's tracks before DTLS is up and drops
+		// (0, nil) what is written until SRTP runs: the viewer did not get
+		// this keyframe; wait for the next (connecting asks for one).
+		w.gated = true
+	}
 	w.out.wire.Store(time.Now().UnixNano())
 	return n, err
 }
