@@ -22,6 +22,10 @@ type ClientTransport interface {
 	SendTo(client int, msg json.RawMessage) error
 	// CommandRejectedTo tells client only that its command was dropped.
 	CommandRejectedTo(client int, command string, err error)
+	// CommandFailed reports that client's command ran and its handler
+	// returned err or panicked (client 0: not from a client). It is
+	// called on the command goroutine.
+	CommandFailed(client int, command string, err error)
 }
 
 // ClientEvent is a client's arrival or departure.

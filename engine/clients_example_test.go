@@ -37,6 +37,7 @@ func (clientsPrinter) SendTo(c int, msg json.RawMessage) error {
 }
 func (clientsPrinter) CommandRejected(string, error)        {}
 func (clientsPrinter) CommandRejectedTo(int, string, error) {}
+func (clientsPrinter) CommandFailed(int, string, error)     {}
 func (clientsPrinter) Upload(context.Context, string) (engine.Upload, error) {
 	return engine.Upload{}, engine.ErrNoTransport
 }

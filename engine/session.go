@@ -434,6 +434,9 @@ func (s *Session) runJob(ctx context.Context, j cmdJob) error {
 	}
 	err = s.safe("command "+j.name, run)
 	if err != nil {
+		if ct, ok := s.currentTransport().(ClientTransport); ok {
+			ct.CommandFailed(j.client, j.name, err)
+		}
 		s.cmdFailed.Add(1)
 		s.e.stats.cmdFailed.Add(1)
 		if ok, suppressed := s.cmdLog.Allow(); ok {

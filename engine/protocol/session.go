@@ -717,6 +717,17 @@ func (ss *session) CommandRejected(name string, err error) {
 	ss.CommandRejectedTo(0, name, err)
 }
 
+// CommandFailed implements engine.ClientTransport: the journal's error
+// event names the failed command's sender.
+func (ss *session) CommandFailed(client int, name string, err error) {
+	st := ss.currentState().String()
+	detail := map[string]any{"message": ratelog.Truncate(fmt.Sprintf("command %s: %v", name, err), 1024)}
+	if client != 0 {
+		detail["conn_id"] = client
+	}
+	ss.srv.journal.transition("error", st, st, detail)
+}
+
 // CommandRejectedTo implements engine.ClientTransport: the rejection goes
 // to the sending connection only.
 func (ss *session) CommandRejectedTo(client int, name string, err error) {

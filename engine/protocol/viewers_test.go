@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -76,6 +77,9 @@ func (m *viewerModel) declaration() engine.Model {
 			}),
 			engine.Command("shout", "", func(s *engine.Session, _ noArgs) error {
 				return s.Send(map[string]any{"type": "shout", "from": s.Client()})
+			}),
+			engine.Command("fail", "", func(s *engine.Session, _ noArgs) error {
+				return errors.New("failed on purpose")
 			}),
 		},
 		New: func(engine.Config) (engine.Runner, error) { return m, nil },
@@ -222,6 +226,7 @@ func TestViewersShareOneSession(t *testing.T) {
 		t.Fatalf("reply %v; want id %d", m, id)
 	}
 	noMsg(t, legacy, "you", 500*time.Millisecond)
+	viewer.Command("fail", map[string]any{}, nil)
 	legacy.Command("shout", map[string]any{}, nil)
 	for _, c := range []*enginetest.Client{legacy, viewer} {
 		if m := expectMsg(t, c, "shout"); m["from"] != 1001.0 {
@@ -280,6 +285,7 @@ func TestViewersShareOneSession(t *testing.T) {
 		fmt.Sprintf("connection_opened streaming→streaming %d", id),
 		"command streaming→streaming 1001",
 		fmt.Sprintf("command streaming→streaming %d", id),
+		fmt.Sprintf("error streaming→streaming %d", id),
 		fmt.Sprintf("connection_closed streaming→streaming %d", id),
 		"stop_session streaming→closing <nil>",
 		"cleanup_complete closing→ready <nil>",
