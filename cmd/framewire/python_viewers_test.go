@@ -41,8 +41,8 @@ func TestPythonClientHooks(t *testing.T) {
 	}
 	viewer.WaitFrames(5, 10*time.Second)
 	viewer.Command("whoami", map[string]any{}, nil)
-	if m := viewer.Expect("application", "you", 10*time.Second); m["id"] != float64(reg.ID) {
-		t.Fatalf("reply %v; want id %d", m, reg.ID)
+	if m := viewer.Expect("application", "you", 10*time.Second); m["id"] != float64(reg.ID) || m["clients"] != 2.0 {
+		t.Fatalf("reply %v; want id %d, clients 2", m, reg.ID)
 	}
 	viewer.Close()
 	if m := legacy.Expect("application", "left", 10*time.Second); m["id"] != float64(reg.ID) || m["live"] != 1.0 {

@@ -246,6 +246,18 @@ func fw_session_client(sh C.uintptr_t) C.int32_t {
 	return C.int32_t(s.s.Client())
 }
 
+// fw_session_clients returns how many clients are connected to the
+// session now (0 for an unknown handle).
+//
+//export fw_session_clients
+func fw_session_clients(sh C.uintptr_t) C.int32_t {
+	s, err := sessions.get(sh)
+	if err != nil {
+		return 0
+	}
+	return C.int32_t(s.s.Clients())
+}
+
 // fw_session_stop asks the session to end (reason is logged). It does not
 // wait.
 //

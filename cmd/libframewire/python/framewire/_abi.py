@@ -75,6 +75,7 @@ _SIGNATURES = {
     "fw_serve": ([uptr, _c.c_char_p] + _E, _c.c_int32),
     "fw_session_send_to": ([uptr, _c.c_int32, _c.c_char_p, _c.c_int64] + _E, _c.c_int32),
     "fw_session_client": ([uptr], _c.c_int32),
+    "fw_session_clients": ([uptr], _c.c_int32),
     "fw_stop": ([uptr], _c.c_int32),
     "fw_setenv": ([_c.c_char_p, _c.c_char_p] + _E, _c.c_int32),
     "fw_session_should_stop": ([uptr], _c.c_int32),

@@ -89,6 +89,11 @@ class Context:
         cid = self._lib.fw_session_client(self._h)
         return Client(self, cid) if cid else None
 
+    @property
+    def clients(self):
+        """How many clients are connected to the session now."""
+        return self._lib.fw_session_clients(self._h)
+
     def reply(self, msg):
         """Send msg to the client whose command runs now only (see
         send). Raises RuntimeError outside a command from a client."""

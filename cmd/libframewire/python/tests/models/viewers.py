@@ -33,4 +33,4 @@ class Viewers(VideoModel):
 
     @command("whoami")
     def whoami(self):
-        get_ctx().reply({"type": "you", "id": get_ctx().client.id})
+        get_ctx().reply({"type": "you", "id": get_ctx().client.id, "clients": get_ctx().clients})
