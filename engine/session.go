@@ -53,6 +53,8 @@ type Session struct {
 	err   error // the cause, written before ended is closed
 
 	transport atomic.Pointer[Transport]
+	client    atomic.Int64 // the client of the command or hook running now (clients.go)
+	live      atomic.Int64 // clients connected
 
 	cmdRun, cmdRejected, cmdFailed atomic.Uint64
 	cmdLog                         ratelog.Limiter // rejected and failed commands' log lines
@@ -61,6 +63,8 @@ type Session struct {
 }
 
 type cmdJob struct {
+	client  int    // the sending client (ClientTransport), 0 for none
+	hook    func() // a ClientHandler hook instead of a command (clients.go)
 	name    string
 	resolve func(ctx context.Context) (func() error, error) // fetches uploads, returns the handler call
 	done    chan error                                      // nil for Dispatch
@@ -321,30 +325,39 @@ func (s *Session) Call(ctx context.Context, name string, args json.RawMessage, u
 }
 
 func (s *Session) prepare(name string, args json.RawMessage, uploads map[string]Upload) (cmdJob, error) {
+	return s.prepareFrom(0, name, args, uploads)
+}
+
+func (s *Session) prepareFrom(client int, name string, args json.RawMessage, uploads map[string]Upload) (cmdJob, error) {
 	c, ok := s.e.cmds[name]
 	if !ok {
-		return cmdJob{}, s.reject(name, fmt.Errorf("%w: %q; the model declares %s", ErrUnknownCommand, ratelog.Truncate(name, 64), s.e.commandList()))
+		return cmdJob{}, s.rejectFrom(client, name, fmt.Errorf("%w: %q; the model declares %s", ErrUnknownCommand, ratelog.Truncate(name, 64), s.e.commandList()))
 	}
 	resolve, err := c.prepare(s, args, uploads)
 	if err != nil {
-		return cmdJob{}, s.reject(name, err)
+		return cmdJob{}, s.rejectFrom(client, name, err)
 	}
-	return cmdJob{name: name, resolve: resolve}, nil
+	return cmdJob{client: client, name: name, resolve: resolve}, nil
 }
 
 func (s *Session) enqueue(j cmdJob) error {
 	if s.ShouldStop() {
-		return s.reject(j.name, ErrSessionEnded)
+		return s.rejectFrom(j.client, j.name, ErrSessionEnded)
 	}
 	select {
 	case s.cmds <- j:
 		return nil
 	default:
-		return s.reject(j.name, fmt.Errorf("%w: %d commands waiting", ErrBusy, cap(s.cmds)))
+		return s.rejectFrom(j.client, j.name, fmt.Errorf("%w: %d commands waiting", ErrBusy, cap(s.cmds)))
 	}
 }
 
-func (s *Session) reject(name string, err error) error {
+func (s *Session) reject(name string, err error) error { return s.rejectFrom(0, name, err) }
+
+// rejectFrom drops client's command (0: not from a client): counted,
+// logged, and told to that client alone when the transport addresses
+// clients.
+func (s *Session) rejectFrom(client int, name string, err error) error {
 	s.cmdRejected.Add(1)
 	s.e.stats.cmdRejected.Add(1)
 	// A client can send rejected commands at will: the log gets a bounded
@@ -352,7 +365,10 @@ func (s *Session) reject(name string, err error) error {
 	if ok, suppressed := s.cmdLog.Allow(); ok {
 		s.log.Warn("command dropped", "command", ratelog.Truncate(name, 64), "reason", ratelog.Truncate(err.Error(), 512), "suppressed", suppressed)
 	}
-	if t := s.currentTransport(); t != nil {
+	t := s.currentTransport()
+	if ct, ok := t.(ClientTransport); ok && client != 0 {
+		ct.CommandRejectedTo(client, name, err)
+	} else if t != nil {
 		t.CommandRejected(name, err)
 	}
 	return err
@@ -407,12 +423,20 @@ func (s *Session) runCommands(ctx context.Context) {
 // runJob resolves the job's upload references and runs its handler,
 // counting the outcome.
 func (s *Session) runJob(ctx context.Context, j cmdJob) error {
+	s.client.Store(int64(j.client))
+	defer s.client.Store(0)
+	if j.hook != nil {
+		return s.safe(j.name, func() error { j.hook(); return nil })
+	}
 	run, err := j.resolve(ctx)
 	if err != nil {
-		return s.reject(j.name, err)
+		return s.rejectFrom(j.client, j.name, err)
 	}
 	err = s.safe("command "+j.name, run)
 	if err != nil {
+		if ct, ok := s.currentTransport().(ClientTransport); ok {
+			ct.CommandFailed(j.client, j.name, err)
+		}
 		s.cmdFailed.Add(1)
 		s.e.stats.cmdFailed.Add(1)
 		if ok, suppressed := s.cmdLog.Allow(); ok {

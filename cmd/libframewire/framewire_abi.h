@@ -59,6 +59,11 @@ typedef int32_t (*fw_command_fn)(uintptr_t session, const char *name, const char
 typedef int32_t (*fw_media_fn)(uintptr_t session, const fw_media *media, char *err, int32_t errcap);
 typedef void (*fw_end_fn)(uintptr_t session);
 typedef void (*fw_release_fn)(uintptr_t ctx);
+/* A client (connection) of the session connected (connected 1) or was
+ * lost while the session goes on (connected 0); live is the number of
+ * clients connected after the change. Runs on the session's command
+ * thread, in order with the commands. */
+typedef void (*fw_client_fn)(uintptr_t session, int32_t connected, int32_t client, int32_t live);
 
 static inline int32_t fw_call_init(fw_init_fn f, uintptr_t m, const char *cfg, char *err, int32_t n) { return f(m, cfg, err, n); }
 static inline int32_t fw_call_session(fw_session_fn f, uintptr_t s, char *err, int32_t n) { return f(s, err, n); }
@@ -67,5 +72,6 @@ static inline int32_t fw_call_command(fw_command_fn f, uintptr_t s, const char *
 static inline int32_t fw_call_media(fw_media_fn f, uintptr_t s, const fw_media *m, char *err, int32_t n) { return f(s, m, err, n); }
 static inline void fw_call_end(fw_end_fn f, uintptr_t s) { f(s); }
 static inline void fw_call_release(fw_release_fn f, uintptr_t ctx) { f(ctx); }
+static inline void fw_call_client(fw_client_fn f, uintptr_t s, int32_t c, int32_t id, int32_t live) { f(s, c, id, live); }
 
 #endif

@@ -50,6 +50,7 @@ type callbacks struct {
 	command C.fw_command_fn
 	media   C.fw_media_fn
 	end     C.fw_end_fn
+	client  C.fw_client_fn // optional (fw_model_set_client_callback)
 }
 
 var models = newTable[*model]("model")
@@ -158,7 +159,24 @@ func fw_model_set_callbacks(mh C.uintptr_t, init C.fw_init_fn, sess C.fw_session
 		return e.failf(C.FW_EINVAL, "model %q: the init and session callbacks are required", m.name)
 	}
 	m.mu.Lock()
-	m.cb = callbacks{init: init, session: sess, command: command, media: media, end: end}
+	m.cb = callbacks{init: init, session: sess, command: command, media: media, end: end, client: m.cb.client}
+	m.mu.Unlock()
+	return C.FW_OK
+}
+
+// fw_model_set_client_callback sets the function told of each client
+// that connects to a session or is lost while it goes on (the model's
+// connected/disconnected hooks); NULL removes it. Call it before fw_serve.
+//
+//export fw_model_set_client_callback
+func fw_model_set_client_callback(mh C.uintptr_t, fn C.fw_client_fn, err *C.char, errcap C.int32_t) C.int32_t {
+	e := errBuf{err, errcap}
+	m, gerr := models.get(mh)
+	if gerr != nil {
+		return e.fail(gerr)
+	}
+	m.mu.Lock()
+	m.cb.client = fn
 	m.mu.Unlock()
 	return C.FW_OK
 }
@@ -310,6 +328,25 @@ func (r *runner) RunSession(ctx context.Context, s *engine.Session) error {
 		return fmt.Errorf("start_session: %s", buf.string())
 	}
 	return nil
+}
+
+// ClientConnected implements engine.ClientHandler through the client
+// callback, when the binding set one.
+func (r *runner) ClientConnected(s *engine.Session, c engine.ClientEvent) {
+	r.client(s, 1, c)
+}
+
+// ClientDisconnected implements engine.ClientHandler.
+func (r *runner) ClientDisconnected(s *engine.Session, c engine.ClientEvent) {
+	r.client(s, 0, c)
+}
+
+func (r *runner) client(s *engine.Session, connected int, c engine.ClientEvent) {
+	fn := r.m.callbacks().client
+	if fn == nil {
+		return
+	}
+	C.fw_call_client(fn, C.uintptr_t(r.m.sessions.Get(s).h), C.int32_t(connected), C.int32_t(c.ID), C.int32_t(c.Live))
 }
 
 // mediaRunner is a runner whose model handles every inbound frame.

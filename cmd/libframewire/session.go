@@ -212,6 +212,52 @@ func fw_session_send(sh C.uintptr_t, doc *C.char, n C.int64_t, err *C.char, errc
 	return C.FW_OK
 }
 
+// fw_session_send_to sends a JSON document (len bytes) to one client of
+// the session (a connection id, as the client callback and
+// fw_session_client give it) as one application message. It does not
+// wait. FW_ENOCLIENT when that client is not connected.
+//
+//export fw_session_send_to
+func fw_session_send_to(sh C.uintptr_t, client C.int32_t, doc *C.char, n C.int64_t, err *C.char, errcap C.int32_t) C.int32_t {
+	e := errBuf{err, errcap}
+	s, gerr := sessions.get(sh)
+	if gerr != nil {
+		return e.fail(gerr)
+	}
+	raw := C.GoBytes(unsafe.Pointer(doc), C.int(n))
+	if !json.Valid(raw) {
+		return e.failf(C.FW_EINVAL, "send: the message is not valid JSON; want a JSON-serialisable value")
+	}
+	if err := s.s.SendTo(int(client), json.RawMessage(raw)); err != nil {
+		return e.fail(err)
+	}
+	return C.FW_OK
+}
+
+// fw_session_client returns the id of the client whose command or
+// client callback runs now on the session's command thread, 0 elsewhere.
+//
+//export fw_session_client
+func fw_session_client(sh C.uintptr_t) C.int32_t {
+	s, err := sessions.get(sh)
+	if err != nil {
+		return 0
+	}
+	return C.int32_t(s.s.Client())
+}
+
+// fw_session_clients returns how many clients are connected to the
+// session now (0 for an unknown handle).
+//
+//export fw_session_clients
+func fw_session_clients(sh C.uintptr_t) C.int32_t {
+	s, err := sessions.get(sh)
+	if err != nil {
+		return 0
+	}
+	return C.int32_t(s.s.Clients())
+}
+
 // fw_session_stop asks the session to end (reason is logged). It does not
 // wait.
 //

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -107,6 +108,16 @@ type ClientOptions struct {
 	// a=max-message-size before it is applied, so the client sends
 	// messages the server said it does not accept (a hostile client).
 	SendMaxMessageSize int
+	// ConnectionID, when set, offers on the connection routes
+	// (…/connections/{id}/sdp_params, as SDK ≥ 2.12 does) instead of the
+	// 2.9.0 id-less route.
+	ConnectionID int
+	// Trickle, with ConnectionID, offers without candidates and posts
+	// them to …/connections/{id}/ice_candidates as they are gathered.
+	Trickle bool
+	// DataOnly, with ConnectionID, offers the data channel alone (no
+	// track_mapping entry): a viewer that only exchanges messages.
+	DataOnly bool
 }
 
 // Client is a pion peer that follows the SDK 2.9.0 flow: ice_servers, an
@@ -184,6 +195,9 @@ func Dial(t testing.TB, base, sid string, caps []engine.TrackCap, method string,
 	c.PC = NewClientPC(t, o)
 	t.Cleanup(c.Close)
 	c.wire(t)
+	if o.DataOnly {
+		caps = nil
+	}
 	for _, tr := range caps {
 		dir := webrtc.RTPTransceiverDirectionRecvonly
 		if peer.Direction(tr.Direction) == peer.DirSendonly {
@@ -238,22 +252,54 @@ func (c *Client) offer(t testing.TB, base string, caps []engine.TrackCap, method
 	if err != nil {
 		t.Fatal(err)
 	}
+	route := "/sessions/" + c.SID + "/transport/webrtc/sdp_params"
+	if c.opts.ConnectionID != 0 {
+		route = fmt.Sprintf("/sessions/%s/transport/webrtc/connections/%d/sdp_params", c.SID, c.opts.ConnectionID)
+	}
+	var trickled chan webrtc.ICECandidateInit
+	if c.opts.Trickle {
+		trickled = make(chan webrtc.ICECandidateInit, 64)
+		c.PC.OnICECandidate(func(cand *webrtc.ICECandidate) {
+			if cand != nil {
+				select {
+				case trickled <- cand.ToJSON():
+				default:
+				}
+			}
+		})
+	}
 	g := webrtc.GatheringCompletePromise(c.PC)
 	if err := c.PC.SetLocalDescription(offer); err != nil {
 		t.Fatal(err)
 	}
-	<-g
+	sdp := offer.SDP // no candidates: they trickle
+	if !c.opts.Trickle {
+		<-g
+		sdp = c.PC.LocalDescription().SDP
+	}
 	mapping := make([]peer.TrackMapping, 0, len(caps))
 	for _, tr := range caps {
 		mapping = append(mapping, peer.TrackMapping{MID: c.Transceivers[tr.Name].Mid(), Name: tr.Name, Kind: peer.Kind(tr.Kind), Direction: peer.Direction(tr.Direction)})
 	}
-	code, body := Do(t, base, method, "/sessions/"+c.SID+"/transport/webrtc/sdp_params", map[string]any{
-		"sdp_offer": c.PC.LocalDescription().SDP, "client_info": map[string]string{"sdk_version": "2.9.0", "sdk_type": "js"}, "track_mapping": mapping,
+	code, body := Do(t, base, method, route, map[string]any{
+		"sdp_offer": sdp, "client_info": map[string]string{"sdk_version": "2.9.0", "sdk_type": "js"}, "track_mapping": mapping,
 	}, rtcHeaders(c.opts.Token))
 	if code != http.StatusAccepted {
 		t.Fatalf("%s sdp_params: %d %s, want 202", method, code, body)
 	}
-	answer := pollAnswer(t, base, c.SID, rtcHeaders(c.opts.Token))
+	if c.opts.Trickle {
+		<-g
+		var cands []map[string]any
+		for len(trickled) > 0 {
+			ci := <-trickled
+			cands = append(cands, map[string]any{"candidate": ci.Candidate, "sdp_mid": ci.SDPMid, "sdp_mline_index": ci.SDPMLineIndex})
+		}
+		ice := strings.Replace(route, "sdp_params", "ice_candidates", 1)
+		if code, body := Do(t, base, "POST", ice, map[string]any{"candidates": cands, "is_final": true}, rtcHeaders(c.opts.Token)); code != http.StatusAccepted {
+			t.Fatalf("ice_candidates: %d %s, want 202", code, body)
+		}
+	}
+	answer := pollAnswerAt(t, base, route, rtcHeaders(c.opts.Token))
 	if c.opts.SendMaxMessageSize > 0 {
 		answer = maxMessageSize.ReplaceAllString(answer, fmt.Sprintf("a=max-message-size:%d", c.opts.SendMaxMessageSize))
 	}
@@ -285,9 +331,14 @@ func rtcHeaders(token string) map[string]string {
 
 func pollAnswer(t testing.TB, base, sid string, hdr map[string]string) string {
 	t.Helper()
+	return pollAnswerAt(t, base, "/sessions/"+sid+"/transport/webrtc/sdp_params", hdr)
+}
+
+func pollAnswerAt(t testing.TB, base, route string, hdr map[string]string) string {
+	t.Helper()
 	back := 200 * time.Millisecond
 	for range 6 {
-		code, body := Do(t, base, "GET", "/sessions/"+sid+"/transport/webrtc/sdp_params", nil, hdr)
+		code, body := Do(t, base, "GET", route, nil, hdr)
 		switch code {
 		case 200:
 			var a struct {

@@ -30,7 +30,10 @@ type Output struct {
 	codec Codec
 	track *wiredTrack
 	ctl   atomic.Pointer[controlBox]
+	fan   fanout // shared decisions of the viewers (fanout.go)
 
+	auKey   atomic.Bool  // the access unit being written is a keyframe
+	auSeq   atomic.Int32 // RTP sequence number of its first packet; -1 until a viewer saw it
 	wire    atomic.Int64 // UnixNano of the latest packet's socket write
 	capture atomic.Int64 // UnixNano of the capture of the sample being written; 0 for none
 }
@@ -49,6 +52,7 @@ func NewOutput(name string, kind Kind, codec Codec) (*Output, error) {
 		return nil, fmt.Errorf("peer: track %q: %w", name, err)
 	}
 	o := &Output{name: name, kind: kind, codec: codec}
+	o.auSeq.Store(-1)
 	o.track = &wiredTrack{TrackLocalStaticSample: tr, out: o}
 	return o, nil
 }
@@ -89,7 +93,7 @@ type wiredContext struct {
 // time each packet and, on video, to add the low-latency header
 // extensions the answer negotiated (see newAPI).
 func (c wiredContext) WriteStream() webrtc.TrackLocalWriter {
-	w := &wiredWriter{TrackLocalWriter: c.TrackLocalContext.WriteStream(), out: c.out}
+	w := &wiredWriter{TrackLocalWriter: c.TrackLocalContext.WriteStream(), out: c.out, gated: c.out.kind == KindVideo}
 	if c.out.kind == KindVideo {
 		for _, e := range c.HeaderExtensions() {
 			switch e.URI {
@@ -112,6 +116,11 @@ type wiredWriter struct {
 	captureID uint8  // negotiated id of abs-capture-time, 0 when not
 	lastTS    uint32 // RTP timestamp of the previous packet
 	started   bool
+	capBuf    [8]byte // abs-capture-time payload, reused
+	// gated: a video viewer that joined mid-stream gets nothing until a
+	// keyframe's first packet, so its first access unit decodes (the
+	// join asks the encoder for one).
+	gated bool
 }
 
 // playoutNow is the playout-delay payload min = max = 0: render each frame
@@ -121,16 +130,41 @@ var playoutNow = []byte{0, 0, 0}
 // WriteRTP adds the header extensions (playout-delay on every packet,
 // abs-capture-time on each frame's first), writes the packet through the
 // interceptors and the socket, and notes when that returned.
+//
+// pion writes one packet header to every viewer's binding in turn, so the
+// extensions this viewer (and its interceptors: TWCC) set are taken off
+// again afterwards: another viewer may have negotiated other ids. No
+// allocation happens here per packet once the header's extension slice
+// has grown (the first viewer's write), so each further viewer costs none.
 func (w *wiredWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	// pion hands every binding the same packet, sequence number included:
+	// the first binding to see an access unit's packet marks its start.
+	seq := int32(h.SequenceNumber)
+	start := w.out.auSeq.CompareAndSwap(-1, seq) || w.out.auSeq.Load() == seq
+	opening := false
+	if w.gated {
+		if !start || !w.out.auKey.Load() {
+			return len(payload), nil // withheld: not this viewer's first access unit
+		}
+		w.gated, opening = false, true
+	}
+	ext, n0 := h.Extension, len(h.Extensions)
+	defer func() { h.Extension, h.Extensions = ext, h.Extensions[:n0] }()
 	if w.playoutID != 0 {
 		_ = h.SetExtension(w.playoutID, playoutNow)
 	}
 	first := !w.started || h.Timestamp != w.lastTS
 	w.started, w.lastTS = true, h.Timestamp
 	if c := w.out.capture.Load(); w.captureID != 0 && first && c != 0 {
-		_ = h.SetExtension(w.captureID, absCaptureTime(time.Unix(0, c)))
+		_ = h.SetExtension(w.captureID, appendAbsCaptureTime(w.capBuf[:0], time.Unix(0, c)))
 	}
 	n, err := w.TrackLocalWriter.WriteRTP(h, payload)
+	if opening && n == 0 {
+		// pion binds an answerer's tracks before DTLS is up and drops
+		// (0, nil) what is written until SRTP runs: the viewer did not get
+		// this keyframe; wait for the next (connecting asks for one).
+		w.gated = true
+	}
 	w.out.wire.Store(time.Now().UnixNano())
 	return n, err
 }
@@ -139,10 +173,15 @@ func (w *wiredWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 // as a 64-bit NTP timestamp (UQ32.32 seconds since 1900), without the
 // optional clock offset.
 func absCaptureTime(t time.Time) []byte {
+	return appendAbsCaptureTime(make([]byte, 0, 8), t)
+}
+
+// appendAbsCaptureTime appends the abs-capture-time payload of t to b.
+func appendAbsCaptureTime(b []byte, t time.Time) []byte {
 	const ntpEpochOffset = 2208988800 // seconds from 1900 to 1970
 	secs := uint64(t.Unix()) + ntpEpochOffset
 	frac := uint64(t.Nanosecond()) << 32 / uint64(time.Second)
-	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), secs<<32|frac)
+	return binary.BigEndian.AppendUint64(b, secs<<32|frac)
 }
 
 // Name is the output track's name.
@@ -163,15 +202,34 @@ func (o *Output) SetControl(c Control) {
 	o.ctl.Store(&controlBox{c})
 }
 
-// RequestKeyframe asks the output's encoder for a keyframe, if one runs.
+// RequestKeyframe asks the output's encoder for a keyframe, if one runs,
+// through the fan-out's throttle (fanout.go): requests of many viewers
+// within KeyframeInterval coalesce into one.
 func (o *Output) RequestKeyframe() {
+	o.fan.requestKeyframe(time.Now(), o.forwardKeyframe)
+}
+
+func (o *Output) forwardKeyframe() {
 	if b := o.ctl.Load(); b != nil {
 		b.RequestKeyframe()
 	}
 }
 
+// viewerBitrate records viewer p's estimate share (floor: the peer's
+// minimum) and sets the encoder to the fan-out policy's target.
+func (o *Output) viewerBitrate(p *Peer, bps, floor int) {
+	o.setBitrate(o.fan.setRate(p, bps, floor))
+}
+
+// forgetViewer drops p's estimate; the encoder follows the viewers left.
+func (o *Output) forgetViewer(p *Peer) {
+	if t := o.fan.forget(p); t > 0 {
+		o.setBitrate(t)
+	}
+}
+
 func (o *Output) setBitrate(bps int) {
-	if b := o.ctl.Load(); b != nil {
+	if b := o.ctl.Load(); b != nil && bps > 0 {
 		b.SetBitrate(bps)
 	}
 }
@@ -179,6 +237,9 @@ func (o *Output) setBitrate(bps int) {
 // WriteSample hands one encoded access unit (or Opus frame) to every bound
 // peer. data is only read during the call. It implements pipeline.Sink.
 func (o *Output) WriteSample(data []byte, duration time.Duration, capture time.Time, key bool) error {
+	o.fan.flushHeld(time.Now(), o.forwardKeyframe)
+	o.auKey.Store(key)
+	o.auSeq.Store(-1)
 	if capture.IsZero() {
 		o.capture.Store(0)
 	} else {

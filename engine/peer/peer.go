@@ -23,6 +23,10 @@ type Handlers struct {
 	// OnMessage gets each text frame of the client's "data" channel; text is
 	// valid only during the call.
 	OnMessage func(p *Peer, text []byte)
+	// OnControl gets each frame of the client's "control" channel (SDK ≥
+	// 2.12 opens it beside "data"); data is valid only during the call.
+	// Without it the channel's frames are dropped and counted.
+	OnControl func(p *Peer, data []byte)
 	// OnReady is called once when the connection is up and the data
 	// channel open.
 	OnReady func(p *Peer)
@@ -43,6 +47,9 @@ type Binding struct {
 	// Outputs by name: the session's output tracks (client recvonly).
 	Outputs  map[string]*Output
 	Handlers Handlers
+	// MediaOnly peers have no data channel (a WHEP player): OnReady fires
+	// once the connection is up.
+	MediaOnly bool
 }
 
 // Peer is one client connection. Its methods are safe for concurrent use.
@@ -54,6 +61,7 @@ type Peer struct {
 	maxMsg  int
 	log     *slog.Logger
 	outputs []*Output
+	noDC    bool // MediaOnly
 
 	dc        atomic.Pointer[webrtc.DataChannel]
 	connected atomic.Bool
@@ -126,7 +134,7 @@ func (cfg Config) newPeer(b Binding) (*Peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peer: new peer connection: %w", err)
 	}
-	p := &Peer{cfg: cfg, pc: pc, h: b.Handlers, maxMsg: b.Offer.MaxMessageSize(), log: cfg.Logger}
+	p := &Peer{cfg: cfg, pc: pc, h: b.Handlers, maxMsg: b.Offer.MaxMessageSize(), log: cfg.Logger, noDC: b.MediaOnly}
 	select {
 	case e := <-bwe:
 		p.bwe.Store(&e)
@@ -333,7 +341,7 @@ func (p *Peer) onBitrate(bps int) {
 	}
 	share /= len(video)
 	for _, o := range video {
-		o.setBitrate(max(share, p.cfg.MinBitrate/len(video)))
+		o.viewerBitrate(p, share, p.cfg.MinBitrate/len(video))
 	}
 }
 
@@ -364,7 +372,7 @@ func (p *Peer) lost(reason string) {
 }
 
 func (p *Peer) maybeReady() {
-	if p.connected.Load() && p.dcOpen.Load() {
+	if p.connected.Load() && (p.dcOpen.Load() || p.noDC) {
 		p.readyOnce.Do(func() {
 			if p.h.OnReady != nil {
 				p.h.OnReady(p)
@@ -374,6 +382,17 @@ func (p *Peer) maybeReady() {
 }
 
 func (p *Peer) onDataChannel(dc *webrtc.DataChannel) {
+	if dc.Label() == "control" && p.h.OnControl != nil {
+		dc.OnMessage(func(m webrtc.DataChannelMessage) {
+			if len(m.Data) > int(p.cfg.SCTPMaxMessageSize) {
+				p.dropped.Add(1)
+				p.oversized.Add(1)
+				return
+			}
+			p.h.OnControl(p, m.Data)
+		})
+		return
+	}
 	if dc.Label() != "data" {
 		p.log.Warn("client opened a data channel other than \"data\"; its messages are dropped", "label", dc.Label())
 		dc.OnMessage(func(webrtc.DataChannelMessage) { p.dropped.Add(1) })
@@ -535,5 +554,30 @@ func (p *Peer) Close() error {
 		err = p.pc.Close()
 	}
 	p.wg.Wait()
+	if !already {
+		for _, o := range p.outputs {
+			o.forgetViewer(p)
+		}
+	}
 	return err
+}
+
+// ICECandidate is one remote candidate the client trickles.
+type ICECandidate struct {
+	Candidate     string  `json:"candidate"`
+	SDPMid        *string `json:"sdp_mid"`
+	SDPMLineIndex *uint16 `json:"sdp_mline_index"`
+}
+
+// AddICECandidate adds a candidate the client trickled after its offer.
+// An empty candidate (end of candidates) is accepted and ignored. It does
+// not block on the network.
+func (p *Peer) AddICECandidate(c ICECandidate) error {
+	if c.Candidate == "" {
+		return nil
+	}
+	if err := p.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex}); err != nil {
+		return fmt.Errorf("%w: ice candidate: %v", ErrBadOffer, err)
+	}
+	return nil
 }

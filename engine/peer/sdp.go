@@ -246,3 +246,23 @@ func capability(c Codec) webrtc.RTPCodecCapability {
 			RTCPFeedback: []webrtc.RTCPFeedback{{Type: "transport-cc"}}}
 	}
 }
+
+// MediaSection is one audio or video m-section of an offer.
+type MediaSection struct {
+	MID  string
+	Kind Kind
+}
+
+// MediaSections lists the offer's audio and video m-sections in order.
+func (o *Offer) MediaSections() []MediaSection {
+	var out []MediaSection
+	for _, m := range o.parsed.MediaDescriptions {
+		k := Kind(m.MediaName.Media)
+		if k != KindVideo && k != KindAudio {
+			continue
+		}
+		mid, _ := m.Attribute("mid")
+		out = append(out, MediaSection{MID: mid, Kind: k})
+	}
+	return out
+}

@@ -30,11 +30,14 @@ type envelope struct {
 
 // onMessage handles one text frame of the "data" channel. Every frame
 // counts as a ping. It never blocks: commands are queued for the model.
-func (ss *session) onMessage(p *peer.Peer, text []byte) {
-	if ss.currentPeer() != p {
+func (ss *session) onMessage(c *conn, p *peer.Peer, text []byte) {
+	ss.mu.Lock()
+	current := c.peer == p && ss.conns[c.id] == c
+	ss.mu.Unlock()
+	if !current {
 		return
 	}
-	ss.lastSeen.Store(time.Now().UnixNano())
+	c.lastSeen.Store(time.Now().UnixNano())
 	var env envelope
 	if err := json.Unmarshal(text, &env); err != nil || env.Data == nil || env.Data.Type == "" {
 		ss.drop("malformed envelope; want {scope, data: {type, data}}", text)
@@ -67,7 +70,7 @@ func (ss *session) onMessage(p *peer.Peer, text []byte) {
 			ss.drop("unknown runtime message type "+ratelog.Truncate(env.Data.Type, 64), text)
 		}
 	case "application":
-		ss.dispatch(env.Data.Type, env.Data.Data, env.Data.Uploads)
+		ss.dispatch(c.id, env.Data.Type, env.Data.Data, env.Data.Uploads)
 	default:
 		ss.drop("unknown scope "+ratelog.Truncate(env.Scope, 64), text)
 	}
@@ -83,8 +86,10 @@ func (ss *session) drop(why string, text []byte) {
 // dispatch hands an application command to the engine session's one
 // command queue: the engine validates it, reports a rejection through the
 // session's Transport (CommandRejected), and resolves its uploads on the
-// command goroutine. It never blocks.
-func (ss *session) dispatch(name string, args json.RawMessage, refs map[string]fileRef) {
+// command goroutine. The command names its sending connection: the
+// handler's Session.Client, the addressed reply, the journal. It never
+// blocks.
+func (ss *session) dispatch(from int, name string, args json.RawMessage, refs map[string]fileRef) {
 	if len(args) == 0 || string(args) == "null" {
 		args = json.RawMessage("{}")
 	}
@@ -97,7 +102,24 @@ func (ss *session) dispatch(name string, args json.RawMessage, refs map[string]f
 			ups[param] = engine.Upload{ID: ref.UploadID, Name: ref.Name, MimeType: ref.MimeType, Size: ref.Size}
 		}
 	}
-	_ = ss.es.Dispatch(name, args, ups) // a rejection is logged, counted and sent by the engine
+	if ss.es.DispatchFrom(from, name, args, ups) == nil { // a rejection is logged, counted and sent by the engine
+		st := ss.currentState().String()
+		ss.srv.journal.transition("command", st, st, map[string]any{"name": ratelog.Truncate(name, 64), "args": scalarArgs(args), "conn_id": from})
+	}
+}
+
+// scalarArgs keeps a command's scalar arguments, for the journal.
+func scalarArgs(args json.RawMessage) map[string]any {
+	var m map[string]any
+	_ = json.Unmarshal(args, &m)
+	out := map[string]any{}
+	for k, v := range m {
+		switch v.(type) {
+		case string, float64, bool, nil:
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // sendRuntime sends {"scope":"runtime","data":{"type":typ,"data":data}}.

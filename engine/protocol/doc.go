@@ -19,6 +19,12 @@
 //	POST /sessions/{sid}/transport/webrtc/sdp_params     an SDP offer and its track_mapping; 202 while the answer is built
 //	GET  /sessions/{sid}/transport/webrtc/sdp_params     the answer (200), still building (202), failed (500)
 //	PUT  /sessions/{sid}/transport/webrtc/sdp_params     a new offer on the same session (reconnect)
+//	POST /sessions/{sid}/transport/webrtc/connections    register a viewer: 201 {connection_id (1002–9999), track_map}
+//	POST|PUT /sessions/{sid}/transport/webrtc/connections/{cid}/sdp_params   offer / re-offer on connection cid: 202 {connection_id}
+//	GET  /sessions/{sid}/transport/webrtc/connections/{cid}/sdp_params       its answer once (200 {sdp_answer, connection_id}), else 202
+//	POST /sessions/{sid}/transport/webrtc/connections/{cid}/ice_candidates   trickled candidates (buffered before the offer): 202
+//	POST /sessions/{sid}/whep                            WHEP: an application/sdp offer; 201, the answer, Location to DELETE (extension)
+//	GET  /events                                         the journal: SSE of session transitions, resumable (since, Last-Event-ID)
 //	POST /sessions/{sid}/uploads                         reserve an upload; reply: upload_id and presigned_url
 //	PUT  /uploads/{id}                                   the upload's bytes, exactly the announced size
 //	PUT  /sessions/{sid}/uploads/{id}                    the same, by session (a node, after checking the URL's signature)
@@ -28,9 +34,22 @@
 // as cmd/framewire serves it) refuses foreign Host names on a loopback
 // listener (DNS rebinding) on every route, this one's included.
 //
+// Viewers: a session holds many connections, each one peer with its own
+// id, data channel, liveness and codec negotiation; SDK 2.9.0's id-less
+// sdp_params routes are connection 1001 (LegacyConnectionID). Every
+// connection is bound to the session's outputs, which are encoded once
+// (engine/peer's fan-out: shared keyframe throttle, bitrate = lowest
+// viewer estimate above a floor). An offer for a new connection past
+// Config.MaxConnections (64) is refused with 503; a re-offer replaces only
+// that connection's peer. Sends reach every open connection; a command
+// names its sender (engine.Session.Client) and its rejection or Reply goes
+// to that connection only; the model hears of connections through
+// engine.ClientHandler. An input track is fed by one connection at a time:
+// the first to deliver frames, until it drops.
+//
 // Lifecycle: a session is waiting until a client connects, streaming while
-// its data channel is alive, orphaned (kept OrphanGrace for a reconnect)
-// when the peer is lost, silent past PingTimeout or its data channel dead
+// any connection's data channel is alive, orphaned (kept OrphanGrace for a
+// reconnect) when the last connection's peer is lost, silent past PingTimeout or its data channel dead
 // of a message over the size limit, and closed when
 // stopped, replaced, orphaned too long, or when the model ends it. The
 // session's goroutines (its monitor, each negotiation) run under the engine

@@ -37,8 +37,11 @@ func FuzzDataChannelMessage(f *testing.F) {
 	if p == nil {
 		f.Fatal("no connected peer")
 	}
+	ss.mu.Lock()
+	lc := ss.conns[LegacyConnectionID]
+	ss.mu.Unlock()
 	f.Fuzz(func(t *testing.T, text []byte) {
-		ss.onMessage(p, text)
+		ss.onMessage(lc, p, text)
 	})
 }
 

@@ -106,8 +106,8 @@ func TestPrepareDoesNotHoldSessionLock(t *testing.T) {
 		_ = srv.Stats()
 		_ = te.Stats()
 		ss := srv.currentSession()
-		ss.onReady(nil)
-		_, _ = ss.answerStatus()
+		ss.onReady(&conn{}, nil)
+		_, _ = ss.answerStatus(LegacyConnectionID, false)
 	}()
 	select {
 	case <-free:

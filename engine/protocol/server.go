@@ -51,6 +51,14 @@ type Config struct {
 	// of any capacity), so this is the process's upload budget. A PUT that
 	// would exceed it is answered 507. Default 256 MB.
 	UploadMemory int64
+	// MaxConnections caps the connections (viewers) of one session that
+	// are negotiating or held: an offer for a new connection id past it is
+	// refused with 503; a re-offer on a known id is always admitted.
+	// Default 64; negative: no cap.
+	MaxConnections int
+	// ConnectTimeout closes a connection that is not connected this long
+	// after its offer, freeing its slot. Default 30 s.
+	ConnectTimeout time.Duration
 	// MaxSessions is the admission policy. 0 (the default) is local mode:
 	// one session at a time, and a start ends the running session and
 	// replaces it (the Reactor SDK's local-mode semantics). N > 0 is node
@@ -93,6 +101,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NegotiationTimeout <= 0 {
 		c.NegotiationTimeout = 5 * time.Second
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 64
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 30 * time.Second
 	}
 	if c.MaxUploadSize <= 0 {
 		c.MaxUploadSize = 100 << 20
@@ -140,6 +154,10 @@ type Server struct {
 	reserved map[string]bool // node mode: ids of admitted starts not installed yet
 	pending  int             // node mode: admitted starts without a chosen id
 	closed   bool
+
+	journal  *journal      // the /events journal (events.go)
+	done     chan struct{} // closed by Close: ends /events streams
+	doneOnce sync.Once
 
 	stats counters
 	upMem *memBudget // upload bytes of every session together
@@ -202,8 +220,15 @@ func NewServer(w *wiring.Wiring, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("protocol: MaxSessions %d; want 0 (local mode: one replaceable session) or a positive limit", cfg.MaxSessions)
 	}
 	s := &Server{cfg: cfg, w: w, caps: caps, log: cfg.Logger.With("component", "protocol"), upMem: &memBudget{limit: cfg.UploadMemory},
-		sessions: map[string]*session{}, reserved: map[string]bool{}}
+		sessions: map[string]*session{}, reserved: map[string]bool{}, journal: newJournal(), done: make(chan struct{})}
+	s.journal.transition("initialization_success", "created", "ready", nil)
 	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("/events", s.handleEvents)
+	s.mux.HandleFunc("/sessions/{sid}/transport/webrtc/connections", s.handleRegister)
+	s.mux.HandleFunc("/sessions/{sid}/transport/webrtc/connections/{cid}/sdp_params", s.handleConnSDP)
+	s.mux.HandleFunc("/sessions/{sid}/transport/webrtc/connections/{cid}/ice_candidates", s.handleConnICE)
+	s.mux.HandleFunc("/sessions/{sid}/whep", s.handleWHEP)
+	s.mux.HandleFunc("/sessions/{sid}/whep/{cid}", s.handleWHEPResource)
 	s.mux.HandleFunc("/start_session", s.handleStart)
 	s.mux.HandleFunc("/stop_session", s.handleStop)
 	s.mux.HandleFunc("/sessions/{sid}/transport/webrtc/ice_servers", s.handleICEServers)
@@ -307,6 +332,7 @@ func (s *Server) Close() error {
 	s.closed = true
 	list := s.takeAll()
 	s.mu.Unlock()
+	s.doneOnce.Do(func() { close(s.done) })
 	endAll(list, "server closing")
 	return nil
 }
@@ -344,7 +370,9 @@ type SessionInfo struct {
 	Started  time.Time // when the start was answered
 	// UploadBytes is the upload data the session holds in memory.
 	UploadBytes int64
-	Peer        peer.Stats // the connected peer's (zero when none)
+	Peer        peer.Stats // its connections' peers, summed (Connected: any is)
+	// Connections counts the connections negotiating or held.
+	Connections int
 }
 
 // Stats returns the server's counters.
@@ -394,9 +422,10 @@ func (s *Server) Sessions() []SessionInfo {
 		if si.State == stateClosed.String() {
 			continue
 		}
-		if p := ss.currentPeer(); p != nil {
-			si.Peer = p.Stats()
+		for _, p := range ss.allPeers() {
+			si.Peer = addPeerStats(si.Peer, p.Stats())
 		}
+		si.Connections = ss.connCount()
 		out = append(out, si)
 	}
 	return out
@@ -532,13 +561,22 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 		ExtraArgs map[string]any `json:"extra_args"`
 		SessionID string         `json:"session_id"` // the recording id (clips.go)
 	}
-	if code, err := readJSON(w, r, 1<<20, &req, true); err != nil {
+	var raw json.RawMessage
+	if code, err := readJSON(w, r, 1<<20, &raw, true); err != nil {
 		writeError(w, code, "start_session: "+err.Error())
 		return
 	}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &req); err != nil {
+			writeError(w, http.StatusBadRequest, "start_session: body is not the expected JSON: "+err.Error())
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	sess, err := s.start(ctx, StartOptions{RecordingID: req.SessionID})
+	var params map[string]any
+	_ = json.Unmarshal(raw, &params) // readJSON decoded it already
+	sess, err := s.start(ctx, StartOptions{RecordingID: req.SessionID, params: params})
 	switch {
 	case errors.Is(err, ErrServerClosed):
 		writeError(w, http.StatusServiceUnavailable, "server is shutting down")
@@ -588,6 +626,8 @@ type StartOptions struct {
 	// behind a front with a path prefix is given the front's public base,
 	// since a path-only URL would lose the prefix in the SDK (clips.go).
 	ClipBase string
+
+	params map[string]any // the start body, for the journal
 }
 
 // Start starts a session as POST /start_session does, through the same
@@ -643,6 +683,11 @@ func (s *Server) start(ctx context.Context, o StartOptions) (*session, error) {
 	}
 	s.sessions[sess.id] = sess
 	s.mu.Unlock()
+	params := o.params
+	if params == nil {
+		params = map[string]any{}
+	}
+	s.journal.transition("start_session", "ready", stateWaiting.String(), map[string]any{"params": params})
 	sess.start()
 	s.log.Info("session started", "session", sess.id)
 	return sess, nil
@@ -740,6 +785,9 @@ func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "no session is running")
 		return
 	}
+	for _, ss := range list {
+		ss.markStopped()
+	}
 	endAll(list, "stop_session")
 	writeJSON(w, http.StatusOK, map[string]string{"session_id": list[0].id, "state": "closed"})
 }
@@ -800,7 +848,7 @@ func (s *Server) handleSDP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodGet {
-		code, body := sess.answerStatus()
+		code, body := sess.answerStatus(LegacyConnectionID, false)
 		if body == nil {
 			w.WriteHeader(code)
 			return
@@ -830,8 +878,12 @@ func (s *Server) handleSDP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "sdp_params: "+err.Error())
 		return
 	}
-	if err := sess.negotiate(offer, req.TrackMapping); err != nil {
-		writeError(w, http.StatusBadRequest, "sdp_params: "+err.Error())
+	if err := sess.negotiate(LegacyConnectionID, offer, req.TrackMapping); err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, errConnLimit) {
+			code = http.StatusServiceUnavailable
+		}
+		writeError(w, code, "sdp_params: "+err.Error())
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "pending"})

@@ -2,6 +2,7 @@ package wiring
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -71,6 +72,22 @@ func (ws *Session) Done() <-chan struct{} { return ws.s.Done() }
 // peer.Binding.Outputs. offer must have passed Check against mapping.
 // Once the session is ending it returns engine.ErrSessionEnded.
 func (ws *Session) Prepare(offer *peer.Offer, mapping []peer.TrackMapping) (map[string]*peer.Output, error) {
+	return ws.prepare(offer, mapping, true)
+}
+
+// ErrCodecInUse is returned by Join when an offer cannot receive the codec
+// a running output sends to other viewers.
+var ErrCodecInUse = errors.New("wiring: the output already runs in a codec this offer does not accept")
+
+// Join is Prepare for a viewer joining viewers already bound: a running
+// output is never restarted in another codec (that would cut the others'
+// streams); an offer that cannot receive its codec fails with
+// ErrCodecInUse. Outputs not running yet are started as Prepare does.
+func (ws *Session) Join(offer *peer.Offer, mapping []peer.TrackMapping) (map[string]*peer.Output, error) {
+	return ws.prepare(offer, mapping, false)
+}
+
+func (ws *Session) prepare(offer *peer.Offer, mapping []peer.TrackMapping, restart bool) (map[string]*peer.Output, error) {
 	ws.prepMu.Lock()
 	defer ws.prepMu.Unlock()
 	if ws.s.ShouldStop() {
@@ -85,6 +102,9 @@ func (ws *Session) Prepare(offer *peer.Offer, mapping []peer.TrackMapping) (map[
 		ws.mu.Unlock()
 		if prev != nil && offer.Supports(tm.MID, prev.out.Codec()) {
 			continue
+		}
+		if prev != nil && !restart {
+			return nil, fmt.Errorf("%w: output %q sends %s", ErrCodecInUse, tm.Name, prev.out.Codec())
 		}
 		codec, err := offer.ChooseCodec(tm.MID)
 		if err != nil {

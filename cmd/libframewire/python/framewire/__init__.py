@@ -30,13 +30,14 @@ multiprocessing's "spawn" start method.
 """
 
 from ._abi import FramewireError, NoDevicePath, SessionEnded
-from ._runtime import Context, get_ctx, serve, stop
+from ._runtime import Client, Context, connected, disconnected, get_ctx, serve, stop
 from ._schema import File, Param, command
 from . import tracks
 
 __version__ = "0.1.0"
 
-__all__ = ["VideoModel", "model", "command", "get_ctx", "Context", "File", "Param", "serve", "stop",
+__all__ = ["VideoModel", "model", "command", "get_ctx", "Context", "Client", "connected", "disconnected",
+           "File", "Param", "serve", "stop",
            "tracks", "FramewireError", "SessionEnded", "NoDevicePath"]
 
 

@@ -62,6 +62,7 @@ COMMAND_FN = _c.CFUNCTYPE(_c.c_int32, uptr, _c.c_char_p, _c.c_char_p, _c.c_int32
 MEDIA_FN = _c.CFUNCTYPE(_c.c_int32, uptr, _c.POINTER(Media), _c.c_void_p, _c.c_int32)
 END_FN = _c.CFUNCTYPE(None, uptr)
 RELEASE_FN = _c.CFUNCTYPE(None, uptr)
+CLIENT_FN = _c.CFUNCTYPE(None, uptr, _c.c_int32, _c.c_int32, _c.c_int32)
 
 _E = [_c.c_char_p, _c.c_int32]  # (err, errcap)
 _SIGNATURES = {
@@ -70,7 +71,11 @@ _SIGNATURES = {
     "fw_model_add_track": ([uptr, _c.c_char_p, _c.c_int32, _c.c_double, _c.c_int32] + _E, _c.c_int32),
     "fw_model_add_command": ([uptr, _c.c_char_p, _c.c_char_p, _c.c_char_p] + _E, _c.c_int32),
     "fw_model_set_callbacks": ([uptr, INIT_FN, SESSION_FN, COMMAND_FN, MEDIA_FN, END_FN] + _E, _c.c_int32),
+    "fw_model_set_client_callback": ([uptr, CLIENT_FN] + _E, _c.c_int32),
     "fw_serve": ([uptr, _c.c_char_p] + _E, _c.c_int32),
+    "fw_session_send_to": ([uptr, _c.c_int32, _c.c_char_p, _c.c_int64] + _E, _c.c_int32),
+    "fw_session_client": ([uptr], _c.c_int32),
+    "fw_session_clients": ([uptr], _c.c_int32),
     "fw_stop": ([uptr], _c.c_int32),
     "fw_setenv": ([_c.c_char_p, _c.c_char_p] + _E, _c.c_int32),
     "fw_session_should_stop": ([uptr], _c.c_int32),

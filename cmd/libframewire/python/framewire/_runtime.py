@@ -59,10 +59,11 @@ class Context:
             t = self._tracks.setdefault(key, cls(self._lib, h.value, n, kind.value))
         return t
 
-    def send(self, msg):
-        """Send a JSON-serialisable message to the client (the SDK's
-        "message" event). Does not wait for the client. Returns True when
-        handed to the client, False when no client is attached right now
+    def send(self, msg, to=None):
+        """Send a JSON-serialisable message to every connected client (the
+        SDK's "message" event), or, with ``to`` (a client id or a Client),
+        to that client only. Does not wait for the client. Returns True when
+        handed to a client, False when no client is attached right now
         (before it connected, or while it reconnects): that message is not
         delivered. Raises TypeError for a value JSON cannot express and
         SessionEnded after the session ended."""
@@ -71,11 +72,35 @@ class Context:
         except (TypeError, ValueError) as e:
             raise TypeError(f"send: {type(msg).__name__} is not JSON-serialisable: {e}") from None
         err = _abi.errbuf()
-        rc = self._lib.fw_session_send(self._h, doc, len(doc), err, _abi.ERR_CAP)
+        if to is not None:
+            cid = to.id if isinstance(to, Client) else int(to)
+            rc = self._lib.fw_session_send_to(self._h, cid, doc, len(doc), err, _abi.ERR_CAP)
+        else:
+            rc = self._lib.fw_session_send(self._h, doc, len(doc), err, _abi.ERR_CAP)
         if rc == _abi.ENOCLIENT:
             return False
         _abi.check(rc, err)
         return True
+
+    @property
+    def client(self):
+        """The Client whose command (or connected/disconnected hook) runs
+        now, None elsewhere."""
+        cid = self._lib.fw_session_client(self._h)
+        return Client(self, cid) if cid else None
+
+    @property
+    def clients(self):
+        """How many clients are connected to the session now."""
+        return self._lib.fw_session_clients(self._h)
+
+    def reply(self, msg):
+        """Send msg to the client whose command runs now only (see
+        send). Raises RuntimeError outside a command from a client."""
+        c = self.client
+        if c is None:
+            raise RuntimeError("reply() outside a command or hook of a client; use send()")
+        return self.send(msg, to=c.id)
 
     def stop(self, reason="model"):
         """Ask the session to end; should_stop() turns true."""
@@ -83,6 +108,38 @@ class Context:
 
     def __repr__(self):
         return f"<framewire session {self._h}>"
+
+
+class Client:
+    """One client (connection) of a session: ``id`` is its connection id
+    (1001 for the single-connection SDK path), ``live`` how many clients
+    were connected after it came or went (hooks only, else None)."""
+
+    def __init__(self, ctx, cid, live=None):
+        self.ctx, self.id, self.live = ctx, cid, live
+
+    def send(self, msg):
+        """Send msg to this client only (see Context.send)."""
+        return self.ctx.send(msg, to=self.id)
+
+    def __repr__(self):
+        return f"<framewire client {self.id}>"
+
+
+def connected(fn):
+    """Mark a model method ``fn(self, client)`` as the hook called when a
+    client connects (its data channel open, so client.send arrives). It
+    runs on the session's command thread, before that client's commands;
+    get_ctx() is the session's context."""
+    fn._framewire_hook = "connected"
+    return fn
+
+
+def disconnected(fn):
+    """Mark a model method ``fn(self, client)`` as the hook called when a
+    client is lost while the session goes on (not when the session ends)."""
+    fn._framewire_hook = "disconnected"
+    return fn
 
 
 def get_ctx():
@@ -142,6 +199,12 @@ class _Served:
                     _abi.COMMAND_FN(self._command),
                     _abi.MEDIA_FN(self._media) if self.has_media else _abi.MEDIA_FN(),
                     _abi.END_FN(self._end))
+        self.hooks = {}
+        for attr in dir(cls):
+            kind = getattr(getattr(cls, attr, None), "_framewire_hook", None)
+            if kind:
+                self.hooks[kind] = attr
+        self.client_cb = _abi.CLIENT_FN(self._client) if self.hooks else None
 
     def _init(self, _m, config_json, err, cap):
         def build():
@@ -195,6 +258,19 @@ class _Served:
             td = TrackData(name, "audio", data, m.capture_unix_ns / 1e9, m.sample_rate)
         self.instance.on_media(MediaBundle([td]))
 
+    def _client(self, h, is_connected, cid, live):
+        attr = self.hooks.get("connected" if is_connected else "disconnected")
+        if attr is None:
+            return
+        ctx = _context(h)
+        _local.ctx = ctx
+        err = ctypes.create_string_buffer(_abi.ERR_CAP)
+        try:
+            if _guarded(attr, err, _abi.ERR_CAP, getattr(self.instance, attr), Client(ctx, cid, live)):
+                sys.stderr.write(f"framewire: {err.value.decode(errors='replace')}\n")  # a hook's error is logged, the model goes on
+        finally:
+            _local.ctx = None
+
     def _end(self, h):
         with _sessions_lock:
             _sessions.pop(h, None)
@@ -211,6 +287,8 @@ class _Served:
             _abi.check(lib.fw_model_add_command(h, c.name.encode(), c.description.encode(),
                                                 json.dumps(c.schema).encode(), err, _abi.ERR_CAP), err)
         _abi.check(lib.fw_model_set_callbacks(h, *self.cbs, err, _abi.ERR_CAP), err)
+        if self.client_cb is not None:
+            _abi.check(lib.fw_model_set_client_callback(h, self.client_cb, err, _abi.ERR_CAP), err)
         return h.value
 
 
