@@ -30,6 +30,14 @@ import (
 // a front; it returns the front's URL, the issuer and the store.
 func startProduction(t *testing.T, log *slog.Logger) (string, *auth.Issuer, *registry.Store) {
 	t.Helper()
+	url, _, issuer, store := startProductionNode(t, log, 2)
+	return url, issuer, store
+}
+
+// startProductionNode is startProduction with a node of the given
+// capacity; it also returns the node's URL.
+func startProductionNode(t *testing.T, log *slog.Logger, capacity int) (string, string, *auth.Issuer, *registry.Store) {
+	t.Helper()
 	rd := registrytest.Start(t)
 	store := registry.New(rd.Client(t), "")
 	secretFile := filepath.Join(t.TempDir(), "secret")
@@ -41,7 +49,7 @@ func startProduction(t *testing.T, log *slog.Logger) (string, *auth.Issuer, *reg
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := parseFlags([]string{"-mode", "node", "-redis", rd.Addr, "-jwt-secret-file", secretFile, "-capacity", "2",
+	o, err := parseFlags([]string{"-mode", "node", "-redis", rd.Addr, "-jwt-secret-file", secretFile, "-capacity", fmt.Sprint(capacity),
 		"-heartbeat", "200ms", "-ttl", "1s", "-reconnect-window", "3s", "-drain-timeout", "2s"})
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +64,7 @@ func startProduction(t *testing.T, log *slog.Logger) (string, *auth.Issuer, *reg
 		}
 	})
 	url, issuer := startFront(t, store, secret, "framewire-demo", log)
-	return url, issuer, store
+	return url, "http://" + ln.Addr().String(), issuer, store
 }
 
 // startFront runs a front for model over store, sharing secret with the
@@ -203,4 +211,100 @@ func TestBrowserSDKProduction(t *testing.T) {
 	if failMs > 2000 {
 		t.Errorf("RECONNECTION_FAILED after %.0f ms, want within 2 s", failMs)
 	}
+}
+
+// TestBrowserSDKNodeThreeSessions: a node of capacity 3 runs three
+// sessions of the real SDK 2.9.0 (three Chromium tabs) at once through a
+// front, each with its own command and its own upload answered on its own
+// session; the node's JSON stats list all three with their commands and
+// /metrics counts three streaming sessions (no session label).
+func TestBrowserSDKNodeThreeSessions(t *testing.T) {
+	needBrowser(t)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	frontURL, nodeURL, _, _ := startProductionNode(t, log, 3)
+	jwt := mintToken(t, frontURL)
+	eval1, ctx1 := openHarness(t)
+	evals := []func(string, string, any){eval1}
+	for range 2 {
+		tab, cancel := chromedp.NewContext(ctx1) // more tabs of the same browser
+		defer cancel()
+		if err := chromedp.Do(tab, chromedp.Navigate(chromedpLocation(t, ctx1))); err != nil {
+			t.Fatal(err)
+		}
+		waitTrue(t, 10*time.Second, "harness loaded in another tab", func() bool {
+			v, err := chromedp.Run(tab, chromedp.Evaluate[string](`typeof fw`))
+			return err == nil && v == "object"
+		})
+		evals = append(evals, evaluator(t, tab))
+	}
+	sids := make([]string, len(evals))
+	for i, eval := range evals {
+		eval("connect(jwt)", fmt.Sprintf(`fw.connect(%q, "framewire-demo", %q)`, frontURL, jwt), nil)
+		eval("session id", `fw.sessionId()`, &sids[i])
+	}
+	for i, eval := range evals {
+		var m map[string]any
+		var n int
+		hue := 40 * (i + 1)
+		eval("message count", `fw.state.messages.length`, &n)
+		eval("set_color", fmt.Sprintf(`fw.command("set_color", {hue: %d, mode: "solid"})`, hue), nil)
+		eval("color_set", fmt.Sprintf(`fw.waitMessage("color_set", %d, 5000)`, n), &m)
+		if m["hue"] != float64(hue) {
+			t.Errorf("session %s: color_set %v, want hue %d (its own command)", sids[i], m, hue)
+		}
+		text := fmt.Sprintf("upload of session %d through the front", i)
+		eval("message count", `fw.state.messages.length`, &n)
+		eval("upload", fmt.Sprintf(`fw.upload(%q)`, text), nil)
+		eval("file_info", fmt.Sprintf(`fw.waitMessage("file_info", %d, 15000)`, n), &m)
+		if sum := sha256.Sum256([]byte(text)); m["sha256"] != hex.EncodeToString(sum[:]) {
+			t.Errorf("session %s: file_info %v, want the sha256 of its own upload %x", sids[i], m, sum)
+		}
+	}
+	get := func(path string) []byte {
+		resp, err := http.Get(nodeURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return b
+	}
+	var doc struct {
+		Sessions []struct {
+			ID       string `json:"id"`
+			State    string `json:"state"`
+			Commands uint64 `json:"commands"`
+		} `json:"sessions"`
+	}
+	if err := json.Unmarshal(get("/framewire/stats"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]uint64{}
+	for _, s := range doc.Sessions {
+		if s.State == "streaming" {
+			listed[s.ID] = s.Commands
+		}
+	}
+	for _, sid := range sids {
+		if c, ok := listed[sid]; !ok || c < 2 {
+			t.Errorf("node stats %+v: session %s not listed streaming with its 2 commands", doc.Sessions, sid)
+		}
+	}
+	if m := string(get("/metrics")); !strings.Contains(m, `framewire_session_state{state="streaming"} 3`) || strings.Contains(m, sids[0]) {
+		t.Errorf("/metrics does not count 3 streaming sessions without naming them:\n%s", grepLines(m, "framewire_session_state"))
+	}
+	for _, eval := range evals {
+		eval("disconnect()", `fw.disconnect()`, nil)
+	}
+}
+
+// grepLines returns the lines of s containing sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
