@@ -223,7 +223,7 @@ func TestBrowserSDKNodeThreeSessions(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	frontURL, nodeURL, _, _ := startProductionNode(t, log, 3)
 	jwt := mintToken(t, frontURL)
-	eval1, ctx1 := openHarness(t)
+	eval1, ctx1 := openHarnessWithin(t, 120*time.Second)
 	evals := []func(string, string, any){eval1}
 	for range 2 {
 		tab, cancel := chromedp.NewContext(ctx1) // more tabs of the same browser
@@ -307,4 +307,13 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// chromedpLocation is the URL of ctx's tab.
+func chromedpLocation(t *testing.T, ctx context.Context) string {
+	u, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

@@ -316,12 +316,3 @@ func TestPythonNodeProduction(t *testing.T) {
 		e("disconnect", `fw.disconnect()`, nil)
 	}
 }
-
-// chromedpLocation is the URL of ctx's tab.
-func chromedpLocation(t *testing.T, ctx context.Context) string {
-	u, err := chromedp.Run(ctx, chromedp.Location())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
