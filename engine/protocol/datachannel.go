@@ -33,9 +33,17 @@ type envelope struct {
 func (ss *session) onMessage(c *conn, p *peer.Peer, text []byte) {
 	ss.mu.Lock()
 	current := c.peer == p && ss.conns[c.id] == c
+	ready := c.ready
 	ss.mu.Unlock()
 	if !current {
 		return
+	}
+	if !ready {
+		// A frame proves the channel open, and the client may send before
+		// the peer reports itself connected (seen under load): count the
+		// connection open now, or the replies to these very frames would
+		// go to no connection and be lost.
+		ss.onReady(c, p)
 	}
 	c.lastSeen.Store(time.Now().UnixNano())
 	var env envelope
