@@ -160,7 +160,7 @@ bench: deps python
 ## (TestLatencyGate).
 bench-gate: deps python
 	go test -count=1 -run '^(TestGate|TestLatencyGate)$$' ./bench/ -gate
-	$(PY) $(PYDIR)/bench_emit.py --gate 1.25
+	$(PY) $(PYDIR)/bench_emit.py --gate 1.35
 
 ## screenshot: regenerate cmd/framewire/screenshot.png with the browser test of the page.
 screenshot: deps web

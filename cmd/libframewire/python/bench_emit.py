@@ -1,5 +1,5 @@
 """Python emit vs Go Emit of the same 1280x720 frame, side by side in one
-process (make bench prints it; make bench-gate fails above 1.25x).
+process (make bench prints it; make bench-gate fails above 1.35x).
 
 Each round times N Python OutputTrack.emit calls on a standalone track and
 N calls of the Go VideoOut.Emit on the same track (fw_measure_emit),
@@ -7,7 +7,7 @@ interleaved; the ratio is the median over rounds. It also counts the
 Python memory blocks still allocated after 5000 emits (tracemalloc): emit
 keeps nothing per frame (a few blocks in free lists are not per frame).
 
-usage: python3 bench_emit.py [--gate 1.25]
+usage: python3 bench_emit.py [--gate 1.35]
 """
 
 import ctypes
