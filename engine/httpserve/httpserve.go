@@ -12,7 +12,10 @@
 //     request, Connection: close), for the priority routes only (/health,
 //     /healthz, /readyz, /metrics by default): health checks and scrapes
 //     stay answerable under a connection flood while every other request
-//     on such a connection gets 503;
+//     on such a connection gets 503; when those places (64, 2 per client)
+//     are taken too, a client holding no connection takes the place of
+//     the oldest one still sending its request, so a flood from many
+//     clients cannot starve a health check;
 //   - graceful shutdown: when the context ends, the listener closes and
 //     requests in flight finish within Config.ShutdownTimeout.
 //

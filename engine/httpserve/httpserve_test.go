@@ -120,31 +120,52 @@ func TestSlowFloodKeepsHealthAnswerable(t *testing.T) {
 	}
 }
 
-// With every connection in a handler nothing can be evicted: a new
-// connection is served over the cap, the priority routes only, once.
-func TestOverCapServesPriorityRoutesOnly(t *testing.T) {
-	release := make(chan struct{})
-	addr, s := start(t, httpserve.Config{MaxConns: 10, MaxConnsPerIP: 1}, release)
+// blockAll has one blocking request in a handler from each of ips (the
+// server's cap is len(ips), one per client): nothing can be evicted. The
+// requests end at the test's cleanup.
+func blockAll(t *testing.T, addr string, s *httpserve.Server, ips []string, release chan struct{}) {
+	t.Helper()
 	done := make(chan struct{})
-	for _, ip := range httpservetest.IPs(10) {
+	for _, ip := range ips {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			httpservetest.Get(t, ip, addr, "/block")
 		}()
 	}
-	defer func() {
+	t.Cleanup(func() {
 		close(release)
-		for range 10 {
+		for range ips {
 			<-done
 		}
-	}()
+	})
 	deadline := time.Now().Add(10 * time.Second)
-	for s.Stats().Open < 10 || blocked.Load() < 10 {
+	for s.Stats().Open < int64(len(ips)) || blocked.Load() < int32(len(ips)) {
 		if time.Now().After(deadline) {
-			t.Fatalf("10 blocking requests not all in their handlers after 10 s: %+v, %d", s.Stats(), blocked.Load())
+			t.Fatalf("%d blocking requests not all in their handlers after 10 s: %+v, %d", len(ips), s.Stats(), blocked.Load())
 		}
 		time.Sleep(5 * time.Millisecond) // poll with a deadline
 	}
+}
+
+// waitStats waits up to 10 s for the server's stats to satisfy ok (the
+// accept loop runs behind the clients' dials).
+func waitStats(t *testing.T, s *httpserve.Server, what string, ok func(httpserve.Stats) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok(s.Stats()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not %s after 10 s: %+v", what, s.Stats())
+		}
+		time.Sleep(5 * time.Millisecond) // poll with a deadline
+	}
+}
+
+// With every connection in a handler nothing can be evicted: a new
+// connection is served over the cap, the priority routes only, once.
+func TestOverCapServesPriorityRoutesOnly(t *testing.T) {
+	release := make(chan struct{})
+	addr, s := start(t, httpserve.Config{MaxConns: 10, MaxConnsPerIP: 1}, release)
+	blockAll(t, addr, s, httpservetest.IPs(10), release)
 	quick(t, "127.0.0.3", addr, "/healthz")
 	quick(t, "127.0.0.3", addr, "/metrics")
 	code, _, took := httpservetest.Get(t, "127.0.0.4", addr, "/")
@@ -153,6 +174,34 @@ func TestOverCapServesPriorityRoutesOnly(t *testing.T) {
 	}
 	if st := s.Stats(); st.Overflow != 3 || st.Evicted != 0 {
 		t.Errorf("stats %+v: want 3 connections served over the cap, none evicted", st)
+	}
+}
+
+// When the clients holding the server's connections also fill every place
+// over the cap with connections that never finish their request, a client
+// holding no connection still gets its health check answered (it takes
+// the oldest such place), and the flooding clients' next connection is
+// refused. This is the state a slow flood reaches when the server's
+// goroutines run late (a clean-clone run under -race on two cores).
+func TestFullOverflowPoolYieldsToNewClient(t *testing.T) {
+	release := make(chan struct{})
+	addr, s := start(t, httpserve.Config{MaxConns: 40, MaxConnsPerIP: 1}, release)
+	ips := httpservetest.IPs(40)
+	blockAll(t, addr, s, ips, release)
+	f := httpservetest.Start(t, addr, ips[:32], 64, httpservetest.SlowHeaders, "/")
+	waitStats(t, s, "64 slow connections from 32 holding clients over the cap", func(st httpserve.Stats) bool { return st.Overflow == 64 && st.Open == 40+64 })
+	quick(t, "127.0.0.3", addr, "/healthz")
+	if st := s.Stats(); st.Evicted != 1 || st.Overflow != 65 {
+		t.Errorf("stats %+v: want the health check served over the cap in place of one evicted slow connection", st)
+	}
+	if alive := f.Alive(100 * time.Millisecond); alive != 63 {
+		t.Errorf("%d of the 64 slow connections open; want 63 (one evicted)", alive)
+	}
+	httpservetest.Start(t, addr, ips[32:33], 1, httpservetest.SlowHeaders, "/")
+	waitStats(t, s, "the pool full again", func(st httpserve.Stats) bool { return st.Overflow == 66 && st.Open == 40+64 })
+	code, body, _ := httpservetest.Get(t, ips[39], addr, "/healthz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "connection limit") {
+		t.Errorf("GET /healthz from a client holding a connection, the pool full: %d %q; want 503 at the limit", code, body)
 	}
 }
 

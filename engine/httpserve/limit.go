@@ -2,6 +2,7 @@ package httpserve
 
 import (
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +20,7 @@ type limiter struct {
 	mu       sync.Mutex
 	byIP     map[string][]*conn // admitted connections per client, oldest first
 	total    int                // admitted connections
-	overflow int                // connections served over the cap
+	over     []*conn            // connections served over the cap, oldest first
 	overIP   map[string]int     // those per client
 
 	m       *Meter
@@ -80,12 +81,25 @@ func (l *limiter) admit(nc net.Conn, ip string) (c *conn, victim *conn, why stri
 		l.m.open.Add(1)
 		return c, victim, ""
 	}
-	if l.overflow < overflowMax && l.overIP[ip] < overflowPerIP {
-		l.overflow++
-		l.overIP[ip]++
-		l.m.overCap.Add(1)
-		l.m.open.Add(1)
-		return &conn{Conn: nc, l: l, ip: ip, overflow: true, deadline: time.Now().Add(l.cfg.OverflowDeadline)}, nil, ""
+	if l.overIP[ip] < overflowPerIP {
+		if len(l.over) >= overflowMax && len(l.byIP[ip]) == 0 {
+			// The pool is full, most likely of a flood's connections:
+			// a client holding no connection (a health check, a
+			// scrape) takes the place of the oldest one still sending
+			// its request.
+			victim = l.overVictimLocked()
+			if victim != nil {
+				l.removeLocked(victim)
+			}
+		}
+		if len(l.over) < overflowMax {
+			c = &conn{Conn: nc, l: l, ip: ip, overflow: true, deadline: time.Now().Add(l.cfg.OverflowDeadline)}
+			l.over = append(l.over, c)
+			l.overIP[ip]++
+			l.m.overCap.Add(1)
+			l.m.open.Add(1)
+			return c, victim, ""
+		}
 	}
 	if perIPFull {
 		return nil, nil, "client at its connection limit"
@@ -112,14 +126,25 @@ func (l *limiter) victimLocked() *conn {
 	return best
 }
 
+// overVictimLocked is the oldest connection over the cap that is not in a
+// handler, or nil.
+func (l *limiter) overVictimLocked() *conn {
+	for _, c := range l.over {
+		if c.busy.Load() == 0 {
+			return c
+		}
+	}
+	return nil
+}
+
 // removeLocked forgets c; it reports whether c was still counted.
 func (l *limiter) removeLocked(c *conn) bool {
 	if c.overflow {
-		if c.removed {
+		i := slices.Index(l.over, c)
+		if i < 0 {
 			return false
 		}
-		c.removed = true
-		l.overflow--
+		l.over = slices.Delete(l.over, i, i+1)
 		l.m.open.Add(-1)
 		if l.overIP[c.ip]--; l.overIP[c.ip] == 0 {
 			delete(l.overIP, c.ip)
@@ -190,7 +215,6 @@ type conn struct {
 	ip       string
 	overflow bool      // admitted over the cap: priority routes, until deadline
 	deadline time.Time // overflow only
-	removed  bool      // overflow only, under l.mu
 
 	busy     atomic.Int32 // requests in a handler
 	hijacked atomic.Bool
