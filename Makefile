@@ -6,7 +6,10 @@ SHELL := /bin/bash
 BUILD := $(CURDIR)/build
 PREFIX := $(BUILD)/ffmpeg
 CUDA_DIR := $(BUILD)/cuda
-FFMPEG_STAMP := $(PREFIX)/.stamp-7.1.5-2
+# The FFmpeg build's stamp, named by .ci/deps.sh's FFMPEG_VERSION and
+# FFMPEG_CONFIG (one place to bump).
+deps_var = $(shell sed -n 's/^$(1)=//p' .ci/deps.sh)
+FFMPEG_STAMP := $(PREFIX)/.stamp-$(call deps_var,FFMPEG_VERSION)-$(call deps_var,FFMPEG_CONFIG)
 CUDA_STAMP := $(CUDA_DIR)/.stamp
 CUDAEMU_DIR := $(BUILD)/cudaemu
 CUDAEMU := $(CUDAEMU_DIR)/libcuda.so.1

@@ -17,11 +17,11 @@ type limiter struct {
 	net.Listener
 	cfg Config
 
-	mu       sync.Mutex
-	byIP     map[string][]*conn // admitted connections per client, oldest first
-	total    int                // admitted connections
-	over     []*conn            // connections served over the cap, oldest first
-	overIP   map[string]int     // those per client
+	mu     sync.Mutex
+	byIP   map[string][]*conn // admitted connections per client, oldest first
+	total  int                // admitted connections
+	over   []*conn            // connections served over the cap, oldest first
+	overIP map[string]int     // those per client
 
 	m       *Meter
 	lastLog atomic.Int64 // unix nanoseconds of the last refusal line

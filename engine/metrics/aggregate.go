@@ -9,10 +9,11 @@ import (
 	"github.com/framewire/framewire/tracks"
 )
 
-// sessionsTotal is the running sessions' stats folded by track, so that
-// every series has one value and no label names a session: counters and
-// bitrates are summed, percentiles and buffer levels are the worst
-// session's.
+// sessionsTotal is the sessions' stats folded by track, so that every
+// series has one value and no label names a session: counters and bitrates
+// are summed, percentiles and buffer levels are the worst session's. The
+// collector folds the ended sessions' counters (wiring.Wiring.Totals) in
+// first, so counters are process totals.
 type sessionsTotal struct {
 	panics     uint64
 	tracks     map[string]tracks.Stats
@@ -53,7 +54,7 @@ func aggregate(list []wiring.SessionStats) sessionsTotal {
 				a.video = append(a.video, v)
 				continue
 			}
-			a.video[i] = addVideo(a.video[i], v)
+			a.video[i] = a.video[i].Add(v)
 		}
 		if r := s.Recording; r != nil {
 			a.recording = true
@@ -67,49 +68,9 @@ func aggregate(list []wiring.SessionStats) sessionsTotal {
 				a.audio = append(a.audio, au)
 				continue
 			}
-			a.audio[i] = addAudio(a.audio[i], au)
+			a.audio[i] = a.audio[i].Add(au)
 		}
 	}
 	slices.Sort(a.trackOrder)
-	return a
-}
-
-func addVideo(a, b pipeline.VideoStats) pipeline.VideoStats {
-	a.Emitted += b.Emitted
-	a.Dropped += b.Dropped
-	a.QueueDepth += b.QueueDepth
-	a.Encoded += b.Encoded
-	a.Sent += b.Sent
-	a.Keyframes += b.Keyframes
-	a.Skipped += b.Skipped
-	a.DeviceEncoded += b.DeviceEncoded
-	a.EncodeErrors += b.EncodeErrors
-	a.SinkErrors += b.SinkErrors
-	a.DeviceErrors += b.DeviceErrors
-	a.Bitrate += b.Bitrate
-	a.TargetBitrate += b.TargetBitrate
-	a.EncodeP50, a.EncodeP99 = max(a.EncodeP50, b.EncodeP50), max(a.EncodeP99, b.EncodeP99)
-	a.LatencyP50, a.LatencyP99 = max(a.LatencyP50, b.LatencyP50), max(a.LatencyP99, b.LatencyP99)
-	as, bs := metricStages(a.Stages), metricStages(b.Stages)
-	worst := func(x, y pipeline.Percentiles) pipeline.Percentiles {
-		return pipeline.Percentiles{P50: max(x.P50, y.P50), P99: max(x.P99, y.P99)}
-	}
-	a.Stages.Dequeued = worst(as[0].p, bs[0].p)
-	a.Stages.Paced = worst(as[1].p, bs[1].p)
-	a.Stages.Converted = worst(as[2].p, bs[2].p)
-	a.Stages.Encoded = worst(as[3].p, bs[3].p)
-	a.Stages.Handed = worst(as[4].p, bs[4].p)
-	a.Stages.Wire = worst(as[5].p, bs[5].p)
-	return a
-}
-
-func addAudio(a, b pipeline.AudioStats) pipeline.AudioStats {
-	a.Frames += b.Frames
-	a.Silent += b.Silent
-	a.Underruns += b.Underruns
-	a.Overflow += b.Overflow
-	a.Trimmed += b.Trimmed
-	a.Buffered = max(a.Buffered, b.Buffered)
-	a.LatencyP50, a.LatencyP99 = max(a.LatencyP50, b.LatencyP50), max(a.LatencyP99, b.LatencyP99)
 	return a
 }

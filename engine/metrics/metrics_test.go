@@ -76,7 +76,7 @@ func TestMetrics(t *testing.T) {
 
 	// A session with main_video's pipeline running into an unbound output
 	// (what a peer would carry is dropped; everything before it is real).
-	enginetest.StartVideo(t, w)
+	s := enginetest.StartVideo(t, w)
 	var text string
 	enginetest.Eventually(t, 10*time.Second, "five frames sent in the metrics", func() bool {
 		text = scrape()
@@ -98,6 +98,34 @@ func TestMetrics(t *testing.T) {
 		if v := value(text, series); !ok(v) {
 			t.Errorf("%s = %v", series, v)
 		}
+	}
+
+	// The session ends: its counts stay in the totals (a counter that
+	// went down would read as a reset), its levels leave with it; a second
+	// session adds to them.
+	sent := `framewire_video_frames_total{event="sent",track="main_video"}`
+	emitted := `framewire_track_frames_total{event="emitted",track="main_video"}`
+	before := value(scrape(), sent)
+	s.Engine().Stop("test: first session over")
+	<-s.Engine().Done()
+	enginetest.Eventually(t, 10*time.Second, "the ended session out of live_sessions", func() bool {
+		text = scrape()
+		return value(text, `framewire_live_sessions`) == 0
+	})
+	first, firstEmitted := value(text, sent), value(text, emitted)
+	if first < before || firstEmitted < first {
+		t.Errorf("after the session ended: %s = %v (was %v), %s = %v", sent, first, before, emitted, firstEmitted)
+	}
+	if v := value(text, `framewire_video_target_bitrate_bps{track="main_video"}`); v > 0 {
+		t.Errorf("target bitrate %v with no session running; want 0 or absent", v)
+	}
+	enginetest.StartVideo(t, w)
+	enginetest.Eventually(t, 10*time.Second, "the second session's frames added to the first's", func() bool {
+		text = scrape()
+		return value(text, sent) >= first+5
+	})
+	if v := value(text, emitted); v < firstEmitted+5 {
+		t.Errorf("%s = %v with a second session running; want ≥ %v", emitted, v, firstEmitted+5)
 	}
 }
 

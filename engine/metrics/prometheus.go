@@ -2,10 +2,11 @@
 // collector (Collector, Handler) and the JSON stats document the demo page
 // polls (Snapshot, StatsHandler). Both read counters the engine, the
 // wiring and the protocol server keep anyway, at scrape time: nothing is
-// counted per frame for them. Per-session series describe the sessions running now: counters are
-// summed over them by track (a session that ends takes its share away,
-// which Prometheus reads as a counter reset), percentiles are the worst
-// session's, bitrates summed. No series carries a session id, so the
+// counted per frame for them. Counters are process totals by track: the
+// running sessions' summed with what the ended ones counted
+// (wiring.Wiring.Totals), so none decreases when a session ends; levels,
+// bitrates and percentiles describe the sessions running now (bitrates
+// summed, percentiles the worst session's). No series carries a session id, so the
 // label sets stay bounded by the model's tracks whatever the number of
 // sessions; per-session detail is in the JSON stats (Snapshot). The
 // engine-wide totals never reset.
@@ -38,14 +39,14 @@ var (
 	mOversized       = desc("oversized_messages_total", "Client data-channel messages over the size limit (also in dropped_messages_total); one too large to receive at all loses its peer.")
 	mRefusedSends    = desc("refused_sends_total", "Model messages not sent (too large, no client).")
 	mLiveSessions    = desc("live_sessions", "Model sessions running.")
-	mKeyframeReqs    = desc("keyframe_requests_total", "Keyframe requests of the running sessions' peers: received from the client (PLI/FIR, for the outputs), sent to it (PLI, for its webcam).", "direction")
+	mKeyframeReqs    = desc("keyframe_requests_total", "Keyframe requests of every session's peers: received from the client (PLI/FIR, for the outputs), sent to it (PLI, for its webcam).", "direction")
 	mPeerTarget      = desc("peer_target_bitrate_bps", "The running sessions' congestion-control estimates (GCC), summed over their peers.")
 
-	mPanics      = desc("model_panics_total", "Panics contained in model code of the running sessions.")
-	mTrackEvents = desc("track_frames_total", "Frames (or audio chunks) of the running sessions' tracks: emitted by the model or delivered by the client, dropped, rejected.", "track", "event")
+	mPanics      = desc("model_panics_total", "Panics contained in model code, all sessions.")
+	mTrackEvents = desc("track_frames_total", "Frames (or audio chunks) of every session's tracks: emitted by the model or delivered by the client, dropped, rejected.", "track", "event")
 
-	mVideoFrames   = desc("video_frames_total", "Video pipeline frames of the running sessions: encoded, sent, keyframes, skipped, device_encoded (from device memory, no host copy).", "track", "event")
-	mVideoErrors   = desc("video_errors_total", "Video pipeline errors of the running sessions.", "track", "kind")
+	mVideoFrames   = desc("video_frames_total", "Video pipeline frames, all sessions: encoded, sent, keyframes, skipped, device_encoded (from device memory, no host copy).", "track", "event")
+	mVideoErrors   = desc("video_errors_total", "Video pipeline errors, all sessions.", "track", "kind")
 	mQueueDepth    = desc("video_queue_depth", "Frames waiting in the output track's queues, all sessions.", "track")
 	mEncodeSeconds = desc("video_encode_seconds", "Encode time (conversion included) over the last 256 frames; the worst session's.", "track", "quantile")
 	mStage         = desc("video_stage_seconds", "Time from Emit to each pipeline stage (dequeued, paced, converted, encoded, handed to pion, written to the socket) over the last 256 frames (the worst session's): the difference between two stages is where latency goes.", "track", "stage", "quantile")
@@ -53,10 +54,10 @@ var (
 	mBitrate       = desc("video_bitrate_bps", "Measured output bitrate over the last 256 frames, all sessions.", "track")
 	mTarget        = desc("video_target_bitrate_bps", "Encoder target bitrate (congestion control), all sessions.", "track")
 	mBackend       = desc("video_encoder_info", "1 for each encoder backend in use by a video output.", "track", "backend")
-	mRecDropped    = desc("recording_dropped_total", "Access units the running sessions' recorders dropped (full queue: a slow disk), with those skipped until the next keyframe.")
+	mRecDropped    = desc("recording_dropped_total", "Access units the recorders dropped (full queue: a slow disk), with those skipped until the next keyframe.")
 	mRecMedia      = desc("recording_media_seconds", "Media time the running sessions have recorded, summed.")
 
-	mAudioFrames   = desc("audio_frames_total", "20 ms Opus frames of the running sessions: sent, silent (generated), underruns.", "track", "event")
+	mAudioFrames   = desc("audio_frames_total", "20 ms Opus frames, all sessions: sent, silent (generated), underruns.", "track", "event")
 	mAudioTrimmed  = desc("audio_trimmed_samples_total", "Model audio samples dropped to bring latency back to the playout target (stale at start, after a stall, or drifting).", "track")
 	mAudioOverflow = desc("audio_overflow_samples_total", "Audio samples dropped beyond the buffer bound.", "track")
 	mAudioBuffered = desc("audio_buffered_seconds", "Audio queued for sending; the most of any session.", "track")
@@ -108,15 +109,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(mDroppedMessages, st.DroppedMessages)
 		counter(mOversized, st.OversizedMessages)
-		counter(mKeyframeReqs, st.Peer.PLIsReceived, "received")
-		counter(mKeyframeReqs, st.Peer.PLIsSent, "sent")
+		counter(mKeyframeReqs, st.KeyframeRequestsReceived, "received")
+		counter(mKeyframeReqs, st.KeyframeRequestsSent, "sent")
 		gauge(mPeerTarget, float64(st.Peer.TargetBitrate))
 	}
-	list := c.w.Stats()
-	if len(list) == 0 {
-		return
-	}
-	a := aggregate(list)
+	running, ended := c.w.Totals()
+	a := aggregate(append([]wiring.SessionStats{ended}, running...))
 	counter(mPanics, a.panics)
 	for _, name := range a.trackOrder {
 		t := a.tracks[name]

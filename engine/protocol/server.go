@@ -170,6 +170,8 @@ type counters struct {
 	capabilityReplies atomic.Uint64
 	peerDropped       atomic.Uint64 // DroppedMessages of peers already closed
 	peerOversized     atomic.Uint64 // OversizedMessages of peers already closed
+	peerPLIsReceived  atomic.Uint64 // PLIsReceived of peers already closed
+	peerPLIsSent      atomic.Uint64 // PLIsSent of peers already closed
 }
 
 // Stats is a snapshot of the server's counters, over every session.
@@ -187,6 +189,11 @@ type Stats struct {
 	// loses the peer, and its client is told (MESSAGE_TOO_LARGE) when the
 	// channel can still carry it.
 	OversizedMessages uint64
+	// KeyframeRequestsReceived and KeyframeRequestsSent count the
+	// keyframe requests (PLI/FIR) every peer the server had received from
+	// its client and sent to it: totals that never decrease, where Peer
+	// covers only the peers connected now.
+	KeyframeRequestsReceived, KeyframeRequestsSent uint64
 	// State is the state of the one session when exactly one runs (as in
 	// local mode), "ready" when none runs, "serving" with several (States
 	// counts them by state).
@@ -392,6 +399,8 @@ func (s *Server) Stats() Stats {
 	}
 	st.DroppedMessages += st.Peer.DroppedMessages
 	st.OversizedMessages = s.stats.peerOversized.Load() + st.Peer.OversizedMessages
+	st.KeyframeRequestsReceived = s.stats.peerPLIsReceived.Load() + st.Peer.PLIsReceived
+	st.KeyframeRequestsSent = s.stats.peerPLIsSent.Load() + st.Peer.PLIsSent
 	switch len(list) {
 	case 0:
 	case 1:

@@ -621,13 +621,15 @@ func (ss *session) receive(c *conn, p *peer.Peer, in *peer.Inbound) {
 	ss.ws.Receive(in)
 }
 
-// closePeer closes p and keeps its dropped-message count in the server's
-// totals.
+// closePeer closes p and keeps its dropped-message and keyframe-request
+// counts in the server's totals.
 func (ss *session) closePeer(p *peer.Peer) {
 	_ = p.Close()
 	st := p.Stats()
 	ss.srv.stats.peerDropped.Add(st.DroppedMessages)
 	ss.srv.stats.peerOversized.Add(st.OversizedMessages)
+	ss.srv.stats.peerPLIsReceived.Add(st.PLIsReceived)
+	ss.srv.stats.peerPLIsSent.Add(st.PLIsSent)
 }
 
 // currentPeer returns the legacy connection's peer, else any

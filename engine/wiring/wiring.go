@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/pipeline"
 	"github.com/framewire/framewire/engine/record"
+	"github.com/framewire/framewire/tracks"
 )
 
 // Config configures the media of every session a Wiring starts. The zero
@@ -78,7 +81,8 @@ type Wiring struct {
 	recAudio string // the recorded audio output, "" when none
 
 	mu       sync.Mutex
-	sessions []*Session // in start order; ended ones pruned
+	sessions []*Session   // in start order; ended ones pruned
+	ended    SessionStats // the counters of the pruned ones (Totals)
 }
 
 // New returns the wiring of e. Unless cfg.Backend is set it probes the
@@ -151,12 +155,14 @@ func (w *Wiring) Start(ctx context.Context) (*Session, error) {
 	return ws, nil
 }
 
-// prune drops ended sessions; w.mu must be held.
+// prune drops ended sessions, folding their counters into w.ended; w.mu
+// must be held.
 func (w *Wiring) prune() {
 	keep := w.sessions[:0]
 	for _, s := range w.sessions {
 		select {
 		case <-s.s.Done():
+			w.ended = foldCounters(w.ended, s.Stats())
 		default:
 			keep = append(keep, s)
 		}
@@ -182,17 +188,83 @@ type SessionStats struct {
 	Recording *record.Stats
 }
 
+// foldCounters adds s's counters to the ended sessions' total e (see
+// Totals).
+func foldCounters(e, s SessionStats) SessionStats {
+	ee, se := &e.Engine, s.Engine
+	ee.CommandsRun += se.CommandsRun
+	ee.CommandsRejected += se.CommandsRejected
+	ee.CommandsFailed += se.CommandsFailed
+	ee.MediaEvents += se.MediaEvents
+	ee.MediaErrors += se.MediaErrors
+	ee.Panics += se.Panics
+	if ee.Tracks == nil {
+		ee.Tracks = map[string]tracks.Stats{}
+	}
+	for name, t := range se.Tracks {
+		sum := ee.Tracks[name]
+		sum.Emitted += t.Emitted
+		sum.Dropped += t.Dropped
+		sum.Rejected += t.Rejected
+		sum.Delivered += t.Delivered
+		ee.Tracks[name] = sum
+	}
+	for _, v := range s.Video {
+		if i := slices.IndexFunc(e.Video, func(x pipeline.VideoStats) bool { return x.Track == v.Track }); i >= 0 {
+			e.Video[i] = e.Video[i].Add(v.Counters())
+		} else {
+			e.Video = append(e.Video, v.Counters())
+		}
+	}
+	for _, a := range s.Audio {
+		if i := slices.IndexFunc(e.Audio, func(x pipeline.AudioStats) bool { return x.Track == a.Track }); i >= 0 {
+			e.Audio[i] = e.Audio[i].Add(a.Counters())
+		} else {
+			e.Audio = append(e.Audio, a.Counters())
+		}
+	}
+	if s.Recording != nil {
+		if e.Recording == nil {
+			e.Recording = &record.Stats{}
+		}
+		e.Recording.Segments += s.Recording.Segments
+		e.Recording.Dropped += s.Recording.Dropped
+	}
+	return e
+}
+
 // Stats returns a snapshot of every session still running, in start
 // order. It reads counters only; call it as often as a scrape or a page
 // poll needs.
 func (w *Wiring) Stats() []SessionStats {
+	running, _ := w.Totals()
+	return running
+}
+
+// Totals returns Stats and, taken at the same instant, the counters of
+// every session that has ended, folded into one SessionStats: engine,
+// track, video, audio and recording counters summed by track name (one
+// Video or Audio entry per track, in the order first seen); its present
+// levels, percentiles, backends and ID are zero. The two added give
+// process totals that never decrease when a session ends (a session is in
+// exactly one of them). The results are the caller's. Safe for concurrent
+// use.
+func (w *Wiring) Totals() (running []SessionStats, ended SessionStats) {
 	w.mu.Lock()
 	w.prune()
 	list := append([]*Session(nil), w.sessions...)
-	w.mu.Unlock()
-	out := make([]SessionStats, 0, len(list))
-	for _, ws := range list {
-		out = append(out, ws.Stats())
+	ended = w.ended
+	ended.Engine.Tracks = maps.Clone(ended.Engine.Tracks)
+	ended.Video = slices.Clone(ended.Video)
+	ended.Audio = slices.Clone(ended.Audio)
+	if ended.Recording != nil {
+		r := *ended.Recording
+		ended.Recording = &r
 	}
-	return out
+	w.mu.Unlock()
+	running = make([]SessionStats, 0, len(list))
+	for _, ws := range list {
+		running = append(running, ws.Stats())
+	}
+	return running, ended
 }
