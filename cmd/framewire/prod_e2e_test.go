@@ -119,25 +119,7 @@ func TestBrowserSDKProduction(t *testing.T) {
 	frontURL, _, store := startProduction(t, log)
 	jwt := mintToken(t, frontURL)
 
-	pageMux := http.NewServeMux()
-	pageMux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, "web/index.html") })
-	pageMux.HandleFunc("/e2e.bundle.js", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, bundlePath) })
-	ps := httptest.NewServer(pageMux)
-	defer ps.Close()
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), chromiumOptions(t)...)
-	defer cancelAlloc()
-	cctx, cancelTab := chromedp.NewContext(actx)
-	defer cancelTab()
-	if err := chromedp.Do(cctx, chromedp.Navigate(ps.URL+"/")); err != nil {
-		t.Fatalf("open page: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(cctx, 90*time.Second)
-	defer cancel()
-	eval := evaluator(t, ctx)
-	waitTrue(t, 10*time.Second, "harness loaded", func() bool {
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`typeof fw`))
-		return err == nil && v == "object"
-	})
+	eval, _ := openHarnessWithin(t, 90*time.Second)
 
 	var readyMs float64
 	eval("connect(jwt)", fmt.Sprintf(`fw.connect(%q, "framewire-demo", %q)`, frontURL, jwt), &readyMs)

@@ -105,7 +105,7 @@ func TestDeviceFramesThroughAdapter(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("device frames not sent within 10 s: %+v", st)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // poll with a deadline
 	}
 }
 
@@ -233,7 +233,7 @@ func waitThreeTracksSent(t *testing.T, a *wiring.Wiring, n uint64) {
 		if time.Now().After(deadline) {
 			t.Fatalf("three tracks did not each send %d access units within 20 s: %+v", n, st)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // poll with a deadline
 	}
 }
 
@@ -303,7 +303,7 @@ func TestBadPointerSessionDoesNotBreakOthers(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("sessions %+v and %+v within 20 s: want one refused, the other sending", v1, v2)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // poll with a deadline
 	}
 	if err := dev.health(); err != nil {
 		t.Errorf("the process reports unhealthy after a refused bad pointer: %v", err)

@@ -16,7 +16,8 @@ import (
 )
 
 // A node loads the model once and serves up to Capacity sessions of it;
-// Run (not shown: it needs Redis) registers it and drains it at the end.
+// Run (not shown: it needs Redis) registers it, which makes it ready, and
+// drains it at the end.
 func ExampleNew() {
 	eng, _ := engine.New(enginetest.GreyModel(64, 48), engine.WithMaxSessions(8))
 	defer eng.Close()
@@ -31,5 +32,5 @@ func ExampleNew() {
 	rec := httptest.NewRecorder()
 	n.ServeHTTP(rec, httptest.NewRequest("POST", "/node/sessions", nil)) // no token
 	fmt.Println(rec.Code, n.Stats().Capacity, n.Ready())
-	// Output: 401 8 true
+	// Output: 401 8 false
 }

@@ -1,19 +1,20 @@
 package node_test
 
 import (
+	"context"
 	"errors"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"github.com/redis/go-redis/v9"
+	"time"
 
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/engine/cluster/auth"
 	"github.com/framewire/framewire/engine/cluster/node"
 	"github.com/framewire/framewire/engine/cluster/registry"
+	"github.com/framewire/framewire/engine/cluster/registry/registrytest"
 	"github.com/framewire/framewire/engine/enginetest"
 	"github.com/framewire/framewire/engine/wiring"
 )
@@ -32,8 +33,7 @@ func TestReadyzFailsWhileUnhealthy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never reached: the health check answers first
-	defer rdb.Close()
+	rdb := registrytest.Start(t).Client(t)
 	issuer, err := auth.NewIssuer([]byte("a-shared-secret-of-32-bytes-or-more"))
 	if err != nil {
 		t.Fatal(err)
@@ -49,12 +49,24 @@ func TestReadyzFailsWhileUnhealthy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !n.Ready() {
-		t.Fatal("not ready while healthy")
+	rec := httptest.NewRecorder()
+	n.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if n.Ready() || rec.Code != 503 || !strings.Contains(rec.Body.String(), "not registered") {
+		t.Errorf("before Run registered it: Ready %v, /readyz %d %s; want not ready", n.Ready(), rec.Code, rec.Body)
 	}
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- n.Run(ctx) }()
+	defer func() {
+		stop()
+		if err := <-ran; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	enginetest.Eventually(t, 10*time.Second, "ready once registered", n.Ready)
 	poisoned := errors.New("gpu: the device's CUDA context is poisoned by a sticky fault: an illegal memory access")
 	fault.Store(&poisoned)
-	rec := httptest.NewRecorder()
+	rec = httptest.NewRecorder()
 	n.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "illegal memory access") {
 		t.Errorf("/readyz while unhealthy: %d %s, want 503 with the reason", rec.Code, rec.Body)

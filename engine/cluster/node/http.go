@@ -57,7 +57,14 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 		writeDetail(w, http.StatusServiceUnavailable, "unhealthy: "+err.Error())
 		return
 	}
-	if !n.Ready() {
+	n.mu.Lock()
+	registered, draining := n.registered, n.draining
+	n.mu.Unlock()
+	switch {
+	case !registered:
+		writeDetail(w, http.StatusServiceUnavailable, "not registered yet")
+		return
+	case draining:
 		writeDetail(w, http.StatusServiceUnavailable, "draining")
 		return
 	}

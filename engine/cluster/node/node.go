@@ -118,9 +118,10 @@ type Node struct {
 	log   *slog.Logger
 	model string
 
-	mu       sync.Mutex // guards the fields below
-	sessions map[string]*hosted
-	draining bool
+	mu         sync.Mutex // guards the fields below
+	sessions   map[string]*hosted
+	draining   bool
+	registered bool // Run's first registration succeeded
 
 	started, refused, ended atomic.Uint64
 }
@@ -177,13 +178,13 @@ func (n *Node) Stats() Stats {
 		Started: n.started.Load(), Refused: n.refused.Load(), Ended: n.ended.Load()}
 }
 
-// Ready reports whether the node takes new sessions: it is not draining
-// and Config.Health reports nothing.
+// Ready reports whether the node takes new sessions: Run has registered
+// it, it is not draining and Config.Health reports nothing.
 func (n *Node) Ready() bool {
 	n.mu.Lock()
-	draining := n.draining
+	ok := n.registered && !n.draining
 	n.mu.Unlock()
-	return !draining && n.unhealthy() == nil
+	return ok && n.unhealthy() == nil
 }
 
 // unhealthy reports Config.Health's reason, nil when healthy or unset.
@@ -200,18 +201,28 @@ func (n *Node) registration(draining bool) registry.Node {
 
 // Run registers the node and keeps it registered, ends sessions that
 // outlive MaxDuration and records ends and state changes in Redis, until
-// ctx ends; then it drains (see Drain) and returns.
+// ctx ends; then it drains (see Drain) and returns. A ctx that ends before
+// the node registered is a clean stop (nil), not a failure.
 func (n *Node) Run(ctx context.Context) error {
 	// A predecessor under the same id (a restart) left sessions this
 	// process does not host: they end as INACTIVE.
 	if lost, err := n.cfg.Store.ReapNode(ctx, n.cfg.ID, n.cfg.EndedTTL); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("node: clean up a predecessor: %w", err)
 	} else if len(lost) > 0 {
 		n.log.Info("sessions of a predecessor under this id ended", "sessions", len(lost))
 	}
 	if err := n.cfg.Store.Register(ctx, n.registration(false), n.cfg.TTL); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("node: register: %w", err)
 	}
+	n.mu.Lock()
+	n.registered = true
+	n.mu.Unlock()
 	n.log.Info("node registered", "addr", n.cfg.Addr, "model", n.model, "capacity", n.cfg.Capacity)
 	t := time.NewTicker(n.cfg.Heartbeat)
 	defer t.Stop()
