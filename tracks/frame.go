@@ -129,3 +129,14 @@ type Stats struct {
 	// declared with Backpressure).
 	Blocked int
 }
+
+// AddCounters returns a with b's counters (Emitted, Dropped, Rejected,
+// Delivered) added: two sessions' counts of one track folded into one.
+// The present levels (QueueDepth, QueueCap, Blocked) stay a's.
+func (a Stats) AddCounters(b Stats) Stats {
+	a.Emitted += b.Emitted
+	a.Dropped += b.Dropped
+	a.Rejected += b.Rejected
+	a.Delivered += b.Delivered
+	return a
+}

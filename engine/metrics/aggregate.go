@@ -38,11 +38,7 @@ func aggregate(list []wiring.SessionStats) sessionsTotal {
 			if !seen {
 				a.trackOrder = append(a.trackOrder, name)
 			}
-			sum.Emitted += t.Emitted
-			sum.Delivered += t.Delivered
-			sum.Dropped += t.Dropped
-			sum.Rejected += t.Rejected
-			a.tracks[name] = sum
+			a.tracks[name] = sum.AddCounters(t)
 		}
 		for _, v := range s.Video {
 			if v.Backend != "" && !slices.Contains(a.backends, [2]string{v.Track, v.Backend}) {

@@ -202,12 +202,7 @@ func foldCounters(e, s SessionStats) SessionStats {
 		ee.Tracks = map[string]tracks.Stats{}
 	}
 	for name, t := range se.Tracks {
-		sum := ee.Tracks[name]
-		sum.Emitted += t.Emitted
-		sum.Dropped += t.Dropped
-		sum.Rejected += t.Rejected
-		sum.Delivered += t.Delivered
-		ee.Tracks[name] = sum
+		ee.Tracks[name] = ee.Tracks[name].AddCounters(t)
 	}
 	for _, v := range s.Video {
 		if i := slices.IndexFunc(e.Video, func(x pipeline.VideoStats) bool { return x.Track == v.Track }); i >= 0 {
