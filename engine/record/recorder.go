@@ -57,11 +57,15 @@ type Recorder struct {
 	dropped atomic.Uint64
 	started atomic.Bool // a frame was accepted
 
-	mu     sync.Mutex // guards id, e, base and failed
+	mu     sync.Mutex // guards id, e, base, failed and the events' state
 	id     string
 	e      *entry
 	base   string // SetURLBase
 	failed error
+	ev     Events        // SetEvents
+	closed int           // highest segment closed (-1: only init.mp4; -2: nothing)
+	ended  bool          // finish ran: every clip is ready (or never will be)
+	await  []pendingClip // AwaitClip's clips whose boundary segment is open
 
 	// Owned by Run's goroutine.
 	aac      *aacEncoder
@@ -104,7 +108,7 @@ func (s *Store) NewRecorder(id string, cfg Config, log *slog.Logger) (*Recorder,
 		st: s, cfg: cfg, log: log.With("component", "record"), csT: int64(cfg.ChunkSeconds) * timescale,
 		free: make(chan *item, queueLen), full: make(chan *item, queueLen),
 		stop: make(chan struct{}), done: make(chan struct{}),
-		id: id, e: e, seg: -1,
+		id: id, e: e, seg: -1, closed: -2,
 	}
 	for range queueLen {
 		r.free <- &item{}
@@ -417,6 +421,7 @@ func (r *Recorder) Close() error {
 		e := r.e
 		r.mu.Unlock()
 		r.st.finish(e)
+		r.ended1()
 	}
 	return nil
 }
@@ -487,6 +492,7 @@ func (r *Recorder) mux1(it *item) error {
 		}
 		r.mux, r.aac, r.w, r.h = m, aac, it.w, it.h
 		r.st.wrote(e, -1, 0, size)
+		r.closedUpTo(e.id, -1)
 		if err := writeMeta(e.dir, r.cfg.ChunkSeconds); err != nil {
 			return err
 		}
@@ -537,10 +543,12 @@ func (r *Recorder) closeSegment(e *entry) error {
 	}
 	dur := float64(r.segEnd-r.segStart) / timescale
 	r.st.wrote(e, r.seg, dur, size)
-	if err := appendIndex(e.dir, r.seg, dur); err != nil {
+	k := r.seg
+	r.seg = -1
+	if err := appendIndex(e.dir, k, dur); err != nil {
 		return err
 	}
-	r.seg = -1
+	r.closedUpTo(e.id, k)
 	return nil
 }
 
@@ -596,6 +604,7 @@ func (r *Recorder) finish() {
 	}
 	r.closeMux()
 	r.st.finish(e)
+	r.ended1()
 }
 
 // Clip is the clipReady payload.
