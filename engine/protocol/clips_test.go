@@ -304,7 +304,8 @@ func TestRecordingOverSession(t *testing.T) {
 // with build/ffmpeg/bin/ffprobe's hls demuxer, a reader outside our code:
 // one H.264 stream and one AAC stream, the video as long as the
 // playlist's #EXTINF durations say, the audio as long as the video, and
-// every segment starting with a keyframe. A missing ffprobe fails the
+// every segment starting with a keyframe, the audio starting with the
+// video. A missing ffprobe fails the
 // test under FRAMEWIRE_E2E=1 (make test), and skips it otherwise.
 func ffprobeClip(t *testing.T, playlist string, files []string) recordtest.Probed {
 	t.Helper()
@@ -324,6 +325,16 @@ func ffprobeClip(t *testing.T, playlist string, files []string) recordtest.Probe
 	}
 	if len(p.Segments) != len(files)-1 || math.Abs(p.Video-listed) > 0.001 || math.Abs(p.Audio-p.Video) > 2*1024.0/record.AudioRate {
 		t.Fatalf("ffprobe: %d segments listing %.3f s; video %.3f s, audio %.3f s; want the video as listed and the audio as long", len(p.Segments), listed, p.Video, p.Audio)
+	}
+	// Audio starts with the video (the audio track's edit list skips the
+	// AAC encoder's priming): from the recording's start to within a
+	// quarter AAC packet; a later segment's audio may begin up to three
+	// packets before its keyframe (muxed as the encoder releases them),
+	// never after it.
+	quarter, packet := 256.0/record.AudioRate, 1024.0/record.AudioRate
+	if p.VideoStart < 0.0005 && math.Abs(p.AudioStart-p.VideoStart) > quarter ||
+		p.AudioStart > p.VideoStart+quarter || p.AudioStart < p.VideoStart-3*packet {
+		t.Fatalf("ffprobe: audio starts at %.4f s, video at %.4f s; want them together", p.AudioStart, p.VideoStart)
 	}
 	t.Logf("ffprobe: %+v", p)
 	for k, key := range p.SegmentKeys {

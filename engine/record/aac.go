@@ -25,7 +25,7 @@ type aacEncoder struct {
 	pkt   *astiav.Packet
 	fifo  []float32 // samples not yet in a frame
 	plane []byte    // one frame's samples as float32 bytes
-	next  int64     // pts (samples) of the next packet out
+	in    int64     // pts (samples) of the next frame in
 }
 
 // hasAAC reports whether the FFmpeg build has its native AAC encoder.
@@ -91,7 +91,8 @@ func (a *aacEncoder) encode(pcm []int16, out func(data []byte, pts, dur int64) e
 		if err := a.frame.Data().SetBytes(a.plane, 1); err != nil {
 			return fmt.Errorf("record: aac: %w", err)
 		}
-		a.frame.SetPts(a.next)
+		a.frame.SetPts(a.in)
+		a.in += int64(n)
 		a.fifo = a.fifo[:copy(a.fifo, a.fifo[n:])]
 		if err := a.cc.SendFrame(a.frame); err != nil {
 			return fmt.Errorf("record: aac encode: %w", err)
@@ -103,11 +104,12 @@ func (a *aacEncoder) encode(pcm []int16, out func(data []byte, pts, dur int64) e
 	return nil
 }
 
-// drain hands every packet the encoder has ready to out, numbering them
-// from 0 so the audio starts with the video (the encoder's priming delay
-// of one packet is not written as an edit: 21 ms).
+// drain hands every packet the encoder has ready to out with the
+// encoder's timestamps: the first packet's pts is minus the encoder's
+// priming delay (codecpar initial_padding, 1024 samples), which the muxer
+// writes as the audio track's edit list, so sample 0 of the PCM plays
+// with video tick 0.
 func (a *aacEncoder) drain(out func(data []byte, pts, dur int64) error) error {
-	n := int64(a.frameSize())
 	for {
 		err := a.cc.ReceivePacket(a.pkt)
 		if errors.Is(err, astiav.ErrEagain) || errors.Is(err, astiav.ErrEof) {
@@ -116,8 +118,7 @@ func (a *aacEncoder) drain(out func(data []byte, pts, dur int64) error) error {
 		if err != nil {
 			return fmt.Errorf("record: aac encode: %w", err)
 		}
-		err = out(a.pkt.Data(), a.next, n)
-		a.next += n
+		err = out(a.pkt.Data(), a.pkt.Pts(), a.pkt.Duration())
 		a.pkt.Unref()
 		if err != nil {
 			return err

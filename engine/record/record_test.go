@@ -350,11 +350,13 @@ func TestParseConfig(t *testing.T) {
 }
 
 // TestRecorderAudio: the recording carries an AAC track of the
-// played-out PCM next to the video, as long as the video: a 440 Hz tone
-// for the first second, then silence (the model emitted none), decoded
-// back with FFmpeg's aac decoder. The repository's FFmpeg build has the
-// aac encoder (build/ffmpeg, configured with it): its absence is a
-// failure, not a skip.
+// played-out PCM next to the video, as long as the video and starting
+// with it: silence for half a second, a 440 Hz tone for a second from
+// video frame 15, then silence (the model emitted none), decoded back
+// with FFmpeg's aac decoder; the tone's onset lands at frame 15's time
+// (the encoder's priming is skipped by the audio track's edit list). The
+// repository's FFmpeg build has the aac encoder (build/ffmpeg,
+// configured with it): its absence is a failure, not a skip.
 func TestRecorderAudio(t *testing.T) {
 	if !hasAAC() {
 		t.Fatal("FFmpeg has no aac encoder: build/ffmpeg must be configured with --enable-encoder=aac (make ffmpeg)")
@@ -367,18 +369,22 @@ func TestRecorderAudio(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- rec.Run(context.Background()) }()
 	f, tap, at := newFeeder(t, 64, 64), rec.VideoTap(30), rec.AudioTap()
-	const freq = 440.0
+	const (
+		freq            = 440.0
+		onFrame, offFrm = 15, 45 // the tone plays during video frames [15, 45)
+		frames          = 90
+	)
 	tone := make([]int16, AudioRate/30)
-	for n := range 60 {
-		if n < 30 { // the first second: a tone, one video frame's worth at a time
+	for n := range frames {
+		if n >= onFrame && n < offFrm { // one video frame's worth at a time; none is silence
 			for i := range tone {
-				k := n*len(tone) + i
+				k := (n-onFrame)*len(tone) + i
 				tone[i] = int16(8000 * math.Sin(2*math.Pi*freq*float64(k)/AudioRate))
 			}
 			at.PCM(tone)
 		}
 		f.feed(tap, 1)
-		for len(rec.full) > queueLen/2 { // let the recorder keep up: no drop
+		for len(rec.full) > queueLen/2 { // paces the producer: let the recorder keep up, no drop
 			time.Sleep(time.Millisecond)
 		}
 	}
@@ -386,12 +392,15 @@ func TestRecorderAudio(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	st, err := recordtest.ProbeAudio(recordtest.Segments(filepath.Join(s.Dir(), rec.ID()), 0, 1)...)
+	st, err := recordtest.ProbeAudio(recordtest.Segments(filepath.Join(s.Dir(), rec.ID()), 0, 2)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Streams != 2 || st.Audio != "aac" || st.AudioRate != AudioRate || st.Packets != 60 || math.Abs(st.Duration-2) > 0.001 {
-		t.Fatalf("%+v, want h264 + aac at %d Hz, 60 video packets, 2 s", st, AudioRate)
+	if st.Streams != 2 || st.Audio != "aac" || st.AudioRate != AudioRate || st.Packets != frames || math.Abs(st.Duration-3) > 0.001 {
+		t.Fatalf("%+v, want h264 + aac at %d Hz, %d video packets, 3 s", st, AudioRate, frames)
+	}
+	if d := st.AudioStart - st.VideoStart; math.Abs(d) > 256.0/AudioRate {
+		t.Fatalf("audio starts at %.4f s, video at %.4f s: want them within a quarter AAC packet", st.AudioStart, st.VideoStart)
 	}
 	if d := st.AudioDuration - st.Duration; d < 0 || d > 2*1024.0/AudioRate {
 		t.Fatalf("audio lasts %.3f s, video %.3f s: want the same to within two AAC packets", st.AudioDuration, st.Duration)
@@ -399,18 +408,39 @@ func TestRecorderAudio(t *testing.T) {
 	if got, want := len(st.PCM), int(st.AudioDuration*AudioRate+0.5); got != want {
 		t.Fatalf("decoded %d samples, want %d", got, want)
 	}
-	// Windows clear of the edges (the encoder's 21 ms priming delay and
-	// the transition): the tone's energy at 440 Hz, then silence.
-	toneWin, quietWin := st.PCM[AudioRate/5:4*AudioRate/5], st.PCM[6*AudioRate/5:9*AudioRate/5]
+	// The onset, against video time: the first 2 ms window whose RMS
+	// reaches half the tone's, at the decoded sample's presentation time
+	// (PCM[0] plays at AudioStart); the model emitted it with frame 15.
 	amp := 8000.0 / 32768
+	win := AudioRate / 500
+	onset := -1
+	for i := 0; i+win <= len(st.PCM); i++ {
+		if rms(st.PCM[i:i+win]) >= amp/math.Sqrt2/2 {
+			onset = i
+			break
+		}
+	}
+	if onset < 0 {
+		t.Fatal("no tone decoded")
+	}
+	at0 := st.AudioStart + float64(onset)/AudioRate - st.VideoStart
+	if want := float64(onFrame) / 30; math.Abs(at0-want) > 256.0/AudioRate {
+		t.Fatalf("tone onset at %.4f s of video time, want %.4f s (frame %d) to within a quarter AAC packet", at0, want, onFrame)
+	}
+	t.Logf("tone onset %.4f s of video time (emitted at %.4f s)", at0, float64(onFrame)/30)
+	// Windows clear of the edges: the tone's level and 440 Hz energy,
+	// silence before and after.
+	toneWin := st.PCM[7*AudioRate/10 : 13*AudioRate/10]
 	if r := rms(toneWin); math.Abs(r-amp/math.Sqrt2) > 0.1*amp {
 		t.Fatalf("tone window RMS %.4f, want %.4f (the model's tone)", r, amp/math.Sqrt2)
 	}
 	if p440, p1k := goertzel(toneWin, freq), goertzel(toneWin, 1000); p440 < 100*p1k {
 		t.Fatalf("tone window: power at 440 Hz %.3g, at 1 kHz %.3g: not the model's 440 Hz tone", p440, p1k)
 	}
-	if r := rms(quietWin); r > 0.001 {
-		t.Fatalf("silent window RMS %.4f, want silence where the model emitted none", r)
+	for _, q := range [][]float32{st.PCM[AudioRate/20 : 9*AudioRate/20], st.PCM[17*AudioRate/10 : 29*AudioRate/10]} {
+		if r := rms(q); r > 0.001 {
+			t.Fatalf("silent window RMS %.4f, want silence where the model emitted none", r)
+		}
 	}
 }
 

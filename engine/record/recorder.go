@@ -70,9 +70,11 @@ type Recorder struct {
 	// Owned by Run's goroutine.
 	aac      *aacEncoder
 	mux      *muxer
-	seg      int   // index of the open segment, -1 before the first
-	segStart int64 // its first pts
-	segEnd   int64 // pts + dur of its latest packet
+	init     *atomicFile // init.mp4 until the muxer wrote its moov (writeInit)
+	audioIn  bool        // an AAC packet was muxed
+	seg      int         // index of the open segment, -1 before the first
+	segStart int64       // its first pts
+	segEnd   int64       // pts + dur of its latest packet
 	w, h     int
 }
 
@@ -439,6 +441,10 @@ func (r *Recorder) handle(it *item) {
 }
 
 func (r *Recorder) closeMux() {
+	if r.init != nil {
+		r.init.abort()
+		r.init = nil
+	}
 	if r.mux != nil {
 		r.mux.close()
 		r.mux = nil
@@ -485,17 +491,7 @@ func (r *Recorder) mux1(it *item) error {
 			f.abort()
 			return err
 		}
-		size, err := f.commit()
-		if err != nil {
-			m.close()
-			return err
-		}
-		r.mux, r.aac, r.w, r.h = m, aac, it.w, it.h
-		r.st.wrote(e, -1, 0, size)
-		r.closedUpTo(e.id, -1)
-		if err := writeMeta(e.dir, r.cfg.ChunkSeconds); err != nil {
-			return err
-		}
+		r.mux, r.aac, r.w, r.h, r.init, r.audioIn = m, aac, it.w, it.h, f, false
 		r.log.Info("recording", "recording", e.id, "dir", e.dir, "width", it.w, "height", it.h, "chunk_seconds", r.cfg.ChunkSeconds)
 	}
 	if it.w != r.w || it.h != r.h {
@@ -514,14 +510,42 @@ func (r *Recorder) mux1(it *item) error {
 	if err := r.mux.packet(0, it.data, it.pts, it.dur, it.key); err != nil {
 		return err
 	}
-	if r.aac == nil {
-		return nil
+	if r.aac != nil {
+		if err := r.aac.encode(it.pcm, r.audioPacket); err != nil {
+			return err
+		}
 	}
-	return r.aac.encode(it.pcm, r.audioPacket)
+	if r.init != nil && (r.aac == nil || r.audioIn) {
+		return r.writeInit(e)
+	}
+	return nil
+}
+
+// writeInit writes init.mp4 once every track has its first packet: the
+// muxer (delay_moov) writes the moov then, with the audio track's edit
+// list skipping the AAC encoder's priming samples.
+func (r *Recorder) writeInit(e *entry) error {
+	f := r.init
+	r.init = nil
+	if err := r.mux.fragment(f); err != nil {
+		f.abort()
+		return err
+	}
+	size, err := f.commit()
+	if err != nil {
+		return err
+	}
+	r.st.wrote(e, -1, 0, size)
+	if err := writeMeta(e.dir, r.cfg.ChunkSeconds); err != nil {
+		return err
+	}
+	r.closedUpTo(e.id, -1)
+	return nil
 }
 
 // audioPacket muxes one AAC packet.
 func (r *Recorder) audioPacket(data []byte, pts, dur int64) error {
+	r.audioIn = true
 	return r.mux.packet(1, data, pts, dur, true)
 }
 
@@ -529,6 +553,11 @@ func (r *Recorder) audioPacket(data []byte, pts, dur int64) error {
 // temporary name renamed once complete and synced: a segment on disk
 // under its own name is always whole).
 func (r *Recorder) closeSegment(e *entry) error {
+	if r.init != nil { // a segment shorter than the encoder's priming
+		if err := r.writeInit(e); err != nil {
+			return err
+		}
+	}
 	f, err := newAtomicFile(filepath.Join(e.dir, chunkName(r.seg)))
 	if err != nil {
 		return err
