@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -541,5 +542,54 @@ func TestPaceLog(t *testing.T) {
 	}
 	if r := p.rate(t0.Add(10 * time.Second)); r != 1 {
 		t.Fatalf("after a pause: rate %v, want 1", r)
+	}
+}
+
+// TestNaturalKeyframeCuts: a keyframe the live encoder makes on its own
+// as the last frame before a boundary (a scene cut) starts the next
+// segment, and no IDR is forced for that boundary; at the other
+// boundaries the tap asks once and the segment starts on the IDR.
+func TestNaturalKeyframeCuts(t *testing.T) {
+	s := openStore(t, StoreConfig{Dir: t.TempDir()})
+	rec, err := s.NewRecorder("", Config{Enabled: true, ChunkSeconds: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(context.Background()) }()
+	f, tap := newFeeder(t, 64, 64), rec.VideoTap(30)
+	var asked []int
+	for n := range 90 {
+		if n == 29 { // the encoder's own keyframe, as at a scene cut, in the boundary's last frame
+			f.enc.RequestKeyframe()
+		}
+		au, key := f.frame()
+		if n == 29 && !key {
+			t.Fatal("frame 29 is not a keyframe")
+		}
+		if tap.Packet(au, key, f.w, f.h, time.Second/30) {
+			asked = append(asked, n)
+			f.enc.RequestKeyframe()
+		}
+		for len(rec.full) > queueLen/2 { // paces the producer: no drop
+			time.Sleep(time.Millisecond)
+		}
+	}
+	_ = rec.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(asked, []int{59, 89}) {
+		t.Fatalf("keyframes asked after frames %v, want after 59 and 89 only (frame 29 was one already)", asked)
+	}
+	dir := filepath.Join(s.Dir(), rec.ID())
+	for k, want := range []float64{29.0 / 30, 1 + 1.0/30, 1} { // segment 1 starts a frame early, on frame 29
+		st, err := recordtest.Probe(recordtest.Segments(dir, k, k)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.FirstKey || st.Keys != 1 || math.Abs(st.Duration-want) > 0.001 {
+			t.Fatalf("segment %d: %+v, want one keyframe, first, and %.3f s", k, st, want)
+		}
 	}
 }

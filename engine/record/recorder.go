@@ -83,6 +83,8 @@ type item struct {
 	data     []byte
 	pts, dur int64
 	key      bool
+	cut      bool // the access unit starts segment seg (the tap decides)
+	seg      int  // the segment it belongs to
 	w, h     int
 	pcm      []int16 // the audio of the frame's media time (silence where the model had none)
 }
@@ -242,7 +244,9 @@ type VideoTap struct {
 	mu       sync.Mutex // a restarted pipeline may follow the old one
 	needKey  bool
 	frames   int64 // frames accepted (rate > 0)
-	boundary int64 // next segment boundary, ticks
+	next     int64 // where the next segment starts, ticks
+	asked    int64 // the next for which a keyframe was asked (-1: none)
+	seg      int   // the open segment
 	samples  int64 // audio samples handed to the queue
 }
 
@@ -252,14 +256,17 @@ type VideoTap struct {
 // the frame's duration on the wire, at most 100 ms, so a pause in
 // emission adds no dead air.
 func (r *Recorder) VideoTap(rate float64) *VideoTap {
-	return &VideoTap{r: r, rate: rate, needKey: true, boundary: r.csT}
+	return &VideoTap{r: r, rate: rate, needKey: true, asked: -1}
 }
 
 // Packet takes one encoded H.264 access unit (Annex B; data is only read
 // during the call) of a width×height picture that lasted dur on the wire.
 // It returns true when the live encoder should make its next frame a
-// keyframe: at each segment boundary of media time, and after a drop. It
-// does not allocate once the queue's buffers have grown.
+// keyframe: once at each segment boundary of media time, and after a
+// drop. A keyframe that ends at or after the boundary starts the next
+// segment: the live encoder's own (a scene cut) one frame before the
+// boundary saves the forced IDR, the segment then starting a frame early.
+// It does not allocate once the queue's buffers have grown.
 func (t *VideoTap) Packet(data []byte, key bool, width, height int, dur time.Duration) (wantKey bool) {
 	r := t.r
 	if r.off.Load() {
@@ -296,7 +303,17 @@ func (t *VideoTap) Packet(data []byte, key bool, width, height int, dur time.Dur
 	}
 	it.data = it.data[:len(data)]
 	copy(it.data, data)
-	it.pts, it.dur, it.key, it.w, it.h = start, end-start, key, width, height
+	// Segment k starts at the first keyframe that ends at or after k·cs:
+	// the IDR asked for at the boundary, or the live encoder's own when
+	// it is the boundary's last frame (no IDR to force then).
+	cut := key && end >= t.next
+	if cut {
+		t.seg = int(end / r.csT)
+		t.next = (int64(t.seg) + 1) * r.csT
+	} else if end >= t.next && t.asked != t.next {
+		t.asked, wantKey = t.next, true
+	}
+	it.pts, it.dur, it.key, it.w, it.h, it.cut, it.seg = start, end-start, key, width, height, cut, t.seg
 	// The audio of [start, end) of media time: what the model played out
 	// since the previous frame, up to that much, padded with silence.
 	aEnd := end * AudioRate / timescale
@@ -314,10 +331,6 @@ func (t *VideoTap) Packet(data []byte, key bool, width, height int, dur time.Dur
 	r.started.Store(true)
 	r.pace.note(time.Now(), end)
 	r.full <- it // never blocks: as many items as slots
-	for t.boundary <= end {
-		t.boundary += r.csT
-		wantKey = true
-	}
 	return wantKey
 }
 
@@ -428,8 +441,8 @@ func (r *Recorder) Close() error {
 	return nil
 }
 
-// handle muxes one access unit, cutting a segment at a keyframe that
-// starts at or after the open segment's end.
+// handle muxes one access unit, cutting a segment where the tap said
+// (item.cut).
 func (r *Recorder) handle(it *item) {
 	if r.Err() != nil {
 		return
@@ -497,13 +510,13 @@ func (r *Recorder) mux1(it *item) error {
 	if it.w != r.w || it.h != r.h {
 		return fmt.Errorf("record: the picture size changed from %dx%d to %dx%d; one recording keeps one size", r.w, r.h, it.w, it.h)
 	}
-	if it.key && r.seg >= 0 && it.pts >= int64(r.seg+1)*r.csT {
+	if it.cut && r.seg >= 0 {
 		if err := r.closeSegment(e); err != nil {
 			return err
 		}
 	}
 	if r.seg < 0 {
-		r.seg = int(it.pts / r.csT)
+		r.seg = it.seg
 		r.segStart = it.pts
 	}
 	r.segEnd = it.pts + it.dur
