@@ -239,15 +239,15 @@ func (r *Recorder) fail(err error) {
 // (pipeline.VideoConfig.Tap). Its Packet is called by one goroutine at a
 // time; it copies and never blocks.
 type VideoTap struct {
-	r        *Recorder
-	rate     float64
-	mu       sync.Mutex // a restarted pipeline may follow the old one
-	needKey  bool
-	frames   int64 // frames accepted (rate > 0)
-	next     int64 // where the next segment starts, ticks
-	asked    int64 // the next for which a keyframe was asked (-1: none)
-	seg      int   // the open segment
-	samples  int64 // audio samples handed to the queue
+	r       *Recorder
+	rate    float64
+	mu      sync.Mutex // a restarted pipeline may follow the old one
+	needKey bool
+	frames  int64 // frames accepted (rate > 0)
+	next    int64 // where the next segment starts, ticks
+	asked   int64 // the next for which a keyframe was asked (-1: none)
+	seg     int   // the open segment
+	samples int64 // audio samples handed to the queue
 }
 
 // VideoTap returns the tap for the recorded video output, whose frame
