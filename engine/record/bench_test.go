@@ -27,7 +27,9 @@ func cpuTime(b *testing.B) time.Duration {
 // IDRs) and mux-cpu (on/idr: mux + AAC + the tap, what the 3 %
 // ceiling is about), and on/off-bytes with idr-bitrate-%, what the IDRs
 // add to the live bitrate (synthetic gradient pictures: the ratio depends
-// on the content). The process's CPU time is read, so run it on an idle
+// on the content), and rec-cpu-%, the tap and recorder's CPU measured
+// alone on the same frames (replayCPU) as a share of the off arm's. The
+// process's CPU time is read, so run it on an idle
 // machine with -benchtime of a few hundred frames (make bench: 300x, 10 s
 // of video, two boundaries). The tap's allocations are TestTapAllocs' (0
 // per frame).
@@ -98,4 +100,56 @@ func BenchmarkRecording720p30(b *testing.B) {
 		b.ReportMetric(float64(idr.bytes)/float64(on.bytes), "idr/on-bytes")
 	}
 	b.ReportMetric(float64(rec.Dropped()), "dropped")
+	if cpuOff > 0 {
+		b.ReportMetric(100*float64(replayCPU(b, s, b.N))/float64(cpuOff), "rec-cpu-%")
+	}
+}
+
+// replayCPU is the CPU the tap and a recorder spend on frames access
+// units of 720p30 (encoded beforehand, IDRs at the boundaries as the tap
+// asks, untimed), fed three times over and divided by three: what
+// recording costs beyond the live encode, measured alone, so that its
+// share of the off arm's CPU (rec-cpu-%) is read with far less noise
+// than the difference of two loaded arms.
+func replayCPU(b *testing.B, s *Store, frames int) time.Duration {
+	f := newFeeder(b, 1280, 720)
+	type au struct {
+		data []byte
+		key  bool
+	}
+	aus := make([]au, 0, frames)
+	for range frames {
+		data, key := f.frame()
+		aus = append(aus, au{append([]byte(nil), data...), key})
+		if f.n%120 == 0 {
+			f.enc.RequestKeyframe()
+		}
+	}
+	rec, err := s.NewRecorder("", Config{Enabled: true}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(context.Background()) }()
+	tap := rec.VideoTap(30)
+	const rounds = 3
+	t0 := cpuTime(b)
+	for range rounds {
+		for _, a := range aus {
+			tap.Packet(a.data, a.key, 1280, 720, time.Second/30)
+			for len(rec.full) > queueLen/2 { // paces the producer: no drop
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}
+	for len(rec.full) > 0 { // the recorder's work counts
+		time.Sleep(100 * time.Microsecond)
+	}
+	cpu := cpuTime(b) - t0
+	_ = rec.Close()
+	<-done
+	if rec.Dropped() != 0 {
+		b.Fatalf("replay dropped %d", rec.Dropped())
+	}
+	return cpu / rounds
 }
