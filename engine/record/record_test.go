@@ -83,6 +83,22 @@ func (f *feeder) feed(tap *VideoTap, frames int) {
 	}
 }
 
+// eventually polls cond every 10 ms until it holds, failing the test
+// after within (enginetest.Eventually's shape: enginetest imports this
+// package through wiring, so it cannot be imported here).
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true within %s", what, within)
+		}
+		<-tick.C
+	}
+}
+
 func openStore(t *testing.T, cfg StoreConfig) *Store {
 	t.Helper()
 	s, err := OpenStore(cfg)
@@ -113,7 +129,7 @@ func TestRecorderSegments(t *testing.T) {
 	}
 	for range 285 { // feed in real time's order, letting the recorder keep up
 		f.feed(tap, 1)
-		for len(rec.full) > queueLen/2 {
+		for len(rec.full) > queueLen/2 { // paces the producer: let the recorder keep up, no drop
 			time.Sleep(time.Millisecond)
 		}
 	}
@@ -294,18 +310,11 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("finished recording: %d %s", code, body)
 	}
 	dir := filepath.Join(s.Dir(), rec.ID())
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually(t, 5*time.Second, "the recording gone after retention (playlist 410, folder removed)", func() bool {
 		code, _ := s.Playlist(rec.ID(), 0, 1.5, "")
 		_, statErr := os.Stat(dir)
-		if code == http.StatusGone && os.IsNotExist(statErr) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after retention: playlist %d, folder %v", code, statErr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return code == http.StatusGone && os.IsNotExist(statErr)
+	})
 }
 
 // TestDiskBudget: over the budget, the oldest finished recording goes
@@ -488,13 +497,7 @@ func TestFailureDisables(t *testing.T) {
 	go func() { done <- rec.Run(context.Background()) }()
 	f, tap := newFeeder(t, 64, 64), rec.VideoTap(30)
 	f.feed(tap, 1)
-	deadline := time.Now().Add(5 * time.Second)
-	for rec.Err() == nil && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if rec.Err() == nil {
-		t.Fatal("the recorder did not fail")
-	}
+	eventually(t, 5*time.Second, "the recorder fails", func() bool { return rec.Err() != nil })
 	f.feed(tap, 200) // more than the queue holds: never blocks
 	if _, err := rec.Snap(1, ""); err != ErrDisabled {
 		t.Fatalf("clip after a failure: %v, want %v", err, ErrDisabled)
