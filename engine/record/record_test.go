@@ -171,6 +171,16 @@ func TestRecorderSegments(t *testing.T) {
 			t.Fatalf("segment %d: %+v, want a keyframe first and %.1f s of h264", k, st, want)
 		}
 	}
+	// A segment closed by the next one's keyframe carries its audio up to
+	// the cut, less one AAC packet at most (the packet that straddles it
+	// opens the next segment).
+	head, err := recordtest.Probe(recordtest.Segments(dir, 0, 2)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := head.AudioStart + head.AudioDuration; end > 6+1e-6 || end < 6-1024.0/AudioRate || math.Abs(head.AudioStart) > 1e-6 {
+		t.Fatalf("segments 0-2: audio from %.4f to %.4f s, want from 0 to within one AAC packet before the cut at 6 s", head.AudioStart, end)
+	}
 	all, err := recordtest.Probe(recordtest.Segments(dir, 0, 4)...)
 	if err != nil {
 		t.Fatal(err)

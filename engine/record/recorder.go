@@ -68,13 +68,21 @@ type Recorder struct {
 	await  []pendingClip // AwaitClip's clips whose boundary segment is open
 
 	// Owned by Run's goroutine.
-	aac      *aacEncoder
-	mux      *muxer
-	init     *atomicFile // init.mp4 until the muxer wrote its moov (writeInit)
-	audioIn  bool        // an AAC packet was muxed
-	seg      int         // index of the open segment, -1 before the first
-	segStart int64       // its first pts
-	segEnd   int64       // pts + dur of its latest packet
+	aac   *aacEncoder
+	mux   *muxer
+	init  *atomicFile  // init.mp4 until the muxer wrote its moov (writeInit)
+	cutAt int64        // while a cut waits (pend): the cut, in samples
+	held  []heldPacket // AAC packets past the cut, for the next segment
+	pend  struct {     // a cut access unit waiting for its audio (see mux1)
+		on       bool
+		data     []byte
+		pts, dur int64
+		seg      int
+	}
+	audioIn  bool  // an AAC packet was muxed
+	seg      int   // index of the open segment, -1 before the first
+	segStart int64 // its first pts
+	segEnd   int64 // pts + dur of its latest packet
 	w, h     int
 }
 
@@ -510,6 +518,35 @@ func (r *Recorder) mux1(it *item) error {
 	if it.w != r.w || it.h != r.h {
 		return fmt.Errorf("record: the picture size changed from %dx%d to %dx%d; one recording keeps one size", r.w, r.h, it.w, it.h)
 	}
+	audioDone := false
+	if r.pend.on {
+		// The previous access unit cut: with this one's PCM the encoder
+		// has released every packet that ends by the cut.
+		if err := r.cutAudio(it.pcm, false); err != nil {
+			return err
+		}
+		audioDone = true
+		if err := r.cutSegment(e); err != nil {
+			return err
+		}
+	}
+	if it.cut && r.seg >= 0 && r.aac != nil {
+		// A keyframe that starts a segment: the closing segment waits for
+		// the audio up to the cut, which the AAC encoder releases two
+		// packets late (its priming and lookahead), so it closes with the
+		// next access unit (a frame later) and its audio ends less than
+		// one packet before its video; the packets that end after the cut
+		// open the next segment. The cut access unit waits, copied.
+		if !audioDone {
+			r.cutAt = it.pts * AudioRate / timescale
+			if err := r.cutAudio(it.pcm, false); err != nil {
+				return err
+			}
+		}
+		r.pend.on, r.pend.pts, r.pend.dur, r.pend.seg = true, it.pts, it.dur, it.seg
+		r.pend.data = append(r.pend.data[:0], it.data...)
+		return nil
+	}
 	if it.cut && r.seg >= 0 {
 		if err := r.closeSegment(e); err != nil {
 			return err
@@ -523,7 +560,7 @@ func (r *Recorder) mux1(it *item) error {
 	if err := r.mux.packet(0, it.data, it.pts, it.dur, it.key); err != nil {
 		return err
 	}
-	if r.aac != nil {
+	if r.aac != nil && !audioDone {
 		if err := r.aac.encode(it.pcm, r.audioPacket); err != nil {
 			return err
 		}
@@ -553,6 +590,60 @@ func (r *Recorder) writeInit(e *entry) error {
 		return err
 	}
 	r.closedUpTo(e.id, -1)
+	return nil
+}
+
+// cutAudio encodes pcm (flush: the encoder's tail) while a cut waits:
+// the packets that end by the cut go to the closing segment, the others
+// are held for the next.
+func (r *Recorder) cutAudio(pcm []int16, flush bool) error {
+	if flush {
+		return r.aac.flush(r.cutAudioPacket)
+	}
+	return r.aac.encode(pcm, r.cutAudioPacket)
+}
+
+// cutSegment closes the segment a waiting cut ends and opens the next
+// with the cut's access unit and the audio held for it.
+func (r *Recorder) cutSegment(e *entry) error {
+	p := &r.pend
+	p.on = false
+	if err := r.closeSegment(e); err != nil {
+		return err
+	}
+	r.seg, r.segStart, r.segEnd = p.seg, p.pts, p.pts+p.dur
+	if err := r.mux.packet(0, p.data, p.pts, p.dur, true); err != nil {
+		return err
+	}
+	for _, h := range r.held {
+		if err := r.audioPacket(h.data, h.pts, h.dur); err != nil {
+			return err
+		}
+	}
+	r.held = r.held[:0]
+	return nil
+}
+
+// heldPacket is an AAC packet that waits for the next segment.
+type heldPacket struct {
+	data     []byte
+	pts, dur int64
+}
+
+// cutAudioPacket muxes an AAC packet that ends by the cut (r.cutAt,
+// samples) into the closing segment and holds the others for the next.
+func (r *Recorder) cutAudioPacket(data []byte, pts, dur int64) error {
+	if pts+dur <= r.cutAt {
+		return r.audioPacket(data, pts, dur)
+	}
+	if len(r.held) < cap(r.held) {
+		r.held = r.held[:len(r.held)+1]
+	} else {
+		r.held = append(r.held, heldPacket{})
+	}
+	h := &r.held[len(r.held)-1]
+	h.data = append(h.data[:0], data...)
+	h.pts, h.dur = pts, dur
 	return nil
 }
 
@@ -633,7 +724,12 @@ func (r *Recorder) finish() {
 	if r.mux != nil {
 		if r.seg >= 0 && r.Err() == nil {
 			var err error
-			if r.aac != nil {
+			switch {
+			case r.pend.on: // the encoder's tail, split at the waiting cut
+				if err = r.cutAudio(nil, true); err == nil {
+					err = r.cutSegment(e)
+				}
+			case r.aac != nil:
 				err = r.aac.flush(r.audioPacket)
 			}
 			if err == nil {
