@@ -5,8 +5,9 @@ import "math"
 // Events are a recording's facts for the /events journal (contract §3:
 // chunk_ready and clip_ready). Either func may be nil. They are called
 // without the recorder's locks held, on Run's goroutine as files close
-// (Clip also on AwaitClip's caller when the clip is ready already, so
-// concurrently with Chunk), and must not block.
+// (Clip also on AwaitClip's caller when the clip is ready already), one
+// at a time, in order (a clip_ready never precedes the chunk_ready of its
+// boundary segment), and must not block.
 type Events struct {
 	// Chunk says a file of recording id closed: idx −1 is init.mp4,
 	// idx n is chunk_%05d.m4s. Each idx once, in increasing order; the
@@ -48,6 +49,8 @@ func (r *Recorder) AwaitClip(c Clip) {
 		return
 	}
 	last := lastSegment(c.StartMarker, c.EndMarker, r.cfg.ChunkSeconds)
+	r.tell.Lock() // after the chunk_ready of a segment being closed now
+	defer r.tell.Unlock()
 	r.mu.Lock()
 	if r.failed != nil || r.ev.Clip == nil {
 		r.mu.Unlock()
@@ -67,6 +70,8 @@ func (r *Recorder) AwaitClip(c Clip) {
 // goroutine) and tells the hooks: chunk_ready, then clip_ready for each
 // clip whose boundary segment it was.
 func (r *Recorder) closedUpTo(id string, idx int) {
+	r.tell.Lock()
+	defer r.tell.Unlock()
 	r.mu.Lock()
 	r.closed = idx
 	ev := r.ev
@@ -83,6 +88,8 @@ func (r *Recorder) closedUpTo(id string, idx int) {
 // ended1 notes that the recording finished (files closed, the store told):
 // every clip still awaited is ready, unless the recording failed.
 func (r *Recorder) ended1() {
+	r.tell.Lock()
+	defer r.tell.Unlock()
 	r.mu.Lock()
 	r.ended = true
 	ev := r.ev

@@ -57,6 +57,7 @@ type Recorder struct {
 	dropped atomic.Uint64
 	started atomic.Bool // a frame was accepted
 
+	tell   sync.Mutex // serialises the Events calls (events.go); taken before mu
 	mu     sync.Mutex // guards id, e, base, failed and the events' state
 	id     string
 	e      *entry
