@@ -57,6 +57,39 @@ func (s *Server) adoptRecordingID(ws *wiring.Session, id, base string) {
 	}
 }
 
+// journalRecording sends the session's recording facts to the /events
+// journal: chunk_ready as each file closes, clip_ready as each clip told
+// to a client becomes ready (contract §3, item 43). Both are self-loops
+// in the session's state at the time ("closing" once it is ending: the
+// last chunk closes as the session stops).
+func (ss *session) journalRecording() {
+	rec := ss.ws.Recorder()
+	if rec == nil {
+		return
+	}
+	state := func() string {
+		if st := ss.currentState(); st != stateClosed && !ss.es.ShouldStop() {
+			return st.String()
+		}
+		return "closing"
+	}
+	j := ss.srv.journal
+	rec.SetEvents(record.Events{
+		Chunk: func(id string, idx int) {
+			st := state()
+			j.transition("chunk_ready", st, st, map[string]any{"recording_id": id, "idx": idx})
+		},
+		Clip: func(c record.Clip) {
+			st := state()
+			j.transition("clip_ready", st, st, map[string]any{
+				"session_id": c.SessionID, "kind": c.Kind,
+				"start_marker": c.StartMarker, "end_marker": c.EndMarker, "now_marker": c.NowMarker,
+				"predicted_ready_at_ms": c.PredictedReadyAtMs, "playlist_url": c.PlaylistURL,
+			})
+		},
+	})
+}
+
 // urlPrefix is what goes before clip URLs: nothing (path-only, the
 // runtime's shape) unless Config.PublicURL has a path prefix, which the
 // SDK would drop from a path-only URL: then the absolute public URL.
@@ -98,8 +131,8 @@ func (ss *session) onClipRequest(p *peer.Peer, typ string, data json.RawMessage)
 	}
 	if err != nil {
 		err = ss.sendRuntime(p, "clipFailed", map[string]string{"reason": err.Error()})
-	} else {
-		err = ss.sendRuntime(p, "clipReady", clip)
+	} else if err = ss.sendRuntime(p, "clipReady", clip); err == nil {
+		rec.AwaitClip(clip) // clip_ready in the journal once it is
 	}
 	if err != nil {
 		if ok, suppressed := ss.clientLog.Allow(); ok {

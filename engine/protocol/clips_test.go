@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -301,7 +304,8 @@ func TestRecordingOverSession(t *testing.T) {
 // with build/ffmpeg/bin/ffprobe's hls demuxer, a reader outside our code:
 // one H.264 stream and one AAC stream, the video as long as the
 // playlist's #EXTINF durations say, the audio as long as the video, and
-// every segment starting with a keyframe. A missing ffprobe fails the
+// every segment starting with a keyframe, the audio starting with the
+// video. A missing ffprobe fails the
 // test under FRAMEWIRE_E2E=1 (make test), and skips it otherwise.
 func ffprobeClip(t *testing.T, playlist string, files []string) recordtest.Probed {
 	t.Helper()
@@ -321,6 +325,18 @@ func ffprobeClip(t *testing.T, playlist string, files []string) recordtest.Probe
 	}
 	if len(p.Segments) != len(files)-1 || math.Abs(p.Video-listed) > 0.001 || math.Abs(p.Audio-p.Video) > 2*1024.0/record.AudioRate {
 		t.Fatalf("ffprobe: %d segments listing %.3f s; video %.3f s, audio %.3f s; want the video as listed and the audio as long", len(p.Segments), listed, p.Video, p.Audio)
+	}
+	// Audio starts with the video (the audio track's edit list skips the
+	// AAC encoder's priming): from the recording's start, to within a
+	// quarter AAC packet. A later segment's audio begins with the packet
+	// that straddles its keyframe, less than a packet before it; FFmpeg's
+	// demuxer then skips that first packet's samples too (it applies the
+	// edit list's priming skip to whichever packet comes first; a player
+	// with MSE does not), so ffprobe says up to one packet after.
+	quarter, packet := 256.0/record.AudioRate, 1024.0/record.AudioRate
+	if p.VideoStart < 0.0005 && math.Abs(p.AudioStart-p.VideoStart) > quarter ||
+		p.VideoStart >= 0.0005 && (p.AudioStart < p.VideoStart-quarter || p.AudioStart > p.VideoStart+packet+quarter) {
+		t.Fatalf("ffprobe: audio starts at %.4f s, video at %.4f s; want them together", p.AudioStart, p.VideoStart)
 	}
 	t.Logf("ffprobe: %+v", p)
 	for k, key := range p.SegmentKeys {
@@ -442,5 +458,169 @@ func TestRecordingURLPrefix(t *testing.T) {
 			!strings.HasPrefix(l, "#") && !strings.HasPrefix(l, pub+"/clips/chunks/"+rec.ID()+"/chunk_") {
 			t.Fatalf("playlist line %q without the prefix:\n%s", l, body)
 		}
+	}
+}
+
+// streamJournal reads GET /events?since=0 as SSE on a goroutine the test
+// owns (ended and waited at cleanup) and hands each event on.
+func streamJournal(t *testing.T, base string) <-chan journalMsg {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/events?since=0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("/events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	out := make(chan journalMsg, 4096)
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		var cur journalMsg
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				fmt.Sscan(line[4:], &cur.id)
+			case strings.HasPrefix(line, "data: "):
+				if err := json.Unmarshal([]byte(line[6:]), &cur.journalEvent); err != nil {
+					t.Errorf("journal data %s: %v", line, err)
+				}
+			case line == "":
+				select {
+				case out <- cur:
+				case <-ctx.Done():
+					return
+				}
+				cur = journalMsg{}
+			}
+		}
+	}()
+	return out
+}
+
+// nextFact waits for the next journal event named one of names.
+func nextFact(t *testing.T, ev <-chan journalMsg, names ...string) journalMsg {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-ev:
+			if slices.Contains(names, m.Event) {
+				return m
+			}
+		case <-deadline:
+			t.Fatalf("no %v in the journal within 10s", names)
+		}
+	}
+}
+
+// Item 43 over a real session (libx264 live encoder, the real recorder
+// writing real files): chunk_ready idx −1, 0, 1, … each once and in
+// order, the last one after the stop; one clip_ready after a clipReady,
+// once its playlist is ready, with the clipReady's fields.
+func TestJournalRecordingFacts(t *testing.T) {
+	ts, store := newRecordingServer(t, 1, true)
+	ev := streamJournal(t, ts.URL)
+	rid := record.NewID()
+	code, body := ts.do(t, "POST", "/start_session", map[string]any{"session_id": rid}, apiHdr)
+	if code != 200 {
+		t.Fatalf("start_session: %d %s", code, body)
+	}
+	var d descriptor
+	if err := json.Unmarshal(body, &d); err != nil {
+		t.Fatal(err)
+	}
+	c := ts.dial(t, d.SessionID, d.Capabilities.Tracks, "POST")
+	c.WaitReady()
+
+	next := -1 // the idx the next chunk_ready must carry
+	chunk := func(m journalMsg) {
+		t.Helper()
+		idx, ok := m.Detail["idx"].(float64)
+		if !ok || m.Detail["recording_id"] != rid || len(m.Detail) != 2 || m.From != m.To {
+			t.Fatalf("chunk_ready %+v; want a self-loop with recording_id %s and idx", m, rid)
+		}
+		if int(idx) != next {
+			t.Fatalf("chunk_ready idx %v; want %d (−1, 0, 1, … each once)", idx, next)
+		}
+		next++
+	}
+	for next < 2 { // init.mp4, chunk 0 and 1
+		chunk(nextFact(t, ev, "chunk_ready", "clip_ready"))
+	}
+
+	requestClip(c, map[string]any{"duration_seconds": 1})
+	typ, clip := clipReply(t, c)
+	if typ != "clipReady" {
+		t.Fatalf("reply %s %v", typ, clip)
+	}
+	last := int(math.Ceil(clip["end_marker"].(float64))) - 1 // its boundary segment (cs 1)
+	for {
+		m := nextFact(t, ev, "chunk_ready", "clip_ready")
+		if m.Event == "chunk_ready" {
+			chunk(m)
+			continue
+		}
+		if next <= last {
+			t.Fatalf("clip_ready before its boundary segment %d closed (closed up to %d)", last, next-1)
+		}
+		if len(m.Detail) != len(clip) {
+			t.Fatalf("clip_ready detail %v; want the clipReady fields %v", m.Detail, clip)
+		}
+		for k, v := range clip {
+			if m.Detail[k] != v {
+				t.Fatalf("clip_ready %s = %v; clipReady said %v", k, m.Detail[k], v)
+			}
+		}
+		// Ready means ready: the playlist answers 200 at once.
+		if resp, body := clipGet(t, ts.URL, clip["playlist_url"].(string)); resp.StatusCode != http.StatusOK {
+			t.Fatalf("playlist after clip_ready: %d %s", resp.StatusCode, body)
+		}
+		break
+	}
+
+	// The stop closes the open segment: its chunk_ready comes after.
+	c.Close()
+	before := next
+	stopAt := time.Now().UnixMilli()
+	if code, body := ts.do(t, "POST", "/stop_session", nil, apiHdr); code != 200 {
+		t.Fatalf("stop_session: %d %s", code, body)
+	}
+	files, err := filepath.Glob(filepath.Join(store.Dir(), rid, "chunk_*.m4s"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("recorded segments %v %v", files, err)
+	}
+	final := len(files) - 1
+	for i, f := range files { // numbered from 0 without holes
+		if filepath.Base(f) != fmt.Sprintf("chunk_%05d.m4s", i) {
+			t.Fatalf("segments on disk %v", files)
+		}
+	}
+	if final < before {
+		t.Fatalf("the stop closed no segment: %d on disk, %d told before", len(files), before)
+	}
+	for next <= final {
+		m := nextFact(t, ev, "chunk_ready", "clip_ready")
+		chunk(m)
+		if next > final && (m.TS < stopAt || m.To != "closing") {
+			t.Fatalf("last chunk_ready %+v; want it at the stop (ts >= %d, state closing)", m, stopAt)
+		}
+	}
+	// Nothing more: a repeat would come before the next session's start.
+	if code, body := ts.do(t, "POST", "/start_session", nil, apiHdr); code != 200 {
+		t.Fatalf("start_session: %d %s", code, body)
+	}
+	if m := nextFact(t, ev, "chunk_ready", "clip_ready", "start_session"); m.Event != "start_session" {
+		t.Fatalf("after the stop: %+v; want no more recording facts", m)
 	}
 }

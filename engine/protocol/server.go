@@ -683,6 +683,7 @@ func (s *Server) start(ctx context.Context, o StartOptions) (*session, error) {
 	}
 	s.adoptRecordingID(ws, o.RecordingID, o.ClipBase) // clips.go
 	sess := s.newSession(ws, id)
+	sess.journalRecording() // clips.go
 	s.mu.Lock()
 	s.unreserveLocked(id)
 	if s.closed {

@@ -25,8 +25,23 @@ type aacEncoder struct {
 	pkt   *astiav.Packet
 	fifo  []float32 // samples not yet in a frame
 	plane []byte    // one frame's samples as float32 bytes
-	next  int64     // pts (samples) of the next packet out
+	in    int64     // pts (samples) of the next frame in
+	out   int64     // pts of the next packet out (from the encoder's first: minus its priming)
+	began bool      // a packet came out: out is set
+	// Digital silence is encoded once: after quietRun silent frames in a
+	// row the encoder's window holds nothing else, and its packet for
+	// another silent frame is silence's (a model without audio records
+	// silence every 21 ms).
+	quiet   int    // silent frames in a row sent to the encoder
+	silence []byte // the packet the encoder made for silence, once known
+	sent    int    // frames sent to the encoder
+	noReuse bool   // tests: send every frame
 }
+
+// quietRun is how many silent frames in a row the encoder must have seen
+// before its packet is silence's: the frame and the two before it, more
+// than the 2048-sample MDCT window with its overlap spans.
+const quietRun = 3
 
 // hasAAC reports whether the FFmpeg build has its native AAC encoder.
 // The repository's build (build/ffmpeg) has it; an FFmpeg built without
@@ -52,7 +67,10 @@ func openAAC(bitrate int) (_ *aacEncoder, err error) {
 	a.cc.SetChannelLayout(astiav.ChannelLayoutMono)
 	a.cc.SetBitRate(int64(bitrate))
 	a.cc.SetTimeBase(astiav.NewRational(1, AudioRate))
-	a.cc.SetFlags(a.cc.Flags().Add(astiav.CodecContextFlagGlobalHeader)) // AudioSpecificConfig in extradata, for the moov
+	// GlobalHeader: the AudioSpecificConfig in extradata, for the moov.
+	// Bitexact: no "Lavc" identification element every 256 packets, so
+	// silence's packet is always the same (reused, see encode).
+	a.cc.SetFlags(a.cc.Flags().Add(astiav.CodecContextFlagGlobalHeader).Add(astiav.CodecContextFlagBitexact))
 	if err = a.cc.Open(c, nil); err != nil {
 		return nil, fmt.Errorf("record: open aac encoder: %w", err)
 	}
@@ -82,6 +100,23 @@ func (a *aacEncoder) encode(pcm []int16, out func(data []byte, pts, dur int64) e
 	}
 	n := a.frameSize()
 	for len(a.fifo) >= n {
+		silent := isSilent(a.fifo[:n])
+		if silent && a.quiet >= quietRun && a.silence != nil && a.began && !a.noReuse {
+			// The packet the encoder would make: silence's, reused.
+			a.fifo = a.fifo[:copy(a.fifo, a.fifo[n:])]
+			a.in += int64(n)
+			pts := a.out
+			a.out += int64(n)
+			if err := out(a.silence, pts, int64(n)); err != nil {
+				return err
+			}
+			continue
+		}
+		if silent {
+			a.quiet++
+		} else {
+			a.quiet = 0
+		}
 		if err := a.frame.MakeWritable(); err != nil {
 			return fmt.Errorf("record: aac: %w", err)
 		}
@@ -91,11 +126,13 @@ func (a *aacEncoder) encode(pcm []int16, out func(data []byte, pts, dur int64) e
 		if err := a.frame.Data().SetBytes(a.plane, 1); err != nil {
 			return fmt.Errorf("record: aac: %w", err)
 		}
-		a.frame.SetPts(a.next)
+		a.frame.SetPts(a.in)
+		a.in += int64(n)
 		a.fifo = a.fifo[:copy(a.fifo, a.fifo[n:])]
 		if err := a.cc.SendFrame(a.frame); err != nil {
 			return fmt.Errorf("record: aac encode: %w", err)
 		}
+		a.sent++
 		if err := a.drain(out); err != nil {
 			return err
 		}
@@ -103,9 +140,16 @@ func (a *aacEncoder) encode(pcm []int16, out func(data []byte, pts, dur int64) e
 	return nil
 }
 
-// drain hands every packet the encoder has ready to out, numbering them
-// from 0 so the audio starts with the video (the encoder's priming delay
-// of one packet is not written as an edit: 21 ms).
+// drain hands every packet the encoder has ready to out with the
+// encoder's timestamps: the first packet's pts is minus the encoder's
+// priming delay (codecpar initial_padding, 1024 samples), which the muxer
+// writes as the audio track's edit list, so sample 0 of the PCM plays
+// with video tick 0.
+//
+// Packets are numbered in order from the first (each frameSize long), so
+// the silent packets encode hands out in place of the encoder's keep the
+// timeline: every frame in gives one packet out, the encoder's one frame
+// late, whose content is the same whichever comes first in silence.
 func (a *aacEncoder) drain(out func(data []byte, pts, dur int64) error) error {
 	n := int64(a.frameSize())
 	for {
@@ -116,8 +160,15 @@ func (a *aacEncoder) drain(out func(data []byte, pts, dur int64) error) error {
 		if err != nil {
 			return fmt.Errorf("record: aac encode: %w", err)
 		}
-		err = out(a.pkt.Data(), a.next, n)
-		a.next += n
+		if !a.began {
+			a.out, a.began = a.pkt.Pts(), true
+		}
+		pts := a.out
+		a.out += n
+		if a.quiet >= quietRun && a.silence == nil {
+			a.silence = append([]byte(nil), a.pkt.Data()...)
+		}
+		err = out(a.pkt.Data(), pts, n)
 		a.pkt.Unref()
 		if err != nil {
 			return err
@@ -152,6 +203,16 @@ func (a *aacEncoder) close() {
 		a.cc.Free()
 		a.cc = nil
 	}
+}
+
+// isSilent reports whether every sample of f is zero.
+func isSilent(f []float32) bool {
+	for _, v := range f {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func putFloat32(b []byte, f float32) {

@@ -7,7 +7,9 @@
 // copied into a bounded queue and muxed, on the recorder's own goroutine,
 // into init.mp4 and chunk_NNNNN.m4s (chunk_seconds of media each), with no
 // second encode. At each segment boundary of media time the tap asks the
-// live encoder for a keyframe, so every segment starts with one. Media
+// live encoder for a keyframe, so every segment starts with one (unless
+// the encoder made one on its own as the boundary's last frame: the
+// segment then starts on it, a frame early, and no IDR is forced). Media
 // time, not wall time, drives the markers: a frame counts 1/rate seconds
 // however long the model took to make it, and a pause adds nothing.
 //
@@ -31,9 +33,10 @@
 // encoded to AAC-LC (128 kb/s, 48 kHz mono) on the recorder's goroutine
 // with FFmpeg's native aac encoder, which the repository's build
 // (build/ffmpeg) has. An FFmpeg built without it records video only
-// (logged). The encoder's priming packet is not written as an edit, so
-// the audio runs 21 ms behind the video and a finished recording's audio
-// track ends up to two AAC packets after its video.
+// (logged). The encoder's priming (1024 samples) is written as the audio
+// track's edit list, so the audio starts with the video; a finished
+// recording's audio track ends up to two AAC packets after its video.
+// Digital silence is encoded once and its packet reused.
 //
 // Not recorded: outputs that negotiated VP8 (the recording is then
 // disabled for the session, with the reason logged); a second H.264

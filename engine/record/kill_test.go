@@ -56,7 +56,7 @@ func TestKill9(t *testing.T) {
 		if len(chunks) >= 4 || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // a poll with a deadline: the child is killed whatever it reached, then checked
 	}
 	if err := cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)

@@ -21,15 +21,20 @@ type muxer struct {
 	werr error // the first write error, which fails the muxer
 }
 
-// movFlags: a fragment only when the recorder asks (one per segment),
-// the init segment written at once, moof-relative offsets (what HLS and
-// MSE want) and no mfra index at the end (segments stand alone).
-const movFlags = "+frag_custom+empty_moov+default_base_moof+skip_trailer"
+// movFlags: a fragment only when the recorder asks (one per segment);
+// the init segment (ftyp + moov) written by the first flush, once every
+// track has a packet, so the moov carries the audio track's edit list
+// (delay_moov: with empty_moov alone FFmpeg writes no meaningful one);
+// moof-relative offsets (what HLS and MSE want) and no mfra index at the
+// end (segments stand alone). FFmpeg's own HLS fMP4 output uses the same
+// delay_moov scheme.
+const movFlags = "+frag_custom+delay_moov+default_base_moof+skip_trailer"
 
 // openMuxer opens the muxer for an H.264 stream (index 0) of the given
 // size whose parameter sets (Annex B, start codes included) are
-// extradata, and an AAC stream (index 1) from aac unless it is nil, and
-// writes the header to init.
+// extradata, and an AAC stream (index 1) from aac unless it is nil. The
+// first fragment call writes the init segment (ftyp and moov) to its
+// writer; the packets added before it stay for the next.
 func openMuxer(extradata []byte, width, height int, aac *aacEncoder, init io.Writer) (_ *muxer, err error) {
 	m := &muxer{out: init}
 	defer func() {

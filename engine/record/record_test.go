@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,11 +48,18 @@ func newFeeder(t testing.TB, w, h int) *feeder {
 
 // frame encodes the next picture; it returns the access unit.
 func (f *feeder) frame() ([]byte, bool) {
-	for i := range f.pix {
+	// Painted a row at a time (a fill, not a per-pixel loop), so that a
+	// benchmark's CPU is the encoder's and the recorder's, not the paint's.
+	row := 3 * f.w
+	for y := range f.h {
+		v := byte(f.n + y)
 		if f.flat != nil {
-			f.pix[i] = f.flat(f.n)
-		} else {
-			f.pix[i] = byte(f.n + i/(3*f.w))
+			v = f.flat(f.n)
+		}
+		r := f.pix[y*row : (y+1)*row]
+		r[0] = v
+		for k := 1; k < len(r); k *= 2 {
+			copy(r[k:], r[:k])
 		}
 	}
 	n, key, err := f.enc.Encode(encode.Image{Pix: f.pix, Width: f.w, Height: f.h}, int64(f.n)*3000, f.out)
@@ -72,6 +80,22 @@ func (f *feeder) feed(tap *VideoTap, frames int) {
 		if tap.Packet(au, key, f.w, f.h, time.Second/30) {
 			f.enc.RequestKeyframe()
 		}
+	}
+}
+
+// eventually polls cond every 10 ms until it holds, failing the test
+// after within (enginetest.Eventually's shape: enginetest imports this
+// package through wiring, so it cannot be imported here).
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true within %s", what, within)
+		}
+		<-tick.C
 	}
 }
 
@@ -105,7 +129,7 @@ func TestRecorderSegments(t *testing.T) {
 	}
 	for range 285 { // feed in real time's order, letting the recorder keep up
 		f.feed(tap, 1)
-		for len(rec.full) > queueLen/2 {
+		for len(rec.full) > queueLen/2 { // paces the producer: let the recorder keep up, no drop
 			time.Sleep(time.Millisecond)
 		}
 	}
@@ -146,6 +170,16 @@ func TestRecorderSegments(t *testing.T) {
 		if !st.FirstKey || st.Codec != "h264" || math.Abs(st.Duration-want) > 0.001 {
 			t.Fatalf("segment %d: %+v, want a keyframe first and %.1f s of h264", k, st, want)
 		}
+	}
+	// A segment closed by the next one's keyframe carries its audio up to
+	// the cut, less one AAC packet at most (the packet that straddles it
+	// opens the next segment).
+	head, err := recordtest.Probe(recordtest.Segments(dir, 0, 2)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := head.AudioStart + head.AudioDuration; end > 6+1e-6 || end < 6-1024.0/AudioRate || math.Abs(head.AudioStart) > 1e-6 {
+		t.Fatalf("segments 0-2: audio from %.4f to %.4f s, want from 0 to within one AAC packet before the cut at 6 s", head.AudioStart, end)
 	}
 	all, err := recordtest.Probe(recordtest.Segments(dir, 0, 4)...)
 	if err != nil {
@@ -286,18 +320,11 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("finished recording: %d %s", code, body)
 	}
 	dir := filepath.Join(s.Dir(), rec.ID())
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually(t, 5*time.Second, "the recording gone after retention (playlist 410, folder removed)", func() bool {
 		code, _ := s.Playlist(rec.ID(), 0, 1.5, "")
 		_, statErr := os.Stat(dir)
-		if code == http.StatusGone && os.IsNotExist(statErr) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after retention: playlist %d, folder %v", code, statErr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return code == http.StatusGone && os.IsNotExist(statErr)
+	})
 }
 
 // TestDiskBudget: over the budget, the oldest finished recording goes
@@ -350,11 +377,13 @@ func TestParseConfig(t *testing.T) {
 }
 
 // TestRecorderAudio: the recording carries an AAC track of the
-// played-out PCM next to the video, as long as the video: a 440 Hz tone
-// for the first second, then silence (the model emitted none), decoded
-// back with FFmpeg's aac decoder. The repository's FFmpeg build has the
-// aac encoder (build/ffmpeg, configured with it): its absence is a
-// failure, not a skip.
+// played-out PCM next to the video, as long as the video and starting
+// with it: silence for half a second, a 440 Hz tone for a second from
+// video frame 15, then silence (the model emitted none), decoded back
+// with FFmpeg's aac decoder; the tone's onset lands at frame 15's time
+// (the encoder's priming is skipped by the audio track's edit list). The
+// repository's FFmpeg build has the aac encoder (build/ffmpeg,
+// configured with it): its absence is a failure, not a skip.
 func TestRecorderAudio(t *testing.T) {
 	if !hasAAC() {
 		t.Fatal("FFmpeg has no aac encoder: build/ffmpeg must be configured with --enable-encoder=aac (make ffmpeg)")
@@ -367,18 +396,22 @@ func TestRecorderAudio(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- rec.Run(context.Background()) }()
 	f, tap, at := newFeeder(t, 64, 64), rec.VideoTap(30), rec.AudioTap()
-	const freq = 440.0
+	const (
+		freq            = 440.0
+		onFrame, offFrm = 15, 45 // the tone plays during video frames [15, 45)
+		frames          = 90
+	)
 	tone := make([]int16, AudioRate/30)
-	for n := range 60 {
-		if n < 30 { // the first second: a tone, one video frame's worth at a time
+	for n := range frames {
+		if n >= onFrame && n < offFrm { // one video frame's worth at a time; none is silence
 			for i := range tone {
-				k := n*len(tone) + i
+				k := (n-onFrame)*len(tone) + i
 				tone[i] = int16(8000 * math.Sin(2*math.Pi*freq*float64(k)/AudioRate))
 			}
 			at.PCM(tone)
 		}
 		f.feed(tap, 1)
-		for len(rec.full) > queueLen/2 { // let the recorder keep up: no drop
+		for len(rec.full) > queueLen/2 { // paces the producer: let the recorder keep up, no drop
 			time.Sleep(time.Millisecond)
 		}
 	}
@@ -386,12 +419,15 @@ func TestRecorderAudio(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	st, err := recordtest.ProbeAudio(recordtest.Segments(filepath.Join(s.Dir(), rec.ID()), 0, 1)...)
+	st, err := recordtest.ProbeAudio(recordtest.Segments(filepath.Join(s.Dir(), rec.ID()), 0, 2)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Streams != 2 || st.Audio != "aac" || st.AudioRate != AudioRate || st.Packets != 60 || math.Abs(st.Duration-2) > 0.001 {
-		t.Fatalf("%+v, want h264 + aac at %d Hz, 60 video packets, 2 s", st, AudioRate)
+	if st.Streams != 2 || st.Audio != "aac" || st.AudioRate != AudioRate || st.Packets != frames || math.Abs(st.Duration-3) > 0.001 {
+		t.Fatalf("%+v, want h264 + aac at %d Hz, %d video packets, 3 s", st, AudioRate, frames)
+	}
+	if d := st.AudioStart - st.VideoStart; math.Abs(d) > 256.0/AudioRate {
+		t.Fatalf("audio starts at %.4f s, video at %.4f s: want them within a quarter AAC packet", st.AudioStart, st.VideoStart)
 	}
 	if d := st.AudioDuration - st.Duration; d < 0 || d > 2*1024.0/AudioRate {
 		t.Fatalf("audio lasts %.3f s, video %.3f s: want the same to within two AAC packets", st.AudioDuration, st.Duration)
@@ -399,18 +435,39 @@ func TestRecorderAudio(t *testing.T) {
 	if got, want := len(st.PCM), int(st.AudioDuration*AudioRate+0.5); got != want {
 		t.Fatalf("decoded %d samples, want %d", got, want)
 	}
-	// Windows clear of the edges (the encoder's 21 ms priming delay and
-	// the transition): the tone's energy at 440 Hz, then silence.
-	toneWin, quietWin := st.PCM[AudioRate/5:4*AudioRate/5], st.PCM[6*AudioRate/5:9*AudioRate/5]
+	// The onset, against video time: the first 2 ms window whose RMS
+	// reaches half the tone's, at the decoded sample's presentation time
+	// (PCM[0] plays at AudioStart); the model emitted it with frame 15.
 	amp := 8000.0 / 32768
+	win := AudioRate / 500
+	onset := -1
+	for i := 0; i+win <= len(st.PCM); i++ {
+		if rms(st.PCM[i:i+win]) >= amp/math.Sqrt2/2 {
+			onset = i
+			break
+		}
+	}
+	if onset < 0 {
+		t.Fatal("no tone decoded")
+	}
+	at0 := st.AudioStart + float64(onset)/AudioRate - st.VideoStart
+	if want := float64(onFrame) / 30; math.Abs(at0-want) > 256.0/AudioRate {
+		t.Fatalf("tone onset at %.4f s of video time, want %.4f s (frame %d) to within a quarter AAC packet", at0, want, onFrame)
+	}
+	t.Logf("tone onset %.4f s of video time (emitted at %.4f s)", at0, float64(onFrame)/30)
+	// Windows clear of the edges: the tone's level and 440 Hz energy,
+	// silence before and after.
+	toneWin := st.PCM[7*AudioRate/10 : 13*AudioRate/10]
 	if r := rms(toneWin); math.Abs(r-amp/math.Sqrt2) > 0.1*amp {
 		t.Fatalf("tone window RMS %.4f, want %.4f (the model's tone)", r, amp/math.Sqrt2)
 	}
 	if p440, p1k := goertzel(toneWin, freq), goertzel(toneWin, 1000); p440 < 100*p1k {
 		t.Fatalf("tone window: power at 440 Hz %.3g, at 1 kHz %.3g: not the model's 440 Hz tone", p440, p1k)
 	}
-	if r := rms(quietWin); r > 0.001 {
-		t.Fatalf("silent window RMS %.4f, want silence where the model emitted none", r)
+	for _, q := range [][]float32{st.PCM[AudioRate/20 : 9*AudioRate/20], st.PCM[17*AudioRate/10 : 29*AudioRate/10]} {
+		if r := rms(q); r > 0.001 {
+			t.Fatalf("silent window RMS %.4f, want silence where the model emitted none", r)
+		}
 	}
 }
 
@@ -450,13 +507,7 @@ func TestFailureDisables(t *testing.T) {
 	go func() { done <- rec.Run(context.Background()) }()
 	f, tap := newFeeder(t, 64, 64), rec.VideoTap(30)
 	f.feed(tap, 1)
-	deadline := time.Now().Add(5 * time.Second)
-	for rec.Err() == nil && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if rec.Err() == nil {
-		t.Fatal("the recorder did not fail")
-	}
+	eventually(t, 5*time.Second, "the recorder fails", func() bool { return rec.Err() != nil })
 	f.feed(tap, 200) // more than the queue holds: never blocks
 	if _, err := rec.Snap(1, ""); err != ErrDisabled {
 		t.Fatalf("clip after a failure: %v, want %v", err, ErrDisabled)
@@ -504,5 +555,54 @@ func TestPaceLog(t *testing.T) {
 	}
 	if r := p.rate(t0.Add(10 * time.Second)); r != 1 {
 		t.Fatalf("after a pause: rate %v, want 1", r)
+	}
+}
+
+// TestNaturalKeyframeCuts: a keyframe the live encoder makes on its own
+// as the last frame before a boundary (a scene cut) starts the next
+// segment, and no IDR is forced for that boundary; at the other
+// boundaries the tap asks once and the segment starts on the IDR.
+func TestNaturalKeyframeCuts(t *testing.T) {
+	s := openStore(t, StoreConfig{Dir: t.TempDir()})
+	rec, err := s.NewRecorder("", Config{Enabled: true, ChunkSeconds: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(context.Background()) }()
+	f, tap := newFeeder(t, 64, 64), rec.VideoTap(30)
+	var asked []int
+	for n := range 90 {
+		if n == 29 { // the encoder's own keyframe, as at a scene cut, in the boundary's last frame
+			f.enc.RequestKeyframe()
+		}
+		au, key := f.frame()
+		if n == 29 && !key {
+			t.Fatal("frame 29 is not a keyframe")
+		}
+		if tap.Packet(au, key, f.w, f.h, time.Second/30) {
+			asked = append(asked, n)
+			f.enc.RequestKeyframe()
+		}
+		for len(rec.full) > queueLen/2 { // paces the producer: no drop
+			time.Sleep(time.Millisecond)
+		}
+	}
+	_ = rec.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(asked, []int{59, 89}) {
+		t.Fatalf("keyframes asked after frames %v, want after 59 and 89 only (frame 29 was one already)", asked)
+	}
+	dir := filepath.Join(s.Dir(), rec.ID())
+	for k, want := range []float64{29.0 / 30, 1 + 1.0/30, 1} { // segment 1 starts a frame early, on frame 29
+		st, err := recordtest.Probe(recordtest.Segments(dir, k, k)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.FirstKey || st.Keys != 1 || math.Abs(st.Duration-want) > 0.001 {
+			t.Fatalf("segment %d: %+v, want one keyframe, first, and %.3f s", k, st, want)
+		}
 	}
 }

@@ -57,15 +57,30 @@ type Recorder struct {
 	dropped atomic.Uint64
 	started atomic.Bool // a frame was accepted
 
-	mu     sync.Mutex // guards id, e, base and failed
+	tell   sync.Mutex // serialises the Events calls (events.go); taken before mu
+	mu     sync.Mutex // guards id, e, base, failed and the events' state
 	id     string
 	e      *entry
 	base   string // SetURLBase
 	failed error
+	ev     Events        // SetEvents
+	closed int           // highest segment closed (-1: only init.mp4; -2: nothing)
+	ended  bool          // finish ran: every clip is ready (or never will be)
+	await  []pendingClip // AwaitClip's clips whose boundary segment is open
 
 	// Owned by Run's goroutine.
-	aac      *aacEncoder
-	mux      *muxer
+	aac   *aacEncoder
+	mux   *muxer
+	init  *atomicFile  // init.mp4 until the muxer wrote its moov (writeInit)
+	cutAt int64        // while a cut waits (pend): the cut, in samples
+	held  []heldPacket // AAC packets past the cut, for the next segment
+	pend  struct {     // a cut access unit waiting for its audio (see mux1)
+		on       bool
+		data     []byte
+		pts, dur int64
+		seg      int
+	}
+	audioIn  bool  // an AAC packet was muxed
 	seg      int   // index of the open segment, -1 before the first
 	segStart int64 // its first pts
 	segEnd   int64 // pts + dur of its latest packet
@@ -77,6 +92,8 @@ type item struct {
 	data     []byte
 	pts, dur int64
 	key      bool
+	cut      bool // the access unit starts segment seg (the tap decides)
+	seg      int  // the segment it belongs to
 	w, h     int
 	pcm      []int16 // the audio of the frame's media time (silence where the model had none)
 }
@@ -104,7 +121,7 @@ func (s *Store) NewRecorder(id string, cfg Config, log *slog.Logger) (*Recorder,
 		st: s, cfg: cfg, log: log.With("component", "record"), csT: int64(cfg.ChunkSeconds) * timescale,
 		free: make(chan *item, queueLen), full: make(chan *item, queueLen),
 		stop: make(chan struct{}), done: make(chan struct{}),
-		id: id, e: e, seg: -1,
+		id: id, e: e, seg: -1, closed: -2,
 	}
 	for range queueLen {
 		r.free <- &item{}
@@ -231,13 +248,15 @@ func (r *Recorder) fail(err error) {
 // (pipeline.VideoConfig.Tap). Its Packet is called by one goroutine at a
 // time; it copies and never blocks.
 type VideoTap struct {
-	r        *Recorder
-	rate     float64
-	mu       sync.Mutex // a restarted pipeline may follow the old one
-	needKey  bool
-	frames   int64 // frames accepted (rate > 0)
-	boundary int64 // next segment boundary, ticks
-	samples  int64 // audio samples handed to the queue
+	r       *Recorder
+	rate    float64
+	mu      sync.Mutex // a restarted pipeline may follow the old one
+	needKey bool
+	frames  int64 // frames accepted (rate > 0)
+	next    int64 // where the next segment starts, ticks
+	asked   int64 // the next for which a keyframe was asked (-1: none)
+	seg     int   // the open segment
+	samples int64 // audio samples handed to the queue
 }
 
 // VideoTap returns the tap for the recorded video output, whose frame
@@ -246,14 +265,17 @@ type VideoTap struct {
 // the frame's duration on the wire, at most 100 ms, so a pause in
 // emission adds no dead air.
 func (r *Recorder) VideoTap(rate float64) *VideoTap {
-	return &VideoTap{r: r, rate: rate, needKey: true, boundary: r.csT}
+	return &VideoTap{r: r, rate: rate, needKey: true, asked: -1}
 }
 
 // Packet takes one encoded H.264 access unit (Annex B; data is only read
 // during the call) of a width×height picture that lasted dur on the wire.
 // It returns true when the live encoder should make its next frame a
-// keyframe: at each segment boundary of media time, and after a drop. It
-// does not allocate once the queue's buffers have grown.
+// keyframe: once at each segment boundary of media time, and after a
+// drop. A keyframe that ends at or after the boundary starts the next
+// segment: the live encoder's own (a scene cut) one frame before the
+// boundary saves the forced IDR, the segment then starting a frame early.
+// It does not allocate once the queue's buffers have grown.
 func (t *VideoTap) Packet(data []byte, key bool, width, height int, dur time.Duration) (wantKey bool) {
 	r := t.r
 	if r.off.Load() {
@@ -290,7 +312,17 @@ func (t *VideoTap) Packet(data []byte, key bool, width, height int, dur time.Dur
 	}
 	it.data = it.data[:len(data)]
 	copy(it.data, data)
-	it.pts, it.dur, it.key, it.w, it.h = start, end-start, key, width, height
+	// Segment k starts at the first keyframe that ends at or after k·cs:
+	// the IDR asked for at the boundary, or the live encoder's own when
+	// it is the boundary's last frame (no IDR to force then).
+	cut := key && end >= t.next
+	if cut {
+		t.seg = int(end / r.csT)
+		t.next = (int64(t.seg) + 1) * r.csT
+	} else if end >= t.next && t.asked != t.next {
+		t.asked, wantKey = t.next, true
+	}
+	it.pts, it.dur, it.key, it.w, it.h, it.cut, it.seg = start, end-start, key, width, height, cut, t.seg
 	// The audio of [start, end) of media time: what the model played out
 	// since the previous frame, up to that much, padded with silence.
 	aEnd := end * AudioRate / timescale
@@ -308,10 +340,6 @@ func (t *VideoTap) Packet(data []byte, key bool, width, height int, dur time.Dur
 	r.started.Store(true)
 	r.pace.note(time.Now(), end)
 	r.full <- it // never blocks: as many items as slots
-	for t.boundary <= end {
-		t.boundary += r.csT
-		wantKey = true
-	}
 	return wantKey
 }
 
@@ -417,12 +445,13 @@ func (r *Recorder) Close() error {
 		e := r.e
 		r.mu.Unlock()
 		r.st.finish(e)
+		r.ended1()
 	}
 	return nil
 }
 
-// handle muxes one access unit, cutting a segment at a keyframe that
-// starts at or after the open segment's end.
+// handle muxes one access unit, cutting a segment where the tap said
+// (item.cut).
 func (r *Recorder) handle(it *item) {
 	if r.Err() != nil {
 		return
@@ -434,6 +463,10 @@ func (r *Recorder) handle(it *item) {
 }
 
 func (r *Recorder) closeMux() {
+	if r.init != nil {
+		r.init.abort()
+		r.init = nil
+	}
 	if r.mux != nil {
 		r.mux.close()
 		r.mux = nil
@@ -480,42 +513,144 @@ func (r *Recorder) mux1(it *item) error {
 			f.abort()
 			return err
 		}
-		size, err := f.commit()
-		if err != nil {
-			m.close()
-			return err
-		}
-		r.mux, r.aac, r.w, r.h = m, aac, it.w, it.h
-		r.st.wrote(e, -1, 0, size)
-		if err := writeMeta(e.dir, r.cfg.ChunkSeconds); err != nil {
-			return err
-		}
+		r.mux, r.aac, r.w, r.h, r.init, r.audioIn = m, aac, it.w, it.h, f, false
 		r.log.Info("recording", "recording", e.id, "dir", e.dir, "width", it.w, "height", it.h, "chunk_seconds", r.cfg.ChunkSeconds)
 	}
 	if it.w != r.w || it.h != r.h {
 		return fmt.Errorf("record: the picture size changed from %dx%d to %dx%d; one recording keeps one size", r.w, r.h, it.w, it.h)
 	}
-	if it.key && r.seg >= 0 && it.pts >= int64(r.seg+1)*r.csT {
+	audioDone := false
+	if r.pend.on {
+		// The previous access unit cut: with this one's PCM the encoder
+		// has released every packet that ends by the cut.
+		if err := r.cutAudio(it.pcm, false); err != nil {
+			return err
+		}
+		audioDone = true
+		if err := r.cutSegment(e); err != nil {
+			return err
+		}
+	}
+	if it.cut && r.seg >= 0 && r.aac != nil {
+		// A keyframe that starts a segment: the closing segment waits for
+		// the audio up to the cut, which the AAC encoder releases two
+		// packets late (its priming and lookahead), so it closes with the
+		// next access unit (a frame later) and its audio ends less than
+		// one packet before its video; the packets that end after the cut
+		// open the next segment. The cut access unit waits, copied.
+		if !audioDone {
+			r.cutAt = it.pts * AudioRate / timescale
+			if err := r.cutAudio(it.pcm, false); err != nil {
+				return err
+			}
+		}
+		r.pend.on, r.pend.pts, r.pend.dur, r.pend.seg = true, it.pts, it.dur, it.seg
+		r.pend.data = append(r.pend.data[:0], it.data...)
+		return nil
+	}
+	if it.cut && r.seg >= 0 {
 		if err := r.closeSegment(e); err != nil {
 			return err
 		}
 	}
 	if r.seg < 0 {
-		r.seg = int(it.pts / r.csT)
+		r.seg = it.seg
 		r.segStart = it.pts
 	}
 	r.segEnd = it.pts + it.dur
 	if err := r.mux.packet(0, it.data, it.pts, it.dur, it.key); err != nil {
 		return err
 	}
-	if r.aac == nil {
-		return nil
+	if r.aac != nil && !audioDone {
+		if err := r.aac.encode(it.pcm, r.audioPacket); err != nil {
+			return err
+		}
 	}
-	return r.aac.encode(it.pcm, r.audioPacket)
+	if r.init != nil && (r.aac == nil || r.audioIn) {
+		return r.writeInit(e)
+	}
+	return nil
+}
+
+// writeInit writes init.mp4 once every track has its first packet: the
+// muxer (delay_moov) writes the moov then, with the audio track's edit
+// list skipping the AAC encoder's priming samples.
+func (r *Recorder) writeInit(e *entry) error {
+	f := r.init
+	r.init = nil
+	if err := r.mux.fragment(f); err != nil {
+		f.abort()
+		return err
+	}
+	size, err := f.commit()
+	if err != nil {
+		return err
+	}
+	r.st.wrote(e, -1, 0, size)
+	if err := writeMeta(e.dir, r.cfg.ChunkSeconds); err != nil {
+		return err
+	}
+	r.closedUpTo(e.id, -1)
+	return nil
+}
+
+// cutAudio encodes pcm (flush: the encoder's tail) while a cut waits:
+// the packets that end by the cut go to the closing segment, the others
+// are held for the next.
+func (r *Recorder) cutAudio(pcm []int16, flush bool) error {
+	if flush {
+		return r.aac.flush(r.cutAudioPacket)
+	}
+	return r.aac.encode(pcm, r.cutAudioPacket)
+}
+
+// cutSegment closes the segment a waiting cut ends and opens the next
+// with the cut's access unit and the audio held for it.
+func (r *Recorder) cutSegment(e *entry) error {
+	p := &r.pend
+	p.on = false
+	if err := r.closeSegment(e); err != nil {
+		return err
+	}
+	r.seg, r.segStart, r.segEnd = p.seg, p.pts, p.pts+p.dur
+	if err := r.mux.packet(0, p.data, p.pts, p.dur, true); err != nil {
+		return err
+	}
+	for _, h := range r.held {
+		if err := r.audioPacket(h.data, h.pts, h.dur); err != nil {
+			return err
+		}
+	}
+	r.held = r.held[:0]
+	return nil
+}
+
+// heldPacket is an AAC packet that waits for the next segment.
+type heldPacket struct {
+	data     []byte
+	pts, dur int64
+}
+
+// cutAudioPacket muxes an AAC packet that ends by the cut (r.cutAt,
+// samples) into the closing segment and holds the others for the next.
+func (r *Recorder) cutAudioPacket(data []byte, pts, dur int64) error {
+	if pts+dur <= r.cutAt {
+		return r.audioPacket(data, pts, dur)
+	}
+	if len(r.held) < cap(r.held) {
+		r.held = r.held[:len(r.held)+1]
+	} else {
+		r.held = append(r.held, heldPacket{})
+	}
+	h := &r.held[len(r.held)-1]
+	h.data = append(h.data[:0], data...)
+	h.pts, h.dur = pts, dur
+	return nil
 }
 
 // audioPacket muxes one AAC packet.
 func (r *Recorder) audioPacket(data []byte, pts, dur int64) error {
+	r.audioIn = true
 	return r.mux.packet(1, data, pts, dur, true)
 }
 
@@ -523,6 +658,11 @@ func (r *Recorder) audioPacket(data []byte, pts, dur int64) error {
 // temporary name renamed once complete and synced: a segment on disk
 // under its own name is always whole).
 func (r *Recorder) closeSegment(e *entry) error {
+	if r.init != nil { // a segment shorter than the encoder's priming
+		if err := r.writeInit(e); err != nil {
+			return err
+		}
+	}
 	f, err := newAtomicFile(filepath.Join(e.dir, chunkName(r.seg)))
 	if err != nil {
 		return err
@@ -537,10 +677,12 @@ func (r *Recorder) closeSegment(e *entry) error {
 	}
 	dur := float64(r.segEnd-r.segStart) / timescale
 	r.st.wrote(e, r.seg, dur, size)
-	if err := appendIndex(e.dir, r.seg, dur); err != nil {
+	k := r.seg
+	r.seg = -1
+	if err := appendIndex(e.dir, k, dur); err != nil {
 		return err
 	}
-	r.seg = -1
+	r.closedUpTo(e.id, k)
 	return nil
 }
 
@@ -583,7 +725,12 @@ func (r *Recorder) finish() {
 	if r.mux != nil {
 		if r.seg >= 0 && r.Err() == nil {
 			var err error
-			if r.aac != nil {
+			switch {
+			case r.pend.on: // the encoder's tail, split at the waiting cut
+				if err = r.cutAudio(nil, true); err == nil {
+					err = r.cutSegment(e)
+				}
+			case r.aac != nil:
 				err = r.aac.flush(r.audioPacket)
 			}
 			if err == nil {
@@ -596,6 +743,7 @@ func (r *Recorder) finish() {
 	}
 	r.closeMux()
 	r.st.finish(e)
+	r.ended1()
 }
 
 // Clip is the clipReady payload.

@@ -47,6 +47,11 @@ type Probed struct {
 	Video    float64   // seconds from the first video packet to the last one's end
 	Audio    float64   // the same for the audio stream (0 when none)
 	Segments []float64 // the playlist's #EXTINF durations, in order
+	// VideoStart and AudioStart are when each stream's first sample is
+	// presented, seconds: the first packet's pts plus the samples its
+	// skip_samples side data (the audio track's edit list skipping the
+	// encoder's priming) drops. Audio is measured from AudioStart.
+	VideoStart, AudioStart float64
 	// SegmentKeys[k] reports whether the first video packet of segment k
 	// (at or after the sum of the earlier segments' durations) is a
 	// keyframe (ffprobe's packet flag K).
@@ -57,44 +62,96 @@ type Probed struct {
 // FFprobeHLS writes playlist (a /clips answer) next to files (its init
 // segment then its media segments, in playlist order, as downloaded)
 // with each URI replaced by its file, and reads it with ffprobe's hls
-// demuxer: streams, durations, and the keyframe at each segment's start.
+// demuxer: streams, durations, start times, and the keyframe at each
+// segment's start.
 func FFprobeHLS(playlist string, files []string) (Probed, error) {
 	var p Probed
-	bin, lib, err := FFprobePath()
+	local, segs, err := localPlaylist(playlist, files)
 	if err != nil {
 		return p, err
 	}
+	p.Segments = segs
+	m3u := filepath.Join(filepath.Dir(files[0]), "local.m3u8")
+	if err := os.WriteFile(m3u, []byte(local), 0o644); err != nil {
+		return p, err
+	}
+	r, err := runFFprobe(m3u)
+	if err != nil {
+		return p, err
+	}
+	return p, p.read(r)
+}
+
+// localPlaylist returns playlist with its URIs replaced by files, in
+// order, and its #EXTINF durations.
+func localPlaylist(playlist string, files []string) (string, []float64, error) {
 	var local strings.Builder
+	var segs []float64
 	i := 0
+	next := func() (string, error) {
+		if i >= len(files) {
+			return "", errors.New("recordtest: more URIs in the playlist than files")
+		}
+		i++
+		return files[i-1], nil
+	}
 	for _, l := range strings.Split(strings.TrimSuffix(playlist, "\n"), "\n") {
 		switch {
 		case strings.HasPrefix(l, `#EXT-X-MAP:URI="`):
-			if i >= len(files) {
-				return p, errors.New("recordtest: more URIs in the playlist than files")
+			f, err := next()
+			if err != nil {
+				return "", nil, err
 			}
-			l = `#EXT-X-MAP:URI="` + files[i] + `"`
-			i++
+			l = `#EXT-X-MAP:URI="` + f + `"`
 		case strings.HasPrefix(l, "#EXTINF:"):
 			d, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(l, "#EXTINF:"), ","), 64)
 			if err != nil {
-				return p, fmt.Errorf("recordtest: %q: %w", l, err)
+				return "", nil, fmt.Errorf("recordtest: %q: %w", l, err)
 			}
-			p.Segments = append(p.Segments, d)
+			segs = append(segs, d)
 		case l != "" && !strings.HasPrefix(l, "#"):
-			if i >= len(files) {
-				return p, errors.New("recordtest: more URIs in the playlist than files")
+			f, err := next()
+			if err != nil {
+				return "", nil, err
 			}
-			l = files[i]
-			i++
+			l = f
 		}
 		local.WriteString(l + "\n")
 	}
 	if i != len(files) {
-		return p, fmt.Errorf("recordtest: %d URIs in the playlist, %d files", i, len(files))
+		return "", nil, fmt.Errorf("recordtest: %d URIs in the playlist, %d files", i, len(files))
 	}
-	m3u := filepath.Join(filepath.Dir(files[0]), "local.m3u8")
-	if err := os.WriteFile(m3u, []byte(local.String()), 0o644); err != nil {
-		return p, err
+	return local.String(), segs, nil
+}
+
+// probeOut is the part of ffprobe's JSON that Probed reads.
+type probeOut struct {
+	Format struct {
+		Duration string `json:"duration"`
+	} `json:"format"`
+	Streams []struct {
+		CodecType  string `json:"codec_type"`
+		CodecName  string `json:"codec_name"`
+		SampleRate string `json:"sample_rate"`
+	} `json:"streams"`
+	Packets []struct {
+		CodecType    string `json:"codec_type"`
+		PtsTime      string `json:"pts_time"`
+		DurationTime string `json:"duration_time"`
+		Flags        string `json:"flags"`
+		SideData     []struct {
+			SkipSamples int `json:"skip_samples"`
+		} `json:"side_data_list"`
+	} `json:"packets"`
+}
+
+// runFFprobe runs the repository's ffprobe on the local playlist m3u;
+// anything it says on stderr is an error.
+func runFFprobe(m3u string) (probeOut, error) {
+	var r probeOut
+	bin, lib, err := FFprobePath()
+	if err != nil {
+		return r, err
 	}
 	cmd := exec.Command(bin, "-v", "error", "-f", "hls", "-protocol_whitelist", "file", "-allowed_extensions", "ALL",
 		"-print_format", "json", "-show_format", "-show_streams", "-show_packets", m3u)
@@ -103,33 +160,26 @@ func FFprobeHLS(playlist string, files []string) (Probed, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return p, fmt.Errorf("recordtest: ffprobe: %w: %s", err, stderr.Bytes())
+		return r, fmt.Errorf("recordtest: ffprobe: %w: %s", err, stderr.Bytes())
 	}
 	if stderr.Len() > 0 {
-		return p, fmt.Errorf("recordtest: ffprobe reports errors: %s", stderr.Bytes())
-	}
-	var r struct {
-		Format struct {
-			Duration string `json:"duration"`
-		} `json:"format"`
-		Streams []struct {
-			Index     int    `json:"index"`
-			CodecType string `json:"codec_type"`
-			CodecName string `json:"codec_name"`
-		} `json:"streams"`
-		Packets []struct {
-			CodecType    string `json:"codec_type"`
-			PtsTime      string `json:"pts_time"`
-			DurationTime string `json:"duration_time"`
-			Flags        string `json:"flags"`
-		} `json:"packets"`
+		return r, fmt.Errorf("recordtest: ffprobe reports errors: %s", stderr.Bytes())
 	}
 	if err := json.Unmarshal(out, &r); err != nil {
-		return p, fmt.Errorf("recordtest: ffprobe output: %w", err)
+		return r, fmt.Errorf("recordtest: ffprobe output: %w", err)
 	}
+	return r, nil
+}
+
+// read fills p from ffprobe's answer (p.Segments already set).
+func (p *Probed) read(r probeOut) error {
 	p.Duration, _ = strconv.ParseFloat(r.Format.Duration, 64)
+	rate := 0.0
 	for _, s := range r.Streams {
 		p.Streams = append(p.Streams, s.CodecType+":"+s.CodecName)
+		if s.CodecType == "audio" {
+			rate, _ = strconv.ParseFloat(s.SampleRate, 64)
+		}
 	}
 	type span struct{ first, end float64 }
 	spans := map[string]*span{}
@@ -138,32 +188,45 @@ func FFprobeHLS(playlist string, files []string) (Probed, error) {
 	for _, k := range r.Packets {
 		pts, err := strconv.ParseFloat(k.PtsTime, 64)
 		if err != nil {
-			return p, fmt.Errorf("recordtest: packet pts %q: %w", k.PtsTime, err)
+			return fmt.Errorf("recordtest: packet pts %q: %w", k.PtsTime, err)
 		}
 		dur, _ := strconv.ParseFloat(k.DurationTime, 64)
 		s := spans[k.CodecType]
 		if s == nil {
-			s = &span{first: pts}
+			start := pts
+			for _, sd := range k.SideData { // the first packet's skipped samples are not presented
+				if sd.SkipSamples > 0 && rate > 0 {
+					start += float64(sd.SkipSamples) / rate
+				}
+			}
+			s = &span{first: start, end: start}
 			spans[k.CodecType] = s
 		}
-		s.first, s.end = min(s.first, pts), max(s.end, pts+dur)
+		s.end = max(s.end, pts+dur)
 		if k.CodecType == "video" {
 			vpts = append(vpts, pts)
 			vkey = append(vkey, strings.HasPrefix(k.Flags, "K"))
 		}
 	}
 	if s := spans["video"]; s != nil {
-		p.Video = s.end - s.first
+		p.Video, p.VideoStart = s.end-s.first, s.first
 	}
 	if s := spans["audio"]; s != nil {
-		p.Audio = s.end - s.first
+		p.Audio, p.AudioStart = s.end-s.first, s.first
 	}
 	p.Packets = len(vpts)
+	p.SegmentKeys = segmentKeys(p.Segments, p.VideoStart, vpts, vkey)
+	return nil
+}
+
+// segmentKeys reports, for each segment of the given durations from
+// start, whether its first video packet is a keyframe.
+func segmentKeys(segs []float64, start float64, vpts []float64, vkey []bool) []bool {
 	if len(vpts) == 0 {
-		return p, nil
+		return nil
 	}
-	start := spans["video"].first
-	for _, d := range p.Segments {
+	var keys []bool
+	for _, d := range segs {
 		key := false
 		for j, t := range vpts { // packets are in decode order; the recording has no B-frames
 			if t >= start-0.0005 {
@@ -171,8 +234,8 @@ func FFprobeHLS(playlist string, files []string) (Probed, error) {
 				break
 			}
 		}
-		p.SegmentKeys = append(p.SegmentKeys, key)
+		keys = append(keys, key)
 		start += d
 	}
-	return p, nil
+	return keys
 }

@@ -24,12 +24,17 @@ type Stream struct {
 	Duration float64 // seconds from the first packet's pts to the last one's end
 	Width    int
 	Height   int
+	// VideoStart and AudioStart are the streams' start times (seconds)
+	// as the demuxer presents them: the audio's after its edit list skips
+	// the encoder's priming samples.
+	VideoStart, AudioStart float64
 	// AudioPackets and AudioDuration are the second stream's packets and
-	// seconds from its first packet's pts to its last one's end.
+	// seconds from AudioStart to its last packet's end.
 	AudioPackets  int
 	AudioDuration float64
 	// PCM is the second stream decoded (mono, or its first channel) at
-	// AudioRate samples a second, when Probe was asked to decode it.
+	// AudioRate samples a second, when Probe was asked to decode it; its
+	// first sample plays at AudioStart (the decoder drops the priming).
 	PCM       []float32
 	AudioRate int
 }
@@ -44,31 +49,17 @@ func ProbeAudio(files ...string) (Stream, error) { return probe(true, files) }
 
 func probe(decode bool, files []string) (Stream, error) {
 	var s Stream
-	tmp, err := os.CreateTemp("", "recordtest-*.mp4")
+	name, err := concat(files)
 	if err != nil {
 		return s, err
 	}
-	defer os.Remove(tmp.Name())
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			tmp.Close()
-			return s, err
-		}
-		if _, err := tmp.Write(b); err != nil {
-			tmp.Close()
-			return s, err
-		}
-	}
-	if err := tmp.Close(); err != nil {
-		return s, err
-	}
+	defer os.Remove(name)
 	fc := astiav.AllocFormatContext()
 	if fc == nil {
 		return s, errors.New("recordtest: no format context")
 	}
 	defer fc.Free()
-	if err := fc.OpenInput(tmp.Name(), nil, nil); err != nil {
+	if err := fc.OpenInput(name, nil, nil); err != nil {
 		return s, fmt.Errorf("recordtest: open %v: %w", files, err)
 	}
 	defer fc.CloseInput()
@@ -82,42 +73,102 @@ func probe(decode bool, files []string) (Stream, error) {
 	}
 	cp := st[0].CodecParameters()
 	s.Codec, s.Width, s.Height = cp.CodecID().Name(), cp.Width(), cp.Height()
-	var dec *astiav.CodecContext
-	var frame *astiav.Frame
+	s.VideoStart = seconds(st[0].StartTime(), st[0].TimeBase())
+	var dec *decoder
 	if len(st) > 1 {
 		acp := st[1].CodecParameters()
 		s.Audio, s.AudioRate = acp.CodecID().Name(), acp.SampleRate()
+		s.AudioStart = seconds(st[1].StartTime(), st[1].TimeBase())
 		if decode {
-			c := astiav.FindDecoder(acp.CodecID())
-			if c == nil {
-				return s, fmt.Errorf("recordtest: no %s decoder", s.Audio)
+			if dec, err = openDecoder(acp); err != nil {
+				return s, err
 			}
-			if dec = astiav.AllocCodecContext(c); dec == nil {
-				return s, errors.New("recordtest: no codec context")
-			}
-			defer dec.Free()
-			if err := acp.ToCodecContext(dec); err != nil {
-				return s, fmt.Errorf("recordtest: audio parameters: %w", err)
-			}
-			if err := dec.Open(c, nil); err != nil {
-				return s, fmt.Errorf("recordtest: open %s decoder: %w", s.Audio, err)
-			}
-			frame = astiav.AllocFrame()
-			defer frame.Free()
+			defer dec.free()
 		}
 	}
-	tb := st[0].TimeBase()
+	return s, s.demux(fc, dec)
+}
+
+// concat writes files one after the other into a temporary file and
+// returns its name; the caller removes it.
+func concat(files []string) (string, error) {
+	tmp, err := os.CreateTemp("", "recordtest-*.mp4")
+	if err != nil {
+		return "", err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil {
+			_, err = tmp.Write(b)
+		}
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			return "", err
+		}
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return tmp.Name(), nil
+}
+
+func seconds(ts int64, tb astiav.Rational) float64 {
+	return float64(ts) * float64(tb.Num()) / float64(tb.Den())
+}
+
+// decoder decodes the audio stream into Stream.PCM.
+type decoder struct {
+	cc    *astiav.CodecContext
+	frame *astiav.Frame
+}
+
+func openDecoder(cp *astiav.CodecParameters) (*decoder, error) {
+	c := astiav.FindDecoder(cp.CodecID())
+	if c == nil {
+		return nil, fmt.Errorf("recordtest: no %s decoder", cp.CodecID().Name())
+	}
+	d := &decoder{cc: astiav.AllocCodecContext(c)}
+	if d.cc == nil {
+		return nil, errors.New("recordtest: no codec context")
+	}
+	if err := cp.ToCodecContext(d.cc); err != nil {
+		d.free()
+		return nil, fmt.Errorf("recordtest: audio parameters: %w", err)
+	}
+	if err := d.cc.Open(c, nil); err != nil {
+		d.free()
+		return nil, fmt.Errorf("recordtest: open %s decoder: %w", cp.CodecID().Name(), err)
+	}
+	d.frame = astiav.AllocFrame()
+	return d, nil
+}
+
+func (d *decoder) free() {
+	if d.frame != nil {
+		d.frame.Free()
+	}
+	d.cc.Free()
+}
+
+// demux reads every packet: the first stream's count, keyframes and
+// span, the second's count and span, decoding it into s.PCM when dec is
+// set.
+func (s *Stream) demux(fc *astiav.FormatContext, dec *decoder) error {
+	st := fc.Streams()
 	pkt := astiav.AllocPacket()
 	defer pkt.Free()
-	var first, end, afirst, aend int64
+	var first, end, aend int64
 	for {
 		if err := fc.ReadFrame(pkt); err != nil {
 			if errors.Is(err, astiav.ErrEof) {
 				break
 			}
-			return s, fmt.Errorf("recordtest: read: %w", err)
+			return fmt.Errorf("recordtest: read: %w", err)
 		}
-		if pkt.StreamIndex() == 0 {
+		switch pkt.StreamIndex() {
+		case 0:
 			key := pkt.Flags().Has(astiav.PacketFlagKey)
 			if s.Packets == 0 {
 				s.FirstKey, first = key, pkt.Pts()
@@ -127,37 +178,32 @@ func probe(decode bool, files []string) (Stream, error) {
 				s.Keys++
 			}
 			end = max(end, pkt.Pts()+pkt.Duration())
-		}
-		if pkt.StreamIndex() == 1 {
-			if s.AudioPackets == 0 {
-				afirst = pkt.Pts()
-			}
+		case 1:
 			s.AudioPackets++
 			aend = max(aend, pkt.Pts()+pkt.Duration())
 			if dec != nil {
-				if err := dec.SendPacket(pkt); err != nil {
-					return s, fmt.Errorf("recordtest: decode audio: %w", err)
+				if err := dec.cc.SendPacket(pkt); err != nil {
+					return fmt.Errorf("recordtest: decode audio: %w", err)
 				}
-				if err := s.receive(dec, frame); err != nil {
-					return s, err
+				if err := s.receive(dec.cc, dec.frame); err != nil {
+					return err
 				}
 			}
 		}
 		pkt.Unref()
 	}
 	if dec != nil {
-		if err := dec.SendPacket(nil); err == nil {
-			if err := s.receive(dec, frame); err != nil {
-				return s, err
+		if err := dec.cc.SendPacket(nil); err == nil {
+			if err := s.receive(dec.cc, dec.frame); err != nil {
+				return err
 			}
 		}
 	}
-	s.Duration = float64(end-first) * float64(tb.Num()) / float64(tb.Den())
-	if len(st) > 1 {
-		atb := st[1].TimeBase()
-		s.AudioDuration = float64(aend-afirst) * float64(atb.Num()) / float64(atb.Den())
+	s.Duration = seconds(end-first, st[0].TimeBase())
+	if len(st) > 1 && s.AudioPackets > 0 {
+		s.AudioDuration = seconds(aend, st[1].TimeBase()) - s.AudioStart
 	}
-	return s, nil
+	return nil
 }
 
 // receive appends the decoder's frames' first channel to s.PCM.
