@@ -85,9 +85,9 @@ func (r *Recorder) closedUpTo(id string, idx int) {
 	}
 }
 
-// ended1 notes that the recording finished (files closed, the store told):
+// finished notes that the recording finished (files closed, the store told):
 // every clip still awaited is ready, unless the recording failed.
-func (r *Recorder) ended1() {
+func (r *Recorder) finished() {
 	r.tell.Lock()
 	defer r.tell.Unlock()
 	r.mu.Lock()

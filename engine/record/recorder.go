@@ -445,7 +445,7 @@ func (r *Recorder) Close() error {
 		e := r.e
 		r.mu.Unlock()
 		r.st.finish(e)
-		r.ended1()
+		r.finished()
 	}
 	return nil
 }
@@ -743,7 +743,7 @@ func (r *Recorder) finish() {
 	}
 	r.closeMux()
 	r.st.finish(e)
-	r.ended1()
+	r.finished()
 }
 
 // Clip is the clipReady payload.
