@@ -33,7 +33,8 @@ const (
 	earlyICEEach  = 256 // candidates buffered per connection
 )
 
-// errConnLimit refuses a new connection past Config.MaxConnections (503).
+// errConnLimit refuses a new connection past Config.MaxConnections (503
+// at the offer; 429 at registration with Config.RegisterLimit).
 var errConnLimit = errors.New("Connection limit reached")
 
 // conn is one client connection of a session. Its fields are guarded by
@@ -70,12 +71,17 @@ func (ss *session) onControl(c *conn, p *peer.Peer) {
 }
 
 // register mints a connection id (POST …/connections): random in
-// 1002–9999, never one this session handed out before.
-func (ss *session) register() (int, error) {
+// 1002–9999, never one this session handed out before. With limit it
+// refuses with errConnLimit while the session holds MaxConnections
+// connections (Config.RegisterLimit).
+func (ss *session) register(limit bool) (int, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.st == stateClosed {
 		return 0, errors.New("No session running")
+	}
+	if max := ss.srv.cfg.MaxConnections; limit && max > 0 && len(ss.conns) >= max {
+		return 0, errConnLimit
 	}
 	for range mintTries {
 		id := mintFrom + rand.IntN(maxConnID-mintFrom+1)
@@ -180,10 +186,12 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	discardBody(w, r) // any body is ignored
-	id, err := sess.register()
+	id, err := sess.register(s.cfg.RegisterLimit)
 	switch {
 	case err != nil && sess.currentState() == stateClosed:
 		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, errConnLimit):
+		writeError(w, http.StatusTooManyRequests, err.Error())
 	case err != nil:
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	default:
