@@ -64,6 +64,7 @@ type Peer struct {
 	noDC    bool // MediaOnly
 
 	dc        atomic.Pointer[webrtc.DataChannel]
+	ctlDC     atomic.Pointer[webrtc.DataChannel] // the client's "control" channel (SDK ≥ 2.12)
 	connected atomic.Bool
 	dcOpen    atomic.Bool
 	readyOnce sync.Once
@@ -75,6 +76,9 @@ type Peer struct {
 	wg     sync.WaitGroup
 
 	bwe atomic.Pointer[cc.BandwidthEstimator]
+
+	gateMu sync.Mutex       // serialises SetPaused
+	gates  map[string]*gate // by output name (gate.go); written before the answer only
 
 	dropped   atomic.Uint64 // undecodable data-channel frames (binary, other channels, oversized)
 	oversized atomic.Uint64 // of which above the advertised max-message-size
@@ -279,6 +283,10 @@ func (p *Peer) bindOutputs(b Binding) error {
 		}
 		out := b.Outputs[tm.Name]
 		p.outputs = append(p.outputs, out)
+		if p.gates == nil {
+			p.gates = map[string]*gate{}
+		}
+		p.gates[tm.Name] = &gate{sender: sender, out: out}
 		p.goRTCP(sender, out)
 		delete(byMid, t.Mid())
 		left--
@@ -383,6 +391,7 @@ func (p *Peer) maybeReady() {
 
 func (p *Peer) onDataChannel(dc *webrtc.DataChannel) {
 	if dc.Label() == "control" && p.h.OnControl != nil {
+		p.ctlDC.Store(dc)
 		dc.OnMessage(func(m webrtc.DataChannelMessage) {
 			if len(m.Data) > int(p.cfg.SCTPMaxMessageSize) {
 				p.dropped.Add(1)

@@ -478,18 +478,34 @@ func dialRTPViewer(t testing.TB, base, sid string, cid int) *rtpViewer {
 			}
 		}()
 	})
-	offer, err := v.pc.CreateOffer(nil)
+	offerMainVideo(t, base, sid, cid, v.pc, x)
+	return v
+}
+
+// gatheredOffer creates pc's offer, sets it and returns its SDP once
+// candidate gathering is complete (every candidate in it).
+func gatheredOffer(t testing.TB, pc *webrtc.PeerConnection) string {
+	t.Helper()
+	offer, err := pc.CreateOffer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := webrtc.GatheringCompletePromise(v.pc)
-	if err := v.pc.SetLocalDescription(offer); err != nil {
+	g := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
 		t.Fatal(err)
 	}
 	<-g
+	return pc.LocalDescription().SDP
+}
+
+// offerMainVideo offers pc on connection cid of session sid, its
+// transceiver x receiving main_video, and sets the answer.
+func offerMainVideo(t testing.TB, base, sid string, cid int, pc *webrtc.PeerConnection, x *webrtc.RTPTransceiver) {
+	t.Helper()
+	sdp := gatheredOffer(t, pc)
 	route := fmt.Sprintf("/sessions/%s/transport/webrtc/connections/%d/sdp_params", sid, cid)
 	mapping := []peer.TrackMapping{{MID: x.Mid(), Name: "main_video", Kind: peer.KindVideo, Direction: peer.DirRecvonly}}
-	if code, body := enginetest.Do(t, base, "POST", route, map[string]any{"sdp_offer": v.pc.LocalDescription().SDP, "track_mapping": mapping}, rtcHdr); code != http.StatusAccepted {
+	if code, body := enginetest.Do(t, base, "POST", route, map[string]any{"sdp_offer": sdp, "track_mapping": mapping}, rtcHdr); code != http.StatusAccepted {
 		t.Fatalf("offer: %d %s", code, body)
 	}
 	var answer string
@@ -508,10 +524,9 @@ func dialRTPViewer(t testing.TB, base, sid string, cid int) *rtpViewer {
 		}
 		return answer != ""
 	})
-	if err := v.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
-	return v
 }
 
 func (v *rtpViewer) close() {
@@ -593,16 +608,7 @@ func TestWHEPPlayer(t *testing.T) {
 			}
 		}()
 	})
-	offer, err := v.pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := webrtc.GatheringCompletePromise(v.pc)
-	if err := v.pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-g
-	req, _ := http.NewRequest("POST", vs.URL+"/sessions/"+d.SessionID+"/whep", strings.NewReader(v.pc.LocalDescription().SDP))
+	req, _ := http.NewRequest("POST", vs.URL+"/sessions/"+d.SessionID+"/whep", strings.NewReader(gatheredOffer(t, v.pc)))
 	req.Header.Set("Content-Type", "application/sdp")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
