@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -16,13 +17,16 @@ import (
 // the same. Resuming binds the output again: the new binding starts gated
 // like a joining viewer (nothing until a keyframe's first packet) and asks
 // the encoder for a keyframe through the shared throttle, so the first
-// frame the viewer gets after a resume decodes.
+// frame the viewer gets after a resume decodes. A paused viewer's
+// congestion estimate leaves the fan-out's bitrate policy until it
+// resumes.
 
-// gate is one output's pause state on one peer; guarded by Peer.gateMu.
+// gate is one output's pause state on one peer. paused changes under
+// Peer.gateMu only; onBitrate reads it without.
 type gate struct {
 	sender *webrtc.RTPSender
 	out    *Output
-	paused bool
+	paused atomic.Bool
 }
 
 // SetPaused pauses (true) or resumes (false) output track name for this
@@ -47,7 +51,7 @@ func (p *Peer) SetPaused(name string, paused bool) error {
 		}
 		return fmt.Errorf("%w: %q (this connection receives %s)", ErrUnknownTrack, name, have)
 	}
-	if g.paused == paused {
+	if g.paused.Load() == paused {
 		return nil
 	}
 	if p.closing.Load() {
@@ -57,15 +61,21 @@ func (p *Peer) SetPaused(name string, paused bool) error {
 		if err := g.sender.ReplaceTrack(nil); err != nil {
 			return fmt.Errorf("peer: pause %q: %w", name, err)
 		}
-		g.paused = true
+		g.paused.Store(true)
+		// While paused this viewer's estimate does not count in the
+		// encoder's target (it receives nothing to estimate with).
+		g.out.forgetViewer(p)
 		return nil
 	}
 	if err := g.sender.ReplaceTrack(g.out.track); err != nil {
 		return fmt.Errorf("peer: resume %q: %w", name, err)
 	}
-	g.paused = false
+	g.paused.Store(false)
 	if g.out.kind == KindVideo {
 		g.out.RequestKeyframe()
+		if bps := p.bitrate.Load(); bps > 0 {
+			p.onBitrate(int(bps))
+		}
 	}
 	return nil
 }
@@ -75,7 +85,7 @@ func (p *Peer) Paused(name string) bool {
 	p.gateMu.Lock()
 	defer p.gateMu.Unlock()
 	g := p.gates[name]
-	return g != nil && g.paused
+	return g != nil && g.paused.Load()
 }
 
 // SendControl sends one text frame on the client's "control" channel. It

@@ -78,7 +78,7 @@ type Peer struct {
 	bwe atomic.Pointer[cc.BandwidthEstimator]
 
 	gateMu sync.Mutex       // serialises SetPaused
-	gates  map[string]*gate // by output name (gate.go); written before the answer only
+	gates  map[string]*gate // by output name (gate.go); the map is written before the answer only
 
 	dropped   atomic.Uint64 // undecodable data-channel frames (binary, other channels, oversized)
 	oversized atomic.Uint64 // of which above the advertised max-message-size
@@ -349,7 +349,17 @@ func (p *Peer) onBitrate(bps int) {
 	}
 	share /= len(video)
 	for _, o := range video {
+		// A paused viewer does not hold the shared encoder's rate down
+		// (gate.go); the second check undoes a rate set while SetPaused
+		// paused it and forgot the viewer.
+		g := p.gates[o.name]
+		if g != nil && g.paused.Load() {
+			continue
+		}
 		o.viewerBitrate(p, share, p.cfg.MinBitrate/len(video))
+		if g != nil && g.paused.Load() {
+			o.forgetViewer(p)
+		}
 	}
 }
 

@@ -55,10 +55,10 @@ type Config struct {
 	Heartbeat, TTL time.Duration
 	// Protocol configures the node's protocol server (its MaxSessions is
 	// set to Capacity, and RegisterLimit on: POST …/connections answers
-	// 429 once a session holds its MaxConnections); its OrphanGrace is the reconnect window (default
-	// here 30 s, the hosted window) and also closes a bound session that
-	// never receives an offer. Its budgets (UploadMemory) hold for every
-	// session of the node together.
+	// 429 once a session holds its MaxConnections); its OrphanGrace is the
+	// reconnect window (default here 30 s, the hosted window) and also
+	// closes a bound session that never receives an offer. Its budgets
+	// (UploadMemory) hold for every session of the node together.
 	Protocol protocol.Config
 	// Store is the shared state; Issuer verifies tokens.
 	Store  *registry.Store
