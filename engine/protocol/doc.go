@@ -47,7 +47,10 @@
 // names its sender (engine.Session.Client) and its rejection or Reply goes
 // to that connection only; the model hears of connections through
 // engine.ClientHandler. An input track is fed by one connection at a time:
-// the first to deliver frames, until it drops.
+// the first to deliver frames, until it drops. Every connection streams
+// at once; pause_track/resume_track on a connection's "control" channel
+// (SDK ≥ 2.12) gate one output for that connection alone (a resume starts
+// at a keyframe; a bad name is answered with an error on that channel).
 //
 // Lifecycle: a session is waiting until a client connects, streaming while
 // any connection's data channel is alive, orphaned (kept OrphanGrace for a
