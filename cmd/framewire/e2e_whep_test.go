@@ -174,6 +174,42 @@ const stampJS = `(() => {
   return true;
 })()`
 
+// driverRateJS, evaluated in the driver's page, measures its <video> over
+// 2 s: frames presented (requestVideoFrameCallback) and frames decoded
+// (getVideoPlaybackQuality().totalVideoFrames), each per second.
+const driverRateJS = `new Promise((resolve) => {
+  const v = document.querySelector("video");
+  const q0 = v.getVideoPlaybackQuality().totalVideoFrames;
+  let n = 0;
+  let done = false;
+  const on = () => { n++; if (!done) v.requestVideoFrameCallback(on); };
+  v.requestVideoFrameCallback(on);
+  const t0 = performance.now();
+  setTimeout(() => {
+    done = true;
+    const secs = (performance.now() - t0) / 1000;
+    resolve({ presented: n / secs, decoded: (v.getVideoPlaybackQuality().totalVideoFrames - q0) / secs });
+  }, 2000);
+})`
+
+// checkDriverStreams fails t unless the driver's page decodes >= 20 fps
+// of the 30 fps model over 2 s. It judges decoded frames, the stream the
+// server sends the driver, rather than presented ones: on a loaded
+// machine (2 cores, load average 8-10) Chromium's presentation stalls
+// 100-300 ms at random moments of a window, with or without a viewer
+// leaving and with the server's CPU unchanged (8-9 %), which put a
+// presented rate at 18.3 fps once in four runs while its frames were
+// still decoded.
+func checkDriverStreams(t *testing.T, driver func(what, js string, out any), after string) {
+	t.Helper()
+	var r struct{ Presented, Decoded float64 }
+	driver("driver frame rate "+after, driverRateJS, &r)
+	t.Logf("driver %s: %.1f fps decoded, %.1f presented", after, r.Decoded, r.Presented)
+	if r.Decoded < 20 {
+		t.Errorf("driver decodes %.1f fps %s, want >= 20", r.Decoded, after)
+	}
+}
+
 // serveWHEPPage serves whepPage on a loopback port (another origin than
 // the engine's) until the test ends and returns its URL.
 func serveWHEPPage(t *testing.T) string {
@@ -323,19 +359,13 @@ func TestBrowserSDKWithWHEPPage(t *testing.T) {
 		t.Errorf("DELETE the WHEP Location: %d; want 200", code)
 	}
 	closeViewer()
-	driver("driver frames after the viewer left", `fw.frames(2000)`, &f)
-	if f.FPS < 20 {
-		t.Errorf("driver at %.1f fps after the WHEP page left, want >= 20", f.FPS)
-	}
+	checkDriverStreams(t, driver, "after the WHEP page left (DELETE)")
 
 	// A second player closes its tab without a DELETE.
 	viewer2, closeViewer2 := openWHEPViewer(t, dctx, whepURL, engineURL, sid)
 	viewer2("second viewer frames", `whep.frames(1000)`, nil)
 	closeViewer2()
-	driver("driver frames after the tab closed", `fw.frames(2000)`, &f)
-	if f.FPS < 20 {
-		t.Errorf("driver at %.1f fps after the WHEP tab closed, want >= 20", f.FPS)
-	}
+	checkDriverStreams(t, driver, "after the WHEP tab closed")
 
 	// A third player, then the driver's disconnect() ends it.
 	viewer3, _ := openWHEPViewer(t, dctx, whepURL, engineURL, sid)
