@@ -145,8 +145,14 @@ func servePage(t *testing.T) string {
 // startLatencyServer serves latencyModel(rate) on a loopback port until
 // the test ends and returns its URL.
 func startLatencyServer(t *testing.T, rate float64) string {
+	return startModelServer(t, latencyModel(rate))
+}
+
+// startModelServer serves model m with the default flags on a loopback
+// port until the test ends and returns its URL.
+func startModelServer(t *testing.T, m engine.Model) string {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	eng, err := engine.New(latencyModel(rate), engine.WithLogger(log))
+	eng, err := engine.New(m, engine.WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,4 +22,7 @@ var (
 	// ErrChannelNotOpen is returned by Send before the client's "data"
 	// channel is open or after it closed.
 	ErrChannelNotOpen = errors.New("peer: data channel not open")
+	// ErrUnknownTrack is returned by SetPaused for a name that is not one
+	// of the peer's output tracks.
+	ErrUnknownTrack = errors.New("peer: no such output track on this connection")
 )

@@ -64,6 +64,7 @@ type Peer struct {
 	noDC    bool // MediaOnly
 
 	dc        atomic.Pointer[webrtc.DataChannel]
+	ctlDC     atomic.Pointer[webrtc.DataChannel] // the client's "control" channel (SDK ≥ 2.12)
 	connected atomic.Bool
 	dcOpen    atomic.Bool
 	readyOnce sync.Once
@@ -75,6 +76,9 @@ type Peer struct {
 	wg     sync.WaitGroup
 
 	bwe atomic.Pointer[cc.BandwidthEstimator]
+
+	gateMu sync.Mutex       // serialises SetPaused
+	gates  map[string]*gate // by output name (gate.go); the map is written before the answer only
 
 	dropped   atomic.Uint64 // undecodable data-channel frames (binary, other channels, oversized)
 	oversized atomic.Uint64 // of which above the advertised max-message-size
@@ -279,6 +283,10 @@ func (p *Peer) bindOutputs(b Binding) error {
 		}
 		out := b.Outputs[tm.Name]
 		p.outputs = append(p.outputs, out)
+		if p.gates == nil {
+			p.gates = map[string]*gate{}
+		}
+		p.gates[tm.Name] = &gate{sender: sender, out: out}
 		p.goRTCP(sender, out)
 		delete(byMid, t.Mid())
 		left--
@@ -341,7 +349,17 @@ func (p *Peer) onBitrate(bps int) {
 	}
 	share /= len(video)
 	for _, o := range video {
+		// A paused viewer does not hold the shared encoder's rate down
+		// (gate.go); the second check undoes a rate set while SetPaused
+		// paused it and forgot the viewer.
+		g := p.gates[o.name]
+		if g != nil && g.paused.Load() {
+			continue
+		}
 		o.viewerBitrate(p, share, p.cfg.MinBitrate/len(video))
+		if g != nil && g.paused.Load() {
+			o.forgetViewer(p)
+		}
 	}
 }
 
@@ -383,6 +401,7 @@ func (p *Peer) maybeReady() {
 
 func (p *Peer) onDataChannel(dc *webrtc.DataChannel) {
 	if dc.Label() == "control" && p.h.OnControl != nil {
+		p.ctlDC.Store(dc)
 		dc.OnMessage(func(m webrtc.DataChannelMessage) {
 			if len(m.Data) > int(p.cfg.SCTPMaxMessageSize) {
 				p.dropped.Add(1)

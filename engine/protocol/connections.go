@@ -1,11 +1,13 @@
 package protocol
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -33,7 +35,8 @@ const (
 	earlyICEEach  = 256 // candidates buffered per connection
 )
 
-// errConnLimit refuses a new connection past Config.MaxConnections (503).
+// errConnLimit refuses a new connection past Config.MaxConnections (503
+// at the offer; 429 at registration with Config.RegisterLimit).
 var errConnLimit = errors.New("Connection limit reached")
 
 // conn is one client connection of a session. Its fields are guarded by
@@ -57,25 +60,70 @@ type conn struct {
 	lastSeen    atomic.Int64  // unix nanos of the last data-channel message
 }
 
+// controlMsg is a v0 frame of the "control" channel (SDK ≥ 2.12):
+// {"type":"notification","event":"resume_track","data":{"name":"main_video"}}.
+type controlMsg struct {
+	Type  string `json:"type"`
+	Event string `json:"event"`
+	Data  struct {
+		Name string `json:"name"`
+	} `json:"data"`
+}
+
 // onControl takes a frame of connection c's "control" channel (SDK ≥
-// 2.12): it counts as a ping. Its messages (resume_track, pause_track,
-// publish_track) are not acted on yet: every connection streams at once.
-func (ss *session) onControl(c *conn, p *peer.Peer) {
+// 2.12). Every frame counts as a ping. pause_track and resume_track are
+// this connection's gates on one output track (peer.Peer.SetPaused):
+// every connection streams at once, a resume of a running track (or a
+// pause of a paused one) is a no-op, and a resumed video track starts
+// with a keyframe. A request without a name, or naming no output of this
+// connection, is answered on the control channel with
+// {"type":"notification","event":"error","data":{"request":…,"name":…,
+// "message":…}} (the contract gives no error shape; this one keeps the
+// channel's envelope) and changes nothing. Other messages (publish_track,
+// v1 protobuf frames) are not acted on.
+func (ss *session) onControl(c *conn, p *peer.Peer, data []byte) {
 	ss.mu.Lock()
 	current := c.peer == p && ss.conns[c.id] == c
 	ss.mu.Unlock()
-	if current {
-		c.lastSeen.Store(time.Now().UnixNano())
+	if !current {
+		return
+	}
+	c.lastSeen.Store(time.Now().UnixNano())
+	var m controlMsg
+	if json.Unmarshal(data, &m) != nil || m.Type != "notification" || (m.Event != "pause_track" && m.Event != "resume_track") {
+		return
+	}
+	var err error
+	if m.Data.Name == "" {
+		err = fmt.Errorf("%s needs data.name, the output track to %s", m.Event, strings.TrimSuffix(m.Event, "_track"))
+	} else {
+		err = p.SetPaused(m.Data.Name, m.Event == "pause_track")
+	}
+	if err == nil {
+		ss.log.Debug("control", "connection", c.id, "event", m.Event, "track", m.Data.Name)
+		return
+	}
+	reply, _ := json.Marshal(map[string]any{"type": "notification", "event": "error", "data": map[string]any{
+		"request": m.Event, "name": ratelog.Truncate(m.Data.Name, 64), "message": ratelog.Truncate(err.Error(), 300)}})
+	if serr := p.SendControl(reply); serr != nil {
+		if ok, suppressed := ss.clientLog.Allow(); ok {
+			ss.log.Debug("control error reply not sent", "connection", c.id, "err", err, "send", serr, "suppressed", suppressed)
+		}
 	}
 }
 
 // register mints a connection id (POST …/connections): random in
-// 1002–9999, never one this session handed out before.
-func (ss *session) register() (int, error) {
+// 1002–9999, never one this session handed out before. With limit it
+// refuses with errConnLimit while the session holds MaxConnections
+// connections (Config.RegisterLimit).
+func (ss *session) register(limit bool) (int, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.st == stateClosed {
 		return 0, errors.New("No session running")
+	}
+	if max := ss.srv.cfg.MaxConnections; limit && max > 0 && len(ss.conns) >= max {
+		return 0, errConnLimit
 	}
 	for range mintTries {
 		id := mintFrom + rand.IntN(maxConnID-mintFrom+1)
@@ -180,10 +228,12 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	discardBody(w, r) // any body is ignored
-	id, err := sess.register()
+	id, err := sess.register(s.cfg.RegisterLimit)
 	switch {
 	case err != nil && sess.currentState() == stateClosed:
 		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, errConnLimit):
+		writeError(w, http.StatusTooManyRequests, err.Error())
 	case err != nil:
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	default:

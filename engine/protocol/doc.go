@@ -40,12 +40,17 @@
 // connection is bound to the session's outputs, which are encoded once
 // (engine/peer's fan-out: shared keyframe throttle, bitrate = lowest
 // viewer estimate above a floor). An offer for a new connection past
-// Config.MaxConnections (64) is refused with 503; a re-offer replaces only
-// that connection's peer. Sends reach every open connection; a command
+// Config.MaxConnections (64) is refused with 503 (with
+// Config.RegisterLimit, as on a production node, POST …/connections is
+// already refused with 429 at the cap); a re-offer replaces only that
+// connection's peer. Sends reach every open connection; a command
 // names its sender (engine.Session.Client) and its rejection or Reply goes
 // to that connection only; the model hears of connections through
 // engine.ClientHandler. An input track is fed by one connection at a time:
-// the first to deliver frames, until it drops.
+// the first to deliver frames, until it drops. Every connection streams
+// at once; pause_track/resume_track on a connection's "control" channel
+// (SDK ≥ 2.12) gate one output for that connection alone (a resume starts
+// at a keyframe; a bad name is answered with an error on that channel).
 //
 // Lifecycle: a session is waiting until a client connects, streaming while
 // any connection's data channel is alive, orphaned (kept OrphanGrace for a

@@ -56,6 +56,14 @@ type Config struct {
 	// refused with 503; a re-offer on a known id is always admitted.
 	// Default 64; negative: no cap.
 	MaxConnections int
+	// RegisterLimit makes POST …/connections answer 429 {"detail":
+	// "Connection limit reached"} while the session already holds
+	// MaxConnections connections (negotiating or held), as the hosted
+	// coordinator does at registration. A production node sets it (its
+	// front relays the answer: only the node sees connections come and
+	// go). Off (local mode, as RT3): registering never counts toward the
+	// cap and the offer past it gets 503.
+	RegisterLimit bool
 	// ConnectTimeout closes a connection that is not connected this long
 	// after its offer, freeing its slot. Default 30 s.
 	ConnectTimeout time.Duration

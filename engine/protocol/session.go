@@ -451,7 +451,7 @@ func (ss *session) validate(offer *peer.Offer, mapping []peer.TrackMapping) erro
 func (ss *session) handlers(c *conn) peer.Handlers {
 	return peer.Handlers{
 		OnMessage: func(p *peer.Peer, text []byte) { ss.onMessage(c, p, text) },
-		OnControl: func(p *peer.Peer, _ []byte) { ss.onControl(c, p) },
+		OnControl: func(p *peer.Peer, data []byte) { ss.onControl(c, p, data) },
 		OnReady:   func(p *peer.Peer) { ss.onReady(c, p) },
 		OnInbound: func(p *peer.Peer, in *peer.Inbound) { ss.receive(c, p, in) },
 		OnLost: func(p *peer.Peer, reason string) {

@@ -251,13 +251,14 @@ func TestViewersShareOneSession(t *testing.T) {
 		t.Fatalf("stop_session: %d %s", code, body)
 	}
 	legacy.Expect("runtime", "sessionEnded", 10*time.Second)
+	// 39, 41, 42: the journal. Its cleanup_complete comes after the
+	// session's teardown, so any hook the stop fired is queued by then.
+	evs := readJournal(t, vs.URL, "?since=0", nil, "cleanup_complete")
 	select {
 	case ev := <-vs.model.events:
 		t.Fatalf("hook %q after stop_session; want none", ev)
-	case <-time.After(300 * time.Millisecond):
+	default:
 	}
-	// 39, 41, 42: the journal.
-	evs := readJournal(t, vs.URL, "?since=0", nil, "cleanup_complete")
 	if evs[0].id != 1 || evs[0].Event != "initialization_success" || evs[0].From != "created" || evs[0].To != "ready" {
 		t.Fatalf("first journal event %+v; want id 1 initialization_success created → ready", evs[0])
 	}
@@ -461,6 +462,14 @@ func dialRTPViewer(t testing.TB, base, sid string, cid int) *rtpViewer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v.countFrames()
+	offerMainVideo(t, base, sid, cid, v.pc, x)
+	return v
+}
+
+// countFrames makes v count the frames of the track it receives, on a
+// goroutine close waits for.
+func (v *rtpViewer) countFrames() {
 	v.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		v.done.Add(1)
 		go func() {
@@ -478,18 +487,32 @@ func dialRTPViewer(t testing.TB, base, sid string, cid int) *rtpViewer {
 			}
 		}()
 	})
-	offer, err := v.pc.CreateOffer(nil)
+}
+
+// gatheredOffer creates pc's offer, sets it and returns its SDP once
+// candidate gathering is complete (every candidate in it).
+func gatheredOffer(t testing.TB, pc *webrtc.PeerConnection) string {
+	t.Helper()
+	offer, err := pc.CreateOffer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := webrtc.GatheringCompletePromise(v.pc)
-	if err := v.pc.SetLocalDescription(offer); err != nil {
+	g := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
 		t.Fatal(err)
 	}
 	<-g
+	return pc.LocalDescription().SDP
+}
+
+// offerMainVideo offers pc on connection cid of session sid, its
+// transceiver x receiving main_video, and sets the answer.
+func offerMainVideo(t testing.TB, base, sid string, cid int, pc *webrtc.PeerConnection, x *webrtc.RTPTransceiver) {
+	t.Helper()
+	sdp := gatheredOffer(t, pc)
 	route := fmt.Sprintf("/sessions/%s/transport/webrtc/connections/%d/sdp_params", sid, cid)
 	mapping := []peer.TrackMapping{{MID: x.Mid(), Name: "main_video", Kind: peer.KindVideo, Direction: peer.DirRecvonly}}
-	if code, body := enginetest.Do(t, base, "POST", route, map[string]any{"sdp_offer": v.pc.LocalDescription().SDP, "track_mapping": mapping}, rtcHdr); code != http.StatusAccepted {
+	if code, body := enginetest.Do(t, base, "POST", route, map[string]any{"sdp_offer": sdp, "track_mapping": mapping}, rtcHdr); code != http.StatusAccepted {
 		t.Fatalf("offer: %d %s", code, body)
 	}
 	var answer string
@@ -508,10 +531,9 @@ func dialRTPViewer(t testing.TB, base, sid string, cid int) *rtpViewer {
 		}
 		return answer != ""
 	})
-	if err := v.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
-	return v
 }
 
 func (v *rtpViewer) close() {
@@ -525,15 +547,18 @@ func TestTwentyViewersOneEncode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("twenty peers")
 	}
-	vs := newViewerServer(t, 640, 360, testConfig())
+	// The viewers send no data-channel message: a ping timeout shorter
+	// than setting up twenty peers on a loaded machine would drop the
+	// first ones before the measurement.
+	cfg := testConfig()
+	cfg.PingTimeout = time.Minute
+	vs := newViewerServer(t, 640, 360, cfg)
 	d := enginetest.Start(t, vs.URL)
 	viewers := make([]*rtpViewer, 20)
 	for i := range viewers {
 		viewers[i] = dialRTPViewer(t, vs.URL, d.SessionID, vs.register(t, d.SessionID))
 		defer viewers[i].close()
 	}
-	// The viewers send no data-channel message: keep them under PingTimeout
-	// by measuring within it.
 	enginetest.Eventually(t, 15*time.Second, "every viewer receiving", func() bool {
 		for _, v := range viewers {
 			if v.frames.Load() < 5 {
@@ -553,9 +578,16 @@ func TestTwentyViewersOneEncode(t *testing.T) {
 	s1 := sessionVideo(t, vs, d.SessionID)
 	sent := int64(s1.Sent - s0.Sent)
 	// Frames in flight when s1 was read arrive a little later.
+	var short string
+	defer func() {
+		if t.Failed() && short != "" {
+			t.Log(short)
+		}
+	}()
 	enginetest.Eventually(t, 2*time.Second, "every viewer at 95 %", func() bool {
 		for i, v := range viewers {
-			if float64(v.frames.Load()-got0[i]) < 0.95*float64(sent) {
+			if got := v.frames.Load() - got0[i]; float64(got) < 0.95*float64(sent) {
+				short = fmt.Sprintf("viewer %d received %d of the %d frames sent", i, got, sent)
 				return false
 			}
 		}
@@ -581,28 +613,8 @@ func TestWHEPPlayer(t *testing.T) {
 	if _, err := v.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		t.Fatal(err)
 	}
-	v.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		v.done.Add(1)
-		go func() {
-			defer v.done.Done()
-			for {
-				if _, _, err := tr.ReadRTP(); err != nil {
-					return
-				}
-				v.frames.Add(1)
-			}
-		}()
-	})
-	offer, err := v.pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := webrtc.GatheringCompletePromise(v.pc)
-	if err := v.pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-g
-	req, _ := http.NewRequest("POST", vs.URL+"/sessions/"+d.SessionID+"/whep", strings.NewReader(v.pc.LocalDescription().SDP))
+	v.countFrames()
+	req, _ := http.NewRequest("POST", vs.URL+"/sessions/"+d.SessionID+"/whep", strings.NewReader(gatheredOffer(t, v.pc)))
 	req.Header.Set("Content-Type", "application/sdp")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -617,7 +629,7 @@ func TestWHEPPlayer(t *testing.T) {
 	if err := v.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(answer)}); err != nil {
 		t.Fatal(err)
 	}
-	enginetest.Eventually(t, 10*time.Second, "WHEP player receiving video", func() bool { return v.frames.Load() > 20 })
+	enginetest.Eventually(t, 10*time.Second, "WHEP player receiving video", func() bool { return v.frames.Load() > 10 })
 	var cid int
 	fmt.Sscanf(loc[strings.LastIndex(loc, "/")+1:], "%d", &cid)
 	vs.expectEvent(t, "connected 1001 1")

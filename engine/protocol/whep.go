@@ -50,7 +50,7 @@ func (s *Server) handleWHEP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "whep: "+err.Error())
 		return
 	}
-	cid, err := sess.register()
+	cid, err := sess.register(false) // the cap is negotiateWHEP's (503)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "whep: "+err.Error())
 		return

@@ -54,10 +54,11 @@ type Config struct {
 	// 1 s); TTL is how long the registration lives without one (default 3 s).
 	Heartbeat, TTL time.Duration
 	// Protocol configures the node's protocol server (its MaxSessions is
-	// set to Capacity); its OrphanGrace is the reconnect window (default
-	// here 30 s, the hosted window) and also closes a bound session that
-	// never receives an offer. Its budgets (UploadMemory) hold for every
-	// session of the node together.
+	// set to Capacity, and RegisterLimit on: POST …/connections answers
+	// 429 once a session holds its MaxConnections); its OrphanGrace is the
+	// reconnect window (default here 30 s, the hosted window) and also
+	// closes a bound session that never receives an offer. Its budgets
+	// (UploadMemory) hold for every session of the node together.
 	Protocol protocol.Config
 	// Store is the shared state; Issuer verifies tokens.
 	Store  *registry.Store
@@ -149,6 +150,7 @@ func New(w *wiring.Wiring, cfg Config) (*Node, error) {
 	n.log = cfg.Logger.With("component", "node", "node", cfg.ID)
 	pcfg := cfg.Protocol
 	pcfg.MaxSessions = cfg.Capacity
+	pcfg.RegisterLimit = true // the front relays 429 at the per-session cap (contract item 38)
 	pcfg.Logger = n.log
 	srv, err := protocol.NewServer(w, pcfg)
 	if err != nil {
