@@ -98,10 +98,6 @@ func (c *Converter) Convert(img Image, w, h int) error {
 		// The encoder may still hold a reference to the last picture.
 		return fmt.Errorf("encode: make picture writable: %w", err)
 	}
-	if t := tablesFor(c.cs); t != nil && img.Width == w && img.Height == h {
-		t.toFrame(img, c.frame, c.format == PixelNV12)
-		return nil
-	}
 	if err := c.sws.ensure(img.Width, img.Height, astiav.PixelFormatRgb24, w, h, c.format.av(), c.cs); err != nil {
 		return err
 	}
