@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/asticode/go-astiav"
+
+	"github.com/framewire/framewire/encode/internal/yuv"
 )
 
 // PixelFormat is a planar YUV layout an encoder is fed.
@@ -97,6 +99,10 @@ func (c *Converter) Convert(img Image, w, h int) error {
 	} else if err := c.frame.MakeWritable(); err != nil {
 		// The encoder may still hold a reference to the last picture.
 		return fmt.Errorf("encode: make picture writable: %w", err)
+	}
+	if c.format == PixelI420 && !c.cs.fullRange && img.Width == w && img.Height == h && yuv.Fast() {
+		toI420(yuv.For(c.cs.bt709), img, c.frame)
+		return nil
 	}
 	if err := c.sws.ensure(img.Width, img.Height, astiav.PixelFormatRgb24, w, h, c.format.av(), c.cs); err != nil {
 		return err
