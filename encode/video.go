@@ -117,7 +117,7 @@ func (c *VideoConfig) defaults() error {
 // model's frame reaches the encoder without conversion.
 type Image = tracks.Image
 
-// VideoEncoder converts RGB24 pictures with swscale and encodes them with
+// VideoEncoder converts RGB24 pictures (Converter) and encodes them with
 // one FFmpeg encoder: one encoder per output track, its packets shared by
 // every peer. It is not safe for concurrent use: one goroutine (the track's
 // pipeline) owns it, and SetBitrate and RequestKeyframe take effect on the

@@ -21,7 +21,7 @@ import (
 )
 
 func main() {
-	o, err := host.Parse("framewire", os.Args[1:])
+	o, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "framewire:", err)
 		os.Exit(2)
@@ -43,7 +43,13 @@ func main() {
 // The tests' names for the shared serving code.
 type options = host.Options
 
-func parseFlags(args []string) (options, error) { return host.Parse("framewire", args) }
+// parseFlags parses the command line; a node's -calibrate encodes the demo
+// model's output size unless -calibrate-size says otherwise.
+func parseFlags(args []string) (options, error) {
+	o, err := host.Parse("framewire", args)
+	o.Node.ModelWidth, o.Node.ModelHeight = demoW, demoH
+	return o, err
+}
 
 // serve serves the demo model in local mode on ln until ctx ends.
 func serve(ctx context.Context, ln net.Listener, o options, log *slog.Logger) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"time"
@@ -31,14 +32,31 @@ type NodeOptions struct {
 	MaxDuration, Drain               time.Duration
 	Heartbeat, TTL, Reconnect        time.Duration
 	EndedTTL                         time.Duration
+
+	// Calibrate (-calibrate) measures the libx264 bound at start
+	// (Calibrate, for CalibrateTime at CalibrateSize) and, unless Capacity
+	// is given, serves CalibrationEfficiency × bound sessions.
+	Calibrate     bool
+	CalibrateSize string        // WxH; "" is ModelWidth×ModelHeight, else 1280x720
+	CalibrateTime time.Duration // how long the encoders run
+	// ModelWidth and ModelHeight are the model's output picture size, set
+	// by a binary that knows it (cmd/framewire: its demo's); not a flag.
+	ModelWidth, ModelHeight int
 }
+
+// DefaultCapacity is the sessions a node serves when neither -capacity
+// nor -calibrate says.
+const DefaultCapacity = 4
 
 func (o *NodeOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.ID, "node-id", "", "node id in the registry (default: hostname:port)")
 	fs.StringVar(&o.Advertise, "advertise", "", "base URL fronts reach this node at (default http://127.0.0.1:<port>)")
 	fs.StringVar(&o.Redis, "redis", "127.0.0.1:6379", "Redis address (host:port)")
 	fs.StringVar(&o.SecretFile, "jwt-secret-file", "", "file holding the JWT secret shared with the fronts (default: $FRAMEWIRE_JWT_SECRET)")
-	fs.IntVar(&o.Capacity, "capacity", 4, "concurrent sessions this node serves")
+	fs.IntVar(&o.Capacity, "capacity", 0, "concurrent sessions this node serves (0: the -calibrate figure with -calibrate, else 4)")
+	fs.BoolVar(&o.Calibrate, "calibrate", false, "at start, encode for -calibrate-time to measure this host's libx264 bound and derive the capacity from it (unless -capacity is given); logged and in /metrics")
+	fs.StringVar(&o.CalibrateSize, "calibrate-size", "", "with -calibrate: picture size WxH to encode (default: the model's output size when the binary knows it, else 1280x720)")
+	fs.DurationVar(&o.CalibrateTime, "calibrate-time", 2*time.Second, "with -calibrate: how long the encoders run")
 	fs.IntVar(&o.PerGPU, "sessions-per-gpu", 0, "with a CUDA device: at most this many sessions per GPU (0: -capacity alone)")
 	fs.DurationVar(&o.MaxDuration, "max-duration", 20*time.Minute, "a session ends this long after it started")
 	fs.DurationVar(&o.Drain, "drain-timeout", 30*time.Second, "on SIGTERM, running sessions end within this bound")
@@ -73,7 +91,10 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 	log = log.With("node", no.ID)
 	dev := openDevice(log)
 	defer dev.closeLogged(log)
-	capacity := no.Capacity
+	capacity, cal, err := no.capacity(ctx, log)
+	if err != nil {
+		return err
+	}
 	if dev.device != nil && no.PerGPU > 0 {
 		capacity = min(capacity, no.PerGPU) // one device per node process
 	}
@@ -102,6 +123,9 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 	mux := http.NewServeMux()
 	reg := nodeRegistry(wired, n)
 	reg.MustRegister(dev.gauges()...)
+	if cal != nil {
+		reg.MustRegister(cal.gauges()...)
+	}
 	cfg := o.Flags.Config(log)
 	cfg.Meter = &httpserve.Meter{}
 	cfg.AllowURLHosts(no.Advertise)
@@ -127,6 +151,56 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 		return err
 	}
 	return runErr
+}
+
+// capacity is the sessions the node serves: -capacity when given, else
+// with -calibrate the calibrated figure (cal, also returned when
+// -capacity wins), else DefaultCapacity.
+func (no NodeOptions) capacity(ctx context.Context, log *slog.Logger) (n int, cal *Calibration, err error) {
+	if no.Calibrate {
+		size := no.CalibrateSize
+		if size == "" {
+			size = "1280x720"
+			if no.ModelWidth > 0 && no.ModelHeight > 0 {
+				size = fmt.Sprintf("%dx%d", no.ModelWidth, no.ModelHeight)
+			}
+		}
+		w, h, err := parseSize(size)
+		if err != nil {
+			return 0, nil, fmt.Errorf("-calibrate-size: %w", err)
+		}
+		c, err := Calibrate(ctx, w, h, 30, no.CalibrateTime)
+		if err != nil {
+			return 0, nil, err
+		}
+		cal = &c
+		log.Info("calibrated", "size", size, "encoders", c.Workers, "frames", c.Frames,
+			"convert_ms", float64(c.Convert.Microseconds())/1000, "encode_ms", float64(c.Encode.Microseconds())/1000,
+			"bound_sessions", math.Round(c.Bound*10)/10, "efficiency", CalibrationEfficiency, "capacity", c.Capacity,
+			"capacity_flag", no.Capacity)
+	}
+	switch {
+	case no.Capacity < 0:
+		return 0, nil, fmt.Errorf("-capacity %d: want at least 1 (0: the default)", no.Capacity)
+	case no.Capacity > 0:
+		return no.Capacity, cal, nil
+	case cal != nil:
+		return cal.Capacity, cal, nil
+	}
+	return DefaultCapacity, nil, nil
+}
+
+// gauges expose the calibration in /metrics.
+func (c *Calibration) gauges() []prometheus.Collector {
+	g := func(name, help string, v float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "framewire_node_calibration_" + name, Help: help}, func() float64 { return v })
+	}
+	return []prometheus.Collector{
+		g("bound_sessions", "30 fps sessions' worth of bare libx264 encodes this host sustained at start (-calibrate).", c.Bound),
+		g("capacity", "Sessions the calibration derived (efficiency × bound); the node serves it unless -capacity is given.", float64(c.Capacity)),
+		g("encode_seconds", "Mean libx264 encode time per picture at start, conversion excluded.", c.Encode.Seconds()),
+		g("convert_seconds", "Mean RGB to I420 conversion time per picture at start.", c.Convert.Seconds()),
+	}
 }
 
 // nodeRegistry exposes the engine's collector over every session of the

@@ -1,0 +1,99 @@
+package yuv
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestKernelMatchesGo: the AVX2 kernel and the Go path give identical
+// bytes, for widths with and without a tail of fewer than 16 columns, a
+// padded source stride and padded plane strides, on random pictures and
+// the extremes (black, white, saturated colours).
+func TestKernelMatchesGo(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("no AVX2 on this machine")
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, bt709 := range []bool{true, false} {
+		k := For(bt709)
+		for _, size := range [][2]int{{16, 2}, {18, 4}, {34, 6}, {48, 2}, {62, 10}, {1280, 8}} {
+			t.Run(fmt.Sprintf("bt709=%v/%dx%d", bt709, size[0], size[1]), func(t *testing.T) {
+				w, h := size[0], size[1]
+				stride := 3*w + 7
+				src := make([]byte, stride*h)
+				for i := range src {
+					src[i] = byte(rng.IntN(256))
+				}
+				// Row 0: the extremes, pixel by pixel.
+				ext := [][3]byte{{0, 0, 0}, {255, 255, 255}, {255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {255, 255, 0}, {0, 255, 255}, {255, 0, 255}}
+				for x := range w {
+					copy(src[3*x:], ext[x%len(ext)][:])
+				}
+				convert := func(simd bool) [3][]byte {
+					ys, cs := w+5, w/2+3
+					y, u, v := make([]byte, ys*h), make([]byte, cs*h/2), make([]byte, cs*h/2)
+					k.convert(src, stride, w, h, y, ys, u, cs, v, cs, simd)
+					return [3][]byte{y, u, v}
+				}
+				got, want := convert(true), convert(false)
+				for p := range got {
+					if !bytes.Equal(got[p], want[p]) {
+						i := 0
+						for got[p][i] == want[p][i] {
+							i++
+						}
+						t.Fatalf("plane %d: AVX2 and Go differ first at byte %d: %d against %d", p, i, got[p][i], want[p][i])
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestLimits: black, white and the primaries land on their limited-range
+// values (BT.709: white 235/128/128, black 16/128/128, blue's U 240, red's
+// V 240), within one step.
+func TestLimits(t *testing.T) {
+	k := For(true)
+	for _, c := range []struct {
+		rgb     [3]byte
+		y, u, v int
+	}{{[3]byte{0, 0, 0}, 16, 128, 128}, {[3]byte{255, 255, 255}, 235, 128, 128}, {[3]byte{0, 0, 255}, 32, 240, 118}, {[3]byte{255, 0, 0}, 63, 102, 240}} {
+		const w, h = 32, 2
+		src := bytes.Repeat(c.rgb[:], w*h)
+		y, u, v := make([]byte, w*h), make([]byte, w/2), make([]byte, w/2)
+		k.Convert(src, 3*w, w, h, y, w, u, w/2, v, w/2)
+		for _, s := range []struct {
+			name      string
+			got, want int
+		}{{"Y", int(y[w+w-1]), c.y}, {"U", int(u[w/2-1]), c.u}, {"V", int(v[0]), c.v}} {
+			if d := s.got - s.want; d < -1 || d > 1 {
+				t.Errorf("RGB %v: %s %d, want %d", c.rgb, s.name, s.got, s.want)
+			}
+		}
+	}
+}
+
+// BenchmarkConvert720p is one 1280×720 picture, with the AVX2 kernel
+// (when the machine has it) and in Go alone.
+func BenchmarkConvert720p(b *testing.B) {
+	const w, h = 1280, 720
+	src := make([]byte, 3*w*h)
+	for i := range src {
+		src[i] = byte(i * 7 / 5)
+	}
+	y, u, v := make([]byte, w*h), make([]byte, w*h/4), make([]byte, w*h/4)
+	k := For(true)
+	for _, simd := range []bool{true, false} {
+		b.Run(fmt.Sprintf("avx2=%v", simd), func(b *testing.B) {
+			if simd && !hasAVX2 {
+				b.Skip("no AVX2")
+			}
+			for b.Loop() {
+				k.convert(src, 3*w, w, h, y, w, u, w/2, v, w/2, simd)
+			}
+		})
+	}
+}
