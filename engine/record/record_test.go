@@ -606,3 +606,62 @@ func TestNaturalKeyframeCuts(t *testing.T) {
 		}
 	}
 }
+
+// TestPacedRecordingHoldsNow records a model paced by wire time (VideoTap
+// rate 0: a frame lasts its duration on the wire, up to 100 ms) and stops
+// it while the tap is still being fed: the files then hold exactly the
+// media time the markers counted, to the tick, with the audio as long.
+// (recordtest.Probe once measured the last frame as 1/30 s, the demuxer's
+// guess, so a recording whose last frame lasted longer read short of its
+// end_marker; and a frame tapped while Run stopped could be counted by
+// now and never queued.)
+func TestPacedRecordingHoldsNow(t *testing.T) {
+	s := openStore(t, StoreConfig{Dir: t.TempDir()})
+	rec, err := s.NewRecorder("", Config{Enabled: true, ChunkSeconds: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(ctx) }()
+	f := newFeeder(t, 64, 48)
+	tap := rec.VideoTap(0)
+	durs := []time.Duration{33 * time.Millisecond, 20 * time.Millisecond, 100 * time.Millisecond, 47 * time.Millisecond, 150 * time.Millisecond}
+	stop := make(chan struct{})
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			au, key := f.frame()
+			if len(au) > 0 && tap.Packet(au, key, f.w, f.h, durs[i%len(durs)]) {
+				f.enc.RequestKeyframe()
+			}
+		}
+	}()
+	eventually(t, 20*time.Second, "1.5 s recorded", func() bool { return rec.Now() >= 1500*time.Millisecond })
+	cancel() // while the tap is fed
+	err = <-done
+	close(stop)
+	<-fed
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(s.Dir(), rec.ID())
+	chunks, _ := filepath.Glob(filepath.Join(dir, "chunk_*.m4s"))
+	all, err := recordtest.Probe(recordtest.Segments(dir, 0, len(chunks)-1)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := rec.Now().Seconds()
+	if math.Abs(all.Duration-now) > 1.0/timescale || !all.FirstKey {
+		t.Fatalf("recording: %+v, want %.6f s of video (now; dropped %d)", all, now, rec.Dropped())
+	}
+	if d := all.AudioDuration - all.Duration; d < 0 || d > 2*1024.0/AudioRate {
+		t.Fatalf("audio lasts %.4f s, video %.4f s: want the same to within two AAC packets", all.AudioDuration, all.Duration)
+	}
+}

@@ -53,6 +53,7 @@ type Recorder struct {
 	pace  paceLog // media against wall time, for predicted_ready_at_ms
 
 	off     atomic.Bool  // failed or closed: the tap drops at once
+	tapping sync.RWMutex // read-held by a VideoTap.Packet in progress; Run's stop waits for it
 	now     atomic.Int64 // media ticks accepted: the markers' now
 	dropped atomic.Uint64
 	started atomic.Bool // a frame was accepted
@@ -246,7 +247,8 @@ func (r *Recorder) fail(err error) {
 
 // VideoTap is the recorder's side of one video pipeline
 // (pipeline.VideoConfig.Tap). Its Packet is called by one goroutine at a
-// time; it copies and never blocks.
+// time; it copies and never waits for the disk (when Run stops, at most
+// for a Packet in progress on another pipeline's goroutine).
 type VideoTap struct {
 	r       *Recorder
 	rate    float64
@@ -278,6 +280,11 @@ func (r *Recorder) VideoTap(rate float64) *VideoTap {
 // It does not allocate once the queue's buffers have grown.
 func (t *VideoTap) Packet(data []byte, key bool, width, height int, dur time.Duration) (wantKey bool) {
 	r := t.r
+	// Held while now advances and the item is queued, so that Run's stop
+	// cannot drain the queue between the two: a frame the markers count
+	// is a frame the recording holds.
+	r.tapping.RLock()
+	defer r.tapping.RUnlock()
 	if r.off.Load() {
 		return false
 	}
@@ -419,6 +426,8 @@ func (r *Recorder) Run(ctx context.Context) error {
 		break
 	}
 	r.off.Store(true) // the tap drops from now on
+	r.tapping.Lock()  // once a Packet in progress has queued its item
+	r.tapping.Unlock()
 	for {
 		select {
 		case it := <-r.full:

@@ -21,7 +21,7 @@ type Stream struct {
 	Packets  int     // packets read
 	Keys     int     // keyframes among them
 	FirstKey bool    // the first packet is a keyframe
-	Duration float64 // seconds from the first packet's pts to the last one's end
+	Duration float64 // seconds from the first packet's pts to the last one's end (the container's, not the demuxer's frame-rate guess)
 	Width    int
 	Height   int
 	// VideoStart and AudioStart are the streams' start times (seconds)
@@ -159,7 +159,7 @@ func (s *Stream) demux(fc *astiav.FormatContext, dec *decoder) error {
 	st := fc.Streams()
 	pkt := astiav.AllocPacket()
 	defer pkt.Free()
-	var first, end, aend int64
+	var first, last, end, aend int64
 	for {
 		if err := fc.ReadFrame(pkt); err != nil {
 			if errors.Is(err, astiav.ErrEof) {
@@ -174,6 +174,7 @@ func (s *Stream) demux(fc *astiav.FormatContext, dec *decoder) error {
 				s.FirstKey, first = key, pkt.Pts()
 			}
 			s.Packets++
+			last = max(last, pkt.Pts())
 			if key {
 				s.Keys++
 			}
@@ -198,6 +199,14 @@ func (s *Stream) demux(fc *astiav.FormatContext, dec *decoder) error {
 				return err
 			}
 		}
+	}
+	// The demuxer leaves a fragment's sample durations (trun) out of
+	// the packets, and libavformat fills in one frame at the stream's
+	// guessed rate (1/30 s here); the stream's duration is where the
+	// container's last sample ends. A recording paced by wire time (up
+	// to 100 ms a frame) ends a frame's guess away from its last pts.
+	if d := st[0].Duration(); s.Packets > 0 && d > last {
+		end = d
 	}
 	s.Duration = seconds(end-first, st[0].TimeBase())
 	if len(st) > 1 && s.AudioPackets > 0 {
