@@ -192,3 +192,32 @@ func TestPublishTrackArbitration(t *testing.T) {
 	default:
 	}
 }
+
+// The per-sample input gate does not allocate: held, refused, and free
+// (for a connection that is gone).
+func TestPublishInputGateAllocs(t *testing.T) {
+	vs := newViewerServer(t, testW, testH, testConfig())
+	d := enginetest.Start(t, vs.URL)
+	vs.srv.mu.Lock()
+	ss := vs.srv.sessions[d.SessionID]
+	vs.srv.mu.Unlock()
+	mine, other := &conn{id: 9998}, &conn{id: 9999} // not the session's: never claim implicitly
+	gate := ss.inputGate(mine, "webcam")
+	ss.mu.Lock()
+	cl := ss.claimLocked("webcam")
+	ss.mu.Unlock()
+	for _, tc := range []struct {
+		name   string
+		holder *conn
+		want   bool
+	}{{"held", mine, true}, {"refused", other, false}, {"free", nil, false}} {
+		cl.holder.Store(tc.holder)
+		if got := gate(); got != tc.want { // also logs the change, once
+			t.Fatalf("%s: gate %v; want %v", tc.name, got, tc.want)
+		}
+		if n := testing.AllocsPerRun(1000, func() { gate() }); n != 0 {
+			t.Fatalf("%s: %v allocations per sample", tc.name, n)
+		}
+	}
+	cl.holder.Store(nil)
+}
