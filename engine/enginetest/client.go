@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
@@ -491,16 +492,32 @@ func (c *Client) Expect(scope, typ string, within time.Duration) map[string]any 
 
 // PublishWebcam replaces the named input transceiver's track (no
 // renegotiation) and sends VP8 frames of w×h, each a flat grey of a
-// rising level, at 30 fps until stop is closed.
+// rising level, at 30 fps until stop is closed. Like a browser, it
+// answers the server's keyframe requests (RTCP PLI) with a keyframe.
 func (c *Client) PublishWebcam(name string, w, h int, stop <-chan struct{}) {
 	c.T.Helper()
+	var pli atomic.Bool
 	tr, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, name, "cam")
 	if err != nil {
 		c.T.Fatal(err)
 	}
-	if err := c.Transceivers[name].Sender().ReplaceTrack(tr); err != nil {
+	sender := c.Transceivers[name].Sender()
+	if err := sender.ReplaceTrack(tr); err != nil {
 		c.T.Fatal(err)
 	}
+	c.Go(func() { // ends when the connection closes
+		for {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				if _, ok := p.(*rtcp.PictureLossIndication); ok {
+					pli.Store(true)
+				}
+			}
+		}
+	})
 	enc, err := encode.NewVideoEncoder(encode.VideoConfig{Backend: encode.BackendVP8, Width: w, Height: h, FPS: 30})
 	if err != nil {
 		c.T.Fatal(err)
@@ -519,6 +536,9 @@ func (c *Client) PublishWebcam(name string, w, h int, stop <-chan struct{}) {
 			}
 			for j := range img {
 				img[j] = byte(i)
+			}
+			if pli.Swap(false) {
+				enc.RequestKeyframe()
 			}
 			n, _, err := enc.Encode(encode.Image{Pix: img, Width: w, Height: h}, i*3000, buf)
 			if err == nil && n > 0 {

@@ -37,7 +37,9 @@ type Inbound struct {
 	remote *webrtc.TrackRemote
 	sb     *samplebuilder.SampleBuilder
 
-	lastPLI time.Time // read side only
+	lastPLI time.Time   // read side only
+	accept  func() bool // SetAccept's filter; nil: every sample
+	refused bool        // read side only: accept refused the last sample
 	samples atomic.Uint64
 }
 
@@ -69,8 +71,17 @@ func (in *Inbound) Codec() Codec { return in.codec }
 // Samples counts the samples ReadSample returned.
 func (in *Inbound) Samples() uint64 { return in.samples.Load() }
 
+// SetAccept installs a filter ReadSample asks once per complete sample:
+// a sample it refuses is read and discarded (the jitter buffer keeps
+// draining), and when it accepts again after refusing, a keyframe is
+// requested. accept runs on the reading goroutine and must not block or
+// allocate (it is on the per-frame path). Call SetAccept before handing
+// the Inbound to its reader; it is not safe to call while ReadSample runs.
+func (in *Inbound) SetAccept(accept func() bool) { in.accept = accept }
+
 // ReadSample blocks until the next complete sample (an H.264 access unit
-// in Annex B, a VP8 frame or an Opus packet) and returns it; the data is
+// in Annex B, a VP8 frame or an Opus packet) that SetAccept's filter, if
+// any, accepts, and returns it; the data is
 // valid until the next call. For video, a sample with packets lost before
 // it also asks the client for a keyframe. It returns an error wrapping
 // io.EOF when the connection closes, and context.Cause(ctx) when ctx ends
@@ -80,6 +91,16 @@ func (in *Inbound) ReadSample(ctx context.Context) ([]byte, error) {
 	defer stop()
 	for {
 		if s := in.sb.Pop(); s != nil {
+			if in.accept != nil {
+				if !in.accept() {
+					in.refused = true
+					continue
+				}
+				if in.refused {
+					in.refused = false
+					in.RequestKeyframe() // the decoder resumes mid-stream
+				}
+			}
 			if s.PrevDroppedPackets > 0 && in.kind == KindVideo {
 				in.RequestKeyframe()
 			}

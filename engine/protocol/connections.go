@@ -79,8 +79,20 @@ type controlMsg struct {
 // connection, is answered on the control channel with
 // {"type":"notification","event":"error","data":{"request":…,"name":…,
 // "message":…}} (the contract gives no error shape; this one keeps the
-// channel's envelope) and changes nothing. Other messages (publish_track,
-// v1 protobuf frames) are not acted on.
+// channel's envelope) and changes nothing.
+//
+// publish_track and unpublish_track claim and release an input track
+// (contract §2.7; the frames are Framewire's choice, in the same
+// envelope): a claim is granted first-come-first-served with
+// {"type":"notification","event":"publish_granted","data":{"name":…}}
+// and takes the track from a connection holding it implicitly (by
+// delivering frames without a claim); while another connection's granted
+// claim holds it, the request is refused with the error above plus
+// "code":"publish_refused" and "holder" (that connection's id). A claim
+// is released by unpublish_track (no reply; a no-op from a connection
+// not holding it) or when the holder drops. A request without a name or
+// naming no input track gets the error reply. Other messages (v1
+// protobuf frames) are not acted on.
 func (ss *session) onControl(c *conn, p *peer.Peer, data []byte) {
 	ss.mu.Lock()
 	current := c.peer == p && ss.conns[c.id] == c
@@ -90,24 +102,48 @@ func (ss *session) onControl(c *conn, p *peer.Peer, data []byte) {
 	}
 	c.lastSeen.Store(time.Now().UnixNano())
 	var m controlMsg
-	if json.Unmarshal(data, &m) != nil || m.Type != "notification" || (m.Event != "pause_track" && m.Event != "resume_track") {
+	if json.Unmarshal(data, &m) != nil || m.Type != "notification" {
 		return
 	}
-	var err error
-	if m.Data.Name == "" {
-		err = fmt.Errorf("%s needs data.name, the output track to %s", m.Event, strings.TrimSuffix(m.Event, "_track"))
-	} else {
-		err = p.SetPaused(m.Data.Name, m.Event == "pause_track")
+	var (
+		err    error
+		code   string
+		holder int
+	)
+	var granted map[string]any
+	switch m.Event {
+	case "pause_track", "resume_track":
+		if m.Data.Name == "" {
+			err = fmt.Errorf("%s needs data.name, the output track to %s", m.Event, strings.TrimSuffix(m.Event, "_track"))
+		} else {
+			err = p.SetPaused(m.Data.Name, m.Event == "pause_track")
+		}
+	case "publish_track", "unpublish_track":
+		granted, code, holder, err = ss.publish(c, m.Event, m.Data.Name)
+	default:
+		return
 	}
 	if err == nil {
 		ss.log.Debug("control", "connection", c.id, "event", m.Event, "track", m.Data.Name)
+		if granted != nil {
+			ss.sendControl(c, p, granted, nil)
+		}
 		return
 	}
-	reply, _ := json.Marshal(map[string]any{"type": "notification", "event": "error", "data": map[string]any{
-		"request": m.Event, "name": ratelog.Truncate(m.Data.Name, 64), "message": ratelog.Truncate(err.Error(), 300)}})
+	d := map[string]any{"request": m.Event, "name": ratelog.Truncate(m.Data.Name, 64), "message": ratelog.Truncate(err.Error(), 300)}
+	if code != "" {
+		d["code"], d["holder"] = code, holder
+	}
+	ss.sendControl(c, p, map[string]any{"type": "notification", "event": "error", "data": d}, err)
+}
+
+// sendControl sends msg on connection c's control channel (peer p); a
+// failure is logged, rate-limited (err: what msg answers).
+func (ss *session) sendControl(c *conn, p *peer.Peer, msg map[string]any, err error) {
+	reply, _ := json.Marshal(msg)
 	if serr := p.SendControl(reply); serr != nil {
 		if ok, suppressed := ss.clientLog.Allow(); ok {
-			ss.log.Debug("control error reply not sent", "connection", c.id, "err", err, "send", serr, "suppressed", suppressed)
+			ss.log.Debug("control reply not sent", "connection", c.id, "err", err, "send", serr, "suppressed", suppressed)
 		}
 	}
 }
@@ -185,21 +221,125 @@ func (ss *session) addICE(cid int, cands []peer.ICECandidate) {
 	}
 }
 
-// claimInput reports whether connection c may feed input track name: the
-// first connection to deliver frames on it holds it until it drops
-// (contract §2.7; a granted publish_track claim is not implemented yet).
-func (ss *session) claimInput(c *conn, name string) bool {
+// inputClaim is who feeds one input track (contract §2.7). holder is
+// read without the lock on the per-frame path and written under ss.mu.
+type inputClaim struct {
+	holder  atomic.Pointer[conn]
+	granted bool // guarded by ss.mu: holder asked with publish_track
+}
+
+// claimLocked returns input track name's claim, nil when the session has
+// no input of that name. ss.mu is held.
+func (ss *session) claimLocked(name string) *inputClaim {
+	if cl := ss.claims[name]; cl != nil {
+		return cl
+	}
+	for _, t := range ss.caps.Tracks {
+		if t.Name == name && t.Direction != string(peer.DirRecvonly) {
+			if ss.claims == nil {
+				ss.claims = map[string]*inputClaim{}
+			}
+			cl := &inputClaim{}
+			ss.claims[name] = cl
+			return cl
+		}
+	}
+	return nil
+}
+
+// inputNames lists the session's input tracks, for error messages.
+func (ss *session) inputNames() string {
+	var names []string
+	for _, t := range ss.caps.Tracks {
+		if t.Direction != string(peer.DirRecvonly) {
+			names = append(names, t.Name)
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// inputGate returns the per-sample filter of connection c's inbound track
+// name (peer.Inbound.SetAccept): a sample passes when c holds the track;
+// while nobody holds it, c's sample takes it implicitly (held until c
+// drops or unpublishes). The filter runs on the inbound's reading
+// goroutine only; it takes ss.mu only while the track is free and does
+// not allocate.
+func (ss *session) inputGate(c *conn, name string) func() bool {
+	ss.mu.Lock()
+	cl := ss.claimLocked(name)
+	ss.mu.Unlock()
+	if cl == nil {
+		return func() bool { return false }
+	}
+	refusing := false // read side only: logs each change once
+	return func() bool {
+		h := cl.holder.Load()
+		if h == nil {
+			ss.mu.Lock()
+			if cl.holder.Load() == nil && ss.conns[c.id] == c {
+				cl.holder.Store(c)
+				cl.granted = false
+			}
+			h = cl.holder.Load()
+			ss.mu.Unlock()
+		}
+		ok := h == c
+		if ok == refusing {
+			refusing = !ok
+			if refusing {
+				ss.log.Info("inbound track discarded: another connection holds it", "connection", c.id, "track", name)
+			} else {
+				ss.log.Info("inbound track feeds the model", "connection", c.id, "track", name)
+			}
+		}
+		return ok
+	}
+}
+
+// releaseLocked frees every input track connection c holds (c dropped).
+// ss.mu is held.
+func (ss *session) releaseLocked(c *conn) {
+	for _, cl := range ss.claims {
+		if cl.holder.Load() == c {
+			cl.holder.Store(nil)
+			cl.granted = false
+		}
+	}
+}
+
+// publish serves publish_track and unpublish_track of connection c on
+// input track name. It returns the reply to send (nil: none) and an
+// error to answer with; code is the error's code ("publish_refused").
+func (ss *session) publish(c *conn, event, name string) (reply map[string]any, code string, holder int, err error) {
+	if name == "" {
+		return nil, "", 0, fmt.Errorf("%s needs data.name, the input track to %s", event, strings.TrimSuffix(event, "_track"))
+	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if ss.claims == nil {
-		ss.claims = map[string]*conn{}
+	cl := ss.claimLocked(name)
+	if cl == nil {
+		return nil, "", 0, fmt.Errorf("%q is not an input track of this session (inputs: %s)", name, ss.inputNames())
 	}
-	holder := ss.claims[name]
-	if holder == nil || holder == c || ss.conns[holder.id] != holder {
-		ss.claims[name] = c
-		return true
+	h := cl.holder.Load()
+	if event == "unpublish_track" {
+		if h == c {
+			cl.holder.Store(nil)
+			cl.granted = false
+		}
+		return nil, "", 0, nil // a connection not holding it: a no-op
 	}
-	return false
+	if h != nil && h != c && cl.granted {
+		return nil, "publish_refused", h.id, fmt.Errorf("input track %q is held by connection %d", name, h.id)
+	}
+	cl.holder.Store(c)
+	cl.granted = true
+	if h != nil && h != c {
+		ss.log.Info("input track taken by a granted claim", "track", name, "connection", c.id, "from", h.id)
+	}
+	return map[string]any{"type": "notification", "event": "publish_granted", "data": map[string]any{"name": name}}, "", 0, nil
 }
 
 // parseConnID reads the {cid} path value: 422 when not an integer, 400

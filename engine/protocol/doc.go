@@ -46,8 +46,23 @@
 // connection's peer. Sends reach every open connection; a command
 // names its sender (engine.Session.Client) and its rejection or Reply goes
 // to that connection only; the model hears of connections through
-// engine.ClientHandler. An input track is fed by one connection at a time:
-// the first to deliver frames, until it drops. Every connection streams
+// engine.ClientHandler. An input track is fed by one connection at a time
+// (contract §2.7); other connections' frames on it are discarded. A
+// connection claims it on its "control" channel with
+// {"type":"notification","event":"publish_track","data":{"name":"webcam"}},
+// answered {"type":"notification","event":"publish_granted","data":{"name":"webcam"}},
+// or, while another connection's granted claim holds it, with
+// {"type":"notification","event":"error","data":{"request":"publish_track",
+// "name":"webcam","code":"publish_refused","holder":1234,"message":…}};
+// {"type":"notification","event":"unpublish_track","data":{"name":"webcam"}}
+// or the holder dropping releases it. A granted claim wins; without one,
+// the first connection to deliver frames on a free track holds it until it
+// drops (so a lone SDK 2.9.0 client, which has no control channel, always
+// feeds its webcam). The contract names publish_track, unpublish_track and
+// the publish_refused code but gives no v0 frames: these, publish_granted
+// included, are Framewire's choice, in the envelope of resume_track. A
+// bad or non-input name is answered with an error and changes nothing.
+// Every connection streams
 // at once; pause_track/resume_track on a connection's "control" channel
 // (SDK ≥ 2.12) gate one output for that connection alone (a resume starts
 // at a keyframe; a bad name is answered with an error on that channel).

@@ -72,7 +72,8 @@ type session struct {
 	reason   string            // why the session ends, for the client's sessionEnded
 	stopped  bool              // ended by stop_session (the journal's reason)
 	cause    error             // why the engine session ended, for the journal
-	claims   map[string]*conn  // input track → the connection feeding it
+
+	claims map[string]*inputClaim // input track → who feeds it (connections.go)
 
 	clientLog ratelog.Limiter // log lines the client can cause at will
 	lost      chan lostPeer
@@ -326,6 +327,7 @@ func (ss *session) lose(c *conn, p *peer.Peer, reason string) {
 		return
 	}
 	delete(ss.conns, c.id)
+	ss.releaseLocked(c)
 	announced := c.announced
 	c.ready, c.announced = false, false
 	live := ss.liveLocked()
@@ -611,13 +613,11 @@ func (ss *session) onReady(c *conn, p *peer.Peer) {
 	}
 }
 
-// receive hands an inbound track of connection c to the wiring when c may
-// feed it (connections.go: one viewer holds an input track at a time).
+// receive hands an inbound track of connection c to the wiring, gated per
+// sample so that only the connection holding the input track feeds it
+// (connections.go: publisher arbitration, contract §2.7).
 func (ss *session) receive(c *conn, p *peer.Peer, in *peer.Inbound) {
-	if !ss.claimInput(c, in.Name()) {
-		ss.log.Info("inbound track discarded: another connection holds it", "connection", c.id, "track", in.Name())
-		return
-	}
+	in.SetAccept(ss.inputGate(c, in.Name()))
 	ss.ws.Receive(in)
 }
 
