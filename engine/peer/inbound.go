@@ -40,6 +40,7 @@ type Inbound struct {
 	lastPLI time.Time   // read side only
 	accept  func() bool // SetAccept's filter; nil: every sample
 	refused bool        // read side only: accept refused the last sample
+	keyWait bool        // read side only: accepted again, dropping until a keyframe
 	samples atomic.Uint64
 }
 
@@ -74,7 +75,9 @@ func (in *Inbound) Samples() uint64 { return in.samples.Load() }
 // SetAccept installs a filter ReadSample asks once per complete sample:
 // a sample it refuses is read and discarded (the jitter buffer keeps
 // draining), and when it accepts again after refusing, a keyframe is
-// requested. accept runs on the reading goroutine and must not block or
+// requested and video samples are discarded until it arrives (the
+// decoder's references are another stream's or stale: what lies between
+// would decode to broken pictures). accept runs on the reading goroutine and must not block or
 // allocate (it is on the per-frame path). Call SetAccept before handing
 // the Inbound to its reader; it is not safe to call while ReadSample runs.
 func (in *Inbound) SetAccept(accept func() bool) { in.accept = accept }
@@ -98,7 +101,14 @@ func (in *Inbound) ReadSample(ctx context.Context) ([]byte, error) {
 				}
 				if in.refused {
 					in.refused = false
-					in.RequestKeyframe() // the decoder resumes mid-stream
+					in.keyWait = in.kind == KindVideo
+				}
+				if in.keyWait {
+					if !IsKeyframe(in.codec, s.Data) {
+						in.RequestKeyframe() // every 500 ms at most
+						continue
+					}
+					in.keyWait = false
 				}
 			}
 			if s.PrevDroppedPackets > 0 && in.kind == KindVideo {
@@ -168,3 +178,26 @@ func (p *Peer) inbound(tm TrackMapping, remote *webrtc.TrackRemote) {
 }
 
 func sameCodec(a, b Codec) bool { return strings.EqualFold(string(a), string(b)) }
+
+// IsKeyframe reports whether sample is a picture that decodes on its own:
+// an H.264 access unit (Annex B) holding an IDR slice, or a VP8 key frame.
+// It allocates nothing.
+func IsKeyframe(c Codec, sample []byte) bool {
+	switch c {
+	case CodecVP8:
+		return len(sample) > 0 && sample[0]&0x01 == 0
+	case CodecH264:
+		zeros := 0
+		for i, b := range sample {
+			switch {
+			case b == 0:
+				zeros++
+				continue
+			case b == 1 && zeros >= 2 && i+1 < len(sample) && sample[i+1]&0x1f == 5:
+				return true
+			}
+			zeros = 0
+		}
+	}
+	return false
+}
