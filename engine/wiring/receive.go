@@ -60,12 +60,19 @@ func (ws *Session) Receive(in *peer.Inbound) {
 	}
 }
 
+// receive opens the decoder once the first sample arrives (a connection
+// whose samples the input gate refuses, another holding the track, holds
+// no decoder: no NVDEC session for each viewer with a webcam) and decodes
+// until in ends.
 func (ws *Session) receive(ctx context.Context, in *peer.Inbound, rec *input) {
 	log := ws.w.log.With("session", ws.s.ID(), "track", in.Name())
+	data, err := in.ReadSample(ctx)
+	if err != nil {
+		return
+	}
 	var (
 		write func(data []byte, at time.Time) (pictures uint64, err error)
 		close func() error
-		err   error
 	)
 	if in.Kind() == peer.KindVideo {
 		write, close, err = ws.videoReceiver(in, rec)
@@ -82,17 +89,13 @@ func (ws *Session) receive(ctx context.Context, in *peer.Inbound, rec *input) {
 			log.Warn("inbound decoder close", "err", err)
 		}
 	}()
-	for {
-		data, err := in.ReadSample(ctx)
-		if err != nil {
-			return
-		}
+	for ; err == nil; data, err = in.ReadSample(ctx) {
 		rec.samples.Add(1)
-		n, err := write(data, time.Now())
+		n, werr := write(data, time.Now())
 		rec.pictures.Add(n)
-		if err != nil {
+		if werr != nil {
 			if rec.errors.Add(1)&63 == 1 { // the 1st, 65th, … failure: not one line per frame
-				log.Debug("inbound sample did not decode", "err", err, "errors", rec.errors.Load())
+				log.Debug("inbound sample did not decode", "err", werr, "errors", rec.errors.Load())
 			}
 			in.RequestKeyframe()
 		}
