@@ -2,19 +2,14 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/framewire/framewire/engine/cluster/registry/registrytest"
-	"github.com/framewire/framewire/engine/enginetest"
 	"github.com/framewire/framewire/engine/httpserve/httpservetest"
 )
 
@@ -75,42 +70,11 @@ func TestHeldConnectionsAreClosed(t *testing.T) {
 }
 
 // startNode runs `framewire -mode node` in this process (serveNode) with a
-// real Redis and args added; it returns the address.
+// real Redis and args added, once it has registered (and so is ready); it
+// returns the address.
 func startNode(t *testing.T, args ...string) string {
 	t.Helper()
-	rd := registrytest.Start(t)
-	secretFile := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(secretFile, []byte("hardening-test-secret-0123456789abcdef"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := parseFlags(append([]string{"-mode", "node", "-redis", rd.Addr, "-jwt-secret-file", secretFile, "-drain-timeout", "1s"}, args...))
-	if err != nil {
-		ln.Close()
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- serveNode(ctx, ln, o, slog.New(slog.DiscardHandler)) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-served; err != nil {
-			t.Errorf("serveNode: %v", err)
-		}
-	})
-	addr := ln.Addr().String()
-	enginetest.Eventually(t, 10*time.Second, "the node ready", func() bool {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	http.DefaultClient.CloseIdleConnections()
+	addr, _ := startRegisteredNode(t, args...)
 	return addr
 }
 
