@@ -5,6 +5,7 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +25,7 @@ import (
 	"github.com/framewire/framewire/engine/enginetest"
 	"github.com/framewire/framewire/engine/metrics"
 	"github.com/framewire/framewire/engine/peer"
+	"github.com/framewire/framewire/engine/pipeline"
 	"github.com/framewire/framewire/engine/wiring"
 	"github.com/framewire/framewire/gpu"
 	"github.com/framewire/framewire/tracks"
@@ -91,21 +93,24 @@ func TestDeviceFramesThroughAdapter(t *testing.T) {
 		t.Fatal(err)
 	}
 	enginetest.StartVideo(t, a)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := a.Stats()
-		if len(st) == 1 && len(st[0].Video) == 1 && st[0].Video[0].Sent >= 20 {
-			v := st[0].Video[0]
-			if v.DeviceErrors != 0 || !strings.HasPrefix(v.Backend, "cuda") {
-				t.Fatalf("stats %+v: want no device errors and a cuda backend", v)
-			}
-			t.Logf("device path: backend %s, sent %d, encode p50 %v", v.Backend, v.Sent, v.EncodeP50)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("device frames not sent within 10 s: %+v", st)
-		}
-		time.Sleep(50 * time.Millisecond) // poll with a deadline
+	var st []wiring.SessionStats
+	defer logIfFailed(t, &st)
+	enginetest.Eventually(t, 10*time.Second, "20 device frames sent", func() bool {
+		st = a.Stats()
+		return len(st) == 1 && len(st[0].Video) == 1 && st[0].Video[0].Sent >= 20
+	})
+	v := st[0].Video[0]
+	if v.DeviceErrors != 0 || !strings.HasPrefix(v.Backend, "cuda") {
+		t.Fatalf("stats %+v: want no device errors and a cuda backend", v)
+	}
+	t.Logf("device path: backend %s, sent %d, encode p50 %v", v.Backend, v.Sent, v.EncodeP50)
+}
+
+// logIfFailed logs the last stats a poll read when the test has failed
+// (deferred: it runs when Eventually gives up, too).
+func logIfFailed[T any](t *testing.T, last *T) {
+	if t.Failed() {
+		t.Logf("last stats read: %+v", *last)
 	}
 }
 
@@ -216,9 +221,10 @@ func TestThreeTracksOnGPUWithoutNVENC(t *testing.T) {
 // errors.
 func waitThreeTracksSent(t *testing.T, a *wiring.Wiring, n uint64) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st := a.Stats()
+	var st []wiring.SessionStats
+	defer logIfFailed(t, &st)
+	enginetest.Eventually(t, 20*time.Second, fmt.Sprintf("three tracks each sent %d access units", n), func() bool {
+		st = a.Stats()
 		done := len(st) == 1 && len(st[0].Video) == 3
 		for i := 0; done && i < 3; i++ {
 			v := st[0].Video[i]
@@ -227,14 +233,8 @@ func waitThreeTracksSent(t *testing.T, a *wiring.Wiring, n uint64) {
 			}
 			done = v.Sent >= n
 		}
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("three tracks did not each send %d access units within 20 s: %+v", n, st)
-		}
-		time.Sleep(50 * time.Millisecond) // poll with a deadline
-	}
+		return done
+	})
 }
 
 // One session emits a device frame with a bad pointer (memory no
@@ -285,25 +285,22 @@ func TestBadPointerSessionDoesNotBreakOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	s1, s2 := enginetest.StartVideo(t, a), enginetest.StartVideo(t, a)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		v1, v2 := s1.Stats().Video, s2.Stats().Video
-		if len(v1) == 1 && len(v2) == 1 {
-			bad, good := v1[0], v2[0] // whichever session's function ran first got the bad pointer
-			if good.DeviceErrors > bad.DeviceErrors {
-				bad, good = good, bad
-			}
-			if bad.DeviceErrors >= 5 && good.Sent >= 10 {
-				if good.DeviceErrors != 0 || bad.Sent != 0 {
-					t.Fatalf("bad session %+v, good session %+v: want the bad one refused and the good one clean", bad, good)
-				}
-				break
-			}
+	var vs [2][]pipeline.VideoStats
+	defer logIfFailed(t, &vs)
+	var bad, good pipeline.VideoStats
+	enginetest.Eventually(t, 20*time.Second, "one session refused (5 device errors), the other sending (10 access units)", func() bool {
+		vs = [2][]pipeline.VideoStats{s1.Stats().Video, s2.Stats().Video}
+		if len(vs[0]) != 1 || len(vs[1]) != 1 {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sessions %+v and %+v within 20 s: want one refused, the other sending", v1, v2)
+		bad, good = vs[0][0], vs[1][0] // whichever session's function ran first got the bad pointer
+		if good.DeviceErrors > bad.DeviceErrors {
+			bad, good = good, bad
 		}
-		time.Sleep(50 * time.Millisecond) // poll with a deadline
+		return bad.DeviceErrors >= 5 && good.Sent >= 10
+	})
+	if good.DeviceErrors != 0 || bad.Sent != 0 {
+		t.Fatalf("bad session %+v, good session %+v: want the bad one refused and the good one clean", bad, good)
 	}
 	if err := dev.health(); err != nil {
 		t.Errorf("the process reports unhealthy after a refused bad pointer: %v", err)

@@ -120,20 +120,10 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	reg := nodeRegistry(wired, n)
-	reg.MustRegister(dev.gauges()...)
-	if cal != nil {
-		reg.MustRegister(cal.gauges()...)
-	}
 	cfg := o.Flags.Config(log)
 	cfg.Meter = &httpserve.Meter{}
 	cfg.AllowURLHosts(no.Advertise)
-	reg.MustRegister(cfg.Meter.Collectors()...)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("GET /framewire/stats", metrics.StatsHandler(wired, n.Server(), log)) // every session, by the fronts' ids
-	mux.Handle("/", n)
-	hs := httpserve.Start(ln, mux, cfg)
+	hs := httpserve.Start(ln, nodeRoutes(wired, n, dev, cal, cfg.Meter, log), cfg)
 	fmt.Fprintf(out, "framewire: engine node %s serving model %s on %s (capacity %d, redis %s)\n", no.ID, m.Name, no.Advertise, capacity, no.Redis)
 	nodeCtx, stopNode := context.WithCancel(ctx)
 	defer stopNode()
@@ -151,6 +141,24 @@ func ServeNode(ctx context.Context, ln net.Listener, m engine.Model, o Options, 
 		return err
 	}
 	return runErr
+}
+
+// nodeRoutes is the node's HTTP API: /metrics (the engine's, the node's,
+// the device's, the calibration's and the HTTP server's counters),
+// /framewire/stats (every session, by the fronts' ids) and the node's
+// routes.
+func nodeRoutes(wired *wiring.Wiring, n *node.Node, dev deviceSetup, cal *Calibration, meter *httpserve.Meter, log *slog.Logger) http.Handler {
+	reg := nodeRegistry(wired, n)
+	reg.MustRegister(dev.gauges()...)
+	if cal != nil {
+		reg.MustRegister(cal.gauges()...)
+	}
+	reg.MustRegister(meter.Collectors()...)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /framewire/stats", metrics.StatsHandler(wired, n.Server(), log))
+	mux.Handle("/", n)
+	return mux
 }
 
 // capacity is the sessions the node serves: -capacity when given, else

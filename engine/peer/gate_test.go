@@ -1,7 +1,6 @@
 package peer
 
 import (
-	"context"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -44,23 +43,8 @@ func TestSetPausedGatesOnePeer(t *testing.T) {
 	}
 	ctl := &countControl{}
 	out.SetControl(ctl)
-	ready := make(chan struct{})
-	p, answer, err := testConfig().Answer(context.Background(), Binding{
-		Offer: o, Mapping: videoMapping, Outputs: map[string]*Output{"main_video": out},
-		Handlers: Handlers{OnReady: func(*Peer) { close(ready) }},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, _ := answerVideo(t, client, o, out, Handlers{})
 	defer p.Close()
-	if err := client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-ready:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no OnReady within 10 s")
-	}
 	key := []byte{0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80, 0, 0, 0, 1, 0x65, 0x88, 0x84, 0x00}
 	delta := []byte{0, 0, 0, 1, 0x41, 0x9a, 0x02, 0x04}
 	write := func(au []byte, k bool) {

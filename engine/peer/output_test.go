@@ -1,7 +1,6 @@
 package peer
 
 import (
-	"context"
 	"encoding/binary"
 	"strings"
 	"testing"
@@ -48,23 +47,8 @@ func TestOutputWireTime(t *testing.T) {
 	if err := out.WriteSample(au, time.Second/30, time.Now(), true); err != nil || !out.WireTime().IsZero() {
 		t.Fatalf("before a peer: WriteSample %v, WireTime %v; want nil and zero", err, out.WireTime())
 	}
-	ready := make(chan struct{})
-	p, answer, err := testConfig().Answer(context.Background(), Binding{
-		Offer: o, Mapping: videoMapping, Outputs: map[string]*Output{"main_video": out},
-		Handlers: Handlers{OnReady: func(*Peer) { close(ready) }},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, _ := answerVideo(t, client, o, out, Handlers{})
 	defer p.Close()
-	if err := client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-ready:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no OnReady within 10 s")
-	}
 	deadline := time.After(10 * time.Second)
 	for received := false; !received; {
 		before := time.Now()
@@ -136,25 +120,10 @@ func TestOutputLowLatencyExtensions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan struct{})
-	p, answer, err := testConfig().Answer(context.Background(), Binding{
-		Offer: o, Mapping: videoMapping, Outputs: map[string]*Output{"main_video": out},
-		Handlers: Handlers{OnReady: func(*Peer) { close(ready) }},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, answer := answerVideo(t, client, o, out, Handlers{})
 	defer p.Close()
 	if !strings.Contains(answer, playoutDelayURI) || !strings.Contains(answer, absCaptureTimeURI) {
 		t.Fatalf("the answer does not accept the extensions:\n%s", answer)
-	}
-	if err := client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-ready:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no OnReady within 10 s")
 	}
 	// A keyframe big enough for several packets.
 	au := append([]byte{0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80, 0, 0, 0, 1, 0x65}, make([]byte, 4000)...)

@@ -60,6 +60,39 @@ func offer(t *testing.T, pc *webrtc.PeerConnection) (*Offer, *webrtc.DataChannel
 
 var videoMapping = []TrackMapping{{MID: "0", Name: "main_video", Kind: KindVideo, Direction: DirRecvonly}}
 
+// answerVideo answers client's offer o with out as main_video (h's
+// handlers, OnReady wrapped), gives the client the answer and waits up to
+// 10 s for the peer to be ready. It returns the peer, which the caller
+// closes, and the answer.
+func answerVideo(t *testing.T, client *webrtc.PeerConnection, o *Offer, out *Output, h Handlers) (*Peer, string) {
+	t.Helper()
+	ready := make(chan struct{})
+	onReady := h.OnReady
+	h.OnReady = func(p *Peer) {
+		if onReady != nil {
+			onReady(p)
+		}
+		close(ready)
+	}
+	p, answer, err := testConfig().Answer(context.Background(), Binding{
+		Offer: o, Mapping: videoMapping, Outputs: map[string]*Output{"main_video": out}, Handlers: h,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		p.Close()
+		t.Fatal(err)
+	}
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		p.Close()
+		t.Fatal("no OnReady within 10 s")
+	}
+	return p, answer
+}
+
 // Every failing Answer leaves no goroutine behind (its PeerConnection is
 // closed), and says what was wrong.
 func TestAnswerErrorsLeaveNothing(t *testing.T) {
@@ -223,27 +256,9 @@ func TestPeerLostWhenClientCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan struct{})
 	lost := make(chan string, 4)
-	p, answer, err := testConfig().Answer(context.Background(), Binding{
-		Offer: o, Mapping: videoMapping, Outputs: map[string]*Output{"main_video": out},
-		Handlers: Handlers{
-			OnReady: func(*Peer) { close(ready) },
-			OnLost:  func(_ *Peer, reason string) { lost <- reason },
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, _ := answerVideo(t, client, o, out, Handlers{OnLost: func(_ *Peer, reason string) { lost <- reason }})
 	defer p.Close()
-	if err := client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-ready:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no OnReady within 10 s")
-	}
 	_ = client.Close()
 	select {
 	case r := <-lost:

@@ -486,6 +486,45 @@ func (r *Recorder) closeMux() {
 	}
 }
 
+// openMux opens the recording's muxer (and AAC encoder) on its first
+// keyframe it, with init.mp4 pending until every track has a packet.
+func (r *Recorder) openMux(e *entry, it *item) error {
+	ps := parameterSets(it.data)
+	if ps == nil {
+		return errors.New("record: the first keyframe carries no SPS/PPS (is the live codec H.264?)")
+	}
+	if err := os.MkdirAll(e.dir, 0o755); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	f, err := newAtomicFile(filepath.Join(e.dir, initName))
+	if err != nil {
+		return err
+	}
+	var aac *aacEncoder
+	if hasAAC() {
+		if aac, err = openAAC(aacBitrate); err != nil {
+			f.abort()
+			return err
+		}
+	} else {
+		r.log.Warn("FFmpeg has no AAC encoder (build it with --enable-encoder=aac): the recording is video only", "recording", e.id)
+	}
+	m, err := openMuxer(ps, it.w, it.h, aac, f)
+	if err != nil {
+		if aac != nil {
+			aac.close()
+		}
+		f.abort()
+		return err
+	}
+	r.mux, r.aac, r.w, r.h, r.init, r.audioIn = m, aac, it.w, it.h, f, false
+	r.log.Info("recording", "recording", e.id, "dir", e.dir, "width", it.w, "height", it.h, "chunk_seconds", r.cfg.ChunkSeconds)
+	return nil
+}
+
+// mux1 muxes access unit it (with its PCM into the AAC track), holding a
+// cut access unit back until the AAC encoder has released the audio up to
+// the cut (see the comment inside).
 func (r *Recorder) mux1(it *item) error {
 	r.mu.Lock()
 	e := r.e
@@ -494,36 +533,9 @@ func (r *Recorder) mux1(it *item) error {
 		if !it.key {
 			return nil // the tap hands a keyframe first
 		}
-		ps := parameterSets(it.data)
-		if ps == nil {
-			return errors.New("record: the first keyframe carries no SPS/PPS (is the live codec H.264?)")
-		}
-		if err := os.MkdirAll(e.dir, 0o755); err != nil {
-			return fmt.Errorf("record: %w", err)
-		}
-		f, err := newAtomicFile(filepath.Join(e.dir, initName))
-		if err != nil {
+		if err := r.openMux(e, it); err != nil {
 			return err
 		}
-		var aac *aacEncoder
-		if hasAAC() {
-			if aac, err = openAAC(aacBitrate); err != nil {
-				f.abort()
-				return err
-			}
-		} else {
-			r.log.Warn("FFmpeg has no AAC encoder (build it with --enable-encoder=aac): the recording is video only", "recording", e.id)
-		}
-		m, err := openMuxer(ps, it.w, it.h, aac, f)
-		if err != nil {
-			if aac != nil {
-				aac.close()
-			}
-			f.abort()
-			return err
-		}
-		r.mux, r.aac, r.w, r.h, r.init, r.audioIn = m, aac, it.w, it.h, f, false
-		r.log.Info("recording", "recording", e.id, "dir", e.dir, "width", it.w, "height", it.h, "chunk_seconds", r.cfg.ChunkSeconds)
 	}
 	if it.w != r.w || it.h != r.h {
 		return fmt.Errorf("record: the picture size changed from %dx%d to %dx%d; one recording keeps one size", r.w, r.h, it.w, it.h)
