@@ -226,6 +226,11 @@ func (ss *session) addICE(cid int, cands []peer.ICECandidate) {
 type inputClaim struct {
 	holder  atomic.Pointer[conn]
 	granted bool // guarded by ss.mu: holder asked with publish_track
+	// released is the connection that last unpublished the track (under
+	// ss.mu): it holds it again only by a new publish_track, never
+	// implicitly, so its frames still in flight after the unpublish do
+	// not take the track straight back.
+	released *conn
 }
 
 // claimLocked returns input track name's claim, nil when the session has
@@ -279,7 +284,7 @@ func (ss *session) inputGate(c *conn, name string) func() bool {
 		h := cl.holder.Load()
 		if h == nil {
 			ss.mu.Lock()
-			if cl.holder.Load() == nil && ss.conns[c.id] == c {
+			if cl.holder.Load() == nil && ss.conns[c.id] == c && cl.released != c {
 				cl.holder.Store(c)
 				cl.granted = false
 			}
@@ -307,6 +312,9 @@ func (ss *session) releaseLocked(c *conn) {
 			cl.holder.Store(nil)
 			cl.granted = false
 		}
+		if cl.released == c {
+			cl.released = nil
+		}
 	}
 }
 
@@ -328,6 +336,7 @@ func (ss *session) publish(c *conn, event, name string) (reply map[string]any, c
 		if h == c {
 			cl.holder.Store(nil)
 			cl.granted = false
+			cl.released = c
 		}
 		return nil, "", 0, nil // a connection not holding it: a no-op
 	}
@@ -336,6 +345,9 @@ func (ss *session) publish(c *conn, event, name string) (reply map[string]any, c
 	}
 	cl.holder.Store(c)
 	cl.granted = true
+	if cl.released == c {
+		cl.released = nil
+	}
 	if h != nil && h != c {
 		ss.log.Info("input track taken by a granted claim", "track", name, "connection", c.id, "from", h.id)
 	}

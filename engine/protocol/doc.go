@@ -58,7 +58,8 @@
 // or the holder dropping releases it. A granted claim wins; without one,
 // the first connection to deliver frames on a free track holds it until it
 // drops (so a lone SDK 2.9.0 client, which has no control channel, always
-// feeds its webcam). The contract names publish_track, unpublish_track and
+// feeds its webcam); a connection that unpublished it holds it again only
+// by a new claim. The contract names publish_track, unpublish_track and
 // the publish_refused code but gives no v0 frames: these, publish_granted
 // included, are Framewire's choice, in the envelope of resume_track. A
 // bad or non-input name is answered with an error and changes nothing.
