@@ -4,14 +4,17 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,9 +23,11 @@ import (
 
 	"github.com/asticode/go-astiav"
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/sys/unix"
 
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine/enginetest/loopback"
+	"github.com/framewire/framewire/engine/host"
 	"github.com/framewire/framewire/engine/peer"
 	"github.com/framewire/framewire/engine/pipeline"
 	"github.com/framewire/framewire/tracks"
@@ -184,23 +189,52 @@ func (r *receivers) counts() ([]int64, error) {
 	return c, err
 }
 
+// cpu is the receiver process's CPU time so far (user + system, from
+// /proc, in clock ticks of 10 ms), or 0 when it cannot be read.
+func (r *receivers) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", r.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name: state is field 3,
+	// utime and stime are fields 14 and 15.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond
+}
+
 func (r *receivers) close() {
 	_ = r.in.Close()
 	_ = r.cmd.Wait()
 }
 
-// cpuTime is the CPU time (user + system) of who (syscall.RUSAGE_SELF:
-// this process, not its children; rusageThread: the calling thread).
-func cpuTime(who int) time.Duration {
+// cpuTime is the CPU time (user + system) of this process, not its
+// children.
+func cpuTime() time.Duration {
 	var ru syscall.Rusage
-	if err := syscall.Getrusage(who, &ru); err != nil {
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		panic(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// rusageThread is Linux's RUSAGE_THREAD.
-const rusageThread = 1
+// threadCPU is the calling thread's CPU time. It reads
+// CLOCK_THREAD_CPUTIME_ID, which is exact to the call: RUSAGE_THREAD
+// advances only at scheduler ticks and switches, so a short call timed
+// with it is credited with whatever ran since the last tick (the encode
+// before it, for WriteSample).
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		panic(err)
+	}
+	return time.Duration(ts.Nano())
+}
 
 // cpuSink is a peer.Output that adds the CPU time its WriteSample calls
 // take on their thread (RTP packetization, the interceptors, SRTP and the
@@ -212,9 +246,9 @@ type cpuSink struct {
 
 func (s cpuSink) WriteSample(data []byte, d time.Duration, capture time.Time, key bool) error {
 	runtime.LockOSThread()
-	t := cpuTime(rusageThread)
+	t := threadCPU()
 	err := s.Output.WriteSample(data, d, capture, key)
-	s.ns.Add(int64(cpuTime(rusageThread) - t))
+	s.ns.Add(int64(threadCPU() - t))
 	runtime.UnlockOSThread()
 	return err
 }
@@ -230,7 +264,8 @@ type capSession struct {
 	srv     *peer.Peer
 	emitted atomic.Int64
 	stop    atomic.Bool
-	done    chan struct{}
+	done    chan struct{} // the model goroutine ended
+	piped   chan struct{} // the pipeline's Run returned; nil before run
 }
 
 // startSession answers offer with a new session whose sink adds its
@@ -256,7 +291,10 @@ func startSession(offer string, pktNS *atomic.Int64) (*capSession, string, chan 
 	}
 	ready := make(chan struct{})
 	var once sync.Once
-	cfg := peer.Config{Loopback: true, Interfaces: []string{"lo"}, GatherTimeout: 2 * time.Second}
+	// The bound's encoders run at 2.5 Mbit/s: cap GCC there (on loopback
+	// it would climb to peer's 8 Mbit/s default, and x264 spends more on
+	// more bits), so both encode at the same settings.
+	cfg := peer.Config{Loopback: true, Interfaces: []string{"lo"}, GatherTimeout: 2 * time.Second, MaxBitrate: capBitrate}
 	s.srv, offer, err = cfg.Answer(context.Background(), peer.Binding{
 		Offer:    parsed,
 		Mapping:  []peer.TrackMapping{{MID: "0", Name: "main_video", Kind: peer.KindVideo, Direction: peer.DirRecvonly}},
@@ -267,11 +305,19 @@ func startSession(offer string, pktNS *atomic.Int64) (*capSession, string, chan 
 }
 
 // run drives the pipeline and the model goroutine, which emits frames
-// (cycled, starting at phase) at 30 fps until stop is set.
-func (s *capSession) run(ctx context.Context, frames []tracks.Image, phase int) {
-	go func() { _ = s.video.Run(ctx) }()
+// (cycled, starting at phase) at 30 fps from offset on until stop is set.
+// The sessions' offsets spread their ticks over the frame interval, as
+// sessions that users opened at unrelated times are: ticks in step would
+// make every model emit in the same millisecond, a burst no real node sees.
+func (s *capSession) run(ctx context.Context, frames []tracks.Image, phase int, offset time.Duration) {
+	s.piped = make(chan struct{})
+	go func() {
+		defer close(s.piped)
+		_ = s.video.Run(ctx)
+	}()
 	go func() {
 		defer close(s.done)
+		time.Sleep(offset)
 		tick := time.NewTicker(time.Second / 30)
 		defer tick.Stop()
 		for i := phase; !s.stop.Load(); i++ {
@@ -289,12 +335,23 @@ func (s *capSession) run(ctx context.Context, frames []tracks.Image, phase int) 
 	}()
 }
 
+// close stops the model, closes the peer and the tracks (which ends the
+// pipeline) and waits for both goroutines of a session that ran.
 func (s *capSession) close() {
 	s.stop.Store(true)
-	<-s.done
+	if s.piped != nil {
+		<-s.done
+	}
 	_ = s.srv.Close()
 	s.set.Close()
+	if s.piped != nil {
+		<-s.piped
+	}
 }
+
+// capBitrate is the bitrate of the bound's encoders (harness
+// newAstiavEncoderWith) and the sessions' GCC ceiling.
+const capBitrate = 2_500_000
 
 // stepResult is one measured step of BenchmarkCapacity.
 type stepResult struct {
@@ -302,6 +359,10 @@ type stepResult struct {
 	worstLoss    float64       // the worst session's lost fraction
 	cpuPerFrame  time.Duration // this process's CPU per emitted frame
 	pktPerFrame  time.Duration // WriteSample's (packetization, SRTP) per frame
+	bitrate      float64       // the sessions' mean measured output, bit/s
+	recvPerFrame time.Duration // the receiver process's CPU per emitted frame
+	dropped      uint64        // frames the track queues dropped, all sessions
+	skipped      uint64        // frames the pacers skipped (a newer one overtook)
 	emitted, got int64
 }
 
@@ -349,7 +410,7 @@ func capacityStep(n int, frames []tracks.Image, window time.Duration) (stepResul
 		}
 	}
 	for i, s := range sessions {
-		s.run(ctx, frames, i*7)
+		s.run(ctx, frames, i*7, time.Duration(i)*(time.Second/30)/time.Duration(n))
 	}
 	time.Sleep(time.Second)
 	return measureStep(r, sessions, &pktNS, window)
@@ -358,16 +419,19 @@ func capacityStep(n int, frames []tracks.Image, window time.Duration) (stepResul
 // measureStep measures a running step over window (see capacityStep).
 func measureStep(r *receivers, sessions []*capSession, pktNS *atomic.Int64, window time.Duration) (stepResult, error) {
 	em0 := make([]int64, len(sessions))
+	var lost0 [2]uint64
 	for i, s := range sessions {
 		em0[i] = s.emitted.Load()
+		st := s.video.Stats()
+		lost0[0], lost0[1] = lost0[0]+st.Dropped, lost0[1]+st.Skipped
 	}
 	got0, err := r.counts()
 	if err != nil {
 		return stepResult{}, err
 	}
-	cpu0, pkt0 := cpuTime(syscall.RUSAGE_SELF), pktNS.Load()
+	cpu0, pkt0, rc0 := cpuTime(), pktNS.Load(), r.cpu()
 	time.Sleep(window)
-	cpu1, pkt1 := cpuTime(syscall.RUSAGE_SELF), pktNS.Load()
+	cpu1, pkt1, rc1 := cpuTime(), pktNS.Load(), r.cpu()
 	for _, s := range sessions {
 		s.stop.Store(true)
 	}
@@ -380,6 +444,12 @@ func measureStep(r *receivers, sessions []*capSession, pktNS *atomic.Int64, wind
 		return stepResult{}, err
 	}
 	res := stepResult{ok: true}
+	for _, s := range sessions {
+		st := s.video.Stats()
+		res.bitrate += float64(st.Bitrate) / float64(len(sessions))
+		res.dropped, res.skipped = res.dropped+st.Dropped, res.skipped+st.Skipped
+	}
+	res.dropped, res.skipped = res.dropped-lost0[0], res.skipped-lost0[1]
 	for i, s := range sessions {
 		em, got := s.emitted.Load()-em0[i], got1[i]-got0[i]
 		res.emitted, res.got = res.emitted+em, res.got+got
@@ -391,22 +461,31 @@ func measureStep(r *receivers, sessions []*capSession, pktNS *atomic.Int64, wind
 	}
 	res.cpuPerFrame = (cpu1 - cpu0) / time.Duration(max(res.emitted, 1))
 	res.pktPerFrame = time.Duration(pkt1-pkt0) / time.Duration(max(res.emitted, 1))
+	res.recvPerFrame = (rc1 - rc0) / time.Duration(max(res.emitted, 1))
 	return res, nil
 }
 
-// bareBound is the bound of BenchmarkCapacity: one bare go-astiav libx264
-// encoder per core (the harness's baseline settings), each on its own
-// locked thread, encoding frames already converted to I420 as fast as it
-// can for d. It returns how many 30 fps sessions' worth of frames they
+// bareBound is the bound of BenchmarkCapacity: bare go-astiav libx264
+// encoders (the harness's baseline settings) encoding frames already
+// converted to I420 as fast as they can for d, perCore of them on each
+// core's locked thread, taking turns a frame at a time as the sessions of
+// a node do. It returns how many 30 fps sessions' worth of frames they
 // encoded together, and the thread CPU per frame of the encode and of the
 // pipeline's conversion of the same pictures (convertCPU).
-func bareBound(frames []tracks.Image, d time.Duration) (bound float64, conv, enc time.Duration, err error) {
+//
+// With perCore 1 each encoder's state stays in its core's caches; a node
+// holding B sessions has B encoders whose reference pictures evict each
+// other between frames, which costs x264 about a fifth more per 720p frame
+// on the development VM (3.0 → 3.7 ms from 1 to 6 encoders a core). So
+// the bound BenchmarkCapacity divides by is measured with as many encoders
+// as sessions' worth it finds (see capacityAt).
+func bareBound(frames []tracks.Image, d time.Duration, perCore int) (bound float64, conv, enc time.Duration, err error) {
 	workers := runtime.NumCPU()
-	encs := make([]*astiavEncoder, workers)
+	encs := make([][]*astiavEncoder, workers)
 	pics := make([][]*astiav.Frame, workers)
 	defer func() {
-		for i, e := range encs {
-			if e != nil {
+		for i := range encs {
+			for _, e := range encs[i] {
 				e.close()
 			}
 			for _, f := range pics[i] {
@@ -416,10 +495,15 @@ func bareBound(frames []tracks.Image, d time.Duration) (bound float64, conv, enc
 	}()
 	w, h := frames[0].Width, frames[0].Height
 	for i := range encs {
-		if encs[i], err = newAstiavEncoder(encode.BackendX264, w, h); err != nil {
-			return 0, 0, 0, err
+		for range max(perCore, 1) {
+			e, err := newAstiavEncoder(encode.BackendX264, w, h)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			encs[i] = append(encs[i], e)
 		}
-		if pics[i], err = encs[i].convertAll(frames); err != nil {
+		// A core's encoders share its pictures, each at its own phase.
+		if pics[i], err = encs[i][0].convertAll(frames); err != nil {
 			return 0, 0, 0, err
 		}
 	}
@@ -428,18 +512,21 @@ func bareBound(frames []tracks.Image, d time.Duration) (bound float64, conv, enc
 	}
 	var wg sync.WaitGroup
 	counts := make([]int, workers)
-	cpu := make([]time.Duration, workers)
-	deadline := time.Now().Add(d)
+	cpu, wall := make([]time.Duration, workers), make([]time.Duration, workers)
+	start := time.Now()
+	deadline := start.Add(d)
 	for i := range encs {
 		wg.Go(func() {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			t := cpuTime(rusageThread)
+			t := threadCPU()
 			for k := 0; time.Now().Before(deadline); k++ {
-				encs[i].encodeYUV(pics[i][k%len(pics[i])])
-				counts[i]++
+				for j, e := range encs[i] {
+					e.encodeYUV(pics[i][(k+7*j)%len(pics[i])])
+				}
+				counts[i] += len(encs[i])
 			}
-			cpu[i] = cpuTime(rusageThread) - t
+			cpu[i], wall[i] = threadCPU()-t, time.Since(start)
 		})
 	}
 	wg.Wait()
@@ -447,8 +534,9 @@ func bareBound(frames []tracks.Image, d time.Duration) (bound float64, conv, enc
 	var total time.Duration
 	for i := range counts {
 		n, total = n+counts[i], total+cpu[i]
+		bound += float64(counts[i]) / wall[i].Seconds() / 30
 	}
-	return float64(n) / d.Seconds() / 30, conv, total / time.Duration(max(n, 1)), nil
+	return bound, conv, total / time.Duration(max(n, 1)), nil
 }
 
 // convertAll converts every picture with e's swscale context into its own
@@ -488,7 +576,7 @@ func convertCPU(frames []tracks.Image) (time.Duration, error) {
 	var t time.Duration
 	for pass := range 2 {
 		if pass == 1 {
-			t = cpuTime(rusageThread)
+			t = threadCPU()
 		}
 		for _, img := range frames {
 			if err := c.Convert(img, img.Width, img.Height); err != nil {
@@ -496,7 +584,7 @@ func convertCPU(frames []tracks.Image) (time.Duration, error) {
 			}
 		}
 	}
-	return (cpuTime(rusageThread) - t) / time.Duration(len(frames)), nil
+	return (threadCPU() - t) / time.Duration(len(frames)), nil
 }
 
 // encodeYUV encodes one converted picture and drains its packets.
@@ -551,19 +639,24 @@ func largest(guess int, ok func(int) bool) int {
 // a receiver in another process (the test binary re-run as receivers, see
 // TestMain), which counts access units but does not decode. N rises until
 // a session loses more than 1 % of its frames (largest; a failed step is
-// tried once more, as a neighbour's burst can starve one window). In the
-// same run the bound B is how many sessions' worth of frames bare libx264
-// encoders with the same settings, one per core, encode from the same
-// pictures already converted to I420 (bareBound). Per size it prints
+// tried once more, as a neighbour's burst can starve one window). The
+// sessions' ticks are spread over the frame interval, and GCC is capped at
+// the bound's 2.5 Mbit/s. In the same run the bound B is how many
+// sessions' worth of frames bare libx264 encoders with the same settings
+// encode from the same pictures already converted to I420 (bareBound):
+// first one hot encoder per core (H), then ⌈H ÷ cores⌉ encoders taking
+// turns on each core, as B sessions' encoders do (B). Per size it prints
 //
 //	capacity WxH: sessions=N bound=B efficiency=E
 //
-// with E = N ÷ B, and this process's CPU per frame at N sessions split
-// into conversion and encode (thread CPU of encode.Converter and of the
-// bare encode on the same pictures), packetization + SRTP (thread CPU of
-// peer.Output.WriteSample in the sessions) and everything else (the rest:
-// emit copy, pacing, pion's RTCP and interceptor goroutines, Go runtime).
-// The receivers share the cores but their CPU is not counted. It ignores
+// with E = N ÷ B, both bounds, and this process's CPU per frame at N
+// sessions split into conversion and encode (thread CPU of
+// encode.Converter and of the bare encode on the same pictures),
+// packetization + SRTP (thread CPU of peer.Output.WriteSample in the
+// sessions) and everything else (the rest: emit copy, pacing, pion's RTCP
+// and interceptor goroutines, Go runtime). The receivers share the cores;
+// their CPU is printed, not counted, and so is how many sessions this
+// process's CPU per frame allows with every core to itself. It ignores
 // b.N:
 //
 //	go test -run '^$' -bench Capacity -benchtime 1x ./bench/
@@ -577,10 +670,19 @@ func BenchmarkCapacity(b *testing.B) {
 
 func capacityAt(b *testing.B, w, h int) {
 	frames := movingFrames(w, h)
-	bound, conv, enc, err := bareBound(frames, 3*time.Second)
+	hot, _, hotEnc, err := bareBound(frames, 3*time.Second, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
+	perCore := int(math.Ceil(hot / float64(runtime.NumCPU())))
+	bound, conv, enc, err := bareBound(frames, 3*time.Second, perCore)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The sessions run with the Ps the engine's commands give themselves
+	// (host.Run); the receiver process keeps the default.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	procs := host.UseEncoderProcs()
 	const window = 4 * time.Second
 	results := map[int]stepResult{}
 	step := func(n int) bool {
@@ -589,8 +691,8 @@ func capacityAt(b *testing.B, w, h int) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Logf("%dx%d %2d sessions (try %d): worst loss %.2f%%, %d of %d frames received, CPU %.2f ms/frame, sustained %v",
-				w, h, n, try+1, 100*r.worstLoss, r.got, r.emitted, ms(r.cpuPerFrame), r.ok)
+			b.Logf("%dx%d %2d sessions (try %d): worst loss %.2f%%, %d of %d frames received (%d dropped, %d skipped), CPU %.2f ms/frame, sustained %v",
+				w, h, n, try+1, 100*r.worstLoss, r.got, r.emitted, r.dropped, r.skipped, ms(r.cpuPerFrame), r.ok)
 			if r.ok {
 				results[n] = r
 				return true
@@ -603,8 +705,17 @@ func capacityAt(b *testing.B, w, h int) {
 	eff := float64(n) / bound
 	other := r.cpuPerFrame - conv - enc - r.pktPerFrame
 	fmt.Printf("capacity %dx%d: sessions=%d bound=%.1f efficiency=%.2f\n", w, h, n, bound, eff)
-	fmt.Printf("  CPU per frame at %d sessions: %.2f ms = conversion %.2f + encode %.2f + packetization+SRTP %.2f + everything else %.2f\n",
-		n, ms(r.cpuPerFrame), ms(conv), ms(enc), ms(r.pktPerFrame), ms(other))
+	fmt.Printf("  GOMAXPROCS %d on %d cores\n", procs, runtime.NumCPU())
+	fmt.Printf("  bound: %d encoders a core (%.2f ms a frame); one encoder a core, caches hot: %.1f (%.2f ms)\n",
+		perCore, ms(enc), hot, ms(hotEnc))
+	fmt.Printf("  CPU per frame at %d sessions: %.2f ms = conversion %.2f + encode %.2f + packetization+SRTP %.2f + everything else %.2f; %.2f Mbit/s a session\n",
+		n, ms(r.cpuPerFrame), ms(conv), ms(enc), ms(r.pktPerFrame), ms(other), r.bitrate/1e6)
+	// What the receivers took from the same cores, and what this process
+	// would hold with every core to itself (receivers elsewhere), from its
+	// CPU per frame.
+	alone := float64(runtime.NumCPU()) / (30 * r.cpuPerFrame.Seconds())
+	fmt.Printf("  receivers (another process, same cores): %.2f ms a frame; CPU-bound sessions with the cores to this process alone: %.1f (%.2f of the bound)\n",
+		ms(r.recvPerFrame), alone, alone/bound)
 	b.ReportMetric(float64(n), "sessions")
 	b.ReportMetric(bound, "bound")
 	b.ReportMetric(eff, "efficiency")

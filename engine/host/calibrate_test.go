@@ -9,16 +9,17 @@ import (
 	"time"
 )
 
-// Issue 23: Calibrate encodes for real, one encoder per GOMAXPROCS, and
-// derives the capacity from the bound it measured.
+// Issue 23: Calibrate encodes for real, calibrationEncodersPerCore
+// encoders taking turns on each of runtime.NumCPU workers, and derives the
+// capacity from the bound it measured.
 func TestCalibrate(t *testing.T) {
 	c, err := Calibrate(context.Background(), 320, 180, 30, 300*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%+v", c)
-	if c.Workers != runtime.GOMAXPROCS(0) || c.Frames < c.Workers || c.Encode <= 0 || c.Convert <= 0 || c.Bound <= 0 {
-		t.Errorf("calibration %+v: want an encode per worker, positive times and bound", c)
+	if c.Workers != runtime.NumCPU() || c.Encoders != c.Workers*calibrationEncodersPerCore || c.Frames < c.Encoders || c.Encode <= 0 || c.Convert <= 0 || c.Bound <= 0 {
+		t.Errorf("calibration %+v: want %d encoders on each worker, an encode by each, positive times and bound", c, calibrationEncodersPerCore)
 	}
 	if want := max(1, int(math.Floor(CalibrationEfficiency*c.Bound))); c.Capacity != want {
 		t.Errorf("capacity %d from bound %.2f; want %d", c.Capacity, c.Bound, want)

@@ -27,6 +27,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -43,11 +44,15 @@ import (
 
 // Run listens on o.Addr and serves m in o.Mode until ctx ends, printing
 // one line to out (nil: os.Stdout) that says where and how to connect.
+// It raises GOMAXPROCS for many sessions' encodes (UseEncoderProcs).
 // It owns the listener and everything it starts; on return nothing of it
 // is left running.
 func Run(ctx context.Context, m engine.Model, o Options, log *slog.Logger, out io.Writer) error {
 	if out == nil {
 		out = os.Stdout
+	}
+	if procs := UseEncoderProcs(); log != nil {
+		log.Info("scheduler", "gomaxprocs", procs, "cores", runtime.NumCPU())
 	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {

@@ -182,7 +182,7 @@ func (no NodeOptions) capacity(ctx context.Context, log *slog.Logger) (n int, ca
 			return 0, nil, err
 		}
 		cal = &c
-		log.Info("calibrated", "size", size, "encoders", c.Workers, "frames", c.Frames,
+		log.Info("calibrated", "size", size, "workers", c.Workers, "encoders", c.Encoders, "frames", c.Frames,
 			"convert_ms", float64(c.Convert.Microseconds())/1000, "encode_ms", float64(c.Encode.Microseconds())/1000,
 			"bound_sessions", math.Round(c.Bound*10)/10, "efficiency", CalibrationEfficiency, "capacity", c.Capacity,
 			"capacity_flag", no.Capacity)
