@@ -30,6 +30,14 @@ var (
 // pipeline.
 const queueLen = 90
 
+// drainEvery is how often Run wakes to mux what the tap queued. The tap
+// does not wake it for every frame: only for a segment's cut and the
+// access unit after it (which closes the segment, so chunk_ready and
+// clips are as prompt as before) and when the queue is half full. A
+// goroutine woken 30 times a second for 30 µs of muxing costs its
+// process more in wake-ups and idle spinning than the muxing itself.
+const drainEvery = 250 * time.Millisecond
+
 // Recorder records one session's video output: the tap (VideoTap) copies
 // every access unit the live encoder made into a bounded queue, and Run,
 // on its own goroutine, muxes them into init.mp4 and one fMP4 segment per
@@ -44,6 +52,7 @@ type Recorder struct {
 	csT int64 // chunk length in ticks
 
 	free, full chan *item
+	kick       chan struct{} // wakes Run before its next drainEvery tick
 	stop       chan struct{}
 	stopOnce   sync.Once
 	done       chan struct{}
@@ -120,7 +129,7 @@ func (s *Store) NewRecorder(id string, cfg Config, log *slog.Logger) (*Recorder,
 	}
 	r := &Recorder{
 		st: s, cfg: cfg, log: log.With("component", "record"), csT: int64(cfg.ChunkSeconds) * timescale,
-		free: make(chan *item, queueLen), full: make(chan *item, queueLen),
+		free: make(chan *item, queueLen), full: make(chan *item, queueLen), kick: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}),
 		id: id, e: e, seg: -1, closed: -2,
 	}
@@ -259,6 +268,7 @@ type VideoTap struct {
 	asked   int64 // the next for which a keyframe was asked (-1: none)
 	seg     int   // the open segment
 	samples int64 // audio samples handed to the queue
+	cutLast bool  // the last item queued was a cut
 }
 
 // VideoTap returns the tap for the recorded video output, whose frame
@@ -347,6 +357,13 @@ func (t *VideoTap) Packet(data []byte, key bool, width, height int, dur time.Dur
 	r.started.Store(true)
 	r.pace.note(time.Now(), end)
 	r.full <- it // never blocks: as many items as slots
+	if cut || t.cutLast || len(r.full) >= queueLen/2 {
+		select {
+		case r.kick <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	}
+	t.cutLast = cut
 	return wantKey
 }
 
@@ -414,32 +431,47 @@ func (r *Recorder) Run(ctx context.Context) error {
 		return errors.New("record: Run called twice")
 	}
 	defer close(r.done)
+	tick := time.NewTicker(drainEvery)
+	defer tick.Stop()
 	for {
 		select {
-		case it := <-r.full:
-			r.handle(it)
-			r.free <- it
-			continue
+		case <-tick.C:
+		case <-r.kick:
 		case <-ctx.Done():
 		case <-r.stop:
 		}
-		break
+		if ctx.Err() != nil || isClosed(r.stop) {
+			break
+		}
+		r.drain()
 	}
 	r.off.Store(true) // the tap drops from now on
 	r.tapping.Lock()  // once a Packet in progress has queued its item
 	r.tapping.Unlock()
-	for {
-		select {
-		case it := <-r.full:
-			r.handle(it)
-			r.free <- it
-			continue
-		default:
-		}
-		break
-	}
+	r.drain()
 	r.finish()
 	return nil
+}
+
+// drain muxes the access units queued when it was called (not those the
+// tap adds meanwhile, or a tap fed faster than the disk would keep Run
+// from ever seeing its stop).
+func (r *Recorder) drain() {
+	for range len(r.full) {
+		it := <-r.full
+		r.handle(it)
+		r.free <- it
+	}
+}
+
+// isClosed reports whether c is closed.
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // Close stops the recording (as ending Run's ctx does) and waits for Run
