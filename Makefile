@@ -151,9 +151,10 @@ gpu-check: deps $(CUDA_STAMP)
 	$(CUDA_ENV) gpu/gpucheck.sh $(BUILD)/gpu-check $(PREFIX)
 
 ## bench: run the benchmarks and print the ratio table.
-bench: deps python
+bench: deps python facevideo
 	go test -run '^$$' -bench . -benchtime 2s ./bench/
 	go test -run '^$$' -bench Recording720p30 -benchtime 300x ./engine/record/
+	go test -run '^$$' -bench ForcedIDRBitrate -benchtime 1x ./engine/record/
 	$(PY) $(PYDIR)/bench_emit.py
 
 ## bench-gate: fail when a hot path allocates per frame or runs below 0.85x

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/framewire/framewire/cmd/framewire/internal/y4m"
+	"github.com/framewire/framewire/engine/enginetest/y4m"
 	"github.com/framewire/framewire/engine"
 	"github.com/framewire/framewire/tracks"
 )

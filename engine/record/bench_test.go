@@ -26,8 +26,9 @@ func cpuTime(b *testing.B) time.Duration {
 // It reports on/off-cpu (the whole cost), idr-cpu (idr/off: the forced
 // IDRs) and mux-cpu (on/idr: mux + AAC + the tap, what the 3 %
 // ceiling is about), and on/off-bytes with idr-bitrate-%, what the IDRs
-// add to the live bitrate (synthetic gradient pictures: the ratio depends
-// on the content), and rec-cpu-%, the tap and recorder's CPU measured
+// add to the live bitrate (synthetic stripes whose P-frames are nearly
+// empty, so the ratio grows with every boundary and says little: see
+// BenchmarkForcedIDRBitrate for real footage), and rec-cpu-%, the tap and recorder's CPU measured
 // alone on the same frames (replayCPU) as a share of the off arm's. The
 // process's CPU time is read, so run it on an idle
 // machine with -benchtime of a few hundred frames (make bench: 300x, 10 s

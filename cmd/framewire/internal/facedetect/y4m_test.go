@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/framewire/framewire/cmd/framewire/internal/y4m"
+	"github.com/framewire/framewire/engine/enginetest/y4m"
 )
 
 // megamindY4M is the face video `make test` prepares (.ci/deps.sh
