@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/framewire/framewire/engine/enginetest/y4m"
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/enginetest/y4m"
 	"github.com/framewire/framewire/tracks"
 )
 

@@ -54,7 +54,7 @@ func BenchmarkForcedIDRBitrate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const fps, chunk = 30, 4 * 30 // frames per segment at the default chunk_seconds
+	const fps, chunk = 30, 4 * 30    // frames per segment at the default chunk_seconds
 	var encs [2]*encode.VideoEncoder // live, live with the recording's IDRs
 	for i := range encs {
 		if encs[i], err = encode.NewVideoEncoder(encode.VideoConfig{Backend: encode.BackendX264, Width: r.Width, Height: r.Height, FPS: fps}); err != nil {
