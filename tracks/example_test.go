@@ -51,3 +51,44 @@ func ExampleResolve() {
 	}
 	// Output: main_video VideoOut recvonly true
 }
+
+// bufferPool is a model's own pool of output pictures: EmitShared lends
+// one to the track, which gives it back through Release once encoded.
+type bufferPool chan *pooled
+
+type pooled struct {
+	img  tracks.Image
+	pool bufferPool
+}
+
+func (p *pooled) Release() { p.pool <- p }
+
+// A model that renders into its own buffers emits them without a copy.
+func ExampleVideoOut_EmitShared() {
+	set, err := tracks.NewSet([]tracks.Spec{tracks.VideoOutput("main_video")})
+	if err != nil {
+		panic(err)
+	}
+	defer set.Close()
+	out, _ := set.VideoOut("main_video")
+
+	pool := make(bufferPool, 2)
+	for range cap(pool) {
+		pool <- &pooled{img: tracks.NewImage(64, 36), pool: pool}
+	}
+	ctx := context.Background()
+	for i := range 3 {
+		b := <-pool            // waits while every buffer is lent out
+		b.img.Pix[0] = byte(i) // "render"
+		if err := out.EmitShared(ctx, b.img, b); err != nil {
+			panic(err) // b went back to the pool already
+		}
+		f, _ := out.Next(ctx) // the pipeline
+		fmt.Println("encoding frame", f.Pix[0])
+		f.Release() // b goes back to the pool
+	}
+	// Output:
+	// encoding frame 0
+	// encoding frame 1
+	// encoding frame 2
+}

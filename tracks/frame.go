@@ -42,9 +42,10 @@ type VideoFrame struct {
 	// frames one by one.
 	Batch, BatchSize int
 
-	rel videoReleaser
-	in  *inBuf[byte]
-	buf []byte // pooled backing store of Pix (outputs)
+	rel   videoReleaser
+	in    *inBuf[byte]
+	buf   []byte   // pooled backing store of Pix (outputs)
+	owner Releaser // owner of Pix when the caller's (EmitShared), or nil
 }
 
 type videoReleaser interface{ releaseVideo(*VideoFrame) }
