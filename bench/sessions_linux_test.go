@@ -636,7 +636,8 @@ func largest(guess int, ok func(int) bool) int {
 // holds, and how close that is to what the encoder alone allows. A session
 // is the real path: a model goroutine emitting changing 30 fps pictures
 // into an output track (EmitShared: its 30 pictures never change, so they
-// are lent rather than copied; the copy costs 0.35 ms per 1280×720 frame), the pipeline (pacer, swscale, libx264), a
+// are lent rather than copied; the copy costs 0.35 ms per 1280×720
+// frame), the pipeline (pacer, RGB→I420 conversion, libx264), a
 // peer.Output and a pion server peer sending RTP over SRTP on loopback to
 // a receiver in another process (the test binary re-run as receivers, see
 // TestMain), which counts access units but does not decode. N rises until
