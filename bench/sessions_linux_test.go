@@ -317,7 +317,13 @@ func (s *capSession) run(ctx context.Context, frames []tracks.Image, phase int, 
 	}()
 	go func() {
 		defer close(s.done)
-		time.Sleep(offset)
+		start := time.NewTimer(offset)
+		defer start.Stop()
+		select {
+		case <-ctx.Done():
+			return
+		case <-start.C:
+		}
 		tick := time.NewTicker(time.Second / 30)
 		defer tick.Stop()
 		for i := phase; !s.stop.Load(); i++ {

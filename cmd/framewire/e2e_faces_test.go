@@ -6,37 +6,15 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-)
 
-// faceVideoPath is the face video `make test` prepares (.ci/deps.sh
-// facevideo): Debian opencv-doc's Megamind.avi as yuv420p Y4M, under
-// $BUILD (the Makefile exports it) or the repository's build/. A missing
-// file skips the test, or fails it under FRAMEWIRE_E2E=1.
-func faceVideoPath(t *testing.T) string {
-	t.Helper()
-	build := os.Getenv("BUILD")
-	if build == "" {
-		build = filepath.Join("..", "..", "build")
-	}
-	p, err := filepath.Abs(filepath.Join(build, "testdata", "megamind.y4m"))
-	if err == nil {
-		_, err = os.Stat(p)
-	}
-	if err != nil {
-		if os.Getenv("FRAMEWIRE_E2E") != "" {
-			t.Fatalf("face video missing (run `.ci/deps.sh facevideo` or `make test`): %v", err)
-		}
-		t.Skipf("face video missing; `.ci/deps.sh facevideo` (run by make test) makes it: %v", err)
-	}
-	return p
-}
+	"github.com/framewire/framewire/engine/enginetest/y4m"
+)
 
 // facesMsg is the demo's once-a-second faces message.
 type facesMsg struct {
@@ -68,7 +46,7 @@ type faceStats struct {
 // set_detector min_size 200 drops the faces smaller than that.
 func TestBrowserFaceFilter(t *testing.T) {
 	needBrowser(t)
-	video := faceVideoPath(t)
+	video := y4m.FaceVideo(t)
 	flags := []string{"-orphan-grace", "30s", "-ping-timeout", "20s"}
 	t.Run("go", func(t *testing.T) {
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

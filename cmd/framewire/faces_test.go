@@ -49,7 +49,7 @@ func (m *messages) list() []facesMsg {
 // second's detections and detect_ms, and its detector goroutine ends with
 // the session.
 func TestDemoFacesOnMegamind(t *testing.T) {
-	f, err := os.Open(faceVideoPath(t))
+	f, err := os.Open(y4m.FaceVideo(t))
 	if err != nil {
 		t.Fatal(err)
 	}

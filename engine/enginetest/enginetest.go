@@ -68,6 +68,25 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 	}
 }
 
+// Holds checks cond every 10 ms for d, failing the test with what the
+// first time it does not hold: the check that something stays true, as
+// Eventually is the wait for it to become true.
+func Holds(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if !cond() {
+			t.Fatalf("%s: stopped holding within %s", what, d)
+		}
+		if time.Now().After(end) {
+			return
+		}
+		<-tick.C
+	}
+}
+
 // Context returns a context cancelled after within or when the test ends.
 func Context(t testing.TB, within time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), within)

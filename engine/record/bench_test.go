@@ -67,7 +67,7 @@ func BenchmarkRecording720p30(b *testing.B) {
 		},
 		func(n int) { // on
 			on.feed(tap, n)
-			flush(rec) // the recorder's work counts in its block
+			flush(b, rec) // the recorder's work counts in its block
 		},
 	}
 	var cpu [3]time.Duration // off, idr, on
@@ -106,14 +106,12 @@ func BenchmarkRecording720p30(b *testing.B) {
 
 // flush wakes r's Run (which otherwise muxes every drainEvery) and waits
 // until it has muxed every queued access unit (all back in free).
-func flush(r *Recorder) {
+func flush(b testing.TB, r *Recorder) {
 	select {
 	case r.kick <- struct{}{}:
 	default:
 	}
-	for len(r.free) < queueLen {
-		time.Sleep(100 * time.Microsecond)
-	}
+	eventually(b, 10*time.Second, "the recorder muxed its queue", func() bool { return len(r.free) == queueLen })
 }
 
 // replayCPU is the CPU the tap and a recorder spend on frames access
@@ -153,7 +151,7 @@ func replayCPU(b *testing.B, s *Store, frames int) time.Duration {
 			}
 		}
 	}
-	flush(rec) // the recorder's work counts
+	flush(b, rec) // the recorder's work counts
 	cpu := cpuTime(b) - t0
 	_ = rec.Close()
 	<-done

@@ -4,32 +4,11 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/framewire/framewire/encode"
 	"github.com/framewire/framewire/engine/enginetest/y4m"
 )
-
-// faceVideo is the path of the face video make test builds (.ci/deps.sh
-// facevideo): $BUILD/testdata/megamind.y4m, BUILD defaulting to the
-// repository's build folder. It skips b without one unless FRAMEWIRE_E2E
-// is set, when a missing video fails it.
-func faceVideo(b testing.TB) string {
-	b.Helper()
-	build := os.Getenv("BUILD")
-	if build == "" {
-		build = filepath.Join("..", "..", "build")
-	}
-	p := filepath.Join(build, "testdata", "megamind.y4m")
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("FRAMEWIRE_E2E") != "" {
-			b.Fatalf("%s missing (run `.ci/deps.sh facevideo` or `make test`): %v", p, err)
-		}
-		b.Skipf("%s missing; `.ci/deps.sh facevideo` (run by make test) makes it", p)
-	}
-	return p
-}
 
 // BenchmarkForcedIDRBitrate measures what the IDR a recording forces at
 // every segment boundary costs the live bitrate on real footage (the
@@ -45,7 +24,7 @@ func faceVideo(b testing.TB) string {
 //
 //	go test -run '^$' -bench ForcedIDRBitrate -benchtime 1x ./engine/record
 func BenchmarkForcedIDRBitrate(b *testing.B) {
-	f, err := os.Open(faceVideo(b))
+	f, err := os.Open(y4m.FaceVideo(b))
 	if err != nil {
 		b.Fatal(err)
 	}
