@@ -112,23 +112,12 @@ func TestPublishTrackArbitration(t *testing.T) {
 	d := enginetest.Start(t, vs.URL)
 	stop := make(chan struct{})
 	defer close(stop)
-	webcamWH := func() int {
-		in, err := vs.srv.currentSession().es.VideoIn("webcam")
-		if err != nil {
-			return 0
-		}
-		f := in.Latest()
-		if f == nil {
-			return 0
-		}
-		return f.Width<<16 | f.Height
-	}
 	const small, large = 160<<16 | 120, 320<<16 | 240
 	feeds := func(wh int, what string) {
 		t.Helper()
-		enginetest.Eventually(t, 10*time.Second, what, func() bool { return webcamWH() == wh })
+		enginetest.Eventually(t, 10*time.Second, what, func() bool { return vs.webcamWH() == wh })
 		enginetest.Holds(t, 500*time.Millisecond, what, func() bool {
-			got := webcamWH()
+			got := vs.webcamWH()
 			if got != wh {
 				t.Logf("%s: the model got a %dx%d webcam frame", what, got>>16, got&0xffff)
 			}
@@ -144,7 +133,7 @@ func TestPublishTrackArbitration(t *testing.T) {
 	bStop := make(chan struct{})
 	b.PublishWebcam("webcam", 320, 240, bStop)
 	b.WaitFrames(10, 10*time.Second)
-	if got := webcamWH(); got != small {
+	if got := vs.webcamWH(); got != small {
 		t.Fatalf("b's frames reached the model without a claim: %dx%d", got>>16, got&0xffff)
 	}
 	b.request(t, "publish_track", "webcam")

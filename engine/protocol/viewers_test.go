@@ -93,6 +93,20 @@ type viewerServer struct {
 	model *viewerModel
 }
 
+// webcamWH is the size of the model's latest "webcam" frame as W<<16 |
+// H, 0 before any frame or session.
+func (vs *viewerServer) webcamWH() int {
+	in, err := vs.srv.currentSession().es.VideoIn("webcam")
+	if err != nil {
+		return 0
+	}
+	f := in.Latest()
+	if f == nil {
+		return 0
+	}
+	return f.Width<<16 | f.Height
+}
+
 func newViewerServer(t testing.TB, w, h int, cfg Config) *viewerServer {
 	t.Helper()
 	m := &viewerModel{w: w, h: h, events: make(chan string, 256)}
@@ -667,18 +681,7 @@ func TestViewerPingTimeoutAndInputClaim(t *testing.T) {
 		}
 	})
 	legacy.PublishWebcam("webcam", 160, 120, stop)
-	webcamWH := func() int {
-		in, err := vs.srv.currentSession().es.VideoIn("webcam")
-		if err != nil {
-			return 0
-		}
-		f := in.Latest()
-		if f == nil {
-			return 0
-		}
-		return f.Width<<16 | f.Height
-	}
-	enginetest.Eventually(t, 10*time.Second, "the first client's webcam at the model", func() bool { return webcamWH() == 160<<16|120 })
+	enginetest.Eventually(t, 10*time.Second, "the first client's webcam at the model", func() bool { return vs.webcamWH() == 160<<16|120 })
 	id := vs.register(t, d.SessionID)
 	viewer := enginetest.Dial(t, vs.URL, d.SessionID, d.Capabilities.Tracks, "POST", clientOptions{ConnectionID: id})
 	viewer.WaitReady()
@@ -688,7 +691,7 @@ func TestViewerPingTimeoutAndInputClaim(t *testing.T) {
 	// The viewer's frames arrive at the server, but the model keeps the
 	// first client's until the viewer drops (it sends no ping: 2 s).
 	for range 10 {
-		if wh := webcamWH(); wh != 160<<16|120 {
+		if wh := vs.webcamWH(); wh != 160<<16|120 {
 			t.Fatalf("the model got a %dx%d webcam frame from the second viewer", wh>>16, wh&0xffff)
 		}
 		time.Sleep(50 * time.Millisecond) // sampling the model's latest frame over half a second, not synchronisation
