@@ -622,6 +622,9 @@ func TestTwentyViewersOneEncode(t *testing.T) {
 func TestWHEPPlayer(t *testing.T) {
 	vs := newViewerServer(t, testW, testH, testConfig())
 	d, legacy := enginetest.Connect(t, vs.URL, clientOptions{})
+	// The client sees its data channel open before the server does: wait
+	// for the server to count it, or the player may be counted first.
+	vs.expectEvent(t, "connected 1001 1")
 	v := &rtpViewer{pc: newPC(t, clientOptions{})}
 	defer v.close()
 	if _, err := v.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
@@ -646,7 +649,6 @@ func TestWHEPPlayer(t *testing.T) {
 	enginetest.Eventually(t, 10*time.Second, "WHEP player receiving video", func() bool { return v.frames.Load() > 10 })
 	var cid int
 	fmt.Sscanf(loc[strings.LastIndex(loc, "/")+1:], "%d", &cid)
-	vs.expectEvent(t, "connected 1001 1")
 	vs.expectEvent(t, fmt.Sprintf("connected %d 2", cid))
 	if code, body := enginetest.Do(t, vs.URL, "DELETE", loc, nil, nil); code != http.StatusOK {
 		t.Fatalf("DELETE %s: %d %s", loc, code, body)
