@@ -61,6 +61,11 @@ TEXT ·rgbToI420AVX2(SB), NOSPLIT, $0-64
 	VMOVDQU CV(R12), Y11
 
 loop:
+	// Both source rows from 16 groups ahead: the model's picture is
+	// usually cold (a node converts dozens of sessions' pictures between
+	// its encodes), and the prefetcher alone leaves the loads waiting.
+	PREFETCHT0 768(SI)
+	PREFETCHT0 768(DI)
 	GROUP(0, Y15, Y2, Y3, Y4)
 	GROUP(12, Y15, Y5, Y6, Y7)
 	VPHADDD Y5, Y2, Y2
