@@ -159,6 +159,16 @@ func TestPythonStudio(t *testing.T) {
 		eval("pixel", `fw.pixel(40, 40)`, &px)
 		return len(px) == 3 && px[1] > px[0]+80 && px[1] > px[2]+80
 	})
+	// Every fourth frame is lent (emit(copy=False)): sampled over 24
+	// frames, each shows the model's picture, none freed or stale memory.
+	for i := range 24 {
+		var px []int
+		eval("pixel", `fw.pixel(40, 40)`, &px)
+		if len(px) != 3 || px[1] < px[0]+80 || px[1] < px[2]+80 {
+			t.Fatalf("sample %d of the green picture: %v", i, px)
+		}
+		time.Sleep(33 * time.Millisecond) // one sample a frame, not synchronisation
+	}
 	for _, bad := range []struct{ args, says string }{
 		{`{name: "pink"}`, `"name": got "pink"; want one of red, green, blue`},
 		{`{name: "red", level: 300}`, `"level": got 300; want at most 255`},

@@ -6,6 +6,8 @@ N calls of the Go VideoOut.Emit on the same track (fw_measure_emit),
 interleaved; the ratio is the median over rounds. It also counts the
 Python memory blocks still allocated after 5000 emits (tracemalloc): emit
 keeps nothing per frame (a few blocks in free lists are not per frame).
+Then it times emit(frame, copy=False), which lends the array instead of
+copying it, against emit's copy of the same frames.
 
 usage: python3 bench_emit.py [--gate 1.35]
 """
@@ -57,7 +59,23 @@ def main():
     tracemalloc.stop()
     left = sum(s.count_diff for s in after.compare_to(before, "filename")
                if not str(s.traceback).startswith(("<frozen", tracemalloc.__file__)))
+    # Lending (emit(copy=False)) against copying, interleaved: 8 distinct
+    # arrays, as a model that makes a new one each frame lends them.
+    frames = [np.random.default_rng(i).integers(0, 255, (H, W, 3), dtype=np.uint8) for i in range(8)]
+    lend_ns, copy_ns = [], []
+    for _ in range(ROUNDS):
+        for copy, out in ((True, copy_ns), (False, lend_ns)):
+            t0 = time.perf_counter_ns()
+            for i in range(N):
+                track.emit(frames[i % 8], copy=copy)
+            out.append((time.perf_counter_ns() - t0) / N)
+    held = track.lent()
     lib.fw_track_close(h.value)
+    if track.lent() != 0:
+        sys.exit(f"FAIL: {track.lent()} lent frames still held after the track closed")
+    print(f"python emit 1280x720, lent (copy=False): {statistics.median(lend_ns) / 1e3:.1f} us/frame against "
+          f"{statistics.median(copy_ns) / 1e3:.1f} copying (median of {ROUNDS} interleaved rounds of {N}); "
+          f"{held} held by the queue before close, 0 after")
     ratio = statistics.median(ratios)
     print(f"python emit 1280x720: {statistics.median(py_ns) / 1e3:.1f} us/frame, go Emit {statistics.median(go_ns) / 1e3:.1f} "
           f"us/frame, ratio {ratio:.3f} (median of {ROUNDS} interleaved rounds of {N}); "

@@ -77,8 +77,9 @@ def host_view(x, what):
     return None
 
 
-def emit_video(lib, th, frame, err):
-    """Emit one frame or batch on video track handle th."""
+def emit_video(lib, th, frame, err, copy=True):
+    """Emit one frame or batch on video track handle th; copy=False lends
+    a single host picture (see OutputTrack.emit)."""
     if frame is None:
         return lib.fw_track_emit_video(th, None, 0, 0, 0, 0, err, _abi.ERR_CAP)
     a = host_view(frame, "emit")
@@ -87,7 +88,37 @@ def emit_video(lib, th, frame, err):
             return emit_device(lib, th, frame, err)
         raise TypeError(f"emit: got {describe(frame)}; want {WANT_VIDEO}")
     n, h, w, c = _check_video_array(a, frame)
-    return lib.fw_track_emit_video(th, a.ctypes.data, n, h, w, c, err, _abi.ERR_CAP)
+    if copy or n:
+        return lib.fw_track_emit_video(th, a.ctypes.data, n, h, w, c, err, _abi.ERR_CAP)
+    collect_lent(lib)
+    with _lent_lock:
+        _next_lent[0] += 1
+        key = _next_lent[0]
+        _lent[key] = a  # a keeps the caller's memory alive (a view holds its base)
+    return lib.fw_track_emit_video_lent(th, a.ctypes.data, h, w, c, key, err, _abi.ERR_CAP)
+
+
+# Host pictures lent with emit(frame, copy=False) that the engine may still
+# read: key → the array. Keys come back from fw_lent_released once the
+# engine is done (encoded, dropped, discarded at the session's end, or the
+# emit failed), never earlier, so an array is never freed under a read.
+_lent = {}
+_lent_lock = threading.Lock()
+_next_lent = [0]
+_LENT_BATCH = 64
+_lent_keys = (ctypes.c_uint64 * _LENT_BATCH)()
+
+
+def collect_lent(lib):
+    """Drop the arrays of every lent picture the engine is done with;
+    return how many it still holds."""
+    with _lent_lock:
+        while True:
+            k = lib.fw_lent_released(_lent_keys, _LENT_BATCH)
+            for i in range(k):
+                _lent.pop(_lent_keys[i], None)
+            if k < _LENT_BATCH:
+                return len(_lent)
 
 
 def emit_audio(lib, th, pcm, err):

@@ -11,7 +11,7 @@ import traceback
 
 import numpy as np
 
-from . import _abi, _schema
+from . import _abi, _frames, _schema
 from .tracks import InputTrack, OutputTrack, declared
 from .transports.media import MediaBundle, TrackData
 
@@ -274,6 +274,7 @@ class _Served:
     def _end(self, h):
         with _sessions_lock:
             _sessions.pop(h, None)
+        _frames.collect_lent(_abi.lib())  # the session's lent pictures are released by now
 
     def declare(self, lib):
         err = _abi.errbuf()

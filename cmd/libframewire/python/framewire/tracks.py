@@ -81,20 +81,34 @@ class OutputTrack:
         self._lib, self._h, self.name, self.kind = lib, handle, name, kind
         self._err = _abi.errbuf()
 
-    def emit(self, frame):
+    def emit(self, frame, copy=True):
         """Send one frame (H, W, 3), a batch (N, H, W, 3), a CUDA tensor (no
         host copy), or None (a black 1280x720 frame / 20 ms of silence).
         Raises TypeError/ValueError for bad input (the session goes on) and
-        SessionEnded once the session is over."""
+        SessionEnded once the session is over.
+
+        copy=False lends a host picture (H, W, 3) instead of copying it:
+        the engine reads the array's memory on its own threads after emit
+        returns, until it has encoded or dropped the frame, and holds a
+        reference to the array until then. Do not write into the array in
+        that time; a model that makes a new array every frame (as
+        ``tensor.cpu().numpy()`` does) lends safely, and saves the copy
+        (about 0.35 ms of CPU per 1280x720 frame). Batches and audio are
+        always copied. lent() says how many lent pictures the engine holds."""
         if _abi._forked:
             _abi.lib()  # raises the fork error
         err = self._err
         if self.kind == _abi.VIDEO_OUT:
-            rc = _frames.emit_video(self._lib, self._h, frame, err)
+            rc = _frames.emit_video(self._lib, self._h, frame, err, copy)
         else:
             rc = _frames.emit_audio(self._lib, self._h, frame, err)
         if rc:
             _abi.check(rc, err)
+
+    def lent(self):
+        """How many pictures lent with emit(frame, copy=False), on any
+        track, the engine still holds; it lets go of the others' arrays."""
+        return _frames.collect_lent(self._lib)
 
     def stats(self):
         """The track's counters: emitted, dropped (queue full), rejected."""

@@ -75,6 +75,59 @@ def test_bad_emits_say_what_and_what_is_expected(track, frame, exc, says):
     track.emit(np.zeros((8, 8, 3), np.uint8))  # the track goes on
 
 
+def test_lent_pictures_are_held_until_the_engine_lets_go(track):
+    """emit(copy=False) keeps each array alive while the engine may read
+    it: the standalone track queues its newest 4 and drops (releases) the
+    rest; closing it releases those 4; a lent array is then freed."""
+    import gc
+    import weakref
+    assert track.lent() == 0
+    frames = [np.full((48, 64, 3), i, np.uint8) for i in range(6)]
+    refs = [weakref.ref(f) for f in frames]
+    for f in frames:
+        track.emit(f, copy=False)
+    del frames, f
+    gc.collect()
+    assert track.lent() == 4
+    assert [r() is None for r in refs] == [True, True, False, False, False, False]
+    track.emit(np.zeros((2, 48, 64, 3), np.uint8), copy=False)  # a batch is copied
+    assert track.lent() == 2  # its 2 frames pushed out 2 more lent pictures
+    assert track.stats()["emitted"] == 8 and track.stats()["dropped"] == 4
+    lib = track._lib
+    assert lib.fw_track_close(track._h) == _abi.OK
+    gc.collect()
+    assert track.lent() == 0 and all(r() is None for r in refs)
+    with pytest.raises(_abi.SessionEnded):
+        track.emit(np.zeros((8, 8, 3), np.uint8), copy=False)
+    assert track.lent() == 0  # a failed lent emit is released at once
+    h, err = _abi.uptr(), _abi.errbuf()
+    _abi.check(lib.fw_track_new_standalone(b"main_video", ctypes.byref(h), err, _abi.ERR_CAP), err)
+    track._h = h.value  # for the fixture's close
+
+
+def test_bad_lent_emits_say_what_and_are_released(track):
+    assert track.lent() == 0
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        track.emit(np.zeros((8, 16, 3), np.uint8)[:, ::2], copy=False)
+    with pytest.raises(ValueError, match="4 channels; want 3"):
+        track.emit(np.zeros((8, 8, 4), np.uint8), copy=False)
+    lib, err = _abi.lib(), _abi.errbuf()
+    K = 1 << 60  # keys no lent emit of this process uses
+    keep = np.zeros((8, 8, 4), np.uint8)
+    rc = lib.fw_track_emit_video_lent(track._h, keep.ctypes.data, 8, 8, 4, K + 77, err, _abi.ERR_CAP)
+    assert rc == _abi.EINVAL and b"want packed RGB, shape (H, W, 3)" in err.value
+    rc = lib.fw_track_emit_video_lent(987654321, keep.ctypes.data, 8, 8, 3, K + 78, err, _abi.ERR_CAP)
+    assert rc == _abi.EHANDLE
+    keys = (ctypes.c_uint64 * 8)()
+    assert sorted(keys[i] for i in range(lib.fw_lent_released(keys, 8))) == [K + 77, K + 78]
+    t = OutputTrack(lib, 987654321, "gone", _abi.VIDEO_OUT)
+    with pytest.raises(_abi.FramewireError, match="ended, or never issued"):
+        t.emit(np.zeros((8, 8, 3), np.uint8), copy=False)
+    assert t.lent() == 0
+    track.emit(np.zeros((8, 8, 3), np.uint8), copy=False)  # the track goes on
+    assert track.lent() == 1
+
+
 class CAI:
     def __init__(self, **over):
         self.__cuda_array_interface__ = {"shape": (8, 8, 3), "typestr": "|u1", "data": (1 << 20, False), "version": 3,

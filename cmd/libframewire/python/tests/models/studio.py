@@ -38,8 +38,10 @@ class Studio(VideoModel):
                 rgb = self.colour.get(sid, (40, 40, 200))
             frame = np.empty((H, W, 3), dtype=np.uint8)
             frame[:] = rgb
-            if n % 2:
+            if n % 4 == 1:
                 ctx.get_track().emit(torch.from_numpy(frame))  # a CPU tensor
+            elif n % 4 == 3:
+                self.main_video.emit(frame, copy=False)  # lent: a new array every frame
             else:
                 self.main_video.emit(frame)  # the descriptor resolves this session's track
             ctx.get_track("tone").emit((np.sin(np.arange(960) / 8) * 8000).astype(np.int16))
