@@ -42,6 +42,12 @@ const receiverEnv = "FRAMEWIRE_BENCH_RECEIVERS"
 // receivers' CPU is then another process's, not the engine's.
 func TestMain(m *testing.M) {
 	if s := os.Getenv(receiverEnv); s != "" {
+		// Started by a process under SCHED_BATCH: the receivers stand in
+		// for browsers elsewhere and take the default policy.
+		if err := host.BatchScheduling(false); err != nil {
+			fmt.Fprintln(os.Stderr, "bench receiver:", err)
+			os.Exit(2)
+		}
 		n, err := strconv.Atoi(s)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench receiver:", err)
@@ -689,10 +695,16 @@ func capacityAt(b *testing.B, w, h int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// The sessions run with the Ps the engine's commands give themselves
-	// (host.Run); the receiver process keeps the default.
+	// The sessions run with the Ps and the scheduling policy the engine's
+	// commands give themselves (host.Run); the receiver process keeps the
+	// defaults (TestMain).
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	procs := host.UseEncoderProcs()
+	policy, err := host.UseBatchScheduling()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = host.BatchScheduling(false) }()
 	const window = 4 * time.Second
 	results := map[int]stepResult{}
 	step := func(n int) bool {
@@ -715,7 +727,7 @@ func capacityAt(b *testing.B, w, h int) {
 	eff := float64(n) / bound
 	other := r.cpuPerFrame - conv - enc - r.pktPerFrame
 	fmt.Printf("capacity %dx%d: sessions=%d bound=%.1f efficiency=%.2f\n", w, h, n, bound, eff)
-	fmt.Printf("  GOMAXPROCS %d on %d cores\n", procs, runtime.NumCPU())
+	fmt.Printf("  GOMAXPROCS %d on %d cores, scheduling policy %s\n", procs, runtime.NumCPU(), policy)
 	fmt.Printf("  bound: %d encoders a core (%.2f ms a frame); one encoder a core, caches hot: %.1f (%.2f ms)\n",
 		perCore, ms(enc), hot, ms(hotEnc))
 	fmt.Printf("  CPU per frame at %d sessions: %.2f ms = conversion %.2f + encode %.2f + packetization+SRTP %.2f + everything else %.2f; %.2f Mbit/s a session\n",

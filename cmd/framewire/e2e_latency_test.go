@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/framewire/framewire/engine"
+	"github.com/framewire/framewire/engine/host"
 	"github.com/framewire/framewire/engine/protocol"
 	"github.com/framewire/framewire/engine/wiring"
 	"github.com/framewire/framewire/tracks"
@@ -114,6 +115,20 @@ func TestBrowserLatency(t *testing.T) {
 	pageURL := servePage(t)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), chromiumOptions(t)...)
 	defer cancelAlloc()
+	// The browser starts first and keeps the default scheduling policy;
+	// each case is a tab of it. This process then runs as host.Run leaves
+	// an engine's (SCHED_BATCH unless FRAMEWIRE_SCHED=normal).
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	policy, err := host.UseBatchScheduling()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = host.BatchScheduling(false) }()
+	t.Logf("scheduling policy %s", policy)
 	for _, c := range []struct {
 		rate  float64
 		strip []string
@@ -122,7 +137,7 @@ func TestBrowserLatency(t *testing.T) {
 		{30, []string{"playout-delay", "abs-capture-time"}}, {0, []string{"playout-delay", "abs-capture-time"}},
 	} {
 		name := fmt.Sprintf("rate=%g/extensions=%v", c.rate, c.strip == nil)
-		t.Run(name, func(t *testing.T) { browserLatency(t, actx, pageURL, c.rate, c.strip, secs) })
+		t.Run(name, func(t *testing.T) { browserLatency(t, bctx, pageURL, c.rate, c.strip, secs) })
 	}
 }
 

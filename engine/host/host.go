@@ -44,15 +44,21 @@ import (
 
 // Run listens on o.Addr and serves m in o.Mode until ctx ends, printing
 // one line to out (nil: os.Stdout) that says where and how to connect.
-// It raises GOMAXPROCS for many sessions' encodes (UseEncoderProcs).
+// It raises GOMAXPROCS for many sessions' encodes (UseEncoderProcs) and
+// puts the process under SCHED_BATCH (UseBatchScheduling).
 // It owns the listener and everything it starts; on return nothing of it
 // is left running.
 func Run(ctx context.Context, m engine.Model, o Options, log *slog.Logger, out io.Writer) error {
 	if out == nil {
 		out = os.Stdout
 	}
-	if procs := UseEncoderProcs(); log != nil {
-		log.Info("scheduler", "gomaxprocs", procs, "cores", runtime.NumCPU())
+	procs := UseEncoderProcs()
+	policy, err := UseBatchScheduling()
+	if log != nil {
+		log.Info("scheduler", "gomaxprocs", procs, "cores", runtime.NumCPU(), "policy", policy)
+		if err != nil {
+			log.Warn("kept the default scheduling policy", "err", err)
+		}
 	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
