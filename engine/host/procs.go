@@ -44,7 +44,8 @@ const SchedEnv = "FRAMEWIRE_SCHED"
 
 // BatchScheduling puts every thread of the process under Linux's
 // SCHED_BATCH policy (on) or the default SCHED_OTHER (off), keeping their
-// nice values. Threads and processes started later inherit it. Elsewhere
+// nice values; threads under a real-time policy or SCHED_IDLE keep
+// theirs. Threads and processes started later inherit it. Elsewhere
 // it does nothing. It is safe for concurrent use.
 //
 // Under SCHED_BATCH a thread that wakes does not preempt the one running:

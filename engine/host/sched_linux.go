@@ -11,7 +11,7 @@ import (
 
 // setPolicy puts every thread of the process under the Linux scheduling
 // policy policy (SCHED_BATCH or SCHED_OTHER), keeping each thread's nice
-// value. A thread inherits its creator's policy, so once every existing
+// value; a thread under a real-time policy or SCHED_IDLE keeps its own. A thread inherits its creator's policy, so once every existing
 // thread has it, so does every later one; it repeats the pass until one
 // finds no thread to change (the Go runtime may start threads meanwhile).
 func setPolicy(policy uint32) error {
@@ -33,8 +33,8 @@ func setPolicy(policy uint32) error {
 			if err != nil {
 				return fmt.Errorf("thread %d: %w", tid, err)
 			}
-			if attr.Policy == policy {
-				continue
+			if attr.Policy == policy || (attr.Policy != policyBatch && attr.Policy != policyNormal) {
+				continue // done, or a real-time or idle thread, which keeps its own
 			}
 			set := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: policy, Nice: attr.Nice}
 			if err := unix.SchedSetAttr(tid, &set, 0); err != nil && !errors.Is(err, unix.ESRCH) {

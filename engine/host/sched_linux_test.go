@@ -28,8 +28,9 @@ func policies(t *testing.T) map[uint32]int {
 }
 
 // Issue 23: BatchScheduling puts every thread under SCHED_BATCH, threads
-// started later inherit it, and it puts them all back; FRAMEWIRE_SCHED=
-// normal keeps UseBatchScheduling from changing anything.
+// started later inherit it, and it puts them all back, leaving a thread
+// under another policy (SCHED_IDLE here) alone; FRAMEWIRE_SCHED=normal
+// keeps UseBatchScheduling from changing anything.
 func TestBatchScheduling(t *testing.T) {
 	defer func() { _ = BatchScheduling(false) }()
 	t.Setenv(SchedEnv, "normal")
@@ -39,6 +40,35 @@ func TestBatchScheduling(t *testing.T) {
 	if n := policies(t); n[unix.SCHED_BATCH] != 0 {
 		t.Fatalf("%s=normal: %d threads under SCHED_BATCH; want none", SchedEnv, n[unix.SCHED_BATCH])
 	}
+	// A thread under SCHED_IDLE (as a real-time one) keeps its policy.
+	idle := make(chan int)
+	idleDone := make(chan struct{})
+	var idleWG sync.WaitGroup
+	idleWG.Go(func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		if err := unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0); err != nil {
+			t.Error(err)
+		}
+		idle <- unix.Gettid()
+		<-idleDone
+	})
+	idleTid := <-idle
+	// The runtime may have started threads from the idle one; they would
+	// run the package's later tests at idle priority.
+	t.Cleanup(func() {
+		tasks, _ := os.ReadDir("/proc/self/task")
+		for _, task := range tasks {
+			tid, _ := strconv.Atoi(task.Name())
+			if a, err := unix.SchedGetAttr(tid, 0); err == nil && a.Policy == unix.SCHED_IDLE {
+				_ = unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0)
+			}
+		}
+		if n := policies(t); n[unix.SCHED_IDLE] != 0 {
+			t.Errorf("threads left under SCHED_IDLE: %v", n)
+		}
+	})
+	defer idleWG.Wait()
+	defer close(idleDone)
 	t.Setenv(SchedEnv, "")
 	if p, err := UseBatchScheduling(); p != "batch" || err != nil {
 		t.Fatalf("UseBatchScheduling = %q, %v; want batch, nil", p, err)
@@ -63,15 +93,23 @@ func TestBatchScheduling(t *testing.T) {
 			t.Errorf("a thread the runtime started afterwards has policy %d; want SCHED_BATCH (%d)", p, unix.SCHED_BATCH)
 		}
 	}
-	if n := policies(t); len(n) != 1 || n[unix.SCHED_BATCH] == 0 {
-		t.Errorf("threads by policy %v; want all under SCHED_BATCH (%d)", n, unix.SCHED_BATCH)
+	// Threads the Go runtime started from the idle one inherit SCHED_IDLE
+	// and keep it too.
+	if n := policies(t); n[unix.SCHED_NORMAL] != 0 || n[unix.SCHED_BATCH] == 0 || n[unix.SCHED_IDLE] == 0 {
+		t.Errorf("threads by policy %v; want all under SCHED_BATCH (%d) but SCHED_IDLE ones (%d)", n, unix.SCHED_BATCH, unix.SCHED_IDLE)
+	}
+	if a, err := unix.SchedGetAttr(idleTid, 0); err != nil || a.Policy != unix.SCHED_IDLE {
+		t.Errorf("the SCHED_IDLE thread: %+v, %v; want its policy kept", a, err)
 	}
 	close(release)
 	wg.Wait()
 	if err := BatchScheduling(false); err != nil {
 		t.Fatal(err)
 	}
-	if n := policies(t); len(n) != 1 || n[unix.SCHED_NORMAL] == 0 {
-		t.Errorf("after BatchScheduling(false), threads by policy %v; want all SCHED_NORMAL", n)
+	if n := policies(t); n[unix.SCHED_BATCH] != 0 || n[unix.SCHED_NORMAL] == 0 {
+		t.Errorf("after BatchScheduling(false), threads by policy %v; want all SCHED_NORMAL but SCHED_IDLE ones", n)
+	}
+	if a, err := unix.SchedGetAttr(idleTid, 0); err != nil || a.Policy != unix.SCHED_IDLE {
+		t.Errorf("after BatchScheduling(false), the SCHED_IDLE thread: %+v, %v; want its policy kept", a, err)
 	}
 }
