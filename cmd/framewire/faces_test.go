@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -49,15 +48,7 @@ func (m *messages) list() []facesMsg {
 // second's detections and detect_ms, and its detector goroutine ends with
 // the session.
 func TestDemoFacesOnMegamind(t *testing.T) {
-	f, err := os.Open(y4m.FaceVideo(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	video, err := y4m.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	video := y4m.OpenFaceVideo(t)
 	eng, err := engine.New(demoModel())
 	if err != nil {
 		t.Fatal(err)

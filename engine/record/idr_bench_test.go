@@ -3,7 +3,6 @@ package record
 import (
 	"errors"
 	"io"
-	"os"
 	"testing"
 
 	"github.com/framewire/framewire/encode"
@@ -24,15 +23,8 @@ import (
 //
 //	go test -run '^$' -bench ForcedIDRBitrate -benchtime 1x ./engine/record
 func BenchmarkForcedIDRBitrate(b *testing.B) {
-	f, err := os.Open(y4m.FaceVideo(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	r, err := y4m.NewReader(f)
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := y4m.OpenFaceVideo(b)
+	var err error
 	const fps, chunk = 30, 4 * 30    // frames per segment at the default chunk_seconds
 	var encs [2]*encode.VideoEncoder // live, live with the recording's IDRs
 	for i := range encs {

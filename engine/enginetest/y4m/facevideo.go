@@ -34,6 +34,24 @@ func FaceVideo(t testing.TB) string {
 	return p
 }
 
+// OpenFaceVideo opens FaceVideo's file and returns its reader, positioned
+// at the first frame; the file is closed when t ends. It skips or fails t
+// as FaceVideo does, and fails it when the file cannot be read as Y4M.
+func OpenFaceVideo(t testing.TB) *Reader {
+	t.Helper()
+	p := FaceVideo(t)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	r, err := NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	return r
+}
+
 // moduleBuild is the build folder beside the go.mod found from the
 // working directory upwards (a test runs in its package's directory).
 func moduleBuild() (string, error) {

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/framewire/framewire/engine/enginetest/y4m"
 )
 
 func open(t testing.TB) *Detector {
@@ -30,7 +28,7 @@ var megamindParams = Params{Downscale: 320.0 / 720, MinSize: 88, ScaleFactor: 1.
 // inside the picture, and frame 135 has one where its face is (x 410..590,
 // y 120..330 in the 720×528 picture, checked by eye).
 func TestDetectMegamind(t *testing.T) {
-	frames, total, w, h := y4mFrames(t, y4m.FaceVideo(t), 9)
+	frames, total, w, h := y4mFrames(t, 9)
 	if w != 720 || h != 528 || total < 270 {
 		t.Fatalf("Megamind is %dx%d with %d frames; want 720x528, 270", w, h, total)
 	}
@@ -114,7 +112,7 @@ func TestDetectErrors(t *testing.T) {
 //
 //	go test -run '^$' -bench Detect -benchtime 100x ./cmd/framewire/internal/facedetect/
 func BenchmarkDetect(b *testing.B) {
-	frames, _, w, h := y4mFrames(b, y4m.FaceVideo(b), 3)
+	frames, _, w, h := y4mFrames(b, 3)
 	pics := make([][]byte, 0, len(frames))
 	for _, f := range frames {
 		pics = append(pics, cropScale(f, w, h, 640, 360))
