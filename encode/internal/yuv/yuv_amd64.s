@@ -100,3 +100,123 @@ loop:
 
 done:
 	RET
+
+// Constants of rgbToI420AVX512 (consts512, 896 bytes): the index that
+// spreads 16 packed RGB24 pixels into dwords [R G B R], the luma
+// coefficients split into high (× 2^7) and low 7 bits as bytes [R G B 0],
+// the luma offset, the indexes that gather R, G and B of 32 pixels (two
+// registers of 16) as 16-bit words, the chroma coefficients as word
+// pairs, and the chroma offset.
+#define XL 0
+#define YHI 64
+#define YLO 128
+#define XOY 192
+#define XR 256
+#define XG 320
+#define XB 384
+#define UR 448
+#define UG 512
+#define UB 576
+#define VR 640
+#define VG 704
+#define VB 768
+#define XOC 832
+
+// LUMA512 finishes the 16 luma samples of the pixels spread in P (T and
+// S are scratch) and stores them at dst.
+#define LUMA512(P, T, S, dst) \
+	VPXORD T, T, T; \
+	VMOVDQA64 Z28, S; \
+	VPDPBUSD Z30, P, T; \
+	VPDPBUSD Z29, P, S; \
+	VPSLLD $7, T, T; \
+	VPADDD S, T, T; \
+	VPSRAD $14, T, T; \
+	VPMOVUSDB T, dst
+
+// WORDS gathers one colour of 32 pixels as 16-bit words into D: the
+// pixels of row a (Z0, Z1) and of row b (Z2, Z3) added. T is scratch.
+#define WORDS(X, D, T) \
+	VMOVDQA64 X, D; \
+	VPERMI2B.Z Z1, Z0, K2, D; \
+	VMOVDQA64 X, T; \
+	VPERMI2B.Z Z3, Z2, K2, T; \
+	VPADDW T, D, D
+
+// CHROMA finishes 16 chroma samples from the word sums (Z7 R, Z8 G, Z9 B)
+// with the coefficients CR, CG, CB into A and stores them at dst.
+#define CHROMA(CR, CG, CB, A, dst) \
+	VMOVDQA64 Z18, A; \
+	VPDPWSSD CR, Z7, A; \
+	VPDPWSSD CG, Z8, A; \
+	VPDPWSSD CB, Z9, A; \
+	VPSRAD $16, A, A; \
+	VPMAXSD Z17, A, A; \
+	VPMOVUSDB A, dst
+
+// func rgbToI420AVX512(a, b, ya, yb, u, v *byte, n int, k *consts512)
+TEXT ·rgbToI420AVX512(SB), NOSPLIT, $0-64
+	MOVQ a+0(FP), SI
+	MOVQ b+8(FP), DI
+	MOVQ ya+16(FP), R8
+	MOVQ yb+24(FP), R9
+	MOVQ u+32(FP), R10
+	MOVQ v+40(FP), R11
+	MOVQ n+48(FP), CX
+	MOVQ k+56(FP), R12
+	TESTQ CX, CX
+	JLE done512
+	MOVQ $0x0000ffffffffffff, AX
+	KMOVQ AX, K1
+	MOVQ $0x5555555555555555, AX
+	KMOVQ AX, K2
+	VMOVDQU64 XL(R12), Z31
+	VMOVDQU64 YHI(R12), Z30
+	VMOVDQU64 YLO(R12), Z29
+	VMOVDQU64 XOY(R12), Z28
+	VMOVDQU64 XR(R12), Z27
+	VMOVDQU64 XG(R12), Z26
+	VMOVDQU64 XB(R12), Z25
+	VMOVDQU64 UR(R12), Z24
+	VMOVDQU64 UG(R12), Z23
+	VMOVDQU64 UB(R12), Z22
+	VMOVDQU64 VR(R12), Z21
+	VMOVDQU64 VG(R12), Z20
+	VMOVDQU64 VB(R12), Z19
+	VMOVDQU64 XOC(R12), Z18
+	VPXORD Z17, Z17, Z17
+
+loop512:
+	PREFETCHT0 768(SI)
+	PREFETCHT0 768(DI)
+	// 32 pixels of each row, 16 a register: the masked loads read the
+	// group's 96 bytes and nothing past them.
+	VMOVDQU8.Z (SI), K1, Z0
+	VMOVDQU8.Z 48(SI), K1, Z1
+	VMOVDQU8.Z (DI), K1, Z2
+	VMOVDQU8.Z 48(DI), K1, Z3
+	VPERMB Z0, Z31, Z4
+	VPERMB Z1, Z31, Z5
+	VPERMB Z2, Z31, Z6
+	VPERMB Z3, Z31, Z16
+	LUMA512(Z4, Z10, Z11, (R8))
+	LUMA512(Z5, Z12, Z13, 16(R8))
+	LUMA512(Z6, Z14, Z15, (R9))
+	LUMA512(Z16, Z10, Z11, 16(R9))
+	WORDS(Z27, Z7, Z10)
+	WORDS(Z26, Z8, Z11)
+	WORDS(Z25, Z9, Z12)
+	CHROMA(Z24, Z23, Z22, Z13, (R10))
+	CHROMA(Z21, Z20, Z19, Z14, (R11))
+	ADDQ $96, SI
+	ADDQ $96, DI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $16, R10
+	ADDQ $16, R11
+	DECQ CX
+	JNZ loop512
+	VZEROUPPER
+
+done512:
+	RET

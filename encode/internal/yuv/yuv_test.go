@@ -7,47 +7,62 @@ import (
 	"testing"
 )
 
-// TestKernelMatchesGo: the AVX2 kernel and the Go path give identical
-// bytes, for widths with and without a tail of fewer than 16 columns, a
-// padded source stride and padded plane strides, on random pictures and
-// the extremes (black, white, saturated colours).
+// levels are the kernels this machine runs, named, fastest last.
+func levels() []struct {
+	name  string
+	level int
+} {
+	all := []struct {
+		name  string
+		level int
+	}{{"go", levelGo}, {"avx2", levelAVX2}, {"avx512", levelAVX512}}
+	return all[:best+1]
+}
+
+// TestKernelMatchesGo: the AVX2 and AVX-512 kernels and the Go path give
+// identical bytes, for widths with and without a tail of fewer than 32 or
+// 16 columns, a padded source stride and padded plane strides, on random
+// pictures and the extremes (black, white, saturated colours).
 func TestKernelMatchesGo(t *testing.T) {
-	if !hasAVX2 {
+	if best == levelGo {
 		t.Skip("no AVX2 on this machine")
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, bt709 := range []bool{true, false} {
 		k := For(bt709)
-		for _, size := range [][2]int{{16, 2}, {18, 4}, {34, 6}, {48, 2}, {62, 10}, {1280, 8}} {
-			t.Run(fmt.Sprintf("bt709=%v/%dx%d", bt709, size[0], size[1]), func(t *testing.T) {
-				w, h := size[0], size[1]
-				stride := 3*w + 7
-				src := make([]byte, stride*h)
-				for i := range src {
-					src[i] = byte(rng.IntN(256))
-				}
-				// Row 0: the extremes, pixel by pixel.
-				ext := [][3]byte{{0, 0, 0}, {255, 255, 255}, {255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {255, 255, 0}, {0, 255, 255}, {255, 0, 255}}
-				for x := range w {
-					copy(src[3*x:], ext[x%len(ext)][:])
-				}
-				convert := func(simd bool) [3][]byte {
-					ys, cs := w+5, w/2+3
-					y, u, v := make([]byte, ys*h), make([]byte, cs*h/2), make([]byte, cs*h/2)
-					k.convert(src, stride, w, h, y, ys, u, cs, v, cs, simd)
-					return [3][]byte{y, u, v}
-				}
-				got, want := convert(true), convert(false)
-				for p := range got {
-					if !bytes.Equal(got[p], want[p]) {
-						i := 0
-						for got[p][i] == want[p][i] {
-							i++
+		for _, size := range [][2]int{{16, 2}, {18, 4}, {32, 2}, {34, 6}, {48, 2}, {62, 10}, {64, 4}, {96, 2}, {1280, 8}} {
+			w, h := size[0], size[1]
+			stride := 3*w + 7
+			src := make([]byte, stride*h)
+			for i := range src {
+				src[i] = byte(rng.IntN(256))
+			}
+			// Row 0: the extremes, pixel by pixel.
+			ext := [][3]byte{{0, 0, 0}, {255, 255, 255}, {255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {255, 255, 0}, {0, 255, 255}, {255, 0, 255}}
+			for x := range w {
+				copy(src[3*x:], ext[x%len(ext)][:])
+			}
+			convert := func(level int) [3][]byte {
+				ys, cs := w+5, w/2+3
+				y, u, v := make([]byte, ys*h), make([]byte, cs*h/2), make([]byte, cs*h/2)
+				k.convert(src, stride, w, h, y, ys, u, cs, v, cs, level)
+				return [3][]byte{y, u, v}
+			}
+			want := convert(levelGo)
+			for _, l := range levels()[1:] {
+				t.Run(fmt.Sprintf("bt709=%v/%dx%d/%s", bt709, w, h, l.name), func(t *testing.T) {
+					got := convert(l.level)
+					for p := range got {
+						if !bytes.Equal(got[p], want[p]) {
+							i := 0
+							for got[p][i] == want[p][i] {
+								i++
+							}
+							t.Fatalf("plane %d: %s and Go differ first at byte %d: %d against %d", p, l.name, i, got[p][i], want[p][i])
 						}
-						t.Fatalf("plane %d: AVX2 and Go differ first at byte %d: %d against %d", p, i, got[p][i], want[p][i])
 					}
-				}
-			})
+				})
+			}
 		}
 	}
 }
@@ -76,8 +91,8 @@ func TestLimits(t *testing.T) {
 	}
 }
 
-// BenchmarkConvert720p is one 1280×720 picture, with the AVX2 kernel
-// (when the machine has it) and in Go alone.
+// BenchmarkConvert720p is one 1280×720 picture, with each kernel the
+// machine runs and in Go alone.
 func BenchmarkConvert720p(b *testing.B) {
 	const w, h = 1280, 720
 	src := make([]byte, 3*w*h)
@@ -86,13 +101,10 @@ func BenchmarkConvert720p(b *testing.B) {
 	}
 	y, u, v := make([]byte, w*h), make([]byte, w*h/4), make([]byte, w*h/4)
 	k := For(true)
-	for _, simd := range []bool{true, false} {
-		b.Run(fmt.Sprintf("avx2=%v", simd), func(b *testing.B) {
-			if simd && !hasAVX2 {
-				b.Skip("no AVX2")
-			}
+	for _, l := range levels() {
+		b.Run("kernel="+l.name, func(b *testing.B) {
 			for b.Loop() {
-				k.convert(src, 3*w, w, h, y, w, u, w/2, v, w/2, simd)
+				k.convert(src, 3*w, w, h, y, w, u, w/2, v, w/2, l.level)
 			}
 		})
 	}
@@ -118,16 +130,18 @@ func BenchmarkConvertCold(b *testing.B) {
 		}
 		y, u, v := make([]byte, w*h), make([]byte, w*h/4), make([]byte, w*h/4)
 		k := For(true)
-		b.Run(fmt.Sprintf("%dx%d", w, h), func(b *testing.B) {
-			for range b.N {
-				b.StopTimer()
-				for i := 0; i < 64<<20; i += 64 {
-					evict[(off+i)%len(evict)]++
+		for _, l := range levels()[1:] {
+			b.Run(fmt.Sprintf("%dx%d/kernel=%s", w, h, l.name), func(b *testing.B) {
+				for range b.N {
+					b.StopTimer()
+					for i := 0; i < 64<<20; i += 64 {
+						evict[(off+i)%len(evict)]++
+					}
+					off += 64 << 20
+					b.StartTimer()
+					k.convert(src, 3*w, w, h, y, w, u, w/2, v, w/2, l.level)
 				}
-				off += 64 << 20
-				b.StartTimer()
-				k.convert(src, 3*w, w, h, y, w, u, w/2, v, w/2, true)
-			}
-		})
+			})
+		}
 	}
 }
