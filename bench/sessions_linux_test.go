@@ -271,6 +271,14 @@ func (s cpuSink) WriteSample(data []byte, d time.Duration, capture time.Time, ke
 	return err
 }
 
+// meters are the CPU counters a step's sessions share: their sinks'
+// WriteSample calls (packetization and SRTP, see cpuSink) and their
+// encoders' conversion and encode (encode.StageCPU).
+type meters struct {
+	pkt    atomic.Int64
+	stages encode.StageCPU
+}
+
 // capSession is one full session of the capacity benchmark: an output
 // track a model goroutine emits into at 30 fps, its pipeline, and a
 // peer.Output bound to a pion server peer connected to a receiver in the
@@ -287,8 +295,9 @@ type capSession struct {
 }
 
 // startSession answers offer with a new session whose sink adds its
-// packetization and SRTP CPU to pktNS, and returns it with the answer.
-func startSession(offer string, pktNS *atomic.Int64) (*capSession, string, chan struct{}, error) {
+// packetization and SRTP CPU and whose encoder adds its conversion and
+// encode CPU to m, and returns it with the answer.
+func startSession(offer string, m *meters) (*capSession, string, chan struct{}, error) {
 	set, err := tracks.NewSet([]tracks.Spec{tracks.VideoOutput("main_video", tracks.Rate(30))})
 	if err != nil {
 		return nil, "", nil, err
@@ -299,7 +308,7 @@ func startSession(offer string, pktNS *atomic.Int64) (*capSession, string, chan 
 	if err != nil {
 		return nil, "", nil, err
 	}
-	if s.video, err = pipeline.NewVideo(s.out, cpuSink{output, pktNS}, pipeline.VideoConfig{}); err != nil {
+	if s.video, err = pipeline.NewVideo(s.out, cpuSink{output, &m.pkt}, pipeline.VideoConfig{StageCPU: &m.stages}); err != nil {
 		return nil, "", nil, err
 	}
 	output.SetControl(s.video)
@@ -384,6 +393,8 @@ type stepResult struct {
 	worstLoss    float64       // the worst session's lost fraction
 	cpuPerFrame  time.Duration // this process's CPU per emitted frame
 	pktPerFrame  time.Duration // WriteSample's (packetization, SRTP) per frame
+	convPerFrame time.Duration // the encoders' conversion per frame, in the node
+	encPerFrame  time.Duration // the encoders' encode per frame, in the node
 	bitrate      float64       // the sessions' mean measured output, bit/s
 	recvPerFrame time.Duration // the receiver process's CPU per emitted frame
 	dropped      uint64        // frames the track queues dropped, all sessions
@@ -404,7 +415,7 @@ func capacityStep(n int, frames []tracks.Image, window time.Duration) (stepResul
 		return stepResult{}, err
 	}
 	defer r.close()
-	var pktNS atomic.Int64
+	var m meters
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sessions := make([]*capSession, 0, n)
@@ -419,7 +430,7 @@ func capacityStep(n int, frames []tracks.Image, window time.Duration) (stepResul
 		if err := r.out.Decode(&offer); err != nil {
 			return stepResult{}, fmt.Errorf("receiver offer: %w", err)
 		}
-		s, answer, ready, err := startSession(offer, &pktNS)
+		s, answer, ready, err := startSession(offer, &m)
 		if err != nil {
 			return stepResult{}, err
 		}
@@ -440,7 +451,7 @@ func capacityStep(n int, frames []tracks.Image, window time.Duration) (stepResul
 		s.run(ctx, frames, i*7, time.Duration(i)*(time.Second/30)/time.Duration(n))
 	}
 	time.Sleep(time.Second)
-	return measureStep(r, sessions, &pktNS, window)
+	return measureStep(r, sessions, &m, window)
 }
 
 // counters is what one session had done by some instant: frames its
@@ -478,7 +489,7 @@ func sessionLoss(a, b counters, got int64) int64 {
 }
 
 // measureStep measures a running step over window (see capacityStep).
-func measureStep(r *receivers, sessions []*capSession, pktNS *atomic.Int64, window time.Duration) (stepResult, error) {
+func measureStep(r *receivers, sessions []*capSession, m *meters, window time.Duration) (stepResult, error) {
 	c0 := make([]counters, len(sessions))
 	for i, s := range sessions {
 		c0[i] = s.counters()
@@ -487,9 +498,11 @@ func measureStep(r *receivers, sessions []*capSession, pktNS *atomic.Int64, wind
 	if err != nil {
 		return stepResult{}, err
 	}
-	cpu0, pkt0, rc0 := cpuTime(), pktNS.Load(), r.cpu()
+	cpu0, pkt0, rc0 := cpuTime(), m.pkt.Load(), r.cpu()
+	conv0, enc0, _ := m.stages.Totals()
 	time.Sleep(window)
-	cpu1, pkt1, rc1 := cpuTime(), pktNS.Load(), r.cpu()
+	cpu1, pkt1, rc1 := cpuTime(), m.pkt.Load(), r.cpu()
+	conv1, enc1, _ := m.stages.Totals()
 	for _, s := range sessions {
 		s.stop.Store(true)
 	}
@@ -519,6 +532,8 @@ func measureStep(r *receivers, sessions []*capSession, pktNS *atomic.Int64, wind
 	}
 	res.cpuPerFrame = (cpu1 - cpu0) / time.Duration(max(res.emitted, 1))
 	res.pktPerFrame = time.Duration(pkt1-pkt0) / time.Duration(max(res.emitted, 1))
+	res.convPerFrame = (conv1 - conv0) / time.Duration(max(res.emitted, 1))
+	res.encPerFrame = (enc1 - enc0) / time.Duration(max(res.emitted, 1))
 	res.recvPerFrame = (rc1 - rc0) / time.Duration(max(res.emitted, 1))
 	return res, nil
 }
@@ -713,11 +728,12 @@ func largest(guess int, ok func(int) bool) int {
 //	capacity WxH: sessions=N bound=B efficiency=E
 //
 // with E = N ÷ B, both bounds, and this process's CPU per frame at N
-// sessions split into conversion and encode (thread CPU of
-// encode.Converter and of the bare encode on the same pictures),
-// packetization + SRTP (thread CPU of peer.Output.WriteSample in the
-// sessions) and everything else (the rest: emit copy, pacing, pion's RTCP
-// and interceptor goroutines, Go runtime). The receivers share the cores
+// sessions, measured in the sessions on the threads that do the work,
+// split into conversion and encode (the encoders' encode.StageCPU),
+// packetization + SRTP (peer.Output.WriteSample) and everything else
+// (the rest: emit, pacing, pion's RTCP and interceptor goroutines, Go
+// runtime), next to the bare conversion and encode of the same pictures
+// one after another. The receivers share the cores
 // (on a node they are browsers elsewhere): it prints their CPU, how many
 // sessions this process's CPU per frame allows with every core to itself,
 // and the efficiency against the bound scaled to the share of the cores
@@ -775,13 +791,15 @@ func capacityAt(b *testing.B, w, h int) {
 	n := largest(int(0.7*bound), step)
 	r := results[n]
 	eff := float64(n) / bound
-	other := r.cpuPerFrame - conv - enc - r.pktPerFrame
+	other := r.cpuPerFrame - r.convPerFrame - r.encPerFrame - r.pktPerFrame
 	fmt.Printf("capacity %dx%d: sessions=%d bound=%.1f efficiency=%.2f\n", w, h, n, bound, eff)
 	fmt.Printf("  GOMAXPROCS %d on %d cores, scheduling policy %s\n", procs, runtime.NumCPU(), policy)
 	fmt.Printf("  bound: %d encoders a core (%.2f ms a frame); one encoder a core, caches hot: %.1f (%.2f ms)\n",
 		perCore, ms(enc), hot, ms(hotEnc))
 	fmt.Printf("  CPU per frame at %d sessions: %.2f ms = conversion %.2f + encode %.2f + packetization+SRTP %.2f + everything else %.2f; %.2f Mbit/s a session\n",
-		n, ms(r.cpuPerFrame), ms(conv), ms(enc), ms(r.pktPerFrame), ms(other), r.bitrate/1e6)
+		n, ms(r.cpuPerFrame), ms(r.convPerFrame), ms(r.encPerFrame), ms(r.pktPerFrame), ms(other), r.bitrate/1e6)
+	fmt.Printf("  (stages measured in the node, per emitted frame; bare, one picture after another: conversion %.2f, encode %.2f)\n",
+		ms(conv), ms(enc))
 	// What the receivers took from the same cores, and what this process
 	// would hold with every core to itself (receivers elsewhere), from its
 	// CPU per frame.

@@ -65,6 +65,9 @@ type VideoConfig struct {
 	// NVENC and PixelI420 otherwise (libx264 and libvpx take only I420 here).
 	Pixel  PixelFormat
 	Logger *slog.Logger
+	// StageCPU, when set, gets each Encode's conversion and encode
+	// thread CPU added (see StageCPU). Default nil: not measured.
+	StageCPU *StageCPU
 }
 
 // DefaultX264Threads is libx264's thread count when VideoConfig.Threads is
@@ -344,11 +347,16 @@ func (e *VideoEncoder) Encode(img Image, pts int64, out []byte) (n int, key bool
 			return 0, false, err
 		}
 	}
+	clock := e.cfg.StageCPU.start()
+	encoded := false
+	defer func() { clock.done(encoded) }()
 	// Odd sizes: scale into the even picture (a one-pixel stretch is
 	// invisible and keeps the chroma planes aligned).
 	if err := e.conv.Convert(img, e.encW, e.encH); err != nil {
 		return 0, false, err
 	}
+	clock.converted()
+	encoded = true
 	e.conved = time.Now()
 	frame := e.conv.picture()
 	if pts <= e.pts && e.pts != 0 {

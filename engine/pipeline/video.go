@@ -113,6 +113,9 @@ type VideoConfig struct {
 	// pipeline's goroutine, must not block, and returns true to make the
 	// next frame a keyframe (a segment boundary).
 	Tap Tap
+	// StageCPU, when set, gets the host encoder's conversion and encode
+	// thread CPU added (see encode.StageCPU; for benchmarks). Default nil.
+	StageCPU *encode.StageCPU
 }
 
 // Tap receives the encoded access units of a video pipeline, after the
@@ -479,7 +482,7 @@ func (v *Video) encodeHost(f *tracks.VideoFrame, pts int64) (n int, key, ok bool
 	if v.enc == nil {
 		enc, err := encode.NewVideoEncoder(encode.VideoConfig{
 			Backend: v.cfg.Backend, Width: f.Width, Height: f.Height,
-			Bitrate: int(v.target.Load()), Logger: v.log,
+			Bitrate: int(v.target.Load()), Logger: v.log, StageCPU: v.cfg.StageCPU,
 		})
 		if errors.Is(err, encode.ErrBadImage) {
 			v.encErrs.Add(1)
