@@ -183,7 +183,7 @@ func (k *Conv) convert(src []byte, stride, w, h int, y []byte, ys int, u []byte,
 		ur := u[row/2*us : row/2*us+w/2]
 		vr := v[row/2*vs : row/2*vs+w/2]
 		if wide > 0 {
-			rgbToI420AVX512(&a[0], &b[0], &ya[0], &yb[0], &ur[0], &vr[0], wide, &k.simd512)
+			rgbToI420AVX512(&a[0], &b[0], &ya[0], &yb[0], &ur[0], &vr[0], wide, &k.simd512, 2*stride)
 			a, b, ya, yb, ur, vr = a[96*wide:], b[96*wide:], ya[32*wide:], yb[32*wide:], ur[16*wide:], vr[16*wide:]
 		}
 		if groups > 0 {

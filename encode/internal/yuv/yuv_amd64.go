@@ -20,7 +20,8 @@ func rgbToI420AVX2(a, b, ya, yb, u, v *byte, n int, k *consts)
 
 // rgbToI420AVX512 is rgbToI420AVX2 for n groups of 32 pixels (96n bytes
 // of each row, 32n luma samples of each row, 16n chroma samples), with
-// the same bytes out.
+// the same bytes out. It prefetches the bytes ahead bytes after those it
+// reads (the next row pair's; a prefetch never faults).
 //
 //go:noescape
-func rgbToI420AVX512(a, b, ya, yb, u, v *byte, n int, k *consts512)
+func rgbToI420AVX512(a, b, ya, yb, u, v *byte, n int, k *consts512, ahead int)

@@ -154,8 +154,9 @@ done:
 	VPMAXSD Z17, A, A; \
 	VPMOVUSDB A, dst
 
-// func rgbToI420AVX512(a, b, ya, yb, u, v *byte, n int, k *consts512)
-TEXT ·rgbToI420AVX512(SB), NOSPLIT, $0-64
+// func rgbToI420AVX512(a, b, ya, yb, u, v *byte, n int, k *consts512, ahead int)
+TEXT ·rgbToI420AVX512(SB), NOSPLIT, $0-72
+	MOVQ ahead+64(FP), BX
 	MOVQ a+0(FP), SI
 	MOVQ b+8(FP), DI
 	MOVQ ya+16(FP), R8
@@ -187,8 +188,13 @@ TEXT ·rgbToI420AVX512(SB), NOSPLIT, $0-64
 	VPXORD Z17, Z17, Z17
 
 loop512:
-	PREFETCHT0 768(SI)
-	PREFETCHT0 768(DI)
+	// The same columns of the next row pair (ahead bytes on): a whole
+	// row pair's work ahead of the loads, as a cold picture needs, and
+	// two lines a row for the step's 96 bytes.
+	PREFETCHT0 (SI)(BX*1)
+	PREFETCHT0 64(SI)(BX*1)
+	PREFETCHT0 (DI)(BX*1)
+	PREFETCHT0 64(DI)(BX*1)
 	// 32 pixels of each row, 16 a register: the masked loads read the
 	// group's 96 bytes and nothing past them.
 	VMOVDQU8.Z (SI), K1, Z0

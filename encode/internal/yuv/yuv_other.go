@@ -12,6 +12,6 @@ func rgbToI420AVX2(a, b, ya, yb, u, v *byte, n int, k *consts) {
 	panic("encode: no AVX2 kernel on this architecture")
 }
 
-func rgbToI420AVX512(a, b, ya, yb, u, v *byte, n int, k *consts512) {
+func rgbToI420AVX512(a, b, ya, yb, u, v *byte, n int, k *consts512, ahead int) {
 	panic("encode: no AVX-512 kernel on this architecture")
 }
