@@ -187,7 +187,7 @@ func (k *Conv) convert(src []byte, stride, w, h int, y []byte, ys int, u []byte,
 			a, b, ya, yb, ur, vr = a[96*wide:], b[96*wide:], ya[32*wide:], yb[32*wide:], ur[16*wide:], vr[16*wide:]
 		}
 		if groups > 0 {
-			rgbToI420AVX2(&a[0], &b[0], &ya[0], &yb[0], &ur[0], &vr[0], groups, &k.simd)
+			rgbToI420AVX2(&a[0], &b[0], &ya[0], &yb[0], &ur[0], &vr[0], groups, &k.simd, 2*stride)
 		}
 		k.blocks(a[48*groups:], b[48*groups:], ya[16*groups:], yb[16*groups:], ur[8*groups:], vr[8*groups:])
 	}

@@ -42,8 +42,9 @@
 	VPSHUFB SY(R12), XLO, XLO; \
 	VMOVDQU XLO, (dst)
 
-// func rgbToI420AVX2(a, b, ya, yb, u, v *byte, n int, k *yuvConsts)
-TEXT ·rgbToI420AVX2(SB), NOSPLIT, $0-64
+// func rgbToI420AVX2(a, b, ya, yb, u, v *byte, n int, k *yuvConsts, ahead int)
+TEXT ·rgbToI420AVX2(SB), NOSPLIT, $0-72
+	MOVQ ahead+64(FP), BX
 	MOVQ a+0(FP), SI
 	MOVQ b+8(FP), DI
 	MOVQ ya+16(FP), R8
@@ -61,11 +62,12 @@ TEXT ·rgbToI420AVX2(SB), NOSPLIT, $0-64
 	VMOVDQU CV(R12), Y11
 
 loop:
-	// Both source rows from 16 groups ahead: the model's picture is
-	// usually cold (a node converts dozens of sessions' pictures between
-	// its encodes), and the prefetcher alone leaves the loads waiting.
-	PREFETCHT0 768(SI)
-	PREFETCHT0 768(DI)
+	// The same columns of the next row pair (ahead bytes on): the
+	// model's picture is usually cold (a node converts dozens of
+	// sessions' pictures between its encodes), and the prefetcher alone
+	// leaves the loads waiting.
+	PREFETCHT0 (SI)(BX*1)
+	PREFETCHT0 (DI)(BX*1)
 	GROUP(0, Y15, Y2, Y3, Y4)
 	GROUP(12, Y15, Y5, Y6, Y7)
 	VPHADDD Y5, Y2, Y2

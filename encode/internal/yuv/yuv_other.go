@@ -8,7 +8,7 @@ const (
 	hasAVX512 = false
 )
 
-func rgbToI420AVX2(a, b, ya, yb, u, v *byte, n int, k *consts) {
+func rgbToI420AVX2(a, b, ya, yb, u, v *byte, n int, k *consts, ahead int) {
 	panic("encode: no AVX2 kernel on this architecture")
 }
 
