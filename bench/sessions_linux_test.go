@@ -715,11 +715,11 @@ func largest(guess int, ok func(int) bool) int {
 // TestMain), which counts access units but does not decode. N rises until
 // a session loses more than 1 % of the frames it emits in a 10 s window
 // (sessionLoss; largest; a failed step is tried once more, as a
-// neighbour's burst can starve one window). The
-// sessions' ticks are spread over the frame interval, GCC is capped at
-// the bound's 2.5 Mbit/s, and the process runs with the GOMAXPROCS and
-// the scheduling policy (SCHED_BATCH) host.Run gives an engine, the
-// receivers with the defaults. In the same run the bound B is how many
+// neighbour's burst can starve one window). The sessions' ticks are
+// spread over the frame interval, GCC is capped at the bound's 2.5
+// Mbit/s, and the process runs with the GOMAXPROCS and the scheduling
+// policy (SCHED_BATCH) host.Run gives an engine, the receivers with the
+// defaults. In the same run the bound B is how many
 // sessions' worth of frames bare libx264 encoders with the same settings
 // encode from the same pictures already converted to I420 (bareBound):
 // first one hot encoder per core (H), then ⌈H ÷ cores⌉ encoders taking
