@@ -42,18 +42,23 @@
 	VPSHUFB SY(R12), XLO, XLO; \
 	VMOVDQU XLO, (dst)
 
+// ARGS loads both kernels' arguments (a, b, ya, yb, u, v, n, k, ahead:
+// the same signature) into SI, DI, R8–R12, CX and BX, and tests n.
+#define ARGS \
+	MOVQ ahead+64(FP), BX; \
+	MOVQ a+0(FP), SI; \
+	MOVQ b+8(FP), DI; \
+	MOVQ ya+16(FP), R8; \
+	MOVQ yb+24(FP), R9; \
+	MOVQ u+32(FP), R10; \
+	MOVQ v+40(FP), R11; \
+	MOVQ n+48(FP), CX; \
+	MOVQ k+56(FP), R12; \
+	TESTQ CX, CX
+
 // func rgbToI420AVX2(a, b, ya, yb, u, v *byte, n int, k *yuvConsts, ahead int)
 TEXT ·rgbToI420AVX2(SB), NOSPLIT, $0-72
-	MOVQ ahead+64(FP), BX
-	MOVQ a+0(FP), SI
-	MOVQ b+8(FP), DI
-	MOVQ ya+16(FP), R8
-	MOVQ yb+24(FP), R9
-	MOVQ u+32(FP), R10
-	MOVQ v+40(FP), R11
-	MOVQ n+48(FP), CX
-	MOVQ k+56(FP), R12
-	TESTQ CX, CX
+	ARGS
 	JLE done
 	VMOVDQU M0(R12), Y15
 	VMOVDQU M1(R12), Y14
@@ -158,16 +163,7 @@ done:
 
 // func rgbToI420AVX512(a, b, ya, yb, u, v *byte, n int, k *consts512, ahead int)
 TEXT ·rgbToI420AVX512(SB), NOSPLIT, $0-72
-	MOVQ ahead+64(FP), BX
-	MOVQ a+0(FP), SI
-	MOVQ b+8(FP), DI
-	MOVQ ya+16(FP), R8
-	MOVQ yb+24(FP), R9
-	MOVQ u+32(FP), R10
-	MOVQ v+40(FP), R11
-	MOVQ n+48(FP), CX
-	MOVQ k+56(FP), R12
-	TESTQ CX, CX
+	ARGS
 	JLE done512
 	MOVQ $0x0000ffffffffffff, AX
 	KMOVQ AX, K1
