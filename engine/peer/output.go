@@ -3,12 +3,14 @@ package peer
 import (
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
 )
 
 // Control is how transport feedback reaches an output's running encoder.
@@ -32,6 +34,14 @@ type Output struct {
 	ctl   atomic.Pointer[controlBox]
 	fan   fanout // shared decisions of the viewers (fanout.go)
 
+	// WriteSample's packetization, under mu: H.264 by the engine's own
+	// allocation-free packetizer, VP8 and Opus by pion's.
+	mu    sync.Mutex
+	clock rtpClock
+	h264  *h264Packetizer
+	pz    rtp.Packetizer
+	write func(*rtp.Packet) error // track.WriteRTP, bound once
+
 	auKey   atomic.Bool  // the access unit being written is a keyframe
 	auSeq   atomic.Int32 // RTP sequence number of its first packet; -1 until a viewer saw it
 	wire    atomic.Int64 // UnixNano of the latest packet's socket write
@@ -41,19 +51,35 @@ type Output struct {
 type controlBox struct{ Control }
 
 // NewOutput creates the local track for output name of the given kind,
-// sending codec. Until a Peer binds it, written samples are dropped (pion
-// drops samples before negotiation).
+// sending codec. Until a Peer binds it, written samples go nowhere (their
+// packets have no binding to be written to).
 func NewOutput(name string, kind Kind, codec Codec) (*Output, error) {
 	if kind == KindVideo && codec != CodecH264 && codec != CodecVP8 || kind == KindAudio && codec != CodecOpus {
 		return nil, fmt.Errorf("%w: %s track %q cannot send %s", ErrNoCodec, kind, name, codec)
 	}
-	tr, err := webrtc.NewTrackLocalStaticSample(capability(codec), name, "framewire")
+	capab := capability(codec)
+	tr, err := webrtc.NewTrackLocalStaticRTP(capab, name, "framewire")
 	if err != nil {
 		return nil, fmt.Errorf("peer: track %q: %w", name, err)
 	}
-	o := &Output{name: name, kind: kind, codec: codec}
+	o := &Output{name: name, kind: kind, codec: codec, clock: rtpClock{rate: float64(capab.ClockRate)}}
 	o.auSeq.Store(-1)
-	o.track = &wiredTrack{TrackLocalStaticSample: tr, out: o}
+	o.track = &wiredTrack{TrackLocalStaticRTP: tr, out: o}
+	o.write = tr.WriteRTP
+	// Random first sequence number and timestamp (RFC 3550 5.1), as
+	// pion's sample track starts; each binding gets its own SSRC and
+	// payload type from pion.
+	seq, ts := uint16(rand.Uint32()), rand.Uint32()
+	switch codec {
+	case CodecH264:
+		o.h264 = newH264Packetizer(seq, ts)
+	case CodecVP8:
+		o.pz = rtp.NewPacketizerWithOptions(rtpPayloadMax+12, &codecs.VP8Payloader{EnablePictureID: true},
+			rtp.NewFixedSequencer(seq), capab.ClockRate, rtp.WithTimestamp(ts))
+	default:
+		o.pz = rtp.NewPacketizerWithOptions(rtpPayloadMax+12, &codecs.OpusPayloader{},
+			rtp.NewFixedSequencer(seq), capab.ClockRate, rtp.WithTimestamp(ts))
+	}
 	return o, nil
 }
 
@@ -71,17 +97,17 @@ func (o *Output) WireTime() time.Time {
 	return time.Unix(0, ns)
 }
 
-// wiredTrack is the output's pion track. Its Bind hands pion's sample
-// track a write stream that notes when each packet came back from the
+// wiredTrack is the output's pion track. Its Bind hands pion's RTP track
+// a write stream that notes when each packet came back from the
 // interceptor chain and the SRTP socket write.
 type wiredTrack struct {
-	*webrtc.TrackLocalStaticSample
+	*webrtc.TrackLocalStaticRTP
 	out *Output
 }
 
 // Bind implements webrtc.TrackLocal.
 func (t *wiredTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	return t.TrackLocalStaticSample.Bind(wiredContext{ctx, t.out})
+	return t.TrackLocalStaticRTP.Bind(wiredContext{ctx, t.out})
 }
 
 type wiredContext struct {
@@ -236,7 +262,16 @@ func (o *Output) setBitrate(bps int) {
 
 // WriteSample hands one encoded access unit (or Opus frame) to every bound
 // peer. data is only read during the call. It implements pipeline.Sink.
+//
+// Packetizing and writing are synchronous: when it returns, every packet
+// has passed the interceptors (NACK history, TWCC, congestion control)
+// and SRTP and was written to each peer's socket. Concurrent calls are
+// serialized. An H.264 access unit costs no allocation of the engine's
+// (h264Packetizer); what pion's interceptors allocate per packet is
+// theirs (BenchmarkOutputWriteSample reports the whole path).
 func (o *Output) WriteSample(data []byte, duration time.Duration, capture time.Time, key bool) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	o.fan.flushHeld(time.Now(), o.forwardKeyframe)
 	o.auKey.Store(key)
 	o.auSeq.Store(-1)
@@ -245,7 +280,18 @@ func (o *Output) WriteSample(data []byte, duration time.Duration, capture time.T
 	} else {
 		o.capture.Store(capture.UnixNano())
 	}
-	if err := o.track.WriteSample(media.Sample{Data: data, Duration: duration, Timestamp: capture}); err != nil {
+	var err error
+	ticks := o.clock.ticks(duration.Seconds())
+	if o.h264 != nil {
+		err = o.h264.packetize(data, ticks, o.write)
+	} else {
+		for _, p := range o.pz.Packetize(data, ticks) {
+			if e := o.write(p); e != nil && err == nil {
+				err = e
+			}
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("peer: write %s sample: %w", o.name, err)
 	}
 	return nil

@@ -14,7 +14,7 @@ import (
 
 // newClientWith is newClient with media, when set, registering more on
 // the client's media engine (codecs and interceptors are the defaults).
-func newClientWith(t *testing.T, media func(*webrtc.MediaEngine)) *webrtc.PeerConnection {
+func newClientWith(t testing.TB, media func(*webrtc.MediaEngine)) *webrtc.PeerConnection {
 	t.Helper()
 	return loopback.NewT(t, loopback.Options{Media: media})
 }

@@ -26,14 +26,14 @@ func testConfig() *Config {
 
 // newClient is a loopback pion peer with the default codecs and
 // interceptors, as a browser would be.
-func newClient(t *testing.T) *webrtc.PeerConnection {
+func newClient(t testing.TB) *webrtc.PeerConnection {
 	t.Helper()
 	return newClientWith(t, nil)
 }
 
 // offer makes pc's complete offer (candidates gathered) with a recvonly
 // video transceiver (mid "0") and the "data" channel.
-func offer(t *testing.T, pc *webrtc.PeerConnection) (*Offer, *webrtc.DataChannel) {
+func offer(t testing.TB, pc *webrtc.PeerConnection) (*Offer, *webrtc.DataChannel) {
 	t.Helper()
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		t.Fatal(err)
@@ -64,7 +64,7 @@ var videoMapping = []TrackMapping{{MID: "0", Name: "main_video", Kind: KindVideo
 // handlers, OnReady wrapped), gives the client the answer and waits up to
 // 10 s for the peer to be ready. It returns the peer, which the caller
 // closes, and the answer.
-func answerVideo(t *testing.T, client *webrtc.PeerConnection, o *Offer, out *Output, h Handlers) (*Peer, string) {
+func answerVideo(t testing.TB, client *webrtc.PeerConnection, o *Offer, out *Output, h Handlers) (*Peer, string) {
 	t.Helper()
 	ready := make(chan struct{})
 	onReady := h.OnReady
