@@ -9,6 +9,9 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -188,8 +191,8 @@ func mediaEngine() (*webrtc.MediaEngine, error) {
 	return m, nil
 }
 
-// interceptors builds the interceptor chain (GCC, TWCC, NACK, reports,
-// stats), all logging through the peer's logger.
+// interceptors builds the interceptor chain (GCC, TWCC, NACK, reports),
+// all logging through the peer's logger.
 func (c *Config) interceptors(m *webrtc.MediaEngine, bwe chan<- cc.BandwidthEstimator) (*interceptor.Registry, error) {
 	reg := &interceptor.Registry{}
 	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
@@ -215,10 +218,24 @@ func (c *Config) interceptors(m *webrtc.MediaEngine, bwe chan<- cc.BandwidthEsti
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(m, reg); err != nil {
 		return nil, fmt.Errorf("peer: twcc: %w", err)
 	}
-	// Every interceptor logs through the peer's slog.Logger (the default
-	// factory would write to stderr).
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, reg, webrtc.WithInterceptorLoggerFactory(loggerFactory{c.Logger})); err != nil {
-		return nil, fmt.Errorf("peer: interceptors: %w", err)
+	// pion's defaults less its stats interceptor, which only feeds
+	// PeerConnection.GetStats (the engine never calls it) and cost every
+	// packet a header clone and a lock. Every interceptor logs through the
+	// peer's slog.Logger (the default factory would write to stderr).
+	lf := loggerFactory{c.Logger}
+	if err := webrtc.ConfigureNackWithOptions(m, reg, []nack.GeneratorOption{nack.WithGeneratorLoggerFactory(lf)},
+		nack.WithResponderLoggerFactory(lf)); err != nil {
+		return nil, fmt.Errorf("peer: nack: %w", err)
+	}
+	if err := webrtc.ConfigureRTCPReportsWithOptions(reg, []report.ReceiverOption{report.WithReceiverLoggerFactory(lf)},
+		report.WithSenderLoggerFactory(lf)); err != nil {
+		return nil, fmt.Errorf("peer: rtcp reports: %w", err)
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, fmt.Errorf("peer: header extensions: %w", err)
+	}
+	if err := webrtc.ConfigureTWCCSenderWithOptions(m, reg, twcc.WithLoggerFactory(lf)); err != nil {
+		return nil, fmt.Errorf("peer: twcc feedback: %w", err)
 	}
 	return reg, nil
 }

@@ -1,7 +1,7 @@
 // Package loopback builds the tests' WebRTC client: a pion PeerConnection
 // configured like a browser on this host (loopback host candidates only,
 // UDP4, no mDNS, the default codecs and interceptors: NACK, RTCP reports,
-// TWCC feedback). enginetest's Client, the peer package's own tests, the
+// TWCC feedback; not pion's stats interceptor). enginetest's Client, the peer package's own tests, the
 // encode slice test and the benchmarks all use this one configuration.
 //
 // It imports only pion, so the tests of packages enginetest itself
@@ -50,8 +50,21 @@ func New(o Options) (*webrtc.PeerConnection, error) {
 	if o.Media != nil {
 		o.Media(m)
 	}
+	// pion's default interceptors less the stats one: it only feeds
+	// GetStats, which no test calls, and would make the clients (the
+	// capacity benchmark's receivers share the node's cores) clone every
+	// packet's header.
 	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+	if err := webrtc.ConfigureNack(m, reg); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureTWCCSender(m, reg); err != nil {
 		return nil, err
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg)).NewPeerConnection(webrtc.Configuration{})
