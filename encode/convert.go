@@ -41,7 +41,8 @@ func (p PixelFormat) av() astiav.PixelFormat {
 // bench.BenchmarkConvert), otherwise with swscale's bilinear path. The
 // swscale context and the picture are allocated on the first Convert
 // that needs them and reused; a change of input or output size
-// reinitialises them. It is not safe for concurrent use. The caller
+// reinitialises them. (A VideoEncoder's converter instead borrows its
+// picture from a pool the process's encoders share, see sharedPictures.) It is not safe for concurrent use. The caller
 // must call Close.
 type Converter struct {
 	format PixelFormat
@@ -49,6 +50,11 @@ type Converter struct {
 	frame  *astiav.Frame
 	sws    scaler
 	closed bool
+	// shared: the picture is borrowed from the process's pool (pictures)
+	// and given back by release; a VideoEncoder's converter is.
+	shared bool
+	key    pictureKey // the pool's key joined, when joined
+	joined bool
 }
 
 // NewConverter returns a converter producing format with BT.709
@@ -81,7 +87,11 @@ func (c *Converter) Convert(img Image, w, h int) error {
 	if w <= 0 || h <= 0 || w%2 != 0 || h%2 != 0 {
 		return fmt.Errorf("%w: output size %dx%d, want positive even width and height", ErrBadImage, w, h)
 	}
-	if c.frame == nil || c.frame.Width() != w || c.frame.Height() != h {
+	if c.shared {
+		if err := c.borrow(w, h); err != nil {
+			return err
+		}
+	} else if c.frame == nil || c.frame.Width() != w || c.frame.Height() != h {
 		if c.frame != nil {
 			c.frame.Free()
 		}
@@ -117,8 +127,41 @@ func (c *Converter) Convert(img Image, w, h int) error {
 	return nil
 }
 
-// picture is the last converted picture, nil before the first Convert.
+// picture is the last converted picture, nil before the first Convert
+// (and, for a shared converter, after release).
 func (c *Converter) picture() *astiav.Frame { return c.frame }
+
+// borrow makes c.frame a shared w×h picture, joining its key of the pool
+// (and leaving the previous one) when the size changed.
+func (c *Converter) borrow(w, h int) error {
+	k := pictureKey{w: w, h: h, format: c.format, cs: c.cs}
+	if !c.joined || c.key != k {
+		c.release()
+		if c.joined {
+			pictures.leave(c.key)
+		}
+		pictures.join(k)
+		c.key, c.joined = k, true
+	}
+	if c.frame != nil {
+		return nil // not given back since the last Convert
+	}
+	f, err := pictures.get(k)
+	if err != nil {
+		return fmt.Errorf("encode: %dx%d %s picture: %w", w, h, c.format, err)
+	}
+	c.frame = f
+	return nil
+}
+
+// release gives a shared converter's picture back to the pool once the
+// codec has taken it (avcodec_send_frame returned); a no-op otherwise.
+func (c *Converter) release() {
+	if c.shared && c.frame != nil {
+		pictures.put(c.key, c.frame)
+		c.frame = nil
+	}
+}
 
 // Close frees the swscale context and the picture. It is idempotent.
 func (c *Converter) Close() error {
@@ -126,6 +169,11 @@ func (c *Converter) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.release()
+	if c.joined {
+		pictures.leave(c.key)
+		c.joined = false
+	}
 	if c.frame != nil {
 		c.frame.Free()
 		c.frame = nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"github.com/framewire/framewire/encode/encodetest"
 	"log/slog"
 	"strings"
@@ -499,4 +500,81 @@ func TestCodecOptions(t *testing.T) {
 	if get(encode.BackendVP8, 0, "deadline") != "realtime" || encode.CodecOptions("nope", 0) != nil {
 		t.Error("VP8 or unknown backend options wrong")
 	}
+}
+
+// Encoders running at once on their own goroutines convert into the
+// process's shared pictures (encode's picture pool) and never into one
+// another's: each one's stream, a different phase of the scene per
+// encoder, is byte for byte the stream the same encoder makes running
+// alone, and decodes to its own scene.
+func TestConcurrentEncodersKeepTheirPictures(t *testing.T) {
+	const w, h, frames, encoders = 320, 180, 30, 4
+	alone := make([][]byte, encoders)
+	for k := range encoders {
+		s, _, err := roundTripScene(w, h, frames, 11*k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone[k] = s
+	}
+	var wg sync.WaitGroup
+	streams, worst, errs := make([][]byte, encoders), make([]float64, encoders), make([]error, encoders)
+	for k := range encoders {
+		wg.Go(func() {
+			streams[k], worst[k], errs[k] = roundTripScene(w, h, frames, 11*k)
+		})
+	}
+	wg.Wait()
+	for k := range encoders {
+		if errs[k] != nil {
+			t.Fatalf("encoder %d: %v", k, errs[k])
+		}
+		if !bytes.Equal(streams[k], alone[k]) {
+			t.Fatalf("encoder %d: its %d-byte stream differs from the %d bytes it makes alone", k, len(streams[k]), len(alone[k]))
+		}
+		if worst[k] < 25 {
+			t.Fatalf("encoder %d: worst PSNR %.1f dB against its own scene", k, worst[k])
+		}
+	}
+}
+
+// roundTripScene encodes frames of encodetest.Scene from phase on with
+// libx264 (one thread: deterministic) and decodes each, and returns the
+// stream and the worst PSNR against the source.
+func roundTripScene(w, h, frames, phase int) ([]byte, float64, error) {
+	enc, err := encode.NewVideoEncoder(encode.VideoConfig{Width: w, Height: h})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer enc.Close()
+	dec, err := encode.NewVideoDecoder(encode.BackendX264.Codec())
+	if err != nil {
+		return nil, 0, err
+	}
+	defer dec.Close()
+	src, got, out := make([]byte, w*h*3), make([]byte, w*h*3), make([]byte, 1<<20)
+	var stream []byte
+	worst, decoded := 99.0, 0
+	for i := range frames {
+		encodetest.Scene(src, w, h, phase+i)
+		n, _, err := enc.Encode(encode.Image{Pix: src, Width: w, Height: h}, int64(i*3000), out)
+		if err != nil {
+			return nil, 0, err
+		}
+		stream = append(stream, out[:n]...)
+		if err := dec.Decode(out[:n], func(f encode.Frame) error {
+			if _, err := f.RGB(got); err != nil {
+				return err
+			}
+			decoded++
+			worst = min(worst, encodetest.PSNR(src, got))
+			return nil
+		}); err != nil {
+			return nil, 0, err
+		}
+	}
+	if decoded != frames {
+		return nil, 0, fmt.Errorf("decoded %d of %d frames", decoded, frames)
+	}
+	return stream, worst, nil
 }

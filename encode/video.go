@@ -154,6 +154,7 @@ func NewVideoEncoder(cfg VideoConfig) (*VideoEncoder, error) {
 	if err != nil {
 		return nil, err
 	}
+	conv.shared = true // sharedPictures: the codec copies each picture in send
 	e := &VideoEncoder{cfg: cfg, conv: conv, pkt: astiav.AllocPacket()}
 	if err := e.open(cfg.Width, cfg.Height); err != nil {
 		e.Close()
@@ -365,7 +366,9 @@ func (e *VideoEncoder) Encode(img Image, pts int64, out []byte) (n int, key bool
 	e.pts = pts
 	frame.SetPts(pts)
 	setKeyRequest(frame, e.key)
-	if st := sendFrame(e.cc, frame); st < 0 {
+	st := sendFrame(e.cc, frame)
+	e.conv.release()
+	if st < 0 {
 		// e.key stays set: a requested keyframe is not lost with the frame.
 		return 0, false, fmt.Errorf("encode: %s send frame: %w", e.cfg.Backend, st.err())
 	}
