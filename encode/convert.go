@@ -53,8 +53,7 @@ type Converter struct {
 	// shared: the picture is borrowed from the process's pool (pictures)
 	// and given back by release; a VideoEncoder's converter is.
 	shared bool
-	key    pictureKey // the pool's key joined, when joined
-	joined bool
+	stack  *pictureStack // the pool's pictures of the size joined; nil before
 }
 
 // NewConverter returns a converter producing format with BT.709
@@ -131,22 +130,21 @@ func (c *Converter) Convert(img Image, w, h int) error {
 // (and, for a shared converter, after release).
 func (c *Converter) picture() *astiav.Frame { return c.frame }
 
-// borrow makes c.frame a shared w×h picture, joining its key of the pool
-// (and leaving the previous one) when the size changed.
+// borrow makes c.frame a shared w×h picture, joining its size in the
+// pool (and leaving the previous one) when the size changed.
 func (c *Converter) borrow(w, h int) error {
 	k := pictureKey{w: w, h: h, format: c.format, cs: c.cs}
-	if !c.joined || c.key != k {
+	if c.stack == nil || c.stack.key != k {
 		c.release()
-		if c.joined {
-			pictures.leave(c.key)
+		if c.stack != nil {
+			pictures.leave(c.stack)
 		}
-		pictures.join(k)
-		c.key, c.joined = k, true
+		c.stack = pictures.join(k)
 	}
 	if c.frame != nil {
 		return nil // not given back since the last Convert
 	}
-	f, err := pictures.get(k)
+	f, err := c.stack.get()
 	if err != nil {
 		return fmt.Errorf("encode: %dx%d %s picture: %w", w, h, c.format, err)
 	}
@@ -158,7 +156,7 @@ func (c *Converter) borrow(w, h int) error {
 // codec has taken it (avcodec_send_frame returned); a no-op otherwise.
 func (c *Converter) release() {
 	if c.shared && c.frame != nil {
-		pictures.put(c.key, c.frame)
+		c.stack.put(c.frame)
 		c.frame = nil
 	}
 }
@@ -170,9 +168,9 @@ func (c *Converter) Close() error {
 	}
 	c.closed = true
 	c.release()
-	if c.joined {
-		pictures.leave(c.key)
-		c.joined = false
+	if c.stack != nil {
+		pictures.leave(c.stack)
+		c.stack = nil
 	}
 	if c.frame != nil {
 		c.frame.Free()

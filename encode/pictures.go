@@ -2,6 +2,7 @@ package encode
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/asticode/go-astiav"
 )
@@ -33,73 +34,79 @@ var pictures = sharedPictures{keys: map[pictureKey]*pictureStack{}}
 // to 0.10 ms at 37 sessions of 640×360.
 //
 // A key's idle pictures are freed when its last user (a Converter that
-// borrows) closes or changes size. It is safe for concurrent use.
+// borrows) closes or changes size. Lending and taking back take no lock:
+// a size's idle pictures sit in a few atomic slots, lent from the lowest
+// one filled and given back to the lowest one free, so the pictures in
+// the low slots, the ones in use a moment ago, are lent again first; the
+// pool's lock is taken only when a user joins or leaves. It is safe for
+// concurrent use.
 type sharedPictures struct {
 	mu   sync.Mutex
 	keys map[pictureKey]*pictureStack
 }
 
+// pictureSlots is how many idle pictures of a size the pool keeps: more
+// than a node's encodes in flight at once (one per P at most); a picture
+// given back when all are taken is freed.
+const pictureSlots = 16
+
 type pictureStack struct {
-	users int
-	idle  []*astiav.Frame
+	key   pictureKey
+	users int // guarded by sharedPictures.mu
+	idle  [pictureSlots]atomic.Pointer[astiav.Frame]
 }
 
-// join counts a new user of k.
-func (p *sharedPictures) join(k pictureKey) {
+// join counts a new user of k and returns k's pictures.
+func (p *sharedPictures) join(k pictureKey) *pictureStack {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.keys[k]
 	if s == nil {
-		s = &pictureStack{}
+		s = &pictureStack{key: k}
 		p.keys[k] = s
 	}
 	s.users++
+	return s
 }
 
-// leave ends a user of k; the last one frees k's idle pictures.
-func (p *sharedPictures) leave(k pictureKey) {
+// leave ends a user of s; the last one frees s's idle pictures. The
+// users still joined are the only ones that lend from or give back to s,
+// so after the last leaves nothing does.
+func (p *sharedPictures) leave(s *pictureStack) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := p.keys[k]
-	if s == nil {
-		return
-	}
 	if s.users--; s.users > 0 {
 		return
 	}
-	for _, f := range s.idle {
-		f.Free()
+	for i := range s.idle {
+		if f := s.idle[i].Swap(nil); f != nil {
+			f.Free()
+		}
 	}
-	delete(p.keys, k)
+	delete(p.keys, s.key)
 }
 
-// get lends a picture of k, allocating one when none is idle. A user of
-// k calls it.
-func (p *sharedPictures) get(k pictureKey) (*astiav.Frame, error) {
-	p.mu.Lock()
-	if s := p.keys[k]; s != nil && len(s.idle) > 0 {
-		f := s.idle[len(s.idle)-1]
-		s.idle = s.idle[:len(s.idle)-1]
-		p.mu.Unlock()
-		return f, nil
+// get lends a picture of s, allocating one when none is idle. A user of
+// s calls it.
+func (s *pictureStack) get() (*astiav.Frame, error) {
+	for i := range s.idle {
+		if f := s.idle[i].Load(); f != nil && s.idle[i].CompareAndSwap(f, nil) {
+			return f, nil
+		}
 	}
-	p.mu.Unlock()
-	return newPicture(k)
+	return newPicture(s.key)
 }
 
 // put takes back a lent picture. One the codec still references (an
 // encoder that queues frames) is not reused: the caller's reference is
 // dropped and the codec's keeps the buffer alive.
-func (p *sharedPictures) put(k pictureKey, f *astiav.Frame) {
-	if !f.IsWritable() {
-		f.Free()
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if s := p.keys[k]; s != nil {
-		s.idle = append(s.idle, f)
-		return
+func (s *pictureStack) put(f *astiav.Frame) {
+	if f.IsWritable() {
+		for i := range s.idle {
+			if s.idle[i].Load() == nil && s.idle[i].CompareAndSwap(nil, f) {
+				return
+			}
+		}
 	}
 	f.Free()
 }

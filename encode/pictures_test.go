@@ -17,7 +17,12 @@ func idlePictures(k pictureKey) (idle, users int) {
 	if s == nil {
 		return -1, -1
 	}
-	return len(s.idle), s.users
+	for i := range s.idle {
+		if s.idle[i].Load() != nil {
+			idle++
+		}
+	}
+	return idle, s.users
 }
 
 // Video encoders of one size convert into the same shared picture, one
@@ -50,7 +55,7 @@ func TestEncodersSharePictures(t *testing.T) {
 			if e.conv.frame != nil {
 				t.Fatalf("encoder %d kept its picture after the encode", i)
 			}
-			got := pictures.keys[k].idle[0]
+			got := pictures.keys[k].idle[0].Load()
 			if first == nil {
 				first = got
 			}
@@ -81,9 +86,9 @@ func TestEncodersSharePictures(t *testing.T) {
 // one, and the queued picture's pixels stay as they were.
 func TestReferencedPictureNotReused(t *testing.T) {
 	k := pictureKey{w: 64, h: 32, format: PixelI420, cs: colour{bt709: true}}
-	pictures.join(k)
-	defer pictures.leave(k)
-	f, err := pictures.get(k)
+	s := pictures.join(k)
+	defer pictures.leave(s)
+	f, err := s.get()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,11 +97,11 @@ func TestReferencedPictureNotReused(t *testing.T) {
 	if err := queued.Ref(f); err != nil {
 		t.Fatal(err)
 	}
-	pictures.put(k, f)
+	s.put(f)
 	if idle, _ := idlePictures(k); idle != 0 {
 		t.Fatalf("a referenced picture went back to the pool (%d idle)", idle)
 	}
-	g, err := pictures.get(k)
+	g, err := s.get()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,9 +111,35 @@ func TestReferencedPictureNotReused(t *testing.T) {
 	if !queued.IsWritable() {
 		t.Fatal("the queued reference is not the buffer's last")
 	}
-	pictures.put(k, g)
+	s.put(g)
 	if idle, _ := idlePictures(k); idle != 1 {
 		t.Fatalf("a free picture did not go back to the pool (%d idle)", idle)
+	}
+}
+
+// Lending and taking back allocate nothing and, with pictures in use at
+// once, lend the lowest slots' again: the ones used a moment ago.
+func TestSharedPicturesLowSlotsFirst(t *testing.T) {
+	k := pictureKey{w: 64, h: 32, format: PixelI420, cs: colour{bt709: true}}
+	s := pictures.join(k)
+	defer pictures.leave(s)
+	a, _ := s.get()
+	b, _ := s.get()
+	s.put(b) // slot 0
+	s.put(a) // slot 1
+	if got, _ := s.get(); got != b {
+		t.Fatal("the lowest slot's picture was not lent first")
+	}
+	s.put(b)
+	step := func() {
+		f, err := s.get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.put(f)
+	}
+	if n := testing.AllocsPerRun(100, step); n != 0 {
+		t.Fatalf("%v allocations to lend and take back a picture; want 0", n)
 	}
 }
 
