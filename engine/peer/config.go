@@ -12,6 +12,7 @@ import (
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -237,6 +238,7 @@ func (c *Config) interceptors(m *webrtc.MediaEngine, bwe chan<- cc.BandwidthEsti
 	if err := webrtc.ConfigureTWCCSenderWithOptions(m, reg, twcc.WithLoggerFactory(lf)); err != nil {
 		return nil, fmt.Errorf("peer: twcc feedback: %w", err)
 	}
+	reg.Add(attributesFactory{}) // last added: outermost on the send path
 	return reg, nil
 }
 
@@ -269,4 +271,30 @@ func (c *Config) settingEngine() (webrtc.SettingEngine, error) {
 	}
 	se.LoggerFactory = loggerFactory{c.Logger}
 	return se, nil
+}
+
+// attributesFactory makes the outermost interceptor of the send chain:
+// pion's track writer hands the chain nil attributes, and gcc's
+// congestion controller then makes a map for every packet to note the
+// TWCC extension id in. Each local stream gets one map instead, reused
+// for all its packets: the controller sets the same key each time and
+// nothing keeps the map past the write (gcc's pacer is the no-op one).
+// A stream's packets are written one at a time (Output serializes its
+// writes; each peer binds its own stream).
+type attributesFactory struct{}
+
+func (attributesFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &attributesInterceptor{}, nil
+}
+
+type attributesInterceptor struct{ interceptor.NoOp }
+
+func (*attributesInterceptor) BindLocalStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	attrs := interceptor.Attributes{}
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if a == nil {
+			a = attrs
+		}
+		return w.Write(h, payload, a)
+	})
 }
