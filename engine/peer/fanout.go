@@ -7,8 +7,8 @@ import (
 )
 
 // Fan-out policy. One Output is encoded once and bound to every viewer
-// (Peer) of its session: pion's sample track packetizes each access unit
-// once and writes the same packets to every binding, each through that
+// (Peer) of its session: the Output packetizes each access unit once and
+// pion's RTP track writes the same packets to every binding, each through that
 // viewer's own interceptors (NACK responder, TWCC, sender reports) and
 // SRTP socket. A write to one viewer never waits for another: pion's
 // socket writes do not block on a slow receiver (a full socket buffer

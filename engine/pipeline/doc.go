@@ -4,8 +4,8 @@
 // buffer.
 //
 // An output track gets one pipeline per session, whatever the number of
-// peers: it encodes once and its Sink (a pion TrackLocalStaticSample in
-// engine/peer) fans the packets out.
+// peers: it encodes once and its Sink (engine/peer's Output, over a pion
+// RTP track) fans the packets out.
 //
 // Lifecycle: NewVideo (or NewAudio) builds a pipeline without touching
 // native resources; Run drives it on the calling goroutine (and, for

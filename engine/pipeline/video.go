@@ -15,7 +15,7 @@ import (
 )
 
 // Sink receives encoded media, one access unit (video) or one Opus frame
-// (audio) at a time: engine/peer implements it over a pion sample track.
+// (audio) at a time: engine/peer implements it over a pion RTP track.
 // data is valid only during the call. duration is the sample's length on
 // the wire (the RTP timestamp advances by it); capture is when the model
 // emitted the media (zero for generated silence); key marks a video
