@@ -3,6 +3,7 @@ package peer
 import (
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -209,7 +210,17 @@ func (c *Config) interceptors(m *webrtc.MediaEngine, bwe chan<- cc.BandwidthEsti
 	if err != nil {
 		return nil, fmt.Errorf("peer: congestion controller: %w", err)
 	}
+	// The connection's estimator, for the NACK responder's budget (one
+	// PeerConnection per API, so one estimator).
+	var est atomic.Pointer[cc.BandwidthEstimator]
+	target := func() (int, bool) {
+		if e := est.Load(); e != nil {
+			return (*e).GetTargetBitrate(), true
+		}
+		return 0, false
+	}
 	ccf.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) {
+		est.Store(&e)
 		select {
 		case bwe <- e:
 		default:
@@ -224,10 +235,21 @@ func (c *Config) interceptors(m *webrtc.MediaEngine, bwe chan<- cc.BandwidthEsti
 	// packet a header clone and a lock. Every interceptor logs through the
 	// peer's slog.Logger (the default factory would write to stderr).
 	lf := loggerFactory{c.Logger}
-	if err := webrtc.ConfigureNackWithOptions(m, reg, []nack.GeneratorOption{nack.WithGeneratorLoggerFactory(lf)},
-		nack.WithResponderLoggerFactory(lf)); err != nil {
+	// NACK: pion's generator for the client's media, the engine's own
+	// responder for ours (nackResponderFactory), in the order pion's
+	// ConfigureNack registers them.
+	gen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(lf))
+	if err != nil {
 		return nil, fmt.Errorf("peer: nack: %w", err)
 	}
+	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
+	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
+	nlog := c.Logger
+	if nlog == nil {
+		nlog = slog.New(slog.DiscardHandler)
+	}
+	reg.Add(nackResponderFactory{log: nlog, target: target})
+	reg.Add(gen)
 	if err := webrtc.ConfigureRTCPReportsWithOptions(reg, []report.ReceiverOption{report.WithReceiverLoggerFactory(lf)},
 		report.WithSenderLoggerFactory(lf)); err != nil {
 		return nil, fmt.Errorf("peer: rtcp reports: %w", err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -27,6 +28,10 @@ type Options struct {
 	// MaxMessageSize, when set, is the SCTP message size the client
 	// accepts (a browser's is 256 KiB).
 	MaxMessageSize uint32
+	// Net, when set, is where the client's ICE agent gets its sockets
+	// (pion's SettingEngine.SetNet): a test can lose packets on the way
+	// in, before SRTP, as a network does.
+	Net transport.Net
 }
 
 // New returns a new client PeerConnection; the caller closes it.
@@ -38,6 +43,9 @@ func New(o Options) (*webrtc.PeerConnection, error) {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if o.MaxMessageSize > 0 {
 		se.SetSCTPMaxMessageSize(o.MaxMessageSize)
+	}
+	if o.Net != nil {
+		se.SetNet(o.Net)
 	}
 	m := &webrtc.MediaEngine{}
 	if o.VP8Only {
