@@ -780,7 +780,9 @@ func capacityAt(b *testing.B, w, h int) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Logf("%dx%d %2d sessions (try %d): worst loss %.2f%%, %d of %d frames received (%d dropped, %d skipped, %d failed, %d lost on the wire), CPU %.2f ms/frame, sustained %v",
+			// Printed, not logged: a benchmark's log keeps only its
+			// first lines (a search's last steps went missing).
+			fmt.Printf("  step %dx%d %2d sessions (try %d): worst loss %.2f%%, %d of %d frames received (%d dropped, %d skipped, %d failed, %d lost on the wire), CPU %.2f ms/frame, sustained %v\n",
 				w, h, n, try+1, 100*r.worstLoss, r.got, r.emitted, r.dropped, r.skipped, r.failed, r.netLost, ms(r.cpuPerFrame), r.ok)
 			if r.ok {
 				results[n] = r
