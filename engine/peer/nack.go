@@ -64,9 +64,6 @@ type sentHistory struct {
 	slots  []sentSlot
 	rtt    time.Duration
 	rttN   int64
-	// Used only by the goroutine reading the peer's RTCP (resends).
-	scratch [sentSlotSize]byte
-	pkt     rtp.Packet
 }
 
 // sentSlot is one kept packet, marshalled; n is 0 for none.
@@ -195,7 +192,10 @@ func ntp32(t time.Time) uint32 {
 }
 
 // resend writes again the kept packets nack lists, in order, until the
-// retransmission budget runs out.
+// retransmission budget runs out. It may run on several goroutines at
+// once (pion hands a compound RTCP packet to the reader of every sender
+// it names): each copies a packet out under the stream's lock, and the
+// resend time noted there keeps a second reader from sending it again.
 func (r *nackResponder) resend(nack *rtcp.TransportLayerNack) {
 	r.mu.Lock()
 	h := r.streams[nack.MediaSSRC]
@@ -203,6 +203,8 @@ func (r *nackResponder) resend(nack *rtcp.TransportLayerNack) {
 	if h == nil {
 		return
 	}
+	var buf [sentSlotSize]byte
+	var pkt rtp.Packet
 	for i := range nack.Nacks {
 		limited := false
 		nack.Nacks[i].Range(func(seq uint16) bool {
@@ -220,12 +222,12 @@ func (r *nackResponder) resend(nack *rtcp.TransportLayerNack) {
 				return false
 			}
 			s.resent = now.UnixNano()
-			copy(h.scratch[:], s.buf[:n])
+			copy(buf[:], s.buf[:n])
 			h.mu.Unlock()
-			if err := h.pkt.Unmarshal(h.scratch[:n]); err != nil {
+			if err := pkt.Unmarshal(buf[:n]); err != nil {
 				return true
 			}
-			if _, err := h.writer.Write(&h.pkt.Header, h.pkt.Payload, nil); err != nil {
+			if _, err := h.writer.Write(&pkt.Header, pkt.Payload, nil); err != nil {
 				r.log.Warn("nack: resend failed", "seq", seq, "err", err)
 			}
 			return true

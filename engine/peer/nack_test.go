@@ -203,3 +203,46 @@ func TestNackResponderSuppressesAndLimits(t *testing.T) {
 		t.Fatalf("%v allocations to keep a packet; want 0", n)
 	}
 }
+
+// Two goroutines answering the same NACK at once (pion hands a compound
+// RTCP packet to every sender it names) resend each packet once, and the
+// race detector finds nothing shared unguarded.
+func TestNackResponderConcurrentReaders(t *testing.T) {
+	r := &nackResponder{streams: map[uint32]*sentHistory{}, now: time.Now,
+		target: func() (int, bool) { return 0, false }}
+	var mu sync.Mutex
+	var sent []uint16
+	w := interceptor.RTPWriterFunc(func(h *rtp.Header, p []byte, _ interceptor.Attributes) (int, error) {
+		time.Sleep(20 * time.Microsecond) // a socket write: the readers overlap
+		if len(p) != 1100 || p[0] != byte(h.SequenceNumber) {
+			t.Errorf("packet %d resent with another's payload", h.SequenceNumber)
+		}
+		mu.Lock()
+		sent = append(sent, h.SequenceNumber)
+		mu.Unlock()
+		return 0, nil
+	})
+	info := &interceptor.StreamInfo{SSRC: 9, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}}}
+	send := r.BindLocalStream(info, w)
+	payload := make([]byte, 1100)
+	for seq := range uint16(64) {
+		payload[0] = byte(seq)
+		_, _ = send.Write(&rtp.Header{Version: 2, SSRC: 9, SequenceNumber: seq}, payload, nil)
+	}
+	mu.Lock()
+	sent = nil
+	mu.Unlock()
+	seqs := make([]uint16, 64)
+	for i := range seqs {
+		seqs[i] = uint16(i)
+	}
+	nack := &rtcp.TransportLayerNack{MediaSSRC: 9, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { r.resend(nack) })
+	}
+	wg.Wait()
+	if len(sent) != 64 {
+		t.Fatalf("%d packets resent for 64 NACKed by two readers at once; want each once", len(sent))
+	}
+}
