@@ -1,8 +1,9 @@
 // Package loopback builds the tests' WebRTC client: a pion PeerConnection
 // configured like a browser on this host (loopback host candidates only,
 // UDP4, no mDNS, the default codecs and interceptors: NACK, RTCP reports,
-// TWCC feedback; not pion's stats interceptor). enginetest's Client, the peer package's own tests, the
-// encode slice test and the benchmarks all use this one configuration.
+// TWCC feedback; not pion's stats interceptor). enginetest's Client, the
+// peer package's own tests, the encode slice test and the benchmarks all
+// use this one configuration.
 //
 // It imports only pion, so the tests of packages enginetest itself
 // imports (engine/peer) can use it.
