@@ -113,7 +113,7 @@ func splitNALs(dst [][]byte, au []byte) [][]byte {
 // packets through write, and returns the first error write returned (the
 // packets after it are still written, as pion's sample track does).
 func (z *h264Packetizer) packetize(au []byte, ticks uint32, write func(*rtp.Packet) error) error {
-	ts := z.ts
+	a := auWriter{z: z, ts: z.ts, write: write}
 	z.ts += ticks
 	z.nals = splitNALs(z.nals, au)
 	// The last NAL unit that gets a packet, for the marker bit.
@@ -123,58 +123,6 @@ func (z *h264Packetizer) packetize(au []byte, ticks uint32, write func(*rtp.Pack
 			last = i
 		}
 	}
-	var sps, pps []byte
-	var first error
-	send := func(payload []byte, marker bool) {
-		z.pkt.SequenceNumber, z.pkt.Timestamp, z.pkt.Marker = z.seq, ts, marker
-		z.pkt.Payload = payload
-		z.seq++
-		if err := write(&z.pkt); err != nil && first == nil {
-			first = err
-		}
-	}
-	// unit sends one NAL unit whole or as FU-A fragments.
-	unit := func(n []byte, marker bool) {
-		if len(n) <= rtpPayloadMax {
-			send(n, marker)
-			return
-		}
-		indicator, typ := n[0]&0x60|nalFUA, n[0]&0x1f
-		rest := n[1:]
-		for off := 0; off < len(rest); {
-			size := min(rtpPayloadMax-2, len(rest)-off)
-			hdr := typ
-			if off == 0 {
-				hdr |= 0x80
-			} else if off+size == len(rest) {
-				hdr |= 0x40
-			}
-			z.buf[0], z.buf[1] = indicator, hdr
-			copy(z.buf[2:], rest[off:off+size])
-			off += size
-			send(z.buf[:2+size], marker && off == len(rest))
-		}
-	}
-	// params sends a pending SPS and PPS: as one STAP-A when both are
-	// there and fit, else each alone.
-	params := func(marker bool) {
-		if sps != nil && pps != nil && 1+2+len(sps)+2+len(pps) <= rtpPayloadMax {
-			b := append(z.buf[:0], stapAHead)
-			b = binary.BigEndian.AppendUint16(b, uint16(len(sps)))
-			b = append(b, sps...)
-			b = binary.BigEndian.AppendUint16(b, uint16(len(pps)))
-			b = append(b, pps...)
-			send(b, marker)
-		} else {
-			if sps != nil {
-				unit(sps, marker && pps == nil)
-			}
-			if pps != nil {
-				unit(pps, marker)
-			}
-		}
-		sps, pps = nil, nil
-	}
 	for i, n := range z.nals {
 		if len(n) == 0 {
 			continue
@@ -182,23 +130,88 @@ func (z *h264Packetizer) packetize(au []byte, ticks uint32, write func(*rtp.Pack
 		switch n[0] & 0x1f {
 		case nalAUD, nalFiller:
 			continue
-		case nalSPS:
-			sps = n
-			if i == last {
-				params(true)
+		case nalSPS, nalPPS:
+			if n[0]&0x1f == nalSPS {
+				a.sps = n
+			} else {
+				a.pps = n
 			}
-			continue
-		case nalPPS:
-			pps = n
 			if i == last {
-				params(true)
+				a.params(true)
 			}
 			continue
 		}
-		if sps != nil || pps != nil {
-			params(false)
+		if a.sps != nil || a.pps != nil {
+			a.params(false)
 		}
-		unit(n, i == last)
+		a.unit(n, i == last)
 	}
-	return first
+	return a.err
+}
+
+// auWriter is one access unit's packetization: its timestamp, the SPS
+// and PPS waiting for the next NAL unit, and the first write error.
+type auWriter struct {
+	z        *h264Packetizer
+	ts       uint32
+	write    func(*rtp.Packet) error
+	sps, pps []byte
+	err      error
+}
+
+// send writes one packet of payload.
+func (a *auWriter) send(payload []byte, marker bool) {
+	z := a.z
+	z.pkt.SequenceNumber, z.pkt.Timestamp, z.pkt.Marker = z.seq, a.ts, marker
+	z.pkt.Payload = payload
+	z.seq++
+	if err := a.write(&z.pkt); err != nil && a.err == nil {
+		a.err = err
+	}
+}
+
+// unit sends one NAL unit whole or as FU-A fragments.
+func (a *auWriter) unit(n []byte, marker bool) {
+	if len(n) <= rtpPayloadMax {
+		a.send(n, marker)
+		return
+	}
+	buf := &a.z.buf
+	indicator, typ := n[0]&0x60|nalFUA, n[0]&0x1f
+	rest := n[1:]
+	for off := 0; off < len(rest); {
+		size := min(rtpPayloadMax-2, len(rest)-off)
+		hdr := typ
+		if off == 0 {
+			hdr |= 0x80
+		} else if off+size == len(rest) {
+			hdr |= 0x40
+		}
+		buf[0], buf[1] = indicator, hdr
+		copy(buf[2:], rest[off:off+size])
+		off += size
+		a.send(buf[:2+size], marker && off == len(rest))
+	}
+}
+
+// params sends the pending SPS and PPS: as one STAP-A when both are
+// there and fit, else each alone.
+func (a *auWriter) params(marker bool) {
+	sps, pps := a.sps, a.pps
+	a.sps, a.pps = nil, nil
+	if sps != nil && pps != nil && 1+2+len(sps)+2+len(pps) <= rtpPayloadMax {
+		b := append(a.z.buf[:0], stapAHead)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(sps)))
+		b = append(b, sps...)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(pps)))
+		b = append(b, pps...)
+		a.send(b, marker)
+		return
+	}
+	if sps != nil {
+		a.unit(sps, marker && pps == nil)
+	}
+	if pps != nil {
+		a.unit(pps, marker)
+	}
 }
